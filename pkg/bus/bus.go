@@ -1,0 +1,141 @@
+// Package bus is the contract between the broker (which publishes media) and
+// the whep-nodes (which play it): how one live media stream is laid out on
+// NATS JetStream, and the code that writes and reads that layout.
+//
+// # Names
+//
+// A stream name matches [A-Za-z0-9_-]{1,64}. ValidateName is applied before a
+// name becomes part of any subject, JetStream stream or KV key; everything else
+// is rejected with ErrInvalidName.
+//
+// # Layout
+//
+// Each media stream NAME has one JetStream stream, StreamName(NAME) =
+// "MEDIA_NAME", holding the subjects "media.NAME.>":
+//
+//	media.NAME.tracks   the track announcement (JSON, see Announcement)
+//	media.NAME.v.key    a video access unit that is a keyframe (IDR, with SPS/PPS)
+//	media.NAME.v.delta  any other video access unit
+//	media.NAME.a        one audio packet (one Opus packet)
+//	media.NAME.part     continuation parts of a frame larger than the max payload
+//
+// A subscriber finds the latest keyframe with one direct get of the last
+// message on media.NAME.v.key and replays from its sequence with one ordered
+// consumer on media.NAME.> (which also delivers announcements in order).
+//
+// # Messages
+//
+// The payload is the raw frame: an Annex-B H.264 access unit, or one Opus
+// packet. Metadata travels in headers that `nats sub --headers-only` shows as
+// plain text:
+//
+//	Whepcast-Epoch     the ingest session (decimal; see Epoch)
+//	Whepcast-Codec     H264 or Opus
+//	Whepcast-Pts       presentation time, 90 kHz, unwrapped int64
+//	Whepcast-Dts       decode time, 90 kHz, unwrapped int64 (video only)
+//	Whepcast-Key       "1" on keyframes
+//	Whepcast-Dur       duration on the 90 kHz clock (audio only)
+//	Whepcast-Parts     number of messages the frame spans (only when > 1)
+//
+// A frame larger than the connection's max payload is split: the first part
+// goes to its normal subject with Whepcast-Parts: N, the N-1 following parts
+// (published back to back) go to media.NAME.part with Whepcast-Part: i/N.
+// Reader reassembles them; no frame is dropped for its size.
+//
+// The announcement is published with Nats-Rollup: sub (only the latest is
+// kept) and Nats-TTL: never (it outlives MaxAge), at the start of every
+// epoch, whenever the tracks change, and again before every keyframe so that
+// byte-based discard cannot remove it while the stream is live.
+//
+// # Epoch
+//
+// Every ingest session (a new publisher, a takeover, a broker restart) gets a
+// new epoch: the session's start time in Unix nanoseconds, so a later epoch
+// compares greater. Every message carries it; a change tells a subscriber that
+// timestamps restart and that it must resume from the new epoch's first
+// keyframe, not that frames were lost.
+//
+// # Catalog
+//
+// The KV bucket CatalogBucket ("whepcast_catalog") has one key per stream
+// name, whose value is a CatalogEntry (JSON): start time, epoch, tracks,
+// state ("live" or "ended") and ingest statistics. The broker refreshes a live
+// entry every few seconds; the bucket's TTL removes entries that are no longer
+// refreshed (ended streams and crashed brokers).
+//
+// # Retention
+//
+// Each media stream keeps messages for MaxAge (default 30 s) and at most
+// MaxBytes (default 256 MiB), discarding the oldest: at least two GOPs of a
+// 10 s-GOP stream. Storage is file by default, memory as an option.
+package bus
+
+import (
+	"fmt"
+	"regexp"
+)
+
+// Subject and stream naming.
+const (
+	// SubjectRoot is the first token of every media subject.
+	SubjectRoot = "media"
+	// StreamPrefix prefixes the JetStream stream name of a media stream.
+	StreamPrefix = "MEDIA_"
+	// CatalogBucket is the KV bucket of live streams.
+	CatalogBucket = "whepcast_catalog"
+)
+
+// Header names carried by every media message.
+const (
+	HeaderEpoch = "Whepcast-Epoch"
+	HeaderCodec = "Whepcast-Codec"
+	HeaderPTS   = "Whepcast-Pts"
+	HeaderDTS   = "Whepcast-Dts"
+	HeaderKey   = "Whepcast-Key"
+	HeaderDur   = "Whepcast-Dur"
+	HeaderParts = "Whepcast-Parts"
+	HeaderPart  = "Whepcast-Part"
+)
+
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+
+// ValidateName reports whether name may be used as a stream name. It returns
+// an error wrapping ErrInvalidName otherwise.
+func ValidateName(name string) error {
+	if !nameRE.MatchString(name) {
+		return fmt.Errorf("%w: %q (want 1 to 64 of A-Z a-z 0-9 _ -)", ErrInvalidName, name)
+	}
+	return nil
+}
+
+// Subjects are the NATS subjects of one media stream. Build them with
+// SubjectsFor, which validates the name.
+type Subjects struct {
+	Name   string // the stream name
+	Stream string // JetStream stream name
+	All    string // media.NAME.>
+	Tracks string // media.NAME.tracks
+	Key    string // media.NAME.v.key
+	Delta  string // media.NAME.v.delta
+	Audio  string // media.NAME.a
+	Part   string // media.NAME.part
+}
+
+// SubjectsFor returns the subjects of the media stream name, or an error
+// wrapping ErrInvalidName.
+func SubjectsFor(name string) (Subjects, error) {
+	if err := ValidateName(name); err != nil {
+		return Subjects{}, err
+	}
+	p := SubjectRoot + "." + name + "."
+	return Subjects{
+		Name:   name,
+		Stream: StreamPrefix + name,
+		All:    p + ">",
+		Tracks: p + "tracks",
+		Key:    p + "v.key",
+		Delta:  p + "v.delta",
+		Audio:  p + "a",
+		Part:   p + "part",
+	}, nil
+}

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Regenerates the MPEG-TS fixtures of whepcast's tests with ffmpeg, and records
+# next to each fixture (NAME.ts.expect) the counts ffprobe reports for it.
+# The fixtures are committed; run this only to change them:
+#   bash testdata/gen.sh
+set -euo pipefail
+cd "$(dirname "$0")"
+command -v ffmpeg >/dev/null || { echo "gen.sh: ffmpeg is needed (apt-get install ffmpeg)" >&2; exit 1; }
+
+# Small, deterministic sources: a test pattern and a sine tone.
+W=320; H=180; FPS=30
+vsrc() { echo "testsrc2=size=${W}x${H}:rate=${FPS}:duration=$1"; }
+asrc() { echo "sine=frequency=440:sample_rate=48000:duration=$1"; }
+X264=(-c:v libx264 -preset veryfast -tune zerolatency -profile:v baseline -pix_fmt yuv420p -bf 0 -b:v 250k -maxrate 400k -bufsize 400k -sc_threshold 0 -flags -global_header)
+OPUS=(-c:a libopus -b:a 32k -ac 2 -frame_duration 20)
+FF=(ffmpeg -hide_banner -loglevel error -y -bitexact)
+
+gop() { echo "-g $1 -keyint_min $1"; }
+
+# av.ts: H.264 (1 s GOP) + Opus, 6 s.
+"${FF[@]}" -f lavfi -i "$(vsrc 6)" -f lavfi -i "$(asrc 6)" "${X264[@]}" $(gop 30) "${OPUS[@]}" -f mpegts av.ts
+# video.ts: H.264 only, 4 s.
+"${FF[@]}" -f lavfi -i "$(vsrc 4)" "${X264[@]}" $(gop 30) -f mpegts video.ts
+# audio.ts: Opus only, 4 s.
+"${FF[@]}" -f lavfi -i "$(asrc 4)" "${OPUS[@]}" -f mpegts audio.ts
+# aac.ts: H.264 + AAC (WebRTC cannot carry the audio), 4 s.
+"${FF[@]}" -f lavfi -i "$(vsrc 4)" -f lavfi -i "$(asrc 4)" "${X264[@]}" $(gop 30) -c:a aac -b:a 64k -f mpegts aac.ts
+# wrap.ts: H.264 + Opus whose PTS crosses 2^33 (at 95443.717 s) about 0.7 s in, 4 s.
+"${FF[@]}" -f lavfi -i "$(vsrc 4)" -f lavfi -i "$(asrc 4)" "${X264[@]}" $(gop 30) "${OPUS[@]}" -output_ts_offset 95443 -f mpegts wrap.ts
+# gop4.ts: H.264 with a 4 s GOP + Opus, 10 s.
+"${FF[@]}" -f lavfi -i "$(vsrc 10)" -f lavfi -i "$(asrc 10)" "${X264[@]}" $(gop 120) "${OPUS[@]}" -f mpegts gop4.ts
+# pmtchange.ts: 3 s video-only, then 3 s of video + Opus: the PMT changes
+# mid-way (same version number, new content); timestamps continue.
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+"${FF[@]}" -f lavfi -i "$(vsrc 3)" "${X264[@]}" $(gop 30) -f mpegts "$tmp/a.ts"
+"${FF[@]}" -f lavfi -i "$(vsrc 3)" -f lavfi -i "$(asrc 3)" "${X264[@]}" $(gop 30) "${OPUS[@]}" -output_ts_offset 3 -f mpegts "$tmp/b.ts"
+cat "$tmp/a.ts" "$tmp/b.ts" > pmtchange.ts
+
+# Expected counts, as ffprobe sees them.
+for f in av video audio aac wrap gop4 pmtchange; do
+  v=$(ffprobe -v error -select_streams v -show_entries packet=flags -of compact "$f.ts" | grep -c '^packet|' || true)
+  k=$(ffprobe -v error -select_streams v -show_entries packet=flags -of compact "$f.ts" | grep -c '^packet|flags=K' || true)
+  a=$(ffprobe -v error -select_streams a -show_entries packet=pts -of compact "$f.ts" | grep -c '^packet|' || true)
+  printf 'video_frames=%d\nkeyframes=%d\naudio_packets=%d\n' "$v" "$k" "$a" > "$f.ts.expect"
+done
+ls -l ./*.ts
