@@ -26,7 +26,7 @@ gop() { echo "-g $1 -keyint_min $1"; }
 # aac.ts: H.264 + AAC (WebRTC cannot carry the audio), 4 s.
 "${FF[@]}" -f lavfi -i "$(vsrc 4)" -f lavfi -i "$(asrc 4)" "${X264[@]}" $(gop 30) -c:a aac -b:a 64k -f mpegts aac.ts
 # wrap.ts: H.264 + Opus whose PTS crosses 2^33 (at 95443.717 s) about 0.7 s in, 4 s.
-"${FF[@]}" -f lavfi -i "$(vsrc 4)" -f lavfi -i "$(asrc 4)" "${X264[@]}" $(gop 30) "${OPUS[@]}" -output_ts_offset 95443 -f mpegts wrap.ts
+"${FF[@]}" -f lavfi -i "$(vsrc 4)" -f lavfi -i "$(asrc 4)" "${X264[@]}" $(gop 30) "${OPUS[@]}" -muxdelay 0 -muxpreload 0 -output_ts_offset 95443 -f mpegts wrap.ts
 # gop4.ts: H.264 with a 4 s GOP + Opus, 10 s.
 "${FF[@]}" -f lavfi -i "$(vsrc 10)" -f lavfi -i "$(asrc 10)" "${X264[@]}" $(gop 120) "${OPUS[@]}" -f mpegts gop4.ts
 # pmtchange.ts: 3 s video-only, then 3 s of video + Opus: the PMT changes

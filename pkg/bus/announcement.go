@@ -1,6 +1,10 @@
 package bus
 
-import "github.com/whepcast/whepcast/pkg/tsframes"
+import (
+	"slices"
+
+	"github.com/whepcast/whepcast/pkg/tsframes"
+)
 
 // Announcement is the payload of media.NAME.tracks and the Tracks of a
 // CatalogEntry: the tracks of the current PMT of an ingest session and which
@@ -13,4 +17,30 @@ type Announcement struct {
 	// first H.264 and the first Opus track), 0 when there is none.
 	Video uint16 `json:"video_pid,omitempty"`
 	Audio uint16 `json:"audio_pid,omitempty"`
+}
+
+// NewAnnouncement builds the announcement of stream name in epoch from the
+// tracks of a PMT, selecting the first H.264 track as Video and the first
+// Opus track as Audio.
+func NewAnnouncement(name string, epoch uint64, a tsframes.Announcement) Announcement {
+	out := Announcement{Stream: name, Epoch: epoch, Tracks: slices.Clone(a.Tracks)}
+	for _, t := range a.Tracks {
+		switch {
+		case t.Codec == tsframes.CodecH264 && out.Video == 0:
+			out.Video = t.PID
+		case t.Codec == tsframes.CodecOpus && out.Audio == 0:
+			out.Audio = t.PID
+		}
+	}
+	return out
+}
+
+// Track returns the announced track with the given PID.
+func (a Announcement) Track(pid uint16) (tsframes.Track, bool) {
+	for _, t := range a.Tracks {
+		if t.PID == pid {
+			return t, true
+		}
+	}
+	return tsframes.Track{}, false
 }

@@ -1,17 +1,18 @@
 // Package bus is the contract between the broker (which publishes media) and
 // the whep-nodes (which play it): how one live media stream is laid out on
-// NATS JetStream, and the code that writes and reads that layout.
+// NATS JetStream, and the code that writes it (Publisher) and reads it
+// (Subscribe, LatestKeyframe, Watcher). docs/bus.md is the operator's view.
 //
 // # Names
 //
 // A stream name matches [A-Za-z0-9_-]{1,64}. ValidateName is applied before a
 // name becomes part of any subject, JetStream stream or KV key; everything else
-// is rejected with ErrInvalidName.
+// is rejected with ErrInvalidName and nothing is created.
 //
 // # Layout
 //
-// Each media stream NAME has one JetStream stream, StreamName(NAME) =
-// "MEDIA_NAME", holding the subjects "media.NAME.>":
+// Each media stream NAME has one JetStream stream, "MEDIA_NAME"
+// (Subjects.Stream), holding the subjects "media.NAME.>":
 //
 //	media.NAME.tracks   the track announcement (JSON, see Announcement)
 //	media.NAME.v.key    a video access unit that is a keyframe (IDR, with SPS/PPS)
@@ -19,9 +20,14 @@
 //	media.NAME.a        one audio packet (one Opus packet)
 //	media.NAME.part     continuation parts of a frame larger than the max payload
 //
+// The stream allows direct gets, rollups and per-message TTLs, discards the
+// oldest messages first, and is created or updated by NewPublisher (storage
+// cannot change on an existing stream).
+//
 // A subscriber finds the latest keyframe with one direct get of the last
-// message on media.NAME.v.key and replays from its sequence with one ordered
-// consumer on media.NAME.> (which also delivers announcements in order).
+// message on media.NAME.v.key (LatestKeyframe) and replays from its sequence
+// with one consumer on media.NAME.> that delivers in stream order, without
+// acks (Subscribe), which also delivers announcements in order.
 //
 // # Messages
 //
@@ -29,45 +35,71 @@
 // packet. Metadata travels in headers that `nats sub --headers-only` shows as
 // plain text:
 //
-//	Whepcast-Epoch     the ingest session (decimal; see Epoch)
+//	Whepcast-Epoch     the ingest session (decimal; see Epoch); on every message
 //	Whepcast-Codec     H264 or Opus
 //	Whepcast-Pts       presentation time, 90 kHz, unwrapped int64
 //	Whepcast-Dts       decode time, 90 kHz, unwrapped int64 (video only)
-//	Whepcast-Key       "1" on keyframes
+//	Whepcast-Key       "1" on keyframes (absent otherwise)
 //	Whepcast-Dur       duration on the 90 kHz clock (audio only)
 //	Whepcast-Parts     number of messages the frame spans (only when > 1)
+//	Whepcast-Part      "i/N" on continuation parts, i from 2 to N
 //
-// A frame larger than the connection's max payload is split: the first part
-// goes to its normal subject with Whepcast-Parts: N, the N-1 following parts
-// (published back to back) go to media.NAME.part with Whepcast-Part: i/N.
-// Reader reassembles them; no frame is dropped for its size.
+// A frame larger than the connection's max payload (minus HeaderRoom for the
+// headers) is split: the first part goes to its normal subject with
+// Whepcast-Parts: N, the N-1 following parts (published back to back, so
+// consecutive in the stream) go to media.NAME.part with Whepcast-Epoch and
+// Whepcast-Part: i/N. Subscribe reassembles them; an incomplete set (a part
+// aged out or was never published) is discarded whole. No frame is dropped
+// for its size up to MaxParts parts.
 //
-// The announcement is published with Nats-Rollup: sub (only the latest is
-// kept) and Nats-TTL: never (it outlives MaxAge), at the start of every
-// epoch, whenever the tracks change, and again before every keyframe so that
-// byte-based discard cannot remove it while the stream is live.
+// The announcement carries Whepcast-Epoch, Nats-Rollup: sub (only the latest
+// is kept) and Nats-TTL: never (it outlives MaxAge). It is published by
+// Publisher.Announce at the start of every epoch and whenever the tracks
+// change, and again before every keyframe so that byte-based discard cannot
+// remove it while the stream is live.
+//
+// # Publishing
+//
+// Publisher.Publish never blocks the ingest for longer than StallTimeout: it
+// publishes asynchronously within a window of MaxInFlight unacknowledged
+// messages; a frame that finds no room in time is dropped, counted and
+// reported with ErrDropped, and after a dropped video frame the deltas up to
+// the next keyframe are dropped too (they could not be decoded).
 //
 // # Epoch
 //
 // Every ingest session (a new publisher, a takeover, a broker restart) gets a
-// new epoch: the session's start time in Unix nanoseconds, so a later epoch
-// compares greater. Every message carries it; a change tells a subscriber that
-// timestamps restart and that it must resume from the new epoch's first
-// keyframe, not that frames were lost.
+// new epoch: by default the session's start time in Unix nanoseconds, so a
+// later epoch compares greater. Every message carries it; a change tells a
+// subscriber that timestamps restart and that it must resume from the new
+// epoch's first keyframe, not that frames were lost. A stream that was
+// deleted and created again (its creation time changed) is read by Subscribe
+// from its first message.
 //
 // # Catalog
 //
 // The KV bucket CatalogBucket ("whepcast_catalog") has one key per stream
 // name, whose value is a CatalogEntry (JSON): start time, epoch, tracks,
-// state ("live" or "ended") and ingest statistics. The broker refreshes a live
-// entry every few seconds; the bucket's TTL removes entries that are no longer
-// refreshed (ended streams and crashed brokers).
+// state ("live" or "ended") and ingest statistics. Broker and nodes create
+// the bucket with the same configuration when it is missing (TTL
+// CatalogTTL, one revision per key, expiry markers), so either may start
+// first. The Publisher puts the entry live on Announce, refreshes it every
+// CatalogRefresh and marks it ended on Close; it never overwrites an entry of
+// a later epoch (takeover). Entries that are no longer refreshed (ended
+// streams, crashed brokers) expire after CatalogTTL, and the expiry marker
+// tells watchers. A Watcher (one per node) keeps the catalog in memory from a
+// KV watch and wakes Wait as soon as a stream becomes live.
 //
 // # Retention
 //
 // Each media stream keeps messages for MaxAge (default 30 s) and at most
 // MaxBytes (default 256 MiB), discarding the oldest: at least two GOPs of a
 // 10 s-GOP stream. Storage is file by default, memory as an option.
+//
+// # Requirements
+//
+// NATS server 2.11 or later with JetStream (per-message TTLs and KV expiry
+// markers); the embedded server (package embedded) is 2.15.
 package bus
 
 import (

@@ -1,11 +1,34 @@
 package bus
 
-import "time"
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
 
 // Catalog entry states.
 const (
 	StateLive  = "live"
 	StateEnded = "ended"
+	// StateDeleted is never stored: Watcher.Subscribe reports a removed key
+	// (expired by the bucket TTL, or deleted) as an entry in this state.
+	StateDeleted = "deleted"
+)
+
+// Catalog bucket settings. Both sides create the bucket with exactly this
+// configuration when it is missing, so either may start first.
+const (
+	// CatalogTTL is how long an entry lives without a refresh.
+	CatalogTTL = 30 * time.Second
+	// CatalogMarkerTTL is how long the marker left by an expired entry is
+	// kept, so that watchers see the removal.
+	CatalogMarkerTTL = 30 * time.Second
 )
 
 // IngestStats are the counters of an ingest session shown in the catalog.
@@ -14,7 +37,9 @@ type IngestStats struct {
 	Frames       uint64 `json:"frames"`
 	Keyframes    uint64 `json:"keyframes"`
 	DecodeErrors uint64 `json:"decode_errors"`
-	PublishErrs  uint64 `json:"publish_errors"`
+	// PublishErrs is filled in by the Publisher: frames it dropped plus
+	// NATS errors it saw.
+	PublishErrs uint64 `json:"publish_errors"`
 }
 
 // CatalogEntry is the value of a stream's key in CatalogBucket.
@@ -26,4 +51,180 @@ type CatalogEntry struct {
 	Updated time.Time    `json:"updated"`
 	Tracks  Announcement `json:"tracks"`
 	Stats   IngestStats  `json:"stats"`
+}
+
+// Playable reports whether the entry is live with at least one announced
+// track: what Watcher.Wait waits for.
+func (e CatalogEntry) Playable() bool {
+	return e.State == StateLive && len(e.Tracks.Tracks) > 0
+}
+
+// Catalog reads and writes the catalog bucket.
+type Catalog struct {
+	kv jetstream.KeyValue
+}
+
+func catalogConfig(replicas int) jetstream.KeyValueConfig {
+	return jetstream.KeyValueConfig{
+		Bucket:         CatalogBucket,
+		Description:    "whepcast live streams",
+		History:        1,
+		TTL:            CatalogTTL,
+		Storage:        jetstream.FileStorage,
+		Replicas:       replicas,
+		LimitMarkerTTL: CatalogMarkerTTL,
+	}
+}
+
+// OpenCatalog creates the catalog bucket if it is missing (with replicas
+// replicas, 0 meaning 1) or binds to the existing one, whatever its replica
+// count.
+func OpenCatalog(ctx context.Context, js jetstream.JetStream, replicas int) (*Catalog, error) {
+	if replicas == 0 {
+		replicas = 1
+	}
+	if replicas < 1 || replicas > MaxReplicas {
+		return nil, fmt.Errorf("bus: catalog replicas %d: want 1 to %d", replicas, MaxReplicas)
+	}
+	kv, err := js.CreateKeyValue(ctx, catalogConfig(replicas))
+	if errors.Is(err, jetstream.ErrBucketExists) {
+		kv, err = js.KeyValue(ctx, CatalogBucket)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("bus: open catalog bucket %s: %w", CatalogBucket, err)
+	}
+	return &Catalog{kv: kv}, nil
+}
+
+// Get returns the entry of stream name: ErrNotFound when there is none (never
+// announced, or expired), ErrInvalidName for a bad name.
+func (c *Catalog) Get(ctx context.Context, name string) (CatalogEntry, error) {
+	if err := ValidateName(name); err != nil {
+		return CatalogEntry{}, err
+	}
+	kve, err := c.kv.Get(ctx, name)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return CatalogEntry{}, fmt.Errorf("bus: catalog entry %q: %w", name, ErrNotFound)
+	}
+	if err != nil {
+		return CatalogEntry{}, fmt.Errorf("bus: catalog get %q: %w", name, err)
+	}
+	e, err := decodeEntry(kve.Value())
+	if err != nil {
+		return CatalogEntry{}, fmt.Errorf("bus: catalog entry %q: %w", name, err)
+	}
+	return e, nil
+}
+
+// List returns every entry of the catalog (live and ended), sorted by
+// stream name. Entries that cannot be decoded are skipped.
+func (c *Catalog) List(ctx context.Context) ([]CatalogEntry, error) {
+	kw, err := c.kv.WatchAll(ctx, jetstream.IgnoreDeletes())
+	if err != nil {
+		return nil, fmt.Errorf("bus: catalog list: %w", err)
+	}
+	defer stopKeyWatcher(kw)
+	var out []CatalogEntry
+	for {
+		select {
+		case kve, ok := <-kw.Updates():
+			if !ok {
+				return nil, fmt.Errorf("bus: catalog list: watch closed")
+			}
+			if kve == nil {
+				sortEntries(out)
+				return out, nil
+			}
+			if e, err := decodeEntry(kve.Value()); err == nil {
+				out = append(out, e)
+			}
+		case <-ctx.Done():
+			return nil, fmt.Errorf("bus: catalog list: %w", ctx.Err())
+		}
+	}
+}
+
+// put stores e unless the stored entry belongs to a later epoch (then it
+// returns errSuperseded): a publisher that was taken over must not
+// overwrite, nor end, its successor's entry. Concurrent writers are resolved
+// with the key's revision.
+func (c *Catalog) put(ctx context.Context, e CatalogEntry) error {
+	data, err := json.Marshal(e)
+	if err != nil {
+		return fmt.Errorf("bus: encode catalog entry: %w", err)
+	}
+	for range 4 {
+		cur, err := c.kv.Get(ctx, e.Stream)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			_, err = c.kv.Create(ctx, e.Stream, data)
+			if isCASConflict(err) {
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("bus: catalog create %q: %w", e.Stream, err)
+			}
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("bus: catalog get %q: %w", e.Stream, err)
+		}
+		if old, derr := decodeEntry(cur.Value()); derr == nil && old.Epoch > e.Epoch {
+			return errSuperseded
+		}
+		_, err = c.kv.Update(ctx, e.Stream, data, cur.Revision())
+		if isCASConflict(err) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("bus: catalog update %q: %w", e.Stream, err)
+		}
+		return nil
+	}
+	return fmt.Errorf("bus: catalog put %q: %w", e.Stream, errContention)
+}
+
+func isCASConflict(err error) bool {
+	if err == nil {
+		return false
+	}
+	if errors.Is(err, jetstream.ErrKeyExists) {
+		return true
+	}
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) &&
+		(apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+			apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
+}
+
+func decodeEntry(b []byte) (CatalogEntry, error) {
+	var e CatalogEntry
+	if err := json.Unmarshal(b, &e); err != nil {
+		return CatalogEntry{}, fmt.Errorf("decode catalog entry: %w", err)
+	}
+	if err := ValidateName(e.Stream); err != nil {
+		return CatalogEntry{}, fmt.Errorf("decode catalog entry: %w", err)
+	}
+	return e, nil
+}
+
+func sortEntries(es []CatalogEntry) {
+	slices.SortFunc(es, func(a, b CatalogEntry) int { return strings.Compare(a.Stream, b.Stream) })
+}
+
+// stopKeyWatcher stops kw and drains its channel, so that the delivering
+// callback (which blocks on a full channel) can finish and close it.
+func stopKeyWatcher(kw jetstream.KeyWatcher) {
+	_ = kw.Stop()
+	t := time.NewTimer(5 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case _, ok := <-kw.Updates():
+			if !ok {
+				return
+			}
+		case <-t.C:
+			return
+		}
+	}
 }

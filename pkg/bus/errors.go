@@ -8,6 +8,20 @@ var (
 	ErrInvalidName = errors.New("invalid stream name")
 	// ErrNotFound is returned when a stream, message or catalog entry does not exist.
 	ErrNotFound = errors.New("not found")
-	// ErrClosed is returned by a Publisher or Subscription used after Close/Stop.
+	// ErrClosed is returned by a Publisher, Subscription or Watcher used after Close/Stop.
 	ErrClosed = errors.New("closed")
+	// ErrDropped is returned by Publisher.Publish for a frame that was not
+	// published: no room in the in-flight window within StallTimeout, a
+	// NATS error, or a video delta waiting for the next keyframe after an
+	// earlier drop. The publisher stays usable; the drop is counted.
+	ErrDropped = errors.New("frame dropped")
+)
+
+var (
+	// errSuperseded: the catalog entry belongs to a later epoch.
+	errSuperseded = errors.New("catalog entry taken over by a later epoch")
+	// errContention: concurrent catalog writers kept conflicting.
+	errContention = errors.New("too many concurrent catalog updates")
+	// errMissingHeader: a media message lacks a required header.
+	errMissingHeader = errors.New("missing header")
 )

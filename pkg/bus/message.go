@@ -1,0 +1,200 @@
+package bus
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/nats-io/nats.go"
+	"github.com/whepcast/whepcast/pkg/tsframes"
+)
+
+// MaxFrameSize bounds a reassembled frame; larger part sets are discarded.
+const MaxFrameSize = 64 << 20
+
+// Message is one message of a media stream as Subscribe delivers it: either a
+// track announcement (Tracks set) or a frame (Frame set, reassembled when it
+// was split into parts).
+type Message struct {
+	// Seq is the stream sequence of the message (of its first part).
+	Seq uint64
+	// Epoch is the ingest session that published it.
+	Epoch uint64
+	// Tracks is set for an announcement message.
+	Tracks *Announcement
+	// Frame is set for media: Kind, Codec, PTS, DTS, Duration, Key and
+	// Data, and PID when the announcement of its epoch is known. Data is
+	// owned by the receiver.
+	Frame tsframes.Frame
+}
+
+// IsFrame reports whether m carries a frame (not an announcement).
+func (m Message) IsFrame() bool { return m.Tracks == nil }
+
+// pendingFrame is a frame whose parts are being collected.
+type pendingFrame struct {
+	msg  Message
+	want int
+	got  int
+}
+
+// decoder turns stored messages, in stream order, into Messages: it parses
+// headers, reassembles split frames and remembers the latest announcement to
+// fill in PIDs. It is owned by one goroutine.
+type decoder struct {
+	subj    Subjects
+	ann     *Announcement
+	pending *pendingFrame
+	// incomplete counts split frames discarded because a part was missing.
+	incomplete uint64
+}
+
+// reset forgets partial state (after a jump in the stream).
+func (d *decoder) reset() {
+	if d.pending != nil {
+		d.incomplete++
+		d.pending = nil
+	}
+}
+
+// push decodes one stored message. It returns the complete Message when one
+// is ready; ok is false for a part that does not complete a frame, an
+// unknown subject or a malformed message (then err says why).
+func (d *decoder) push(seq uint64, subject string, h nats.Header, data []byte) (m Message, ok bool, err error) {
+	epoch, err := headerUint(h, HeaderEpoch)
+	if err != nil {
+		return Message{}, false, fmt.Errorf("seq %d on %s: %w", seq, subject, err)
+	}
+	switch subject {
+	case d.subj.Tracks:
+		var a Announcement
+		if err := json.Unmarshal(data, &a); err != nil {
+			return Message{}, false, fmt.Errorf("seq %d: decode announcement: %w", seq, err)
+		}
+		d.ann = &a
+		return Message{Seq: seq, Epoch: epoch, Tracks: &a}, true, nil
+	case d.subj.Key, d.subj.Delta, d.subj.Audio:
+		d.reset()
+		f, err := d.frame(subject, epoch, h, data)
+		if err != nil {
+			return Message{}, false, fmt.Errorf("seq %d on %s: %w", seq, subject, err)
+		}
+		m := Message{Seq: seq, Epoch: epoch, Frame: f}
+		parts := 1
+		if v := headerValue(h, HeaderParts); v != "" {
+			parts, err = strconv.Atoi(v)
+			if err != nil || parts < 1 || parts > MaxParts {
+				return Message{}, false, fmt.Errorf("seq %d: bad %s %q", seq, HeaderParts, v)
+			}
+		}
+		if parts == 1 {
+			return m, true, nil
+		}
+		buf := make([]byte, len(data), min(len(data)*parts, MaxFrameSize))
+		copy(buf, data)
+		m.Frame.Data = buf
+		d.pending = &pendingFrame{msg: m, want: parts, got: 1}
+		return Message{}, false, nil
+	case d.subj.Part:
+		i, n, err := parsePart(headerValue(h, HeaderPart))
+		if err != nil {
+			d.reset()
+			return Message{}, false, fmt.Errorf("seq %d: %w", seq, err)
+		}
+		p := d.pending
+		if p == nil || p.msg.Epoch != epoch || p.want != n || p.got+1 != i {
+			d.reset()
+			return Message{}, false, fmt.Errorf("seq %d: part %d/%d of epoch %d without its preceding parts", seq, i, n, epoch)
+		}
+		if len(p.msg.Frame.Data)+len(data) > MaxFrameSize {
+			d.reset()
+			return Message{}, false, fmt.Errorf("seq %d: frame larger than %d bytes", seq, MaxFrameSize)
+		}
+		p.msg.Frame.Data = append(p.msg.Frame.Data, data...)
+		p.got++
+		if p.got < p.want {
+			return Message{}, false, nil
+		}
+		d.pending = nil
+		return p.msg, true, nil
+	}
+	return Message{}, false, nil
+}
+
+func (d *decoder) frame(subject string, epoch uint64, h nats.Header, data []byte) (tsframes.Frame, error) {
+	pts, err := headerInt(h, HeaderPTS)
+	if err != nil {
+		return tsframes.Frame{}, err
+	}
+	f := tsframes.Frame{
+		Codec: tsframes.Codec(headerValue(h, HeaderCodec)),
+		PTS:   pts,
+		Data:  data,
+	}
+	if subject == d.subj.Audio {
+		f.Kind = tsframes.KindAudio
+		f.DTS = pts
+		if headerValue(h, HeaderDur) != "" {
+			if f.Duration, err = headerInt(h, HeaderDur); err != nil {
+				return tsframes.Frame{}, err
+			}
+		}
+		if d.ann != nil && d.ann.Epoch == epoch {
+			f.PID = d.ann.Audio
+		}
+		return f, nil
+	}
+	f.Kind = tsframes.KindVideo
+	f.Key = subject == d.subj.Key
+	f.DTS = pts
+	if headerValue(h, HeaderDTS) != "" {
+		if f.DTS, err = headerInt(h, HeaderDTS); err != nil {
+			return tsframes.Frame{}, err
+		}
+	}
+	if d.ann != nil && d.ann.Epoch == epoch {
+		f.PID = d.ann.Video
+	}
+	return f, nil
+}
+
+func parsePart(v string) (i, n int, err error) {
+	a, b, ok := strings.Cut(v, "/")
+	if ok {
+		i, err1 := strconv.Atoi(a)
+		n, err2 := strconv.Atoi(b)
+		if err1 == nil && err2 == nil && n >= 2 && n <= MaxParts && i >= 2 && i <= n {
+			return i, n, nil
+		}
+	}
+	return 0, 0, fmt.Errorf("bad %s %q", HeaderPart, v)
+}
+
+// headerValue returns the first value of header k (case-sensitive, as NATS
+// headers are).
+func headerValue(h nats.Header, k string) string { return h.Get(k) }
+
+func headerUint(h nats.Header, k string) (uint64, error) {
+	v := headerValue(h, k)
+	if v == "" {
+		return 0, fmt.Errorf("%w %s", errMissingHeader, k)
+	}
+	n, err := strconv.ParseUint(v, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("bad %s %q", k, v)
+	}
+	return n, nil
+}
+
+func headerInt(h nats.Header, k string) (int64, error) {
+	v := headerValue(h, k)
+	if v == "" {
+		return 0, fmt.Errorf("%w %s", errMissingHeader, k)
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("bad %s %q", k, v)
+	}
+	return n, nil
+}

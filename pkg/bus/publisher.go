@@ -1,0 +1,579 @@
+package bus
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/whepcast/whepcast/pkg/tsframes"
+)
+
+// Publisher defaults and limits.
+const (
+	DefaultMaxInFlight    = 256
+	DefaultStallTimeout   = 2 * time.Second
+	DefaultCatalogRefresh = 2 * time.Second
+	// AckTimeout is how long a published message may wait for its
+	// acknowledgement before it counts as failed and frees its slot.
+	AckTimeout = 10 * time.Second
+	// HeaderRoom is the part of the max payload kept for headers when a
+	// frame is split.
+	HeaderRoom = 1024
+	// MaxParts bounds the number of messages one frame may span.
+	MaxParts = 4096
+)
+
+// PublisherConfig configures a Publisher. The zero value means the defaults.
+type PublisherConfig struct {
+	// Stream is the retention of the media stream; it is applied (created
+	// or updated) by NewPublisher.
+	Stream StreamConfig
+	// MaxInFlight bounds the messages awaiting their JetStream ack
+	// (default 256).
+	MaxInFlight int
+	// StallTimeout is how long Publish may wait for room in the in-flight
+	// window before the frame is dropped and counted (default 2 s).
+	// Publish never blocks longer.
+	StallTimeout time.Duration
+	// CatalogRefresh is the period of the catalog refresh (default 2 s,
+	// at most a third of CatalogTTL).
+	CatalogRefresh time.Duration
+	// Epoch identifies the ingest session; 0 means time.Now().UnixNano().
+	Epoch uint64
+	// Logger receives warnings (default: discarded).
+	Logger *slog.Logger
+	// OnAck, when set, is called once per message published by Publish
+	// (frame parts and the announcements before keyframes) with the time
+	// from publish to acknowledgement and the error (nil when stored; the
+	// latency is 0 when unknown). It runs on a NATS goroutine and must not
+	// block.
+	OnAck func(latency time.Duration, err error)
+}
+
+func (c PublisherConfig) withDefaults() PublisherConfig {
+	c.Stream = c.Stream.withDefaults()
+	if c.MaxInFlight == 0 {
+		c.MaxInFlight = DefaultMaxInFlight
+	}
+	if c.StallTimeout == 0 {
+		c.StallTimeout = DefaultStallTimeout
+	}
+	if c.CatalogRefresh == 0 {
+		c.CatalogRefresh = DefaultCatalogRefresh
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+// Validate reports the first invalid field of c. Zero fields are valid.
+func (c PublisherConfig) Validate() error {
+	if err := c.Stream.Validate(); err != nil {
+		return err
+	}
+	c = c.withDefaults()
+	switch {
+	case c.MaxInFlight < 1:
+		return fmt.Errorf("bus: publisher max in-flight %d: want at least 1", c.MaxInFlight)
+	case c.StallTimeout < time.Millisecond:
+		return fmt.Errorf("bus: publisher stall timeout %v: want at least 1ms", c.StallTimeout)
+	case c.CatalogRefresh < 10*time.Millisecond || c.CatalogRefresh > CatalogTTL/3:
+		return fmt.Errorf("bus: catalog refresh %v: want 10ms to %v", c.CatalogRefresh, CatalogTTL/3)
+	}
+	return nil
+}
+
+// PublishStats are the counters of a Publisher.
+type PublishStats struct {
+	// Messages and Bytes count the messages (frame parts and
+	// announcements) handed to NATS and their payload bytes.
+	Messages uint64
+	Bytes    uint64
+	// Frames counts the frames published in full.
+	Frames uint64
+	// Acked counts the messages acknowledged by JetStream.
+	Acked uint64
+	// Errors counts NATS errors: failed publishes and failed or missing
+	// acknowledgements.
+	Errors uint64
+	// Dropped counts the frames not published (see ErrDropped).
+	Dropped uint64
+	// InFlight is the number of messages awaiting their acknowledgement.
+	InFlight int
+}
+
+// Publisher publishes one ingest session (one epoch) of a media stream: its
+// track announcements, its frames and its catalog entry.
+//
+// Announce, Publish and Close may be called from different goroutines; they
+// are serialized. Publish is meant to be called from the ingest loop: it
+// never blocks longer than StallTimeout.
+type Publisher struct {
+	nc       *nats.Conn
+	js       jetstream.JetStream
+	subj     Subjects
+	cfg      PublisherConfig
+	epoch    uint64
+	epochStr string
+	started  time.Time
+	logger   *slog.Logger
+	catalog  *Catalog
+
+	// mu serializes Announce, Publish and Close and guards the fields below.
+	mu          sync.Mutex
+	closed      bool
+	annJSON     []byte // latest announcement, nil before Announce
+	videoPID    uint16
+	audioPID    uint16
+	videoBroken bool // a video frame was dropped: deltas wait for a keyframe
+
+	// entryMu guards the catalog state shared with the refresher.
+	entryMu    sync.Mutex
+	announced  bool
+	superseded bool
+	tracks     Announcement
+	ingest     IngestStats
+
+	messages, bytes, frames, acked, errs, dropped atomic.Uint64
+	sent                                          sync.Map // *nats.Msg -> time.Time, only with OnAck
+	dropLog, errLog                               logLimiter
+
+	stopRefresh context.CancelFunc
+	refreshDone chan struct{}
+	closeOnce   sync.Once
+	closeErr    error
+}
+
+// NewPublisher validates name and cfg, creates or updates the JetStream
+// stream of the media stream (MEDIA_name), opens the catalog and starts the
+// catalog refresher; Close stops it. It returns ErrInvalidName (or a
+// configuration error) before anything is created. The connection stays
+// the caller's.
+func NewPublisher(ctx context.Context, nc *nats.Conn, name string, cfg PublisherConfig) (*Publisher, error) {
+	subj, err := SubjectsFor(name)
+	if err != nil {
+		return nil, err
+	}
+	if nc == nil {
+		return nil, errors.New("bus: new publisher: nil connection")
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if mp := nc.MaxPayload(); mp > 0 && mp < 2*HeaderRoom {
+		return nil, fmt.Errorf("bus: new publisher %q: server max payload %d below %d bytes", name, mp, 2*HeaderRoom)
+	}
+	cfg = cfg.withDefaults()
+	epoch := cfg.Epoch
+	if epoch == 0 {
+		epoch = uint64(time.Now().UnixNano())
+	}
+	p := &Publisher{
+		nc:       nc,
+		subj:     subj,
+		cfg:      cfg,
+		epoch:    epoch,
+		epochStr: strconv.FormatUint(epoch, 10),
+		started:  time.Now().UTC(),
+		logger:   cfg.Logger.With("stream", name, "epoch", epoch),
+	}
+	p.js, err = jetstream.New(nc,
+		jetstream.WithPublishAsyncMaxPending(cfg.MaxInFlight),
+		jetstream.WithPublishAsyncTimeout(AckTimeout),
+		jetstream.WithPublishAsyncAckHandler(p.onAck),
+		jetstream.WithPublishAsyncErrHandler(p.onAckErr),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("bus: new publisher %q: %w", name, err)
+	}
+	if _, err := p.js.CreateOrUpdateStream(ctx, cfg.Stream.jetStreamConfig(subj)); err != nil {
+		return nil, fmt.Errorf("bus: create or update stream %s (storage %s, replicas %d; storage cannot change on an existing stream): %w",
+			subj.Stream, cfg.Stream.Storage, cfg.Stream.Replicas, err)
+	}
+	p.catalog, err = OpenCatalog(ctx, p.js, cfg.Stream.Replicas)
+	if err != nil {
+		return nil, err
+	}
+	rctx, cancel := context.WithCancel(context.Background())
+	p.stopRefresh = cancel
+	p.refreshDone = make(chan struct{})
+	go p.refreshLoop(rctx)
+	return p, nil
+}
+
+// Epoch is the epoch of this ingest session.
+func (p *Publisher) Epoch() uint64 { return p.epoch }
+
+// Subjects are the subjects this publisher writes to.
+func (p *Publisher) Subjects() Subjects { return p.subj }
+
+// Announce publishes the tracks of the current PMT (see Announcement),
+// selects the PIDs whose frames Publish carries, and marks the catalog entry
+// live. It waits for the announcement's acknowledgement (bounded by ctx).
+func (p *Publisher) Announce(ctx context.Context, a tsframes.Announcement) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return fmt.Errorf("bus: announce %s: %w", p.subj.Name, ErrClosed)
+	}
+	ann := NewAnnouncement(p.subj.Name, p.epoch, a)
+	data, err := json.Marshal(ann)
+	if err != nil {
+		return fmt.Errorf("bus: encode announcement: %w", err)
+	}
+	if _, err := p.js.PublishMsg(ctx, p.announcementMsg(data)); err != nil {
+		p.errs.Add(1)
+		return fmt.Errorf("bus: publish announcement of %s: %w", p.subj.Name, err)
+	}
+	p.messages.Add(1)
+	p.bytes.Add(uint64(len(data)))
+	if ann.Video != p.videoPID {
+		p.videoBroken = false
+	}
+	p.annJSON, p.videoPID, p.audioPID = data, ann.Video, ann.Audio
+
+	p.entryMu.Lock()
+	p.announced, p.tracks = true, ann
+	superseded := p.superseded
+	entry := p.entryLocked(StateLive)
+	p.entryMu.Unlock()
+	if superseded {
+		return nil
+	}
+	if err := p.catalog.put(ctx, entry); err != nil {
+		if errors.Is(err, errSuperseded) {
+			p.markSuperseded()
+			return nil
+		}
+		return fmt.Errorf("bus: announce %s: %w", p.subj.Name, err)
+	}
+	return nil
+}
+
+func (p *Publisher) announcementMsg(data []byte) *nats.Msg {
+	return &nats.Msg{
+		Subject: p.subj.Tracks,
+		Data:    data,
+		Header: nats.Header{
+			HeaderEpoch:            []string{p.epochStr},
+			jetstream.MsgRollup:    []string{jetstream.MsgRollupSubject},
+			jetstream.MsgTTLHeader: []string{"never"},
+		},
+	}
+}
+
+// Publish publishes one frame asynchronously: it returns once the frame's
+// messages are handed to NATS, not when they are stored. Frames of PIDs
+// that the latest announcement did not select (and all frames before the
+// first Announce) are ignored and return nil. A keyframe is preceded by a
+// copy of the announcement.
+//
+// Errors: ErrClosed after Close; ctx's error; an error wrapping ErrDropped
+// when the frame was not published (the caller should carry on; it also
+// wraps nats.ErrConnectionClosed when the connection is gone for good).
+// After a dropped video frame, deltas are dropped until the next keyframe.
+func (p *Publisher) Publish(ctx context.Context, f tsframes.Frame) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return fmt.Errorf("bus: publish %s: %w", p.subj.Name, ErrClosed)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	var subject string
+	video := false
+	switch {
+	case p.videoPID != 0 && f.PID == p.videoPID:
+		video = true
+		subject = p.subj.Delta
+		if f.Key {
+			subject = p.subj.Key
+		}
+	case p.audioPID != 0 && f.PID == p.audioPID:
+		subject = p.subj.Audio
+	default:
+		return nil
+	}
+	if video && !f.Key && p.videoBroken {
+		return p.drop(f, video, errors.New("waiting for a keyframe after a dropped video frame"))
+	}
+
+	deadline := time.Now().Add(p.cfg.StallTimeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	if f.Key && p.annJSON != nil {
+		// The rollup keeps only this copy; it guarantees that the
+		// announcement outlives byte-based discard of older frames.
+		if err := p.publishAsync(p.announcementMsg(p.annJSON), deadline); err != nil {
+			return p.drop(f, video, fmt.Errorf("announcement before keyframe: %w", err))
+		}
+	}
+
+	maxData := int(p.nc.MaxPayload()) - HeaderRoom
+	if maxData < HeaderRoom {
+		maxData = HeaderRoom
+	}
+	n := max(1, (len(f.Data)+maxData-1)/maxData)
+	if n > MaxParts {
+		return p.drop(f, video, fmt.Errorf("frame of %d bytes needs %d parts, more than %d", len(f.Data), n, MaxParts))
+	}
+	first := &nats.Msg{Subject: subject, Header: p.frameHeader(f, video, n)}
+	first.Data = f.Data[:min(len(f.Data), maxData)]
+	if err := p.publishAsync(first, deadline); err != nil {
+		return p.drop(f, video, err)
+	}
+	for i := 2; i <= n; i++ {
+		part := &nats.Msg{
+			Subject: p.subj.Part,
+			Data:    f.Data[(i-1)*maxData : min(len(f.Data), i*maxData)],
+			Header: nats.Header{
+				HeaderEpoch: []string{p.epochStr},
+				HeaderPart:  []string{strconv.Itoa(i) + "/" + strconv.Itoa(n)},
+			},
+		}
+		if err := p.publishAsync(part, deadline); err != nil {
+			return p.drop(f, video, fmt.Errorf("part %d/%d: %w", i, n, err))
+		}
+	}
+	p.frames.Add(1)
+	if video && f.Key {
+		p.videoBroken = false
+	}
+	return nil
+}
+
+func (p *Publisher) frameHeader(f tsframes.Frame, video bool, parts int) nats.Header {
+	h := make(nats.Header, 6)
+	h[HeaderEpoch] = []string{p.epochStr}
+	h[HeaderCodec] = []string{string(f.Codec)}
+	h[HeaderPTS] = []string{strconv.FormatInt(f.PTS, 10)}
+	if video {
+		h[HeaderDTS] = []string{strconv.FormatInt(f.DTS, 10)}
+		if f.Key {
+			h[HeaderKey] = []string{"1"}
+		}
+	} else {
+		h[HeaderDur] = []string{strconv.FormatInt(f.Duration, 10)}
+	}
+	if parts > 1 {
+		h[HeaderParts] = []string{strconv.Itoa(parts)}
+	}
+	return h
+}
+
+// publishAsync hands m to JetStream, waiting at most until deadline for room
+// in the in-flight window.
+func (p *Publisher) publishAsync(m *nats.Msg, deadline time.Time) error {
+	wait := time.Until(deadline)
+	if wait <= 0 {
+		return fmt.Errorf("no room in the in-flight window: %w", jetstream.ErrTooManyStalledMsgs)
+	}
+	if p.cfg.OnAck != nil {
+		p.sent.Store(m, time.Now())
+	}
+	if _, err := p.js.PublishMsgAsync(m, jetstream.WithStallWait(wait)); err != nil {
+		if p.cfg.OnAck != nil {
+			p.sent.Delete(m)
+		}
+		if !errors.Is(err, jetstream.ErrTooManyStalledMsgs) {
+			p.errs.Add(1)
+		}
+		if p.nc.IsClosed() && !errors.Is(err, nats.ErrConnectionClosed) {
+			// The first async publish reports a closed connection
+			// without wrapping it.
+			return fmt.Errorf("%w: %w", nats.ErrConnectionClosed, err)
+		}
+		return err
+	}
+	p.messages.Add(1)
+	p.bytes.Add(uint64(len(m.Data)))
+	return nil
+}
+
+// drop counts a frame that was not published and returns the error wrapping
+// ErrDropped. Called with mu held.
+func (p *Publisher) drop(f tsframes.Frame, video bool, cause error) error {
+	n := p.dropped.Add(1)
+	if video {
+		p.videoBroken = true
+	}
+	if p.dropLog.allow(time.Now()) {
+		p.logger.Warn("frame dropped", "pid", f.PID, "key", f.Key, "size", len(f.Data),
+			"dropped_total", n, "in_flight", p.js.PublishAsyncPending(), "err", cause)
+	}
+	return fmt.Errorf("bus: publish %s: %w: %w", p.subj.Name, ErrDropped, cause)
+}
+
+func (p *Publisher) onAck(_ jetstream.JetStream, m *nats.Msg, _ *jetstream.PubAck) {
+	p.acked.Add(1)
+	if p.cfg.OnAck != nil {
+		if t, ok := p.sent.LoadAndDelete(m); ok {
+			p.cfg.OnAck(time.Since(t.(time.Time)), nil)
+		}
+	}
+}
+
+func (p *Publisher) onAckErr(_ jetstream.JetStream, m *nats.Msg, err error) {
+	n := p.errs.Add(1)
+	if p.errLog.allow(time.Now()) {
+		p.logger.Warn("publish not acknowledged", "subject", m.Subject, "errors_total", n, "err", err)
+	}
+	if p.cfg.OnAck != nil {
+		var latency time.Duration
+		if t, ok := p.sent.LoadAndDelete(m); ok {
+			latency = time.Since(t.(time.Time))
+		}
+		p.cfg.OnAck(latency, err)
+	}
+}
+
+// SetIngestStats sets the ingest counters shown in the catalog entry from
+// the next refresh on. PublishErrs is replaced by the publisher's own count.
+func (p *Publisher) SetIngestStats(s IngestStats) {
+	p.entryMu.Lock()
+	p.ingest = s
+	p.entryMu.Unlock()
+}
+
+// Stats returns the publisher's counters.
+func (p *Publisher) Stats() PublishStats {
+	return PublishStats{
+		Messages: p.messages.Load(),
+		Bytes:    p.bytes.Load(),
+		Frames:   p.frames.Load(),
+		Acked:    p.acked.Load(),
+		Errors:   p.errs.Load(),
+		Dropped:  p.dropped.Load(),
+		InFlight: p.js.PublishAsyncPending(),
+	}
+}
+
+// entryLocked builds the catalog entry; entryMu must be held.
+func (p *Publisher) entryLocked(state string) CatalogEntry {
+	st := p.ingest
+	st.PublishErrs = p.errs.Load() + p.dropped.Load()
+	return CatalogEntry{
+		Stream:  p.subj.Name,
+		Epoch:   p.epoch,
+		State:   state,
+		Started: p.started,
+		Updated: time.Now().UTC(),
+		Tracks:  p.tracks,
+		Stats:   st,
+	}
+}
+
+func (p *Publisher) markSuperseded() {
+	p.entryMu.Lock()
+	already := p.superseded
+	p.superseded = true
+	p.entryMu.Unlock()
+	if !already {
+		p.logger.Warn("catalog entry taken over by a later epoch; no longer refreshing it")
+	}
+}
+
+func (p *Publisher) refreshLoop(ctx context.Context) {
+	defer close(p.refreshDone)
+	t := time.NewTicker(p.cfg.CatalogRefresh)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		p.entryMu.Lock()
+		skip := !p.announced || p.superseded
+		entry := p.entryLocked(StateLive)
+		p.entryMu.Unlock()
+		if skip {
+			continue
+		}
+		rctx, cancel := context.WithTimeout(ctx, max(p.cfg.CatalogRefresh, time.Second))
+		err := p.catalog.put(rctx, entry)
+		cancel()
+		switch {
+		case errors.Is(err, errSuperseded):
+			p.markSuperseded()
+		case err != nil && ctx.Err() == nil:
+			if p.errLog.allow(time.Now()) {
+				p.logger.Warn("catalog refresh failed", "err", err)
+			}
+		}
+	}
+}
+
+// closeGrace bounds the catalog update of Close when ctx ended during the
+// flush, so that the entry is still marked ended.
+const closeGrace = 2 * time.Second
+
+// Close stops the publisher: later calls return ErrClosed, in-flight
+// messages are flushed (bounded by ctx), the catalog entry is marked ended
+// (unless a later epoch took it over; attempted for up to 2 s even when ctx
+// ended during the flush) and the refresher stops. It does not close the
+// connection. Calling Close again returns the first result.
+func (p *Publisher) Close(ctx context.Context) error {
+	p.closeOnce.Do(func() { p.closeErr = p.close(ctx) })
+	return p.closeErr
+}
+
+func (p *Publisher) close(ctx context.Context) error {
+	p.mu.Lock()
+	p.closed = true
+	p.mu.Unlock()
+	p.stopRefresh()
+	<-p.refreshDone
+
+	var errs []error
+	select {
+	case <-p.js.PublishAsyncComplete():
+	case <-ctx.Done():
+		errs = append(errs, fmt.Errorf("bus: close %s: flush %d in-flight messages: %w",
+			p.subj.Name, p.js.PublishAsyncPending(), ctx.Err()))
+	}
+
+	p.entryMu.Lock()
+	mark := p.announced && !p.superseded
+	entry := p.entryLocked(StateEnded)
+	p.entryMu.Unlock()
+	if mark {
+		cctx, cancel := ctx, context.CancelFunc(func() {})
+		if ctx.Err() != nil {
+			cctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), closeGrace)
+		}
+		err := p.catalog.put(cctx, entry)
+		cancel()
+		if err != nil && !errors.Is(err, errSuperseded) {
+			errs = append(errs, fmt.Errorf("bus: close %s: mark catalog entry ended: %w", p.subj.Name, err))
+		}
+	}
+	p.js.CleanupPublisher()
+	return errors.Join(errs...)
+}
+
+// logLimiter lets one log line through per interval.
+type logLimiter struct {
+	last atomic.Int64
+}
+
+const logInterval = 5 * time.Second
+
+func (l *logLimiter) allow(now time.Time) bool {
+	last := l.last.Load()
+	if last != 0 && now.UnixNano()-last < int64(logInterval) {
+		return false
+	}
+	return l.last.CompareAndSwap(last, now.UnixNano())
+}

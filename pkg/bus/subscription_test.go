@@ -1,0 +1,277 @@
+package bus
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/whepcast/whepcast/embedded"
+)
+
+func TestSubscribeFromLatestKeyframe(t *testing.T) {
+	ctx := testCtx(t, 30*time.Second)
+	av := avFrames(t)
+	srv := startServer(t, embedded.Config{})
+	nc := connect(t, srv)
+	js := newJS(t, nc)
+	p := newPublisher(t, ctx, nc, "gop", PublisherConfig{})
+	carried := publishAV(t, ctx, p, av)
+	// Wait until everything is stored, so the latest keyframe is final.
+	pollUntil(t, ctx, "acks", func() bool { return p.Stats().InFlight == 0 })
+
+	seq, err := LatestKeyframe(ctx, js, "gop")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lastKey := -1
+	for i, f := range carried {
+		if f.Key {
+			lastKey = i
+		}
+	}
+	c := newCollector()
+	subscribe(t, ctx, nc, "gop", SubscribeOptions{}, c)
+	want := carried[lastKey:]
+	msgs := c.waitFor(t, ctx, "the last GOP", func(m []Message) bool { return countFrames(m) >= len(want) })
+	if !msgs[0].IsFrame() || !msgs[0].Frame.Key || msgs[0].Seq != seq {
+		t.Fatalf("first message: seq %d frame %v key %v, want the keyframe at seq %d",
+			msgs[0].Seq, msgs[0].IsFrame(), msgs[0].Frame.Key, seq)
+	}
+	for i, m := range msgs[:len(want)] {
+		if !m.IsFrame() || !bytes.Equal(m.Frame.Data, want[i].Data) || m.Frame.PTS != want[i].PTS {
+			t.Fatalf("message %d (seq %d) is not frame %d of the last GOP", i, m.Seq, i)
+		}
+	}
+
+	// New frames keep coming, in order, after the replay.
+	if err := p.Publish(ctx, av.frames[0]); err != nil {
+		t.Fatal(err)
+	}
+	msgs = c.waitFor(t, ctx, "a live frame", func(m []Message) bool { return countFrames(m) > len(want) })
+	if got := msgs[len(msgs)-1]; !bytes.Equal(got.Frame.Data, av.frames[0].Data) {
+		t.Fatalf("live frame differs (seq %d)", got.Seq)
+	}
+}
+
+func TestSubscribeWithoutKeyframeGetsNewMessages(t *testing.T) {
+	ctx := testCtx(t, 30*time.Second)
+	srv := startServer(t, embedded.Config{})
+	nc := connect(t, srv)
+	p := newPublisher(t, ctx, nc, "nokey", PublisherConfig{})
+	if err := p.Announce(ctx, h264Opus); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Publish(ctx, audioFrame(0, []byte{0xfc, 1})); err != nil {
+		t.Fatal(err)
+	}
+	pollUntil(t, ctx, "acks", func() bool { return p.Stats().InFlight == 0 })
+	c := newCollector()
+	subscribe(t, ctx, nc, "nokey", SubscribeOptions{}, c)
+	if err := p.Publish(ctx, audioFrame(1800, []byte{0xfc, 2})); err != nil {
+		t.Fatal(err)
+	}
+	msgs := c.waitFor(t, ctx, "the new frame", func(m []Message) bool { return len(m) >= 1 })
+	if len(msgs) != 1 || msgs[0].Seq != 3 || msgs[0].Frame.PTS != 1800 || msgs[0].Frame.PID != 257 {
+		t.Fatalf("got %+v, want only the frame published after Subscribe (seq 3)", msgs)
+	}
+}
+
+func TestSubscribeWaitsForStream(t *testing.T) {
+	ctx := testCtx(t, 30*time.Second)
+	srv := startServer(t, embedded.Config{})
+	nc := connect(t, srv)
+
+	c := newCollector()
+	type result struct {
+		s   *Subscription
+		err error
+	}
+	res := make(chan result, 1)
+	go func() {
+		s, err := Subscribe(ctx, nc, "later", SubscribeOptions{}, c.handle)
+		res <- result{s, err}
+	}()
+	select {
+	case r := <-res:
+		t.Fatalf("Subscribe returned before the stream existed: %v", r.err)
+	default:
+	}
+	p := newPublisher(t, ctx, nc, "later", PublisherConfig{})
+	var r result
+	select {
+	case r = <-res:
+	case <-ctx.Done():
+		t.Fatal("Subscribe did not notice the stream")
+	}
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	defer r.s.Stop()
+	if err := p.Announce(ctx, h264Opus); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Publish(ctx, videoFrame(0, true, []byte{0, 0, 0, 1, 0x65})); err != nil {
+		t.Fatal(err)
+	}
+	msgs := c.waitFor(t, ctx, "keyframe", func(m []Message) bool { return countFrames(m) == 1 })
+	if msgs[0].Tracks == nil || msgs[0].Seq != 1 {
+		t.Fatalf("first message %+v, want the announcement at seq 1", msgs[0])
+	}
+
+	// A context that ends bounds the wait.
+	cctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	if _, err := Subscribe(cctx, nc, "never", SubscribeOptions{}, c.handle); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Subscribe to a missing stream: %v, want DeadlineExceeded", err)
+	}
+}
+
+func TestSubscribeSurvivesBrokerRestart(t *testing.T) {
+	ctx := testCtx(t, 60*time.Second)
+	dir := t.TempDir()
+	srv, err := embedded.Start(ctx, embedded.Config{Port: 0, DataDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := srv.ClientURL()
+	_, portStr, _ := net.SplitHostPort(url[len("nats://"):])
+	port, _ := strconv.Atoi(portStr)
+	running := srv
+	defer func() { _ = running.Shutdown(context.Background()) }()
+
+	opts := []nats.Option{nats.MaxReconnects(-1), nats.ReconnectWait(50 * time.Millisecond)}
+	pubConn, err := nats.Connect(url, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pubConn.Close()
+	subConn, err := nats.Connect(url, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer subConn.Close()
+
+	p := newPublisher(t, ctx, pubConn, "rs", PublisherConfig{})
+	if err := p.Announce(ctx, h264Opus); err != nil {
+		t.Fatal(err)
+	}
+	publish := func(from, to int) {
+		t.Helper()
+		for i := from; i < to; i++ {
+			if err := p.Publish(ctx, audioFrame(int64(i)*1800, []byte{0xfc, byte(i)})); err != nil {
+				t.Fatalf("publish %d: %v", i, err)
+			}
+		}
+		pollUntil(t, ctx, "acks", func() bool { return p.Stats().InFlight == 0 })
+	}
+	publish(0, 10)
+	c := newCollector()
+	subscribe(t, ctx, subConn, "rs", SubscribeOptions{FromSeq: 1, Logger: testLogger(t)}, c)
+	c.waitFor(t, ctx, "first 10 frames", func(m []Message) bool { return countFrames(m) == 10 })
+
+	reconnected := subConn.StatusChanged(nats.CONNECTED)
+	defer subConn.RemoveStatusListener(reconnected)
+	if err := srv.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	running, err = embedded.Start(ctx, embedded.Config{Port: port, DataDir: dir})
+	if err != nil {
+		t.Fatalf("restart on port %d: %v", port, err)
+	}
+	select {
+	case <-reconnected:
+	case <-ctx.Done():
+		t.Fatal("subscriber did not reconnect")
+	}
+	pollUntil(t, ctx, "publisher reconnect", pubConn.IsConnected)
+	publish(10, 20)
+	msgs := c.waitFor(t, ctx, "20 frames", func(m []Message) bool { return countFrames(m) >= 20 })
+	var n int
+	for _, m := range msgs {
+		if !m.IsFrame() {
+			continue
+		}
+		if m.Frame.PTS != int64(n)*1800 {
+			t.Fatalf("frame %d (seq %d) has pts %d: skipped or repeated across the restart", n, m.Seq, m.Frame.PTS)
+		}
+		n++
+	}
+	if n != 20 {
+		t.Fatalf("got %d frames, want 20", n)
+	}
+}
+
+func TestSubscribeStreamRecreated(t *testing.T) {
+	ctx := testCtx(t, 30*time.Second)
+	srv := startServer(t, embedded.Config{})
+	nc := connect(t, srv)
+	js := newJS(t, nc)
+	p1 := newPublisher(t, ctx, nc, "re", PublisherConfig{})
+	if err := p1.Announce(ctx, h264Opus); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 10 {
+		if err := p1.Publish(ctx, audioFrame(int64(i), []byte{1, byte(i)})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := newCollector()
+	s := subscribe(t, ctx, nc, "re", SubscribeOptions{FromSeq: 1, Logger: testLogger(t)}, c)
+	c.waitFor(t, ctx, "first stream", func(m []Message) bool { return countFrames(m) == 10 })
+	if err := p1.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := js.DeleteStream(ctx, "MEDIA_re"); err != nil {
+		t.Fatal(err)
+	}
+	p2 := newPublisher(t, ctx, nc, "re", PublisherConfig{})
+	if err := p2.Announce(ctx, h264Opus); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if err := p2.Publish(ctx, audioFrame(int64(100+i), []byte{2, byte(i)})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	msgs := c.waitFor(t, ctx, "recreated stream", func(m []Message) bool { return countFrames(m) == 13 })
+	var after []Message
+	for _, m := range msgs {
+		if m.Epoch == p2.Epoch() {
+			after = append(after, m)
+		}
+	}
+	if len(after) != 4 || after[0].Tracks == nil || after[0].Seq != 1 || after[1].Seq != 2 || after[3].Frame.PTS != 102 {
+		t.Fatalf("after recreation got %d messages, want the announcement at seq 1 then 3 frames", len(after))
+	}
+	if s.Err() != nil {
+		t.Fatalf("Err() = %v while running", s.Err())
+	}
+}
+
+func TestSubscriptionEndsWithConnection(t *testing.T) {
+	ctx := testCtx(t, 20*time.Second)
+	srv := startServer(t, embedded.Config{})
+	nc := connect(t, srv)
+	newPublisher(t, ctx, connect(t, srv), "cl", PublisherConfig{})
+	s, err := Subscribe(ctx, nc, "cl", SubscribeOptions{}, func(Message) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc.Close()
+	select {
+	case <-s.Done():
+	case <-ctx.Done():
+		t.Fatal("subscription outlived its connection")
+	}
+	if !errors.Is(s.Err(), nats.ErrConnectionClosed) {
+		t.Fatalf("Err() = %v, want ErrConnectionClosed", s.Err())
+	}
+	s.Stop()
+	s.Stop()
+}

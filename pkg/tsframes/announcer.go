@@ -1,0 +1,198 @@
+package tsframes
+
+import (
+	"fmt"
+)
+
+// announcer turns the data of mediacommon's reader into Handler calls: it
+// holds frames until their announcement is out, fills in H.264
+// profile-level-ids, and re-announces when the tracks change.
+type announcer struct {
+	h     Handler
+	stats *counters
+	bad   func(error) // non-fatal decode problem
+	clock unwrapper
+
+	tracks    []Track
+	h264      map[uint16]*h264State
+	announced bool
+
+	// While not announced: frames held back, and the first PTS seen.
+	held        []Frame
+	waitStart   int64
+	waitStarted bool
+
+	// err is the Handler error that stopped the run.
+	err error
+}
+
+func newAnnouncer(h Handler, stats *counters, bad func(error)) *announcer {
+	return &announcer{h: h, stats: stats, bad: bad, h264: map[uint16]*h264State{}}
+}
+
+// setTracks starts a new PMT's tracks. Anything still held for the previous
+// tracks is announced and delivered first. The H.264 state of a PID that
+// stays H.264 is kept (SPS, PPS, keyframe seen, profile-level-id).
+func (a *announcer) setTracks(tracks []Track) error {
+	if err := a.flush(); err != nil {
+		return err
+	}
+	prev := a.h264
+	a.h264 = make(map[uint16]*h264State, len(tracks))
+	for i := range tracks {
+		if tracks[i].Codec != CodecH264 {
+			continue
+		}
+		st := prev[tracks[i].PID]
+		if st == nil {
+			st = &h264State{}
+		}
+		a.h264[tracks[i].PID] = st
+		tracks[i].ProfileLevelID = st.profileLevelID
+	}
+	a.tracks = tracks
+	a.announced = false
+	a.waitStarted = false
+	return a.maybeAnnounce(false)
+}
+
+// flush announces the current tracks if that is still pending (at the end of
+// the input, or before the next PMT's tracks) and delivers held frames.
+func (a *announcer) flush() error {
+	if a.tracks == nil || a.announced {
+		return nil
+	}
+	return a.maybeAnnounce(true)
+}
+
+// maybeAnnounce announces when every H.264 track has a profile-level-id, or
+// when force is set.
+func (a *announcer) maybeAnnounce(force bool) error {
+	if !force {
+		for _, t := range a.tracks {
+			if t.Codec == CodecH264 && t.ProfileLevelID == "" {
+				return nil
+			}
+		}
+	}
+	if err := a.announce(); err != nil {
+		return err
+	}
+	held := a.held
+	a.held = nil
+	for i := range held {
+		if err := a.deliver(held[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (a *announcer) announce() error {
+	a.announced = true
+	ann := Announcement{Tracks: make([]Track, len(a.tracks))}
+	copy(ann.Tracks, a.tracks)
+	if err := a.h.Tracks(ann); err != nil {
+		a.err = err
+		return errHandler
+	}
+	return nil
+}
+
+// tick advances the announcement timeout with a new PTS.
+func (a *announcer) tick(pts int64) error {
+	if a.announced {
+		return nil
+	}
+	if !a.waitStarted {
+		a.waitStarted, a.waitStart = true, pts
+		return nil
+	}
+	if pts-a.waitStart >= AnnounceTimeout {
+		return a.maybeAnnounce(true)
+	}
+	return nil
+}
+
+// emit delivers a frame, or holds it while the announcement is pending.
+func (a *announcer) emit(f Frame) error {
+	if a.announced {
+		return a.deliver(f)
+	}
+	if len(a.held) >= MaxHeldFrames {
+		a.bad(fmt.Errorf("%w: dropped a frame of PID %d (PTS %d)", ErrHeldOverflow, a.held[0].PID, a.held[0].PTS))
+		a.held[0] = Frame{}
+		a.held = a.held[1:]
+	}
+	a.held = append(a.held, f)
+	return nil
+}
+
+func (a *announcer) deliver(f Frame) error {
+	if err := a.h.Frame(f); err != nil {
+		a.err = err
+		return errHandler
+	}
+	a.stats.frames.Add(1)
+	if f.Kind == KindAudio {
+		a.stats.audioPackets.Add(1)
+	} else if f.Key {
+		a.stats.keyframes.Add(1)
+	}
+	return nil
+}
+
+// onH264 handles one access unit of an H.264 track (raw 33-bit timestamps).
+func (a *announcer) onH264(pid uint16, rawPTS, rawDTS int64, au [][]byte) error {
+	dts := a.clock.unwrap(rawDTS)
+	pts := a.clock.unwrap(rawPTS)
+	st := a.h264[pid]
+	if st == nil {
+		return nil
+	}
+	data, key, plidChanged, err := st.accessUnit(au)
+	if plidChanged {
+		for i := range a.tracks {
+			if a.tracks[i].PID == pid {
+				a.tracks[i].ProfileLevelID = st.profileLevelID
+			}
+		}
+		if a.announced {
+			if err := a.announce(); err != nil {
+				return err
+			}
+		} else if err := a.maybeAnnounce(false); err != nil {
+			return err
+		}
+	}
+	if err2 := a.tick(pts); err2 != nil {
+		return err2
+	}
+	if err != nil {
+		a.bad(fmt.Errorf("PID %d, PTS %d: %w", pid, pts, err))
+		return nil
+	}
+	return a.emit(Frame{
+		PID:   pid,
+		Kind:  KindVideo,
+		Codec: CodecH264,
+		PTS:   pts,
+		DTS:   dts,
+		Key:   key,
+		Data:  data,
+	})
+}
+
+// onOpus handles the Opus packets of one PES (raw 33-bit PTS).
+func (a *announcer) onOpus(pid uint16, rawPTS int64, packets [][]byte) error {
+	pts := a.clock.unwrap(rawPTS)
+	if err := a.tick(pts); err != nil {
+		return err
+	}
+	for _, f := range opusFrames(pid, pts, packets, a.bad) {
+		if err := a.emit(f); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,248 @@
+package tsframes
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync/atomic"
+
+	"github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts"
+	"github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts/codecs"
+)
+
+// Handler receives the output of a Demuxer. Both methods are called from the
+// goroutine that runs Run, never concurrently. An error stops Run, which
+// returns it wrapped.
+type Handler interface {
+	// Tracks is called before any Frame of those tracks; again when the PMT
+	// content changes or an H.264 profile-level-id changes. The
+	// Announcement is owned by the receiver.
+	Tracks(Announcement) error
+	// Frame is called for every access unit of an H.264 track and every
+	// packet of an Opus track. The Frame (and its Data) is owned by the
+	// receiver.
+	Frame(Frame) error
+}
+
+// Stats are the counters of a Demuxer.
+type Stats struct {
+	Packets      uint64 // 188-byte packets accepted in sync (all PIDs, dropped ones included)
+	Bytes        uint64 // bytes read from the input (including garbage)
+	Frames       uint64 // Frame calls (video access units and audio packets)
+	Keyframes    uint64 // Frame calls with Key set
+	AudioPackets uint64 // Frame calls of audio tracks
+	DecodeErrors uint64 // non-fatal decode problems, except losses of sync
+	Resyncs      uint64 // losses of sync (bytes skipped to find 0x47 again)
+	PMTChanges   uint64 // PMTs whose content differed from the previous one
+}
+
+// Options tune a Demuxer. The zero value is valid.
+type Options struct {
+	// OnDecodeError, when set, is called (from Run's goroutine) for every
+	// non-fatal decode problem, with an error wrapping one of the package's
+	// Err values (ErrSync for a resync).
+	OnDecodeError func(error)
+}
+
+type counters struct {
+	packets, bytes, frames, keyframes, audioPackets atomic.Uint64
+	decodeErrors, resyncs, pmtChanges               atomic.Uint64
+}
+
+// Demuxer reads an MPEG-TS stream and reports its tracks and frames.
+type Demuxer struct {
+	r       io.Reader
+	opts    Options
+	stats   counters
+	running atomic.Bool
+	maxPES  int // MaxPESSize; tests lower it
+}
+
+// NewDemuxer returns a Demuxer reading r. Nothing is read before Run.
+func NewDemuxer(r io.Reader, opts Options) *Demuxer {
+	return &Demuxer{r: r, opts: opts, maxPES: MaxPESSize}
+}
+
+// Stats returns the counters so far. It is safe to call concurrently with
+// Run.
+func (d *Demuxer) Stats() Stats {
+	return Stats{
+		Packets:      d.stats.packets.Load(),
+		Bytes:        d.stats.bytes.Load(),
+		Frames:       d.stats.frames.Load(),
+		Keyframes:    d.stats.keyframes.Load(),
+		AudioPackets: d.stats.audioPackets.Load(),
+		DecodeErrors: d.stats.decodeErrors.Load(),
+		Resyncs:      d.stats.resyncs.Load(),
+		PMTChanges:   d.stats.pmtChanges.Load(),
+	}
+}
+
+// bad reports a non-fatal decode problem.
+func (d *Demuxer) bad(err error) {
+	d.stats.decodeErrors.Add(1)
+	if d.opts.OnDecodeError != nil {
+		d.opts.OnDecodeError(err)
+	}
+}
+
+// Run reads the input and calls h until the input ends (it returns nil), a
+// read fails (the read error, wrapped), h returns an error (that error,
+// wrapped) or ctx is done (ctx.Err()). ctx is checked between reads: to stop
+// a Read that blocks, the caller closes the reader. Run may be called once.
+func (d *Demuxer) Run(ctx context.Context, h Handler) error {
+	if !d.running.CompareAndSwap(false, true) {
+		return errRunTwice
+	}
+	in := &input{
+		pr:     newPacketReader(d.r),
+		psi:    newPSITracker(),
+		stats:  &d.stats,
+		bad:    d.bad,
+		maxPES: d.maxPES,
+	}
+	in.pr.stop = func() error {
+		if ctx.Err() != nil {
+			return errStop
+		}
+		return nil
+	}
+	in.pr.onBytes = func(n int) { d.stats.bytes.Add(uint64(n)) }
+	in.pr.onResync = func(skipped int) {
+		d.stats.resyncs.Add(1)
+		if d.opts.OnDecodeError != nil {
+			d.opts.OnDecodeError(fmt.Errorf("%w: skipped %d bytes", ErrSync, skipped))
+		}
+	}
+	in.pr.onSuspect = func(pkt []byte) {
+		d.bad(fmt.Errorf("%w: PID %d: packet not followed by a sync byte, dropped", ErrCorruptPacket, pid(pkt)))
+	}
+	in.pr.onTruncated = func(partial []byte) {
+		d.bad(fmt.Errorf("%w: input ends with a partial packet of %d bytes", ErrCorruptPacket, len(partial)))
+		if len(partial) >= 4 && partial[1]&0x40 == 0 {
+			// The PES in progress on that PID lost its end.
+			in.cutPID, in.cut = pid(partial), true
+		}
+	}
+	ann := newAnnouncer(h, &d.stats, d.bad)
+
+	restart := false
+	for {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if !in.psi.changed && !restart {
+			if err := in.waitForPMT(); err != nil {
+				return d.finish(ctx, err, in, ann)
+			}
+		}
+		restart = false
+		err := d.session(ctx, in, ann)
+		switch {
+		case errors.Is(err, io.EOF):
+			if in.psi.changed {
+				continue // the PMT changed: next reader
+			}
+			return d.finish(ctx, err, in, ann)
+		case errors.Is(err, errRestart):
+			restart = true
+		case errors.Is(err, errWaitPMT):
+		default:
+			return d.finish(ctx, err, in, ann)
+		}
+	}
+}
+
+// finish maps the error that ended a Run to Run's result.
+func (d *Demuxer) finish(ctx context.Context, err error, in *input, ann *announcer) error {
+	switch {
+	case errors.Is(err, io.EOF):
+		if err := ann.flush(); err != nil {
+			return d.finish(ctx, err, in, ann)
+		}
+		return nil
+	case errors.Is(err, errStop):
+		return ctx.Err()
+	case errors.Is(err, errInput):
+		if ctx.Err() != nil {
+			// The caller closed the reader to stop a pending Read.
+			return ctx.Err()
+		}
+		return fmt.Errorf("tsframes: reading input: %w", in.readErr)
+	case errors.Is(err, errHandler):
+		return fmt.Errorf("tsframes: handler: %w", ann.err)
+	}
+	return fmt.Errorf("tsframes: %w", err)
+}
+
+// session runs one mediacommon reader over the current PAT and PMT and the
+// packets that follow, until the input ends or the PMT content changes.
+func (d *Demuxer) session(ctx context.Context, in *input, ann *announcer) error {
+	in.psi.changed = false
+	in.resetContinuity()
+	// again is how to go on after mediacommon failed: over the same PMT if
+	// the input moved on since this reader started, else (the PMT itself is
+	// unusable) only once the PMT changes.
+	startPackets := d.stats.packets.Load()
+	again := func() error {
+		if d.stats.packets.Load() != startPackets {
+			return errRestart
+		}
+		return errWaitPMT
+	}
+	f := newFeeder(in, in.psi.esSet, in.psi.preamble(), in.stash)
+	in.stash = nil
+
+	r := &mpegts.Reader{R: f}
+	if err := r.Initialize(); err != nil {
+		switch {
+		case errors.Is(err, io.EOF), errors.Is(err, errStop), errors.Is(err, errInput):
+			return err
+		}
+		d.bad(fmt.Errorf("%w: reading the PMT's tracks: %w", ErrDemux, err))
+		return again()
+	}
+
+	tracks := make([]Track, 0, len(r.Tracks()))
+	var media pidSet
+	for _, t := range r.Tracks() {
+		tracks = append(tracks, trackOf(t))
+		p := t.PID
+		switch t.Codec.(type) {
+		case *codecs.H264:
+			media.add(p)
+			r.OnDataH264(t, func(pts, dts int64, au [][]byte) error {
+				return ann.onH264(p, pts, dts, au)
+			})
+		case *codecs.Opus:
+			media.add(p)
+			r.OnDataOpus(t, func(pts int64, packets [][]byte) error {
+				return ann.onOpus(p, pts, packets)
+			})
+		}
+	}
+	// From here on only the streams that produce frames are passed on.
+	f.es = media
+	r.OnDecodeError(func(err error) {
+		d.bad(fmt.Errorf("%w: %w", ErrDemux, err))
+	})
+	if err := ann.setTracks(tracks); err != nil {
+		return err
+	}
+
+	for {
+		if ctx.Err() != nil {
+			return errStop
+		}
+		err := r.Read()
+		switch {
+		case err == nil:
+		case errors.Is(err, io.EOF), errors.Is(err, errStop), errors.Is(err, errInput), errors.Is(err, errHandler):
+			return err
+		default:
+			d.bad(fmt.Errorf("%w: %w", ErrDemux, err))
+			return again()
+		}
+	}
+}

@@ -1,0 +1,51 @@
+package tsframes
+
+import "errors"
+
+// Non-fatal decode problems. Options.OnDecodeError receives errors wrapping
+// one of these; errors.Is tells them apart.
+var (
+	// ErrSync: bytes were skipped to find the 0x47 sync byte again (counted
+	// in Stats.Resyncs, not in Stats.DecodeErrors).
+	ErrSync = errors.New("lost MPEG-TS sync")
+	// ErrCorruptPacket: a packet was dropped (transport_error_indicator set,
+	// or a truncated packet at the end of the input).
+	ErrCorruptPacket = errors.New("corrupt MPEG-TS packet")
+	// ErrContinuity: packets of an elementary stream were lost (continuity
+	// counter gap); the PES they belonged to is dropped.
+	ErrContinuity = errors.New("continuity counter gap")
+	// ErrPSI: a PAT or PMT section was malformed (length, CRC, layout) and
+	// ignored.
+	ErrPSI = errors.New("invalid PAT/PMT section")
+	// ErrPESTooLarge: a PES grew beyond MaxPESSize and was dropped.
+	ErrPESTooLarge = errors.New("PES too large")
+	// ErrDemux: the mediacommon MPEG-TS reader reported a problem (a PES it
+	// could not parse, a missing PTS, a failed start on a PMT).
+	ErrDemux = errors.New("demux error")
+	// ErrNoKeyframe: a video access unit was dropped because its track has
+	// not shown an IDR (with SPS and PPS) yet, e.g. after a mid-stream start.
+	ErrNoKeyframe = errors.New("video access unit before the first keyframe")
+	// ErrAccessUnit: a video access unit was dropped because it is unusable
+	// (no NAL units, a truncated SPS, an IDR whose SPS/PPS were never seen).
+	ErrAccessUnit = errors.New("invalid video access unit")
+	// ErrOpus: an Opus packet was dropped (empty, or a TOC that gives no
+	// duration).
+	ErrOpus = errors.New("invalid Opus packet")
+	// ErrHeldOverflow: a frame waiting for its track announcement was
+	// dropped because MaxHeldFrames frames were already waiting.
+	ErrHeldOverflow = errors.New("too many frames waiting for the announcement")
+)
+
+// errStop, errInput and errHandler travel through mediacommon's reader to
+// tell Run why reading stopped; Run replaces them by the real cause.
+// errRestart and errWaitPMT are the other reasons a reader ends.
+var (
+	errStop    = errors.New("tsframes: stopped")
+	errInput   = errors.New("tsframes: input failed")
+	errHandler = errors.New("tsframes: handler failed")
+	errRestart = errors.New("tsframes: restart over the same PMT")
+	errWaitPMT = errors.New("tsframes: wait for a new PMT")
+)
+
+// errRunTwice is returned by a second call of Run.
+var errRunTwice = errors.New("tsframes: Run called more than once")
