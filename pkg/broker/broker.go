@@ -1,0 +1,438 @@
+// Package broker assembles the whepcast broker: the ingest (HTTP and UDP),
+// the NATS connection (to an embedded nats-server by default) and the
+// optional in-process WHEP server, under one lifecycle.
+//
+// Start binds every listener first (ingest HTTP, UDP ingests, WHEP) so that a
+// busy address fails fast, then starts the embedded nats-server (or connects
+// to --nats-url), then serves everything under one errgroup. When the context
+// ends, or any server fails, the broker stops in reverse order within
+// Options.ShutdownTimeout: it ends the ingest sessions (their connections
+// end, their Publishers are flushed and closed), stops the HTTP and UDP
+// listeners and waits for the WHEP server, drains the NATS connection and
+// shuts the embedded server down.
+//
+// The HTTP listener serves:
+//
+//	PUT|POST /ingest/{stream}  MPEG-TS ingest (see ingest.Handler)
+//	GET /healthz               200 "ok" while the NATS connection is up, else 503
+//	GET /metrics               Prometheus metrics (whepcast_* and Go runtime)
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/whepcast/whepcast/embedded"
+	"github.com/whepcast/whepcast/pkg/bus"
+	"github.com/whepcast/whepcast/pkg/config"
+	"github.com/whepcast/whepcast/pkg/ingest"
+)
+
+// WHEPFunc serves WHEP in process on ln, playing streams from nc, until ctx
+// is done; it returns nil then. It owns ln (and closes it).
+type WHEPFunc func(ctx context.Context, ln net.Listener, nc *nats.Conn, cfg config.WHEP, logger *slog.Logger) error
+
+// DemoFunc publishes the demo stream through reg until ctx is done; it
+// returns nil then.
+type DemoFunc func(ctx context.Context, reg *ingest.Registry, logger *slog.Logger) error
+
+// Options are the parts of a broker that are not configuration.
+type Options struct {
+	// WHEP serves WHEP when the configuration sets whep-addr. Start fails
+	// when whep-addr is set and WHEP is nil.
+	WHEP WHEPFunc
+	// Demo runs when the configuration sets demo; when nil, the broker logs
+	// that the demo is not available and runs without it.
+	Demo DemoFunc
+	// Metrics is the registry /metrics serves and the ingest metrics are
+	// registered with; nil creates one with the Go and process collectors.
+	Metrics *prometheus.Registry
+	// EmbeddedMaxPayload is the max payload of the embedded nats-server
+	// (0: the embedded package's default).
+	EmbeddedMaxPayload int32
+	// Publisher tunes the bus Publishers of the ingest sessions: its
+	// MaxInFlight, StallTimeout and CatalogRefresh are used (0: bus
+	// defaults); the other fields are set by the broker.
+	Publisher bus.PublisherConfig
+	// StatsInterval is how often ingest statistics reach the catalog
+	// (0: the ingest default).
+	StatsInterval time.Duration
+	// ShutdownTimeout bounds the shutdown (default 15 s).
+	ShutdownTimeout time.Duration
+}
+
+// Broker is a running broker.
+type Broker struct {
+	cfg  *config.Broker
+	opts Options
+	log  *slog.Logger
+
+	ingestLn net.Listener
+	whepLn   net.Listener
+	udp      []*ingest.UDPListener
+	server   *embedded.Server // nil when connected to --nats-url
+	nc       *nats.Conn
+	ncClosed chan struct{}
+	reg      *ingest.Registry
+	http     *http.Server
+	metrics  *prometheus.Registry
+
+	cancel context.CancelFunc
+	done   chan struct{}
+	err    error
+}
+
+// Run starts a broker (see Start) and returns when it has stopped: after ctx
+// is done and the shutdown finished (nil, or the shutdown's errors), or after
+// a server failed (that error).
+func Run(ctx context.Context, cfg *config.Broker, logger *slog.Logger, opts Options) error {
+	b, err := Start(ctx, cfg, logger, opts)
+	if err != nil {
+		return err
+	}
+	return b.Wait()
+}
+
+// Start binds the listeners, starts or connects to NATS and starts serving;
+// the broker runs until ctx is done or Stop is called. On error nothing is
+// left running. cfg must be valid (config.Broker.Validate).
+func Start(ctx context.Context, cfg *config.Broker, logger *slog.Logger, opts Options) (*Broker, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.ShutdownTimeout <= 0 {
+		opts.ShutdownTimeout = 15 * time.Second
+	}
+	if cfg.WHEPAddr != "" && opts.WHEP == nil {
+		return nil, fmt.Errorf("broker: whep-addr %s is set but no in-process WHEP server is wired in (Options.WHEP)", cfg.WHEPAddr)
+	}
+	b := &Broker{cfg: cfg, opts: opts, log: logger, done: make(chan struct{}), ncClosed: make(chan struct{})}
+	started := false
+	defer func() {
+		if !started {
+			b.closeAll()
+		}
+	}()
+
+	// 1. Every listener, so that a busy address fails before anything runs.
+	var err error
+	if b.ingestLn, err = net.Listen("tcp", cfg.IngestAddr); err != nil {
+		return nil, fmt.Errorf("broker: ingest listener: %w", err)
+	}
+	if cfg.WHEPAddr != "" {
+		if b.whepLn, err = net.Listen("tcp", cfg.WHEPAddr); err != nil {
+			return nil, fmt.Errorf("broker: whep listener: %w", err)
+		}
+	}
+	for _, u := range cfg.UDPIngest {
+		l, err := ingest.ListenUDP(ingest.UDPConfig{Stream: u.Stream, Addr: u.Addr, Idle: cfg.UDPIdle, Logger: logger.With("component", "ingest", "source", "udp")})
+		if err != nil {
+			return nil, fmt.Errorf("broker: %w", err)
+		}
+		b.udp = append(b.udp, l)
+	}
+
+	// 2. NATS.
+	if err := b.connectNATS(ctx); err != nil {
+		return nil, err
+	}
+
+	// 3. Ingest and HTTP.
+	b.metrics = opts.Metrics
+	if b.metrics == nil {
+		b.metrics = prometheus.NewRegistry()
+		b.metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	im, err := ingest.NewMetrics(b.metrics)
+	if err != nil {
+		return nil, fmt.Errorf("broker: %w", err)
+	}
+	pc := opts.Publisher
+	pc.Stream = bus.StreamConfig{Storage: cfg.Storage, Replicas: cfg.Replicas, MaxAge: cfg.MaxAge, MaxBytes: cfg.MaxBytes}
+	pc.Logger = logger.With("component", "bus")
+	ingestLog := logger.With("component", "ingest")
+	b.reg, err = ingest.NewRegistry(ingest.Config{
+		NewPublisher:  ingest.BusPublishers(b.nc, pc),
+		Metrics:       im,
+		Logger:        ingestLog,
+		StatsInterval: opts.StatsInterval,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("broker: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle(ingest.PathPrefix, ingest.NewHandler(b.reg, ingest.HandlerConfig{Tokens: cfg.IngestTokens, Logger: ingestLog}))
+	mux.HandleFunc("GET /healthz", b.healthz)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(b.metrics, promhttp.HandlerOpts{}))
+	b.http = &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       time.Minute,
+		ErrorLog:          slog.NewLogLogger(logger.With("component", "http").Handler(), slog.LevelWarn),
+	}
+
+	runCtx, cancel := context.WithCancel(ctx)
+	b.cancel = cancel
+	started = true
+	go b.run(runCtx)
+	b.logStart()
+	return b, nil
+}
+
+// connectNATS starts the embedded server and connects in process, or
+// connects to cfg.NATS.URL.
+func (b *Broker) connectNATS(ctx context.Context) error {
+	common := []nats.Option{
+		nats.Name("whepcast-broker"),
+		nats.ClosedHandler(func(*nats.Conn) { close(b.ncClosed) }),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil { // nil when the connection is closed on purpose
+				b.log.Warn("nats disconnected", "component", "nats", "err", err)
+			}
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			b.log.Info("nats reconnected", "component", "nats", "url", nc.ConnectedUrlRedacted())
+		}),
+	}
+	if b.cfg.NATS.URL == "" {
+		ec := embedded.Config{
+			Port:       embedded.NoListener,
+			DataDir:    b.cfg.DataDir,
+			MaxPayload: b.opts.EmbeddedMaxPayload,
+			ServerName: "whepcast-broker",
+			Logger:     b.log,
+		}
+		if b.cfg.NATSListen != "" {
+			host, port, err := net.SplitHostPort(b.cfg.NATSListen)
+			if err != nil {
+				return fmt.Errorf("broker: nats-listen: %w", err)
+			}
+			if ec.Port, err = strconv.Atoi(port); err != nil {
+				return fmt.Errorf("broker: nats-listen port %q: %w", port, err)
+			}
+			ec.Host = host
+		}
+		srv, err := embedded.Start(ctx, ec)
+		if err != nil {
+			return fmt.Errorf("broker: %w", err)
+		}
+		b.server = srv
+		if b.nc, err = srv.Connect(common...); err != nil {
+			return fmt.Errorf("broker: %w", err)
+		}
+		return nil
+	}
+	auth, err := b.cfg.NATS.Options()
+	if err != nil {
+		return fmt.Errorf("broker: %w", err)
+	}
+	opts := append(common, nats.MaxReconnects(-1))
+	if b.nc, err = nats.Connect(b.cfg.NATS.URL, append(opts, auth...)...); err != nil {
+		return fmt.Errorf("broker: connecting to nats %s: %w", b.cfg.NATS.URL, err)
+	}
+	return nil
+}
+
+func (b *Broker) logStart() {
+	attrs := []any{"ingest_addr", b.IngestAddr().String(), "nats_url", b.NATSURL()}
+	if b.server != nil {
+		attrs = append(attrs, "nats", "embedded", "data_dir", b.cfg.DataDir, "storage", b.cfg.Storage)
+	}
+	for i, l := range b.udp {
+		attrs = append(attrs, "udp_"+b.cfg.UDPIngest[i].Stream, l.Addr().String())
+	}
+	if b.whepLn != nil {
+		attrs = append(attrs, "whep_addr", b.whepLn.Addr().String())
+	}
+	b.log.Info("broker started", attrs...)
+	if len(b.cfg.IngestTokens) == 0 {
+		b.log.Warn("ingest is open: no ingest token is configured (--ingest-token), anyone reaching " + b.IngestAddr().String() + " can publish")
+	}
+	if b.cfg.Demo && b.opts.Demo == nil {
+		b.log.Warn("demo: not implemented yet, running without it")
+	}
+}
+
+// run serves until ctx is done or a server fails, then stops everything.
+func (b *Broker) run(ctx context.Context) {
+	defer close(b.done)
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		if err := b.http.Serve(b.ingestLn); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("broker: ingest http: %w", err)
+		}
+		return nil
+	})
+	for _, l := range b.udp {
+		g.Go(func() error { return l.Serve(gctx, b.reg) })
+	}
+	if b.whepLn != nil {
+		g.Go(func() error {
+			if err := b.opts.WHEP(gctx, b.whepLn, b.nc, b.cfg.WHEP, b.log.With("component", "whep")); err != nil {
+				return fmt.Errorf("broker: whep: %w", err)
+			}
+			return nil
+		})
+	}
+	if b.cfg.Demo && b.opts.Demo != nil {
+		g.Go(func() error {
+			if err := b.opts.Demo(gctx, b.reg, b.log.With("component", "demo")); err != nil {
+				return fmt.Errorf("broker: demo: %w", err)
+			}
+			return nil
+		})
+	}
+	var (
+		deadline time.Time
+		stopErr  error
+	)
+	g.Go(func() error {
+		<-gctx.Done()
+		deadline = time.Now().Add(b.opts.ShutdownTimeout)
+		b.log.Info("broker stopping")
+		stopErr = b.stopServing(deadline)
+		return nil
+	})
+	err := g.Wait()
+	ctxErr := b.closeNATS(deadline)
+	b.err = errors.Join(err, stopErr, ctxErr)
+	if b.err != nil {
+		b.log.Error("broker stopped", "err", b.err)
+	} else {
+		b.log.Info("broker stopped")
+	}
+}
+
+// stopServing ends the ingest sessions and stops the listeners.
+func (b *Broker) stopServing(deadline time.Time) error {
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	var errs []error
+	if err := b.reg.Close(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("broker: ending ingests: %w", err))
+	}
+	if err := b.http.Shutdown(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("broker: stopping http: %w", err))
+		_ = b.http.Close()
+	}
+	for _, l := range b.udp {
+		_ = l.Close()
+	}
+	return errors.Join(errs...)
+}
+
+// closeNATS drains the connection and shuts the embedded server down.
+func (b *Broker) closeNATS(deadline time.Time) error {
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	var errs []error
+	if err := b.nc.Drain(); err != nil {
+		b.nc.Close()
+	}
+	select {
+	case <-b.ncClosed:
+	case <-ctx.Done():
+		errs = append(errs, fmt.Errorf("broker: draining nats: %w", ctx.Err()))
+		b.nc.Close()
+	}
+	if b.server != nil {
+		if err := b.server.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("broker: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// closeAll releases what a failed Start created.
+func (b *Broker) closeAll() {
+	if b.ingestLn != nil {
+		_ = b.ingestLn.Close()
+	}
+	if b.whepLn != nil {
+		_ = b.whepLn.Close()
+	}
+	for _, l := range b.udp {
+		_ = l.Close()
+	}
+	if b.nc != nil {
+		b.nc.Close()
+	}
+	if b.server != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), b.opts.ShutdownTimeout)
+		defer cancel()
+		_ = b.server.Shutdown(ctx)
+	}
+}
+
+func (b *Broker) healthz(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if st := b.nc.Status(); st != nats.CONNECTED {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintf(w, "nats %s\n", st)
+		return
+	}
+	fmt.Fprintln(w, "ok")
+}
+
+// IngestAddr is the bound address of the ingest HTTP listener.
+func (b *Broker) IngestAddr() net.Addr { return b.ingestLn.Addr() }
+
+// WHEPAddr is the bound address of the WHEP listener, nil when off.
+func (b *Broker) WHEPAddr() net.Addr {
+	if b.whepLn == nil {
+		return nil
+	}
+	return b.whepLn.Addr()
+}
+
+// UDPAddrs are the bound addresses of the UDP ingests, in configuration order.
+func (b *Broker) UDPAddrs() []net.Addr {
+	out := make([]net.Addr, len(b.udp))
+	for i, l := range b.udp {
+		out[i] = l.Addr()
+	}
+	return out
+}
+
+// NATSURL is the URL other processes reach NATS at: the embedded server's
+// listener ("" when it has none) or the configured URL.
+func (b *Broker) NATSURL() string {
+	if b.server != nil {
+		return b.server.ClientURL()
+	}
+	return b.cfg.NATS.URL
+}
+
+// Conn is the broker's NATS connection, for in-process users.
+func (b *Broker) Conn() *nats.Conn { return b.nc }
+
+// Registry is the ingest registry, for in-process publishers.
+func (b *Broker) Registry() *ingest.Registry { return b.reg }
+
+// Done is closed when the broker has stopped.
+func (b *Broker) Done() <-chan struct{} { return b.done }
+
+// Wait waits until the broker has stopped and returns why (nil after a
+// clean stop caused by the context or Stop).
+func (b *Broker) Wait() error {
+	<-b.done
+	return b.err
+}
+
+// Stop stops the broker and waits for it (see Wait).
+func (b *Broker) Stop() error {
+	b.cancel()
+	return b.Wait()
+}

@@ -1,0 +1,758 @@
+package broker
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/goleak"
+
+	"github.com/whepcast/whepcast/pkg/bus"
+	"github.com/whepcast/whepcast/pkg/config"
+	"github.com/whepcast/whepcast/pkg/tsframes"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+const testDeadline = 30 * time.Second
+
+func testContext(t testing.TB) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), testDeadline)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func fixture(t testing.TB, name string) string {
+	t.Helper()
+	p, err := filepath.Abs(filepath.Join("..", "..", "testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func readFixture(t testing.TB, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(fixture(t, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// testConfig is a broker on loopback ports chosen by the kernel, with an
+// embedded in-process-only NATS server storing in a temporary directory.
+func testConfig(t testing.TB, args ...string) *config.Broker {
+	t.Helper()
+	base := []string{"--ingest-addr", "127.0.0.1:0", "--nats-listen", "", "--data-dir", t.TempDir(), "--log-level", "debug"}
+	cfg, err := config.LoadBroker(append(base, args...), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// startBroker starts a broker that the test stops at cleanup (checking that
+// it stops cleanly).
+func startBroker(t testing.TB, cfg *config.Broker, opts Options) *Broker {
+	t.Helper()
+	b, err := Start(context.Background(), cfg, testLogger(t), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		done := make(chan error, 1)
+		go func() { done <- b.Stop() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("broker stop: %v", err)
+			}
+		case <-time.After(testDeadline):
+			t.Error("broker did not stop")
+		}
+	})
+	return b
+}
+
+// demux is what tsframes makes of data directly.
+type demuxed struct {
+	anns   []tsframes.Announcement
+	frames []tsframes.Frame
+}
+
+func (d *demuxed) Tracks(a tsframes.Announcement) error { d.anns = append(d.anns, a); return nil }
+func (d *demuxed) Frame(f tsframes.Frame) error         { d.frames = append(d.frames, f); return nil }
+
+func demux(t testing.TB, data []byte) *demuxed {
+	t.Helper()
+	var d demuxed
+	if err := tsframes.NewDemuxer(bytes.NewReader(data), tsframes.Options{}).Run(context.Background(), &d); err != nil {
+		t.Fatal(err)
+	}
+	if len(d.frames) == 0 || len(d.anns) == 0 {
+		t.Fatalf("demuxed %d frames, %d announcements", len(d.frames), len(d.anns))
+	}
+	return &d
+}
+
+// subscribe delivers every message of stream name from its first one, until
+// enough(msgs) is true, and returns them.
+func subscribe(t *testing.T, nc *nats.Conn, name string, enough func([]bus.Message) bool) []bus.Message {
+	t.Helper()
+	ctx := testContext(t)
+	var (
+		mu   sync.Mutex
+		msgs []bus.Message
+		done = make(chan struct{})
+		once sync.Once
+	)
+	sub, err := bus.Subscribe(ctx, nc, name, bus.SubscribeOptions{FromSeq: 1}, func(m bus.Message) {
+		mu.Lock()
+		defer mu.Unlock()
+		msgs = append(msgs, m)
+		if enough(msgs) {
+			once.Do(func() { close(done) })
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Stop()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		mu.Lock()
+		defer mu.Unlock()
+		t.Fatalf("stream %s: got %d messages before the deadline", name, len(msgs))
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	return append([]bus.Message(nil), msgs...)
+}
+
+func framesOf(msgs []bus.Message, epoch uint64) []tsframes.Frame {
+	var out []tsframes.Frame
+	for _, m := range msgs {
+		if m.IsFrame() && (epoch == 0 || m.Epoch == epoch) {
+			out = append(out, m.Frame)
+		}
+	}
+	return out
+}
+
+func countFrames(epoch *uint64, n int) func([]bus.Message) bool {
+	return func(msgs []bus.Message) bool {
+		if len(msgs) == 0 {
+			return false
+		}
+		e := msgs[len(msgs)-1].Epoch
+		if epoch != nil {
+			e = *epoch
+		}
+		return len(framesOf(msgs, e)) >= n
+	}
+}
+
+// sameFrames compares what the bus delivered with what tsframes demuxed:
+// same order, same bytes, same timing.
+func sameFrames(t *testing.T, got, want []tsframes.Frame) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("got %d frames, want %d", len(got), len(want))
+	}
+	for i := range want {
+		g, w := got[i], want[i]
+		if g.PID != w.PID || g.Kind != w.Kind || g.Codec != w.Codec || g.PTS != w.PTS || g.Key != w.Key || !bytes.Equal(g.Data, w.Data) {
+			t.Fatalf("frame %d: got pid %d %s pts %d key %v %d bytes; want pid %d %s pts %d key %v %d bytes",
+				i, g.PID, g.Codec, g.PTS, g.Key, len(g.Data), w.PID, w.Codec, w.PTS, w.Key, len(w.Data))
+		}
+		if w.Kind == tsframes.KindVideo && g.DTS != w.DTS {
+			t.Fatalf("frame %d: dts %d, want %d", i, g.DTS, w.DTS)
+		}
+		if w.Kind == tsframes.KindAudio && g.Duration != w.Duration {
+			t.Fatalf("frame %d: duration %d, want %d", i, g.Duration, w.Duration)
+		}
+	}
+}
+
+// checkAnnouncement checks that msgs hold the announcement of epoch with the
+// tracks tsframes announced last.
+func checkAnnouncement(t *testing.T, msgs []bus.Message, name string, epoch uint64, want tsframes.Announcement) {
+	t.Helper()
+	exp := bus.NewAnnouncement(name, epoch, want)
+	for _, m := range msgs {
+		if m.Tracks != nil && m.Epoch == epoch {
+			if fmt.Sprint(*m.Tracks) != fmt.Sprint(exp) {
+				t.Fatalf("announcement %+v, want %+v", *m.Tracks, exp)
+			}
+			return
+		}
+	}
+	t.Fatalf("no announcement of epoch %d", epoch)
+}
+
+func put(t *testing.T, url string, body io.Reader, header ...string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(testContext(t), http.MethodPut, url, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func ingestURL(b *Broker, stream string) string {
+	return "http://" + b.IngestAddr().String() + "/ingest/" + stream
+}
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(testContext(t), http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func streamNames(t *testing.T, nc *nats.Conn) []string {
+	t.Helper()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := js.StreamNames(testContext(t))
+	var names []string
+	for n := range l.Name() {
+		names = append(names, n)
+	}
+	if err := l.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return names
+}
+
+func TestHTTPIngestRoundTrip(t *testing.T) {
+	data := readFixture(t, "av.ts")
+	want := demux(t, data)
+	b := startBroker(t, testConfig(t, "--storage", "file"), Options{})
+
+	// Chunked upload (unknown length).
+	status, body := put(t, ingestURL(b, "cam1"), io.MultiReader(bytes.NewReader(data)))
+	if status != http.StatusOK {
+		t.Fatalf("status %d: %s", status, body)
+	}
+	if !strings.Contains(body, fmt.Sprintf("bytes=%d frames=%d", len(data), len(want.frames))) {
+		t.Fatalf("summary %q", body)
+	}
+
+	msgs := subscribe(t, b.Conn(), "cam1", countFrames(nil, len(want.frames)))
+	epoch := msgs[len(msgs)-1].Epoch
+	if epoch == 0 {
+		t.Fatal("epoch 0")
+	}
+	for _, m := range msgs {
+		if m.Epoch != epoch {
+			t.Fatalf("message %d of epoch %d, want only %d", m.Seq, m.Epoch, epoch)
+		}
+	}
+	sameFrames(t, framesOf(msgs, epoch), want.frames)
+	checkAnnouncement(t, msgs, "cam1", epoch, want.anns[len(want.anns)-1])
+
+	// The catalog says the session ended, with its statistics.
+	js, err := jetstream.New(b.Conn())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat, err := bus.OpenCatalog(testContext(t), js, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := cat.Get(testContext(t), "cam1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys uint64
+	for _, f := range want.frames {
+		if f.Key {
+			keys++
+		}
+	}
+	if e.State != bus.StateEnded || e.Epoch != epoch || e.Stats.Bytes != uint64(len(data)) || e.Stats.Frames != uint64(len(want.frames)) || e.Stats.Keyframes != keys {
+		t.Fatalf("catalog entry %+v", e)
+	}
+
+	// Metrics and health.
+	status, metrics := get(t, "http://"+b.IngestAddr().String()+"/metrics")
+	if status != http.StatusOK {
+		t.Fatalf("/metrics: %d", status)
+	}
+	for _, line := range []string{
+		fmt.Sprintf(`whepcast_ingest_bytes_total{stream="cam1"} %d`, len(data)),
+		fmt.Sprintf(`whepcast_ingest_frames_total{stream="cam1"} %d`, len(want.frames)),
+		fmt.Sprintf(`whepcast_ingest_keyframes_total{stream="cam1"} %d`, keys),
+		`whepcast_ingest_decode_errors_total{stream="cam1"} 0`,
+		`whepcast_publish_errors_total{stream="cam1"} 0`,
+		`whepcast_ingest_sessions{stream="cam1"} 0`,
+		`whepcast_ingest_takeovers_total 0`,
+		`whepcast_publish_latency_seconds_count{stream="cam1"}`,
+		`go_goroutines`,
+	} {
+		if !strings.Contains(metrics, line) {
+			t.Errorf("/metrics lacks %q", line)
+		}
+	}
+	if status, body := get(t, "http://"+b.IngestAddr().String()+"/healthz"); status != http.StatusOK || body != "ok\n" {
+		t.Fatalf("/healthz: %d %q", status, body)
+	}
+}
+
+func TestTakeoverBumpsEpoch(t *testing.T) {
+	data := readFixture(t, "av.ts")
+	want := demux(t, data)
+	b := startBroker(t, testConfig(t, "--storage", "memory"), Options{})
+	ctx := testContext(t)
+
+	// The first publisher sends half the file and keeps its body open.
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	go func() { _, _ = pw.Write(data[:len(data)/2]) }()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, ingestURL(b, "cam1"), pr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	firstDone := make(chan error, 1)
+	go func() {
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusConflict {
+				err = fmt.Errorf("status %d", resp.StatusCode)
+			}
+		}
+		firstDone <- err
+	}()
+	// Wait until the first session has published frames.
+	first := subscribe(t, b.Conn(), "cam1", func(m []bus.Message) bool { return len(framesOf(m, 0)) >= 10 })
+	epoch1 := first[0].Epoch
+
+	status, body := put(t, ingestURL(b, "cam1"), bytes.NewReader(data))
+	if status != http.StatusOK {
+		t.Fatalf("second publisher: %d %s", status, body)
+	}
+	select {
+	case err := <-firstDone:
+		// 409, or the connection closed under the client's body write.
+		if err != nil && !strings.Contains(err.Error(), "connection") && !strings.Contains(err.Error(), "broken pipe") && !errors.Is(err, io.ErrUnexpectedEOF) && !strings.Contains(err.Error(), "EOF") {
+			t.Fatalf("first publisher: %v", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("first connection did not end")
+	}
+
+	var epoch2 uint64
+	msgs := subscribe(t, b.Conn(), "cam1", func(m []bus.Message) bool {
+		e := m[len(m)-1].Epoch
+		return e != epoch1 && len(framesOf(m, e)) >= len(want.frames)
+	})
+	epoch2 = msgs[len(msgs)-1].Epoch
+	if epoch2 <= epoch1 {
+		t.Fatalf("epoch %d after %d: want greater", epoch2, epoch1)
+	}
+	// Epoch 1's messages all come before epoch 2's.
+	seen2 := false
+	for _, m := range msgs {
+		switch m.Epoch {
+		case epoch2:
+			seen2 = true
+		case epoch1:
+			if seen2 {
+				t.Fatalf("message %d of epoch 1 after epoch 2 started", m.Seq)
+			}
+		default:
+			t.Fatalf("message %d of unknown epoch %d", m.Seq, m.Epoch)
+		}
+	}
+	sameFrames(t, framesOf(msgs, epoch2), want.frames)
+	checkAnnouncement(t, msgs, "cam1", epoch2, want.anns[len(want.anns)-1])
+	if n := len(framesOf(msgs, epoch1)); n < 10 || n >= len(want.frames) {
+		t.Fatalf("epoch 1 published %d frames", n)
+	}
+	_, metrics := get(t, "http://"+b.IngestAddr().String()+"/metrics")
+	if !strings.Contains(metrics, "whepcast_ingest_takeovers_total 1") {
+		t.Fatal("takeovers_total is not 1")
+	}
+}
+
+func TestLargeFrameArrivesWhole(t *testing.T) {
+	big := filepath.Join(t.TempDir(), "big.ts")
+	out, err := exec.CommandContext(testContext(t), "ffmpeg", "-v", "error", "-f", "lavfi",
+		"-i", "testsrc2=size=480x270:rate=5,noise=alls=60:allf=t", "-t", "0.6",
+		"-c:v", "libx264", "-preset", "ultrafast", "-qp", "10", "-g", "5", "-bf", "0", "-pix_fmt", "yuv420p",
+		"-f", "mpegts", "-y", big).CombinedOutput()
+	if err != nil {
+		t.Fatalf("ffmpeg: %v\n%s", err, out)
+	}
+	data, err := os.ReadFile(big)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := demux(t, data)
+	largest := 0
+	for _, f := range want.frames {
+		largest = max(largest, len(f.Data))
+	}
+	const maxPayload = 64 << 10
+	if largest < 3*maxPayload {
+		t.Fatalf("largest access unit %d bytes: want several times %d", largest, maxPayload)
+	}
+
+	b := startBroker(t, testConfig(t, "--storage", "memory"), Options{EmbeddedMaxPayload: maxPayload})
+	if status, body := put(t, ingestURL(b, "big"), bytes.NewReader(data)); status != http.StatusOK {
+		t.Fatalf("status %d: %s", status, body)
+	}
+	msgs := subscribe(t, b.Conn(), "big", countFrames(nil, len(want.frames)))
+	sameFrames(t, framesOf(msgs, msgs[len(msgs)-1].Epoch), want.frames)
+
+	// The frames were split into parts on the bus.
+	js, _ := jetstream.New(b.Conn())
+	s, err := js.Stream(testContext(t), bus.StreamPrefix+"big")
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(testContext(t), jetstream.WithSubjectFilter("media.big.part"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Subjects["media.big.part"] < uint64(len(want.frames)) {
+		t.Fatalf("part messages: %v", info.State.Subjects)
+	}
+}
+
+func TestRejectedIngestCreatesNothing(t *testing.T) {
+	b := startBroker(t, testConfig(t, "--storage", "memory", "--ingest-token", "s3cret"), Options{})
+	data := readFixture(t, "av.ts")
+	for _, c := range []struct {
+		stream string
+		header []string
+		status int
+	}{
+		{"bad.name", []string{"Authorization", "Bearer s3cret"}, http.StatusBadRequest},
+		{"cam%2F1", []string{"Authorization", "Bearer s3cret"}, http.StatusBadRequest},
+		{"cam1", nil, http.StatusUnauthorized},
+		{"cam1", []string{"Authorization", "Bearer wrong"}, http.StatusUnauthorized},
+	} {
+		if status, body := put(t, ingestURL(b, c.stream), bytes.NewReader(data), c.header...); status != c.status {
+			t.Fatalf("%s %v: status %d, want %d (%s)", c.stream, c.header, status, c.status, body)
+		}
+	}
+	if names := streamNames(t, b.Conn()); len(names) != 0 {
+		t.Fatalf("streams created by rejected requests: %v", names)
+	}
+	if status, body := put(t, ingestURL(b, "cam1"), bytes.NewReader(data), "Authorization", "Bearer s3cret"); status != http.StatusOK {
+		t.Fatalf("with token: %d %s", status, body)
+	}
+	if names := streamNames(t, b.Conn()); !contains(names, "MEDIA_cam1") {
+		t.Fatalf("streams %v: want MEDIA_cam1", names)
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func TestFFmpegPUT(t *testing.T) {
+	ctx := testContext(t)
+	dir := t.TempDir()
+	mp4 := filepath.Join(dir, "in.mp4")
+	ref := filepath.Join(dir, "ref.ts")
+	run := func(args ...string) {
+		t.Helper()
+		if out, err := exec.CommandContext(ctx, "ffmpeg", append([]string{"-v", "error", "-y"}, args...)...).CombinedOutput(); err != nil {
+			t.Fatalf("ffmpeg %v: %v\n%s", args, err, out)
+		}
+	}
+	// A 4 s MP4 (H.264 + Opus), and the MPEG-TS ffmpeg makes of it.
+	run("-i", fixture(t, "av.ts"), "-t", "4", "-c", "copy", mp4)
+	run("-i", mp4, "-c", "copy", "-f", "mpegts", ref)
+	refData, err := os.ReadFile(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := demux(t, refData)
+
+	b := startBroker(t, testConfig(t, "--storage", "memory"), Options{})
+	run("-re", "-i", mp4, "-c", "copy", "-f", "mpegts", "-method", "PUT", ingestURL(b, "cam1"))
+	msgs := subscribe(t, b.Conn(), "cam1", countFrames(nil, len(want.frames)))
+	sameFrames(t, framesOf(msgs, msgs[len(msgs)-1].Epoch), want.frames)
+}
+
+func TestCurlUpload(t *testing.T) {
+	data := readFixture(t, "av.ts")
+	want := demux(t, data)
+	b := startBroker(t, testConfig(t, "--storage", "memory", "--ingest-token", "tok"), Options{})
+	out, err := exec.CommandContext(testContext(t), "curl", "-sS", "--fail-with-body", "-H", "Authorization: Bearer tok",
+		"-T", fixture(t, "av.ts"), ingestURL(b, "cam1")).CombinedOutput()
+	if err != nil {
+		t.Fatalf("curl: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), fmt.Sprintf("bytes=%d frames=%d", len(data), len(want.frames))) {
+		t.Fatalf("curl output %q", out)
+	}
+	msgs := subscribe(t, b.Conn(), "cam1", countFrames(nil, len(want.frames)))
+	sameFrames(t, framesOf(msgs, msgs[len(msgs)-1].Epoch), want.frames)
+}
+
+// sendDatagrams sends data to the broker's first UDP ingest in 1316-byte
+// datagrams (7 TS packets), with at most 32 datagrams in flight: it waits
+// for the listener to have read them, so that a busy machine does not
+// overflow the loopback socket buffer.
+func sendDatagrams(t *testing.T, b *Broker, data []byte) {
+	t.Helper()
+	l := b.udp[0]
+	conn, err := net.Dial("udp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	base := l.Datagrams()
+	deadline := time.Now().Add(testDeadline)
+	for sent := uint64(0); len(data) > 0; sent++ {
+		for base+sent > l.Datagrams()+32 {
+			if time.Now().After(deadline) {
+				t.Fatalf("listener read %d of %d datagrams", l.Datagrams()-base, sent)
+			}
+			time.Sleep(100 * time.Microsecond) // flow control: polling the read count
+		}
+		n := min(len(data), 1316)
+		if _, err := conn.Write(data[:n]); err != nil {
+			t.Fatal(err)
+		}
+		data = data[n:]
+	}
+}
+
+// waitEnded waits until the catalog shows a session of stream newer than
+// after as ended, and returns its epoch.
+func waitEnded(t *testing.T, b *Broker, stream string, after uint64) uint64 {
+	t.Helper()
+	ctx := testContext(t)
+	js, err := jetstream.New(b.Conn())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat, err := bus.OpenCatalog(ctx, js, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		e, err := cat.Get(ctx, stream)
+		if err == nil && e.Epoch > after && e.State == bus.StateEnded {
+			return e.Epoch
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("no ended session of %s after epoch %d (last: %+v, %v)", stream, after, e, err)
+		case <-time.After(20 * time.Millisecond): // polling the catalog
+		}
+	}
+}
+
+func TestUDPIngest(t *testing.T) {
+	data := readFixture(t, "av.ts")
+	want := demux(t, data)
+	b := startBroker(t, testConfig(t, "--storage", "memory", "--udp-ingest", "udpcam=127.0.0.1:0", "--udp-idle", "1s"), Options{})
+
+	sendDatagrams(t, b, data)
+	// The idle gap ends the session.
+	epoch1 := waitEnded(t, b, "udpcam", 0)
+	msgs := subscribe(t, b.Conn(), "udpcam", countFrames(&epoch1, len(want.frames)))
+	sameFrames(t, framesOf(msgs, epoch1), want.frames)
+	checkAnnouncement(t, msgs, "udpcam", epoch1, want.anns[len(want.anns)-1])
+
+	// After the idle gap, datagrams start a new session.
+	sendDatagrams(t, b, data)
+	epoch2 := waitEnded(t, b, "udpcam", epoch1)
+	msgs = subscribe(t, b.Conn(), "udpcam", countFrames(&epoch2, len(want.frames)))
+	sameFrames(t, framesOf(msgs, epoch2), want.frames)
+	checkAnnouncement(t, msgs, "udpcam", epoch2, want.anns[len(want.anns)-1])
+}
+
+func TestShutdownEndsEverything(t *testing.T) {
+	data := readFixture(t, "av.ts")
+	cfg := testConfig(t, "--storage", "file", "--nats-listen", "127.0.0.1:0", "--udp-ingest", "udpcam=127.0.0.1:0")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	b, err := Start(ctx, cfg, testLogger(t), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(b.NATSURL(), "nats://127.0.0.1:") {
+		t.Fatalf("NATS URL %q", b.NATSURL())
+	}
+	// A TCP client of the embedded server.
+	nc, err := nats.Connect(b.NATSURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+
+	// An HTTP ingest in progress, and a UDP one.
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	go func() { _, _ = pw.Write(data[:len(data)/2]) }()
+	req, _ := http.NewRequestWithContext(testContext(t), http.MethodPut, ingestURL(b, "cam1"), pr)
+	httpDone := make(chan struct{})
+	go func() {
+		defer close(httpDone)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+	}()
+	sendDatagrams(t, b, data[:len(data)/2])
+	subscribe(t, nc, "cam1", func(m []bus.Message) bool { return len(framesOf(m, 0)) >= 10 })
+	subscribe(t, nc, "udpcam", func(m []bus.Message) bool { return len(framesOf(m, 0)) >= 10 })
+
+	cancel() // like SIGTERM
+	select {
+	case <-b.Done():
+	case <-time.After(testDeadline):
+		t.Fatal("broker did not stop")
+	}
+	if err := b.Wait(); err != nil {
+		t.Fatalf("Wait: %v", err)
+	}
+	select {
+	case <-httpDone:
+	case <-time.After(testDeadline):
+		t.Fatal("ingest connection not ended")
+	}
+	// Everything is released: the addresses can be bound again.
+	for _, a := range []string{b.IngestAddr().String(), strings.TrimPrefix(b.NATSURL(), "nats://")} {
+		ln, err := net.Listen("tcp", a)
+		if err != nil {
+			t.Fatalf("%s still bound: %v", a, err)
+		}
+		ln.Close()
+	}
+	pc, err := net.ListenPacket("udp", b.UDPAddrs()[0].String())
+	if err != nil {
+		t.Fatalf("udp still bound: %v", err)
+	}
+	pc.Close()
+	nc.Close()
+	// goleak (TestMain) checks that no goroutine is left.
+}
+
+func TestStartFailsFast(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	busyUDP, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busyUDP.Close()
+
+	for _, c := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"ingest addr in use", []string{"--ingest-addr", busy.Addr().String()}, "ingest listener"},
+		{"udp addr in use", []string{"--udp-ingest", "cam=" + busyUDP.LocalAddr().String()}, "udp cam="},
+		{"nats addr in use", []string{"--nats-listen", busy.Addr().String()}, "embedded nats"},
+		{"whep without server", []string{"--whep-addr", "127.0.0.1:0"}, "no in-process WHEP server"},
+		{"unreachable nats", []string{"--nats-url", "nats://" + busy.Addr().String()}, "connecting to nats"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := testConfig(t, c.args...)
+			if c.name == "ingest addr in use" {
+				cfg.IngestAddr = busy.Addr().String()
+			}
+			b, err := Start(testContext(t), cfg, testLogger(t), Options{ShutdownTimeout: 5 * time.Second})
+			if err == nil {
+				b.Stop()
+				t.Fatal("Start succeeded")
+			}
+			if !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("err = %v, want it to mention %q", err, c.want)
+			}
+		})
+	}
+}
+
+func TestWHEPHook(t *testing.T) {
+	type call struct {
+		addr net.Addr
+		nc   *nats.Conn
+		cfg  config.WHEP
+	}
+	calls := make(chan call, 1)
+	returned := make(chan struct{})
+	whep := func(ctx context.Context, ln net.Listener, nc *nats.Conn, cfg config.WHEP, _ *slog.Logger) error {
+		calls <- call{ln.Addr(), nc, cfg}
+		<-ctx.Done()
+		ln.Close()
+		close(returned)
+		return nil
+	}
+	cfg := testConfig(t, "--whep-addr", "127.0.0.1:0", "--start", "live")
+	b := startBroker(t, cfg, Options{WHEP: whep})
+	select {
+	case c := <-calls:
+		if c.addr.String() != b.WHEPAddr().String() || c.nc != b.Conn() || c.cfg.Start != "live" {
+			t.Fatalf("WHEP called with %v %p %+v", c.addr, c.nc, c.cfg)
+		}
+	case <-time.After(testDeadline):
+		t.Fatal("WHEP not started")
+	}
+	if err := b.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-returned:
+	default:
+		t.Fatal("Stop returned before the WHEP server")
+	}
+}

@@ -1,0 +1,71 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nkeys"
+)
+
+func apply(t *testing.T, c NATSClient) nats.Options {
+	t.Helper()
+	opts, err := c.Options()
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := nats.GetDefaultOptions()
+	for _, f := range opts {
+		if err := f(&o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return o
+}
+
+func TestNATSOptions(t *testing.T) {
+	if o := apply(t, NATSClient{URL: "nats://x"}); o.User != "" || o.Token != "" || o.Nkey != "" || o.UserJWT != nil || o.Secure {
+		t.Fatalf("no auth configured but options set: %+v", o)
+	}
+	if o := apply(t, NATSClient{User: "u", Password: "p"}); o.User != "u" || o.Password != "p" {
+		t.Fatalf("user/password: %q %q", o.User, o.Password)
+	}
+	if o := apply(t, NATSClient{Token: "tok"}); o.Token != "tok" {
+		t.Fatalf("token: %q", o.Token)
+	}
+	// The credentials file is read when the option is applied.
+	if opts, err := (NATSClient{CredsFile: "/nonexistent/x.creds"}).Options(); err != nil || len(opts) != 1 {
+		t.Fatalf("creds: %d options, %v", len(opts), err)
+	} else if o := nats.GetDefaultOptions(); opts[0](&o) == nil || !strings.Contains(opts[0](&o).Error(), "/nonexistent/x.creds") {
+		t.Fatalf("creds: want the missing file reported")
+	}
+
+	kp, err := nkeys.CreateUser()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seed, _ := kp.Seed()
+	pub, _ := kp.PublicKey()
+	seedFile := filepath.Join(t.TempDir(), "user.nk")
+	if err := os.WriteFile(seedFile, seed, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if o := apply(t, NATSClient{NKeyFile: seedFile}); o.Nkey != pub || o.SignatureCB == nil {
+		t.Fatalf("nkey: %q, want %q", o.Nkey, pub)
+	}
+	if _, err := (NATSClient{NKeyFile: filepath.Join(t.TempDir(), "missing.nk")}).Options(); err == nil {
+		t.Fatal("missing nkey file: want error")
+	}
+
+	// TLS options only record the files; the CA file must exist when applied.
+	opts, err := NATSClient{TLSCA: "/nonexistent/ca.pem"}.Options()
+	if err != nil || len(opts) != 1 {
+		t.Fatalf("tls-ca: %d options, %v", len(opts), err)
+	}
+	o := nats.GetDefaultOptions()
+	if err := opts[0](&o); err == nil {
+		t.Fatal("missing CA file: want error when applied")
+	}
+}

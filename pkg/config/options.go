@@ -1,0 +1,125 @@
+package config
+
+import (
+	"strings"
+	"time"
+)
+
+// kind is the type of an option's value, which decides its flag type.
+type kind int
+
+const (
+	kindString kind = iota
+	kindInt
+	kindBool
+	kindDuration
+	kindStrings // repeatable flag, comma-separated in the environment
+	kindSize    // bytes with an optional KiB/MiB/GiB/KB/MB/GB suffix
+)
+
+// option is one configuration key: its default, its flag and its variable.
+type option struct {
+	key   string // viper key, dotted for nested groups ("whep.ice-udp-addr")
+	flag  string // flag name without dashes ("ice-udp-addr")
+	kind  kind
+	def   any // default, of the Go type of the struct field
+	usage string
+}
+
+// envName is the environment variable of the option: WHEPCAST_ and the key
+// in upper case, dots and dashes turned into underscores.
+func (o option) envName() string {
+	return envPrefix + strings.NewReplacer(".", "_", "-", "_").Replace(strings.ToUpper(o.key))
+}
+
+const (
+	envPrefix = "WHEPCAST_"
+	envConfig = envPrefix + "CONFIG"
+)
+
+// Defaults shared by both binaries.
+const (
+	DefaultIngestAddr  = ":8080"
+	DefaultHTTPAddr    = ":8889"
+	DefaultNodeNATSURL = "nats://127.0.0.1:4222"
+	DefaultNATSListen  = "127.0.0.1:4222"
+	DefaultDataDir     = "./data"
+	DefaultStorage     = "file"
+	DefaultMaxAge      = 30 * time.Second
+	DefaultMaxBytes    = int64(256 << 20)
+	DefaultUDPIdle     = 5 * time.Second
+	DefaultICEUDPAddr  = ":8189"
+	DefaultWaitTimeout = 30 * time.Second
+	DefaultMaxWaiting  = 1000
+	DefaultStart       = "gop"
+	DefaultAllowOrigin = "*"
+)
+
+func natsOptions(defaultURL, urlUsage string) []option {
+	return []option{
+		{key: "nats.url", flag: "nats-url", kind: kindString, def: defaultURL, usage: urlUsage},
+		{key: "nats.user", flag: "nats-user", kind: kindString, def: "", usage: "NATS user name (with --nats-password)"},
+		{key: "nats.password", flag: "nats-password", kind: kindString, def: "", usage: "NATS password"},
+		{key: "nats.token", flag: "nats-token", kind: kindString, def: "", usage: "NATS authentication token"},
+		{key: "nats.nkey-file", flag: "nats-nkey", kind: kindString, def: "", usage: "NATS NKey seed file"},
+		{key: "nats.creds-file", flag: "nats-creds", kind: kindString, def: "", usage: "NATS credentials (JWT + seed) file"},
+		{key: "nats.tls-ca", flag: "nats-tls-ca", kind: kindString, def: "", usage: "CA certificate file to verify the NATS servers"},
+		{key: "nats.tls-cert", flag: "nats-tls-cert", kind: kindString, def: "", usage: "client certificate file for NATS (with --nats-tls-key)"},
+		{key: "nats.tls-key", flag: "nats-tls-key", kind: kindString, def: "", usage: "client key file for NATS"},
+	}
+}
+
+func whepOptions() []option {
+	return []option{
+		{key: "whep.ice-udp-addr", flag: "ice-udp-addr", kind: kindString, def: DefaultICEUDPAddr, usage: "UDP address shared by all WebRTC sessions"},
+		{key: "whep.ice-tcp-addr", flag: "ice-tcp-addr", kind: kindString, def: "", usage: "TCP address for ICE-TCP (off when empty)"},
+		{key: "whep.public-ip", flag: "public-ip", kind: kindStrings, def: []string{}, usage: "IP announced as host candidate (NAT 1:1), repeatable"},
+		{key: "whep.ice-server", flag: "ice-server", kind: kindStrings, def: []string{}, usage: "STUN/TURN URL (turn:host:3478?username=u&credential=p), repeatable"},
+		{key: "whep.token", flag: "token", kind: kindStrings, def: []string{}, usage: "Bearer token accepted by WHEP, repeatable (open when none)"},
+		{key: "whep.token-file", flag: "token-file", kind: kindString, def: "", usage: "file of WHEP tokens, one per line"},
+		{key: "whep.wait-timeout", flag: "wait-timeout", kind: kindDuration, def: DefaultWaitTimeout, usage: "how long a WHEP POST waits for a stream that is not live"},
+		{key: "whep.max-waiting", flag: "max-waiting", kind: kindInt, def: DefaultMaxWaiting, usage: "maximum number of waiting WHEP POSTs"},
+		{key: "whep.max-sessions", flag: "max-sessions", kind: kindInt, def: 0, usage: "maximum WHEP sessions (0 = unlimited)"},
+		{key: "whep.max-sessions-per-stream", flag: "max-sessions-per-stream", kind: kindInt, def: 0, usage: "maximum WHEP sessions per stream (0 = unlimited)"},
+		{key: "whep.start", flag: "start", kind: kindString, def: DefaultStart, usage: "where a new viewer starts: gop (latest keyframe) or live"},
+		{key: "whep.allow-origin", flag: "allow-origin", kind: kindString, def: DefaultAllowOrigin, usage: "CORS Access-Control-Allow-Origin"},
+	}
+}
+
+func logOptions() []option {
+	return []option{
+		{key: "log.level", flag: "log-level", kind: kindString, def: "info", usage: "log level: debug, info, warn or error"},
+		{key: "log.format", flag: "log-format", kind: kindString, def: "text", usage: "log format: text or json"},
+	}
+}
+
+func brokerOptions() []option {
+	opts := []option{
+		{key: "ingest-addr", flag: "ingest-addr", kind: kindString, def: DefaultIngestAddr, usage: "HTTP address of PUT/POST /ingest/{stream}, /healthz and /metrics"},
+		{key: "udp-ingest", flag: "udp-ingest", kind: kindStrings, def: []string{}, usage: "STREAM=ADDR: MPEG-TS over UDP on ADDR published as STREAM, repeatable"},
+		{key: "udp-idle", flag: "udp-idle", kind: kindDuration, def: DefaultUDPIdle, usage: "silence after which a UDP ingest session ends (the next datagram starts a new epoch)"},
+		{key: "ingest-token", flag: "ingest-token", kind: kindStrings, def: []string{}, usage: "Bearer token accepted on ingest, repeatable (open when none)"},
+	}
+	opts = append(opts, natsOptions("", "NATS server URLs, comma-separated (empty: run an embedded server)")...)
+	opts = append(opts, []option{
+		{key: "replicas", flag: "replicas", kind: kindInt, def: 1, usage: "JetStream replicas of each media stream"},
+		{key: "nats-listen", flag: "nats-listen", kind: kindString, def: DefaultNATSListen, usage: "client address of the embedded NATS server (empty: in-process only)"},
+		{key: "data-dir", flag: "data-dir", kind: kindString, def: DefaultDataDir, usage: "JetStream directory of the embedded NATS server"},
+		{key: "storage", flag: "storage", kind: kindString, def: DefaultStorage, usage: "media stream storage: file or memory"},
+		{key: "max-age", flag: "max-age", kind: kindDuration, def: DefaultMaxAge, usage: "how long a media stream keeps messages"},
+		{key: "max-bytes", flag: "max-bytes", kind: kindSize, def: DefaultMaxBytes, usage: "maximum size of each media stream (e.g. 268435456, 256MiB)"},
+		{key: "whep-addr", flag: "whep-addr", kind: kindString, def: "", usage: "serve WHEP in process on this HTTP address (off when empty)"},
+	}...)
+	opts = append(opts, whepOptions()...)
+	opts = append(opts, option{key: "demo", flag: "demo", kind: kindBool, def: false, usage: "loop the bundled sample as stream \"demo\""})
+	return append(opts, logOptions()...)
+}
+
+func nodeOptions() []option {
+	opts := []option{
+		{key: "http-addr", flag: "http-addr", kind: kindString, def: DefaultHTTPAddr, usage: "HTTP address of the WHEP endpoints"},
+	}
+	opts = append(opts, natsOptions(DefaultNodeNATSURL, "NATS server URLs, comma-separated")...)
+	opts = append(opts, whepOptions()...)
+	return append(opts, logOptions()...)
+}

@@ -1,0 +1,93 @@
+package config
+
+import "time"
+
+// Log configures log/slog output.
+type Log struct {
+	Level  string `mapstructure:"level"`  // debug, info, warn, error (default info)
+	Format string `mapstructure:"format"` // text or json (default text)
+}
+
+// NATSClient configures a connection to an existing NATS deployment.
+type NATSClient struct {
+	URL       string `mapstructure:"url"` // comma-separated server URLs
+	User      string `mapstructure:"user"`
+	Password  string `mapstructure:"password"`
+	Token     string `mapstructure:"token"`
+	NKeyFile  string `mapstructure:"nkey-file"`
+	CredsFile string `mapstructure:"creds-file"`
+	TLSCA     string `mapstructure:"tls-ca"`
+	TLSCert   string `mapstructure:"tls-cert"`
+	TLSKey    string `mapstructure:"tls-key"`
+}
+
+// WHEP configures a WHEP playback server (whep-node, or the broker's
+// in-process one).
+type WHEP struct {
+	// ICEUDPAddr is the single UDP address all sessions share (default ":8189").
+	ICEUDPAddr string `mapstructure:"ice-udp-addr"`
+	// ICETCPAddr enables ICE-TCP on this address when set.
+	ICETCPAddr string `mapstructure:"ice-tcp-addr"`
+	// PublicIPs are announced as host candidates (NAT 1:1).
+	PublicIPs []string `mapstructure:"public-ip"`
+	// ICEServers are STUN/TURN URLs, also sent as Link rel="ice-server".
+	// Credentials: turn:host:3478?username=u&credential=p
+	ICEServers []string `mapstructure:"ice-server"`
+	// Tokens accepted as Bearer on POST/PATCH/DELETE; empty = open.
+	Tokens    []string `mapstructure:"token"`
+	TokenFile string   `mapstructure:"token-file"`
+	// WaitTimeout bounds how long a POST is held for a stream that is not live.
+	WaitTimeout time.Duration `mapstructure:"wait-timeout"`
+	// MaxWaiting bounds the number of held POSTs (503 beyond).
+	MaxWaiting int `mapstructure:"max-waiting"`
+	// MaxSessions per node and per stream (503 beyond); 0 = unlimited.
+	MaxSessions          int `mapstructure:"max-sessions"`
+	MaxSessionsPerStream int `mapstructure:"max-sessions-per-stream"`
+	// Start is where a new viewer starts: "gop" (latest keyframe) or "live".
+	Start string `mapstructure:"start"`
+	// AllowOrigin is the CORS Access-Control-Allow-Origin value (default "*").
+	AllowOrigin string `mapstructure:"allow-origin"`
+}
+
+// Node is the configuration of cmd/whep-node.
+type Node struct {
+	HTTPAddr string     `mapstructure:"http-addr"` // default ":8889"
+	NATS     NATSClient `mapstructure:"nats"`      // URL default nats://127.0.0.1:4222
+	WHEP     WHEP       `mapstructure:"whep"`
+	Log      Log        `mapstructure:"log"`
+}
+
+// UDPIngest maps a UDP listen address to a stream name.
+type UDPIngest struct {
+	Stream string
+	Addr   string
+}
+
+// Broker is the configuration of cmd/broker.
+type Broker struct {
+	// IngestAddr serves PUT/POST /ingest/{stream}, /healthz, /metrics (default ":8080").
+	IngestAddr string `mapstructure:"ingest-addr"`
+	// UDPIngest: --udp-ingest STREAM=ADDR, repeatable.
+	UDPIngest []UDPIngest `mapstructure:"-"`
+	// UDPIdle is the silence after which a UDP ingest session ends; the next
+	// datagram starts a new session (new epoch). Default 5s.
+	UDPIdle time.Duration `mapstructure:"udp-idle"`
+	// IngestTokens accepted as Bearer on ingest; empty = open ingest.
+	IngestTokens []string `mapstructure:"ingest-token"`
+	// NATS: URL empty = embed a nats-server.
+	NATS     NATSClient `mapstructure:"nats"`
+	Replicas int        `mapstructure:"replicas"` // JetStream replicas (default 1)
+	// Embedded server.
+	NATSListen string `mapstructure:"nats-listen"` // default 127.0.0.1:4222
+	DataDir    string `mapstructure:"data-dir"`    // default ./data
+	Storage    string `mapstructure:"storage"`     // file (default) or memory
+	// Retention per media stream.
+	MaxAge   time.Duration `mapstructure:"max-age"`   // default 30s
+	MaxBytes int64         `mapstructure:"max-bytes"` // default 256 MiB
+	// WHEPAddr serves WHEP in-process when set (off by default).
+	WHEPAddr string `mapstructure:"whep-addr"`
+	WHEP     WHEP   `mapstructure:"whep"`
+	// Demo loops the bundled sample as stream "demo" and serves WHEP on :8889.
+	Demo bool `mapstructure:"demo"`
+	Log  Log  `mapstructure:"log"`
+}

@@ -1,0 +1,217 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/whepcast/whepcast/pkg/bus"
+)
+
+// problems collects validation failures, each "key: message".
+type problems []string
+
+func (p *problems) add(key, format string, args ...any) {
+	*p = append(*p, key+": "+fmt.Sprintf(format, args...))
+}
+
+func (p problems) err() error {
+	if len(p) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: %s", ErrInvalid, strings.Join(p, "; "))
+}
+
+// Validate checks the broker configuration and returns one error wrapping
+// ErrInvalid that lists every problem, or nil.
+func (b *Broker) Validate() error {
+	var p problems
+	p.addr("ingest-addr", b.IngestAddr, true)
+	streams, addrs := map[string]bool{}, map[string]bool{}
+	for _, u := range b.UDPIngest {
+		if err := bus.ValidateName(u.Stream); err != nil {
+			p.add("udp-ingest", "%q: %v", u.Stream+"="+u.Addr, err)
+		} else if streams[u.Stream] {
+			p.add("udp-ingest", "stream %q listed twice", u.Stream)
+		}
+		streams[u.Stream] = true
+		if err := checkAddr(u.Addr); err != nil {
+			p.add("udp-ingest", "%q: %v", u.Stream+"="+u.Addr, err)
+		} else if addrs[u.Addr] {
+			p.add("udp-ingest", "address %q listed twice", u.Addr)
+		}
+		addrs[u.Addr] = true
+	}
+	if b.UDPIdle <= 0 {
+		p.add("udp-idle", "must be > 0, got %v", b.UDPIdle)
+	}
+	p.tokens("ingest-token", b.IngestTokens)
+	embedded := b.NATS.URL == ""
+	if embedded {
+		for key, val := range map[string]string{
+			"nats.user": b.NATS.User, "nats.password": b.NATS.Password, "nats.token": b.NATS.Token,
+			"nats.nkey-file": b.NATS.NKeyFile, "nats.creds-file": b.NATS.CredsFile,
+			"nats.tls-ca": b.NATS.TLSCA, "nats.tls-cert": b.NATS.TLSCert, "nats.tls-key": b.NATS.TLSKey,
+		} {
+			if val != "" {
+				p.add(key, "needs nats.url (--nats-url); the embedded server takes no client options")
+			}
+		}
+		p.addr("nats-listen", b.NATSListen, false)
+		if b.Storage == "file" && b.DataDir == "" {
+			p.add("data-dir", "must be set for file storage")
+		}
+	} else {
+		b.NATS.validate(&p)
+	}
+	if b.Replicas < 1 || b.Replicas > bus.MaxReplicas {
+		p.add("replicas", "must be 1 to %d, got %d", bus.MaxReplicas, b.Replicas)
+	} else if b.Replicas > 1 && embedded {
+		p.add("replicas", "%d needs a NATS cluster (--nats-url); the embedded server is a single node", b.Replicas)
+	}
+	if b.Storage != "file" && b.Storage != "memory" {
+		p.add("storage", "must be file or memory, got %q", b.Storage)
+	}
+	if b.MaxAge < bus.MinMaxAge {
+		p.add("max-age", "must be at least %v, got %v", bus.MinMaxAge, b.MaxAge)
+	}
+	if b.MaxBytes < bus.MinMaxBytes {
+		p.add("max-bytes", "must be at least %d (64KiB), got %d", bus.MinMaxBytes, b.MaxBytes)
+	}
+	p.addr("whep-addr", b.WHEPAddr, false)
+	b.WHEP.validate(&p)
+	b.Log.validate(&p)
+	return p.err()
+}
+
+// Validate checks the whep-node configuration like Broker.Validate.
+func (n *Node) Validate() error {
+	var p problems
+	p.addr("http-addr", n.HTTPAddr, true)
+	if n.NATS.URL == "" {
+		p.add("nats.url", "must be set")
+	}
+	n.NATS.validate(&p)
+	n.WHEP.validate(&p)
+	n.Log.validate(&p)
+	return p.err()
+}
+
+func (w *WHEP) validate(p *problems) {
+	p.addr("whep.ice-udp-addr", w.ICEUDPAddr, true)
+	p.addr("whep.ice-tcp-addr", w.ICETCPAddr, false)
+	for _, ip := range w.PublicIPs {
+		if net.ParseIP(ip) == nil {
+			p.add("whep.public-ip", "%q is not an IP address", ip)
+		}
+	}
+	for _, s := range w.ICEServers {
+		scheme, rest, _ := strings.Cut(s, ":")
+		switch scheme {
+		case "stun", "stuns", "turn", "turns":
+			if strings.TrimLeft(rest, "/") != "" {
+				continue
+			}
+		}
+		p.add("whep.ice-server", "%q is not a stun:, stuns:, turn: or turns: URL", s)
+	}
+	p.tokens("whep.token", w.Tokens)
+	if w.WaitTimeout <= 0 {
+		p.add("whep.wait-timeout", "must be > 0, got %v", w.WaitTimeout)
+	}
+	if w.MaxWaiting < 0 {
+		p.add("whep.max-waiting", "must be >= 0, got %d", w.MaxWaiting)
+	}
+	if w.MaxSessions < 0 {
+		p.add("whep.max-sessions", "must be >= 0 (0 = unlimited), got %d", w.MaxSessions)
+	}
+	if w.MaxSessionsPerStream < 0 {
+		p.add("whep.max-sessions-per-stream", "must be >= 0 (0 = unlimited), got %d", w.MaxSessionsPerStream)
+	}
+	if w.Start != "gop" && w.Start != "live" {
+		p.add("whep.start", "must be gop or live, got %q", w.Start)
+	}
+}
+
+func (c *NATSClient) validate(p *problems) {
+	for _, u := range strings.Split(c.URL, ",") {
+		if u = strings.TrimSpace(u); u == "" {
+			continue
+		}
+		if !strings.Contains(u, "://") {
+			u = "nats://" + u
+		}
+		pu, err := url.Parse(u)
+		switch {
+		case err != nil:
+			p.add("nats.url", "%v", err)
+		case pu.Scheme != "nats" && pu.Scheme != "tls" && pu.Scheme != "ws" && pu.Scheme != "wss":
+			p.add("nats.url", "%q: scheme must be nats, tls, ws or wss", u)
+		case pu.Host == "":
+			p.add("nats.url", "%q has no host", u)
+		}
+	}
+	if c.Password != "" && c.User == "" {
+		p.add("nats.password", "needs nats.user")
+	}
+	methods := 0
+	for _, set := range []bool{c.User != "", c.Token != "", c.NKeyFile != "", c.CredsFile != ""} {
+		if set {
+			methods++
+		}
+	}
+	if methods > 1 {
+		p.add("nats", "set only one of user/password, token, nkey-file and creds-file")
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		p.add("nats.tls-cert", "nats.tls-cert and nats.tls-key go together")
+	}
+}
+
+func (l *Log) validate(p *problems) {
+	switch strings.ToLower(l.Level) {
+	case "debug", "info", "warn", "error":
+	default:
+		p.add("log.level", "must be debug, info, warn or error, got %q", l.Level)
+	}
+	switch strings.ToLower(l.Format) {
+	case "text", "json":
+	default:
+		p.add("log.format", "must be text or json, got %q", l.Format)
+	}
+}
+
+// addr checks a host:port listen address; empty is allowed unless required.
+func (p *problems) addr(key, addr string, required bool) {
+	if addr == "" {
+		if required {
+			p.add(key, "must be set (host:port)")
+		}
+		return
+	}
+	if err := checkAddr(addr); err != nil {
+		p.add(key, "%v", err)
+	}
+}
+
+func (p *problems) tokens(key string, tokens []string) {
+	for _, t := range tokens {
+		if strings.TrimSpace(t) == "" {
+			p.add(key, "must not be empty")
+			return
+		}
+	}
+}
+
+func checkAddr(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port", addr)
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return fmt.Errorf("%q: port must be a number from 0 to 65535", addr)
+	}
+	return nil
+}

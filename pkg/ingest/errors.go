@@ -1,0 +1,52 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"net/http"
+
+	"github.com/whepcast/whepcast/pkg/bus"
+)
+
+// Errors returned by the package.
+var (
+	// ErrTakenOver ends a session when another publisher of its stream starts.
+	ErrTakenOver = errors.New("taken over by a new publisher of the stream")
+	// ErrClosed is returned by Registry.Ingest after Registry.Close, and ends
+	// the sessions that Close stops.
+	ErrClosed = errors.New("ingest is shutting down")
+	// ErrUnauthorized is returned for a missing or wrong ingest token.
+	ErrUnauthorized = errors.New("missing or invalid ingest token")
+	// ErrPublisher wraps a failure to open or use the session's Publisher.
+	ErrPublisher = errors.New("publisher failed")
+	// ErrSource wraps a failure to read the source (connection reset, client
+	// gone).
+	ErrSource = errors.New("reading the source failed")
+	// ErrStream wraps an MPEG-TS stream the demuxer cannot use.
+	ErrStream = errors.New("bad MPEG-TS stream")
+
+	errInterrupted = errors.New("source interrupted")
+)
+
+// StatusCode maps an error of Registry.Ingest (or of the handler) to the HTTP
+// status of the ingest response.
+func StatusCode(err error) int {
+	switch {
+	case err == nil:
+		return http.StatusOK
+	case errors.Is(err, bus.ErrInvalidName):
+		return http.StatusBadRequest
+	case errors.Is(err, ErrUnauthorized):
+		return http.StatusUnauthorized
+	case errors.Is(err, ErrTakenOver):
+		return http.StatusConflict
+	case errors.Is(err, ErrClosed), errors.Is(err, ErrPublisher):
+		return http.StatusServiceUnavailable
+	case errors.Is(err, ErrStream):
+		return http.StatusUnprocessableEntity
+	case errors.Is(err, ErrSource), errors.Is(err, context.Canceled):
+		return http.StatusBadRequest
+	default:
+		return http.StatusInternalServerError
+	}
+}

@@ -1,0 +1,165 @@
+package ingest
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/whepcast/whepcast/pkg/bus"
+)
+
+// PathPrefix is the path under which Handler serves, /ingest/{stream}.
+const PathPrefix = "/ingest/"
+
+// Handler serves PUT and POST /ingest/{stream}: the request body, MPEG-TS of
+// any length (chunked or not), is ingested as stream until it ends. The
+// response comes when the session ends: 200 with its Summary as text, or the
+// status of StatusCode with the error. Other methods get 405; a missing or
+// wrong Bearer token (when tokens are configured) 401; an invalid stream name
+// 400, before anything is created. A body that sends nothing for
+// HandlerConfig.IdleTimeout ends its session (ErrSource, 400).
+type Handler struct {
+	reg    *Registry
+	tokens [][sha256.Size]byte
+	idle   time.Duration
+	log    *slog.Logger
+}
+
+// HandlerConfig configures a Handler.
+type HandlerConfig struct {
+	// Tokens, when not empty, are the accepted Bearer tokens: requests must
+	// carry "Authorization: Bearer T" with T one of them.
+	Tokens []string
+	// IdleTimeout ends a session whose body sends nothing for that long
+	// (default 30 s; a negative value disables it).
+	IdleTimeout time.Duration
+	// Logger; nil discards.
+	Logger *slog.Logger
+}
+
+// DefaultIdleTimeout is the default HandlerConfig.IdleTimeout.
+const DefaultIdleTimeout = 30 * time.Second
+
+// NewHandler returns a Handler running sessions in reg.
+func NewHandler(reg *Registry, cfg HandlerConfig) *Handler {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.IdleTimeout == 0 {
+		cfg.IdleTimeout = DefaultIdleTimeout
+	}
+	h := &Handler{reg: reg, idle: cfg.IdleTimeout, log: cfg.Logger}
+	for _, t := range cfg.Tokens {
+		h.tokens = append(h.tokens, sha256.Sum256([]byte(t)))
+	}
+	return h
+}
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPut && r.Method != http.MethodPost {
+		w.Header().Set("Allow", "PUT, POST")
+		http.Error(w, "method not allowed: use PUT or POST", http.StatusMethodNotAllowed)
+		return
+	}
+	if !h.authorized(r) {
+		h.log.Info("ingest unauthorized", "path", r.URL.Path, "remote", r.RemoteAddr, "has_token", r.Header.Get("Authorization") != "")
+		challenge := `Bearer realm="whepcast ingest"`
+		if r.Header.Get("Authorization") != "" {
+			challenge += `, error="invalid_token"`
+		}
+		w.Header().Set("WWW-Authenticate", challenge)
+		http.Error(w, ErrUnauthorized.Error(), http.StatusUnauthorized)
+		return
+	}
+	stream, ok := strings.CutPrefix(r.URL.Path, PathPrefix)
+	if !ok {
+		http.NotFound(w, r)
+		return
+	}
+	if err := bus.ValidateName(stream); err != nil {
+		h.log.Debug("ingest rejected", "stream", stream, "remote", r.RemoteAddr, "err", err)
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+
+	body := &deadlineBody{r: r.Body, rc: http.NewResponseController(w), idle: h.idle}
+	// A server ReadTimeout must not cut a long ingest; an error means the
+	// writer does not support deadlines (then neither idle timeout nor
+	// Interrupt work, and only the end of the body ends the session).
+	_ = body.rc.SetReadDeadline(time.Time{})
+	src := Source{Kind: "http", Remote: r.RemoteAddr, Body: body, Interrupt: body.interrupt}
+	// Not r.Context(): net/http cancels it when the client closes the
+	// connection, which ffmpeg does right after the last byte of the body,
+	// before the demuxer has flushed the last frames. A client that goes
+	// away early makes the body read fail, which ends the session.
+	sum, err := h.reg.Ingest(context.WithoutCancel(r.Context()), stream, src)
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if err != nil {
+		// The body may not have been read to its end: do not reuse the
+		// connection.
+		w.Header().Set("Connection", "close")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		w.WriteHeader(StatusCode(err))
+		fmt.Fprintf(w, "%v\n%v\n", err, sum)
+		return
+	}
+	w.WriteHeader(http.StatusOK)
+	fmt.Fprintf(w, "%v\n", sum)
+}
+
+// authorized reports whether r carries an accepted token, comparing in
+// constant time (over hashes, so the length leaks nothing either).
+func (h *Handler) authorized(r *http.Request) bool {
+	if len(h.tokens) == 0 {
+		return true
+	}
+	auth := r.Header.Get("Authorization")
+	scheme, token, ok := strings.Cut(auth, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return false
+	}
+	got := sha256.Sum256([]byte(strings.TrimSpace(token)))
+	match := 0
+	for _, t := range h.tokens {
+		match |= subtle.ConstantTimeCompare(got[:], t[:])
+	}
+	return match == 1
+}
+
+// deadlineBody reads a request body with an idle timeout, and can be
+// interrupted: both through the connection's read deadline. Ending the
+// read of the body ends the connection (the server closes it after the
+// response since the body was not consumed).
+type deadlineBody struct {
+	r    io.Reader
+	rc   *http.ResponseController
+	idle time.Duration
+
+	mu          sync.Mutex
+	interrupted bool
+}
+
+func (b *deadlineBody) Read(p []byte) (int, error) {
+	if b.idle > 0 {
+		b.mu.Lock()
+		if !b.interrupted {
+			_ = b.rc.SetReadDeadline(time.Now().Add(b.idle))
+		}
+		b.mu.Unlock()
+	}
+	return b.r.Read(p)
+}
+
+func (b *deadlineBody) interrupt() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.interrupted = true
+	_ = b.rc.SetReadDeadline(time.Unix(1, 0))
+}

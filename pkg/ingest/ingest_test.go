@@ -1,0 +1,243 @@
+package ingest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/whepcast/whepcast/pkg/bus"
+	"github.com/whepcast/whepcast/pkg/tsframes"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// testDeadline bounds every wait of a test.
+const testDeadline = 20 * time.Second
+
+func testContext(t *testing.T) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), testDeadline)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func readFixture(t testing.TB, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// collector is a tsframes.Handler that keeps everything.
+type collector struct {
+	anns   []tsframes.Announcement
+	frames []tsframes.Frame
+}
+
+func (c *collector) Tracks(a tsframes.Announcement) error { c.anns = append(c.anns, a); return nil }
+func (c *collector) Frame(f tsframes.Frame) error         { c.frames = append(c.frames, f); return nil }
+
+// demux returns what tsframes makes of data directly.
+func demux(t testing.TB, data []byte) *collector {
+	t.Helper()
+	var c collector
+	if err := tsframes.NewDemuxer(bytes.NewReader(data), tsframes.Options{}).Run(context.Background(), &c); err != nil {
+		t.Fatal(err)
+	}
+	if len(c.frames) == 0 || len(c.anns) == 0 {
+		t.Fatalf("fixture demuxes to %d frames, %d announcements", len(c.frames), len(c.anns))
+	}
+	return &c
+}
+
+func sameFrames(t *testing.T, got, want []tsframes.Frame) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("got %d frames, want %d", len(got), len(want))
+	}
+	for i := range want {
+		g, w := got[i], want[i]
+		if g.PID != w.PID || g.PTS != w.PTS || g.DTS != w.DTS || g.Key != w.Key || g.Duration != w.Duration || g.Codec != w.Codec || !bytes.Equal(g.Data, w.Data) {
+			t.Fatalf("frame %d differs: got pid %d pts %d key %v %d bytes, want pid %d pts %d key %v %d bytes",
+				i, g.PID, g.PTS, g.Key, len(g.Data), w.PID, w.PTS, w.Key, len(w.Data))
+		}
+	}
+}
+
+// fakePub records what a session publishes.
+type fakePub struct {
+	f      *fakeFactory
+	stream string
+	epoch  uint64
+	onAck  func(time.Duration, error)
+
+	mu     sync.Mutex
+	anns   []tsframes.Announcement
+	frames []tsframes.Frame
+	stats  []bus.IngestStats
+	closed bool
+
+	publishErr error
+	got        chan struct{} // receives (non-blocking) after every frame
+	closedCh   chan struct{} // closed by Close
+}
+
+func (p *fakePub) Announce(_ context.Context, a tsframes.Announcement) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return bus.ErrClosed
+	}
+	p.anns = append(p.anns, a)
+	return nil
+}
+
+func (p *fakePub) Publish(ctx context.Context, f tsframes.Frame) error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return bus.ErrClosed
+	}
+	if p.publishErr != nil {
+		p.mu.Unlock()
+		return p.publishErr
+	}
+	p.frames = append(p.frames, f)
+	p.mu.Unlock()
+	p.onAck(time.Millisecond, nil)
+	select {
+	case p.got <- struct{}{}:
+	default:
+	}
+	return ctx.Err()
+}
+
+func (p *fakePub) SetIngestStats(s bus.IngestStats) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.stats = append(p.stats, s)
+}
+
+func (p *fakePub) Close(context.Context) error {
+	p.mu.Lock()
+	if !p.closed {
+		close(p.closedCh)
+	}
+	p.closed = true
+	p.mu.Unlock()
+	p.f.event(fmt.Sprintf("close %s %d", p.stream, p.epoch))
+	return nil
+}
+
+func (p *fakePub) snapshot() ([]tsframes.Announcement, []tsframes.Frame, []bus.IngestStats, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]tsframes.Announcement(nil), p.anns...), append([]tsframes.Frame(nil), p.frames...), append([]bus.IngestStats(nil), p.stats...), p.closed
+}
+
+type fakeFactory struct {
+	mu         sync.Mutex
+	pubs       []*fakePub
+	events     []string
+	openErr    error
+	publishErr error
+	opened     chan *fakePub // receives every opened publisher (buffered)
+}
+
+func newFakeFactory() *fakeFactory { return &fakeFactory{opened: make(chan *fakePub, 16)} }
+
+func (f *fakeFactory) event(e string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.events = append(f.events, e)
+}
+
+func (f *fakeFactory) open(_ context.Context, stream string, epoch uint64, onAck func(time.Duration, error)) (Publisher, error) {
+	f.mu.Lock()
+	if f.openErr != nil {
+		f.mu.Unlock()
+		return nil, f.openErr
+	}
+	p := &fakePub{f: f, stream: stream, epoch: epoch, onAck: onAck, publishErr: f.publishErr, got: make(chan struct{}, 1), closedCh: make(chan struct{})}
+	f.pubs = append(f.pubs, p)
+	f.events = append(f.events, fmt.Sprintf("open %s %d", stream, epoch))
+	f.mu.Unlock()
+	f.opened <- p
+	return p, nil
+}
+
+func (f *fakeFactory) snapshot() ([]*fakePub, []string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]*fakePub(nil), f.pubs...), append([]string(nil), f.events...)
+}
+
+func (f *fakeFactory) nextPub(t *testing.T) *fakePub {
+	t.Helper()
+	select {
+	case p := <-f.opened:
+		return p
+	case <-time.After(testDeadline):
+		t.Fatal("no publisher opened")
+		return nil
+	}
+}
+
+func newTestRegistry(t *testing.T, f *fakeFactory) (*Registry, *Metrics) {
+	t.Helper()
+	m, err := NewMetrics(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := NewRegistry(Config{NewPublisher: f.open, Metrics: m, StatsInterval: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := reg.Close(testContext(t)); err != nil {
+			t.Error(err)
+		}
+	})
+	return reg, m
+}
+
+// blockingSource is a Body that serves data, then blocks until interrupted
+// or ended.
+type blockingSource struct {
+	data     []byte
+	stop     chan struct{}
+	eof      chan struct{}
+	stopOnce sync.Once
+}
+
+func newBlockingSource(data []byte) *blockingSource {
+	return &blockingSource{data: data, stop: make(chan struct{}), eof: make(chan struct{})}
+}
+
+func (b *blockingSource) Read(p []byte) (int, error) {
+	if len(b.data) > 0 {
+		n := copy(p, b.data)
+		b.data = b.data[n:]
+		return n, nil
+	}
+	select {
+	case <-b.stop:
+		return 0, errors.New("interrupted")
+	case <-b.eof:
+		return 0, errors.New("unexpected")
+	}
+}
+
+func (b *blockingSource) interrupt() { b.stopOnce.Do(func() { close(b.stop) }) }

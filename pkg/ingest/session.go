@@ -1,0 +1,286 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/whepcast/whepcast/pkg/bus"
+	"github.com/whepcast/whepcast/pkg/tsframes"
+)
+
+// session is one run of Registry.Ingest.
+type session struct {
+	reg     *Registry
+	stream  string
+	epoch   uint64
+	src     Source
+	started time.Time
+	cancel  context.CancelCauseFunc
+	done    chan struct{} // closed when Ingest returns
+	metrics streamMetrics
+	log     *slog.Logger
+
+	mu          sync.Mutex
+	live        bool // Ingest has not returned: Interrupt may be called
+	interrupted bool
+
+	publishing atomic.Bool
+	bytes      atomic.Uint64
+	frames     atomic.Uint64
+	keyframes  atomic.Uint64
+	decodeErrs atomic.Uint64
+	pubErrs    atomic.Uint64
+}
+
+// stop cancels the session with cause and interrupts its source.
+func (s *session) stop(cause error) {
+	s.cancel(cause)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.live && !s.interrupted && s.src.Interrupt != nil {
+		s.interrupted = true
+		s.src.Interrupt()
+	}
+}
+
+// wasInterrupted reports whether stop interrupted the source (so that its
+// read error is a consequence, not a cause).
+func (s *session) wasInterrupted() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.interrupted
+}
+
+func (s *session) summary() Summary {
+	return Summary{
+		Stream:        s.stream,
+		Epoch:         s.epoch,
+		Kind:          s.src.Kind,
+		Remote:        s.src.Remote,
+		Started:       s.started,
+		Duration:      time.Since(s.started),
+		Bytes:         s.bytes.Load(),
+		Frames:        s.frames.Load(),
+		Keyframes:     s.keyframes.Load(),
+		DecodeErrors:  s.decodeErrs.Load(),
+		PublishErrors: s.pubErrs.Load(),
+	}
+}
+
+func (s *session) ingestStats() bus.IngestStats {
+	return bus.IngestStats{
+		Bytes:        s.bytes.Load(),
+		Frames:       s.frames.Load(),
+		Keyframes:    s.keyframes.Load(),
+		DecodeErrors: s.decodeErrs.Load(),
+		PublishErrs:  s.pubErrs.Load(),
+	}
+}
+
+// run opens the Publisher and demuxes the source into it.
+func (s *session) run(ctx context.Context) (Summary, error) {
+	if ctx.Err() != nil { // stopped while waiting for the previous session
+		return s.end(context.Cause(ctx), nil)
+	}
+	pub, err := s.reg.cfg.NewPublisher(ctx, s.stream, s.epoch, s.onAck)
+	if err != nil {
+		if ctx.Err() != nil {
+			return s.end(context.Cause(ctx), nil)
+		}
+		return s.end(fmt.Errorf("%w: opening: %w", ErrPublisher, err), nil)
+	}
+	s.publishing.Store(true)
+	s.metrics.sessions.Inc()
+	defer s.metrics.sessions.Dec()
+	s.log.Info("ingest started")
+
+	// Statistics go to the Publisher periodically; the goroutine ends
+	// before the Publisher is closed.
+	statsDone := make(chan struct{})
+	statsStop := make(chan struct{})
+	go func() {
+		defer close(statsDone)
+		t := time.NewTicker(s.reg.cfg.StatsInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				pub.SetIngestStats(s.ingestStats())
+			case <-statsStop:
+				return
+			}
+		}
+	}()
+
+	body := &countingReader{r: s.src.Body, s: s}
+	dm := tsframes.NewDemuxer(body, tsframes.Options{OnDecodeError: s.onDecodeError})
+	h := &frameHandler{s: s, pub: pub, ctx: ctx}
+	runErr := dm.Run(ctx, h)
+
+	close(statsStop)
+	<-statsDone
+	pub.SetIngestStats(s.ingestStats())
+	closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.reg.cfg.CloseTimeout)
+	defer cancel()
+	closeErr := pub.Close(closeCtx)
+
+	var result error
+	cause := context.Cause(ctx)
+	switch {
+	case errors.Is(cause, ErrTakenOver) || errors.Is(cause, ErrClosed):
+		result = cause
+	case body.err != nil && !body.errInterrupted:
+		// Before ctx: net/http cancels the request's context when a body
+		// read fails.
+		result = fmt.Errorf("%w: %w", ErrSource, body.err)
+	case cause != nil:
+		result = cause
+	case h.fatal != nil:
+		result = fmt.Errorf("%w: %w", ErrPublisher, h.fatal)
+	case body.err != nil:
+		result = fmt.Errorf("%w: %w", ErrSource, body.err)
+	case runErr != nil:
+		result = fmt.Errorf("%w: %w", ErrStream, runErr)
+	case closeErr != nil:
+		result = fmt.Errorf("%w: closing: %w", ErrPublisher, closeErr)
+	}
+	return s.end(result, closeErr)
+}
+
+// end logs the end of the session and returns its summary and err.
+func (s *session) end(err, closeErr error) (Summary, error) {
+	sum := s.summary()
+	attrs := []any{
+		"bytes", sum.Bytes, "frames", sum.Frames, "keyframes", sum.Keyframes,
+		"decode_errors", sum.DecodeErrors, "publish_errors", sum.PublishErrors,
+		"duration", sum.Duration.Round(time.Millisecond),
+	}
+	if closeErr != nil {
+		s.log.Warn("closing publisher failed", "err", closeErr)
+	}
+	switch {
+	case err == nil:
+		s.log.Info("ingest ended", attrs...)
+	case errors.Is(err, ErrTakenOver), errors.Is(err, ErrClosed), errors.Is(err, context.Canceled):
+		s.log.Info("ingest stopped", append(attrs, "reason", err)...)
+	default:
+		s.log.Warn("ingest failed", append(attrs, "err", err)...)
+	}
+	return sum, err
+}
+
+func (s *session) onAck(latency time.Duration, err error) {
+	if err != nil {
+		s.publishError(err)
+		return
+	}
+	s.metrics.latency.Observe(latency.Seconds())
+}
+
+func (s *session) onDecodeError(err error) {
+	n := s.decodeErrs.Add(1)
+	s.metrics.decodeErrors.Inc()
+	if n == 1 {
+		s.log.Warn("MPEG-TS decode error (later ones are logged at debug level)", "err", err)
+	} else {
+		s.log.Debug("MPEG-TS decode error", "err", err)
+	}
+}
+
+func (s *session) publishError(err error) {
+	n := s.pubErrs.Add(1)
+	s.metrics.publishErrors.Inc()
+	if n == 1 {
+		s.log.Warn("publish failed (later failures are logged at debug level)", "err", err)
+	} else {
+		s.log.Debug("publish failed", "err", err)
+	}
+}
+
+// frameHandler publishes what the demuxer produces.
+type frameHandler struct {
+	s       *session
+	pub     Publisher
+	ctx     context.Context
+	fatal   error
+	pending *tsframes.Announcement // announcement to retry
+}
+
+func (h *frameHandler) Tracks(a tsframes.Announcement) error {
+	h.s.log.Info("tracks", "tracks", a.Tracks)
+	return h.announce(a)
+}
+
+// announce publishes a; when that fails, it is retried before the next
+// keyframe, since the Publisher ignores frames until it has announced.
+func (h *frameHandler) announce(a tsframes.Announcement) error {
+	err := h.pub.Announce(h.ctx, a)
+	if err != nil && h.ctx.Err() == nil && !errors.Is(err, bus.ErrClosed) {
+		h.pending = &a
+	} else {
+		h.pending = nil
+	}
+	return h.check(err)
+}
+
+func (h *frameHandler) Frame(f tsframes.Frame) error {
+	h.s.frames.Add(1)
+	h.s.metrics.frames.Inc()
+	if f.Key {
+		h.s.keyframes.Add(1)
+		h.s.metrics.keyframes.Inc()
+		if h.pending != nil {
+			if err := h.announce(*h.pending); err != nil {
+				return err
+			}
+		}
+	}
+	return h.check(h.pub.Publish(h.ctx, f))
+}
+
+// check decides whether a publish error ends the session: a closed
+// Publisher or a done context does; other errors are counted and the
+// session goes on (the next frames may get through).
+func (h *frameHandler) check(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case h.ctx.Err() != nil:
+		return err
+	case errors.Is(err, bus.ErrClosed):
+		h.fatal = err
+		return err
+	default:
+		h.s.publishError(err)
+		return nil
+	}
+}
+
+// countingReader counts the bytes of the source and keeps its read error.
+type countingReader struct {
+	r   io.Reader
+	s   *session
+	err error
+	// errInterrupted is true when err came after stop interrupted the
+	// source: a consequence of the stop, not a failure of the source.
+	errInterrupted bool
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	if n > 0 {
+		c.s.bytes.Add(uint64(n))
+		c.s.metrics.bytes.Add(float64(n))
+	}
+	if err != nil && err != io.EOF {
+		c.err = err
+		c.errInterrupted = c.s.wasInterrupted()
+	}
+	return n, err
+}
