@@ -33,6 +33,7 @@ type Watcher struct {
 	subs    map[*watchSub]struct{}
 
 	dropped atomic.Uint64
+	loads   atomic.Uint64 // KV watches started: 1, plus one per reload
 
 	cancel   context.CancelFunc
 	done     chan struct{}
@@ -71,22 +72,28 @@ func WatchCatalog(ctx context.Context, nc *nats.Conn, logger *slog.Logger) (*Wat
 	}
 	// Listen for reconnects before the first load so none is missed.
 	status := nc.StatusChanged(nats.CONNECTED)
-	kw, view, err := w.load(ctx)
+	// The KV watch lives as long as the Watcher (nats.go ends a watch
+	// when the context it was created with ends); ctx only bounds the
+	// wait for the initial values.
+	rctx, cancel := context.WithCancel(context.Background())
+	kw, view, err := w.load(rctx, ctx)
 	if err != nil {
+		cancel()
 		nc.RemoveStatusListener(status)
 		return nil, fmt.Errorf("bus: watch catalog: %w", err)
 	}
 	w.view = view
-	rctx, cancel := context.WithCancel(context.Background())
 	w.cancel = cancel
 	go w.run(rctx, kw, status)
 	return w, nil
 }
 
-// load starts a KV watch and reads the current values, up to the watch's
-// end-of-initial-values marker.
-func (w *Watcher) load(ctx context.Context) (jetstream.KeyWatcher, map[string]CatalogEntry, error) {
-	kw, err := w.kv.WatchAll(ctx)
+// load starts a KV watch that lasts until watchCtx ends and reads the
+// current values, up to the watch's end-of-initial-values marker, waiting
+// at most until ctx ends.
+func (w *Watcher) load(watchCtx, ctx context.Context) (jetstream.KeyWatcher, map[string]CatalogEntry, error) {
+	w.loads.Add(1)
+	kw, err := w.kv.WatchAll(watchCtx)
 	if err != nil {
 		return nil, nil, fmt.Errorf("watch %s: %w", CatalogBucket, err)
 	}
@@ -150,7 +157,7 @@ func (w *Watcher) run(ctx context.Context, kw jetstream.KeyWatcher, status chan 
 		backoff := retryMin
 		for ctx.Err() == nil && !w.nc.IsClosed() {
 			lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			nkw, view, err := w.load(lctx)
+			nkw, view, err := w.load(ctx, lctx)
 			cancel()
 			if err == nil {
 				kw, updates = nkw, nkw.Updates()

@@ -172,3 +172,43 @@ func TestWatcherResyncsAfterReconnect(t *testing.T) {
 		t.Fatalf("Wait = %+v, %v", got, err)
 	}
 }
+
+// The KV watch must outlive the context WatchCatalog was given: that context
+// only bounds the initial load. (nats.go closes a watch when its context
+// ends; a watch tied to it made the Watcher reload in a hot loop.)
+func TestWatcherOutlivesStartContext(t *testing.T) {
+	ctx := testCtx(t, 20*time.Second)
+	srv := startServer(t, embedded.Config{})
+	nc := connect(t, srv)
+	startCtx, cancelStart := context.WithCancel(ctx)
+	w, err := WatchCatalog(startCtx, nc, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	cancelStart()
+
+	cat, err := OpenCatalog(ctx, newJS(t, nc), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch, cancelSub := w.Subscribe()
+	defer cancelSub()
+	for i := 1; i <= 3; i++ {
+		name := "late" + strconv.Itoa(i)
+		if err := cat.put(ctx, CatalogEntry{Stream: name, Epoch: uint64(i), State: StateLive}); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case e := <-ch:
+			if e.Stream != name {
+				t.Fatalf("change for %q, want %q", e.Stream, name)
+			}
+		case <-ctx.Done():
+			t.Fatalf("no change delivered for %q", name)
+		}
+	}
+	if got := w.loads.Load(); got != 1 {
+		t.Fatalf("catalog loaded %d times, want 1 (the watch was restarted)", got)
+	}
+}
