@@ -1,0 +1,454 @@
+// whepcast player: a small standard WHEP client (draft-ietf-wish-whep).
+//
+// POST an SDP offer (recvonly video + audio) to the WHEP URL, expect 201 with
+// the answer and a Location, DELETE the Location when leaving. Reconnects with
+// exponential backoff, honouring Retry-After. Standard APIs only, so that it
+// runs in Chrome, Firefox and Safari.
+//
+// For tests and embedding: window.whepcast = {state, ttffMs, stats(),
+// refreshStats()} and document.body.dataset.state.
+(function () {
+  'use strict';
+
+  var BACKOFF_MIN_MS = 1000;
+  var BACKOFF_MAX_MS = 30000;
+  var GATHER_WAIT_MS = 1500; // the server returns all its candidates: ours are optional
+  var MEDIA_TIMEOUT_MS = 20000; // answer received but nothing plays: reconnect
+  var DISCONNECTED_GRACE_MS = 5000; // ICE "disconnected" may recover by itself
+  var STALL_TIMEOUT_MS = 10000; // playing but no bytes arrive: reconnect
+  var STATS_EVERY_MS = 1000;
+  var TERMINAL = { 400: true, 401: true, 403: true, 405: true, 415: true, 422: true };
+
+  var body = document.body;
+  var video = document.getElementById('video');
+  var unmute = document.getElementById('unmute');
+  var streamName = body.dataset.stream || '';
+  var params = new URLSearchParams(window.location.search);
+  var whepURL = new URL(params.get('whep') || '../whep/' + encodeURIComponent(streamName), window.location.href).href;
+  var token = params.get('token');
+
+  var session = null; // the current attempt
+  var backoffMs = BACKOFF_MIN_MS;
+  var retryTimer = 0;
+  var leaving = false;
+  var latest = emptyStats();
+  var prev = null; // the previous raw sample, for rates
+
+  var api = {
+    state: 'connecting',
+    ttffMs: null,
+    attempts: 0,
+    message: '',
+    whepURL: whepURL,
+    // stats returns the latest numbers (refreshed every second).
+    stats: function () { return latest; },
+    // refreshStats samples getStats now and resolves to the new numbers.
+    refreshStats: function () { return sample(); }
+  };
+  window.whepcast = api;
+
+  function $(id) { return document.getElementById(id); }
+
+  function setText(id, text) {
+    var e = $(id);
+    if (e) e.textContent = text;
+  }
+
+  function setState(state, message) {
+    api.state = state;
+    api.message = message || '';
+    body.dataset.state = state;
+    setText('o-state', state);
+    setText('o-message', api.message);
+    latest.state = state;
+  }
+
+  function authHeaders(extra) {
+    var h = extra || {};
+    if (token) h.Authorization = 'Bearer ' + token;
+    return h;
+  }
+
+  // parseRetryAfter returns the wait in ms that a Retry-After value asks
+  // for (delta-seconds or an HTTP date), or null.
+  function parseRetryAfter(v) {
+    if (!v) return null;
+    v = v.trim();
+    if (/^\d+$/.test(v)) return parseInt(v, 10) * 1000;
+    var t = Date.parse(v);
+    if (isNaN(t)) return null;
+    return Math.max(0, t - Date.now());
+  }
+
+  function waitGathering(pc, ms) {
+    if (pc.iceGatheringState === 'complete') return Promise.resolve();
+    return new Promise(function (resolve) {
+      var timer = setTimeout(done, ms);
+      function check() { if (pc.iceGatheringState === 'complete') done(); }
+      function cand(ev) { if (!ev.candidate) done(); }
+      function done() {
+        clearTimeout(timer);
+        pc.removeEventListener('icegatheringstatechange', check);
+        pc.removeEventListener('icecandidate', cand);
+        resolve();
+      }
+      pc.addEventListener('icegatheringstatechange', check);
+      pc.addEventListener('icecandidate', cand);
+    });
+  }
+
+  function connect() {
+    clearTimeout(retryTimer);
+    if (leaving) return;
+    var s = {
+      pc: null,
+      location: null,
+      t0: performance.now(),
+      abort: window.AbortController ? new AbortController() : null,
+      media: new MediaStream(),
+      playing: false,
+      firstFrame: false,
+      closed: false,
+      timers: {}
+    };
+    session = s;
+    api.attempts++;
+    api.ttffMs = null;
+    latest = emptyStats();
+    prev = null;
+    setState('connecting', api.attempts > 1 ? 'attempt ' + api.attempts : '');
+    run(s).catch(function (err) {
+      retry(s, 'error: ' + (err && err.message ? err.message : String(err)), null);
+    });
+  }
+
+  async function run(s) {
+    var pc = new RTCPeerConnection();
+    s.pc = pc;
+    pc.addTransceiver('video', { direction: 'recvonly' });
+    pc.addTransceiver('audio', { direction: 'recvonly' });
+    pc.ontrack = function (ev) {
+      if (s !== session) return;
+      s.media.addTrack(ev.track);
+      if (video.srcObject !== s.media) video.srcObject = s.media;
+      if (ev.track.kind === 'video') watchFirstFrame(s);
+      startPlayback();
+    };
+    pc.onconnectionstatechange = function () { onConnectionState(s, pc.connectionState); };
+    pc.oniceconnectionstatechange = function () {
+      // Browsers without connectionState report failure here only.
+      if (pc.connectionState === undefined) onConnectionState(s, pc.iceConnectionState);
+    };
+
+    var offer = await pc.createOffer();
+    await pc.setLocalDescription(offer);
+    await waitGathering(pc, GATHER_WAIT_MS);
+    if (s !== session) return;
+
+    var res = await fetch(whepURL, {
+      method: 'POST',
+      headers: authHeaders({ 'Content-Type': 'application/sdp', Accept: 'application/sdp' }),
+      body: pc.localDescription.sdp,
+      cache: 'no-store',
+      signal: s.abort ? s.abort.signal : undefined
+    });
+    var loc = res.headers.get('Location');
+    if (res.status === 201 && loc) s.location = new URL(loc, whepURL).href;
+    if (s !== session || s.closed) { // left or superseded while the POST was in flight
+      if (s.location) remove(s.location, leaving);
+      s.location = null;
+      return;
+    }
+    if (res.status !== 201) {
+      var text = '';
+      try { text = (await res.text()).trim().slice(0, 200); } catch (e) { /* ignore */ }
+      var why = 'WHEP ' + res.status + (text ? ': ' + text : '');
+      if (TERMINAL[res.status]) fail(s, why);
+      else retry(s, why, parseRetryAfter(res.headers.get('Retry-After')));
+      return;
+    }
+    var answer = await res.text();
+    if (s !== session || s.closed) {
+      if (s.location) remove(s.location, leaving);
+      s.location = null;
+      return;
+    }
+    await pc.setRemoteDescription({ type: 'answer', sdp: answer });
+    s.timers.media = setTimeout(function () {
+      if (!s.playing) retry(s, 'no media within ' + MEDIA_TIMEOUT_MS / 1000 + ' s', null);
+    }, MEDIA_TIMEOUT_MS);
+  }
+
+  function onConnectionState(s, st) {
+    if (s !== session) return;
+    clearTimeout(s.timers.disconnected);
+    if (st === 'failed') {
+      retry(s, 'connection failed', null);
+    } else if (st === 'disconnected') {
+      s.timers.disconnected = setTimeout(function () {
+        retry(s, 'connection lost', null);
+      }, DISCONNECTED_GRACE_MS);
+    }
+  }
+
+  function startPlayback() {
+    var p = video.play();
+    if (p && p.catch) {
+      p.catch(function () {
+        // Autoplay refused even muted: the button starts playback.
+        unmute.textContent = 'Play';
+      });
+    }
+  }
+
+  function watchFirstFrame(s) {
+    if (typeof video.requestVideoFrameCallback === 'function') {
+      video.requestVideoFrameCallback(function () { firstFrame(s); });
+    }
+  }
+
+  function firstFrame(s) {
+    if (s !== session || s.firstFrame) return;
+    s.firstFrame = true;
+    api.ttffMs = Math.round(performance.now() - s.t0);
+    latest.ttffMs = api.ttffMs;
+    setText('o-ttff', api.ttffMs + ' ms');
+    markPlaying(s);
+  }
+
+  function markPlaying(s) {
+    if (s !== session || s.closed) return;
+    s.playing = true;
+    clearTimeout(s.timers.media);
+    backoffMs = BACKOFF_MIN_MS;
+    if (api.state !== 'playing') setState('playing', '');
+  }
+
+  // Fallbacks for browsers without requestVideoFrameCallback, and audio-only
+  // streams.
+  video.addEventListener('loadeddata', function () {
+    if (session && video.videoWidth > 0) firstFrame(session);
+  });
+  video.addEventListener('resize', function () {
+    if (session && video.videoWidth > 0) firstFrame(session);
+  });
+  video.addEventListener('playing', function () {
+    if (session) markPlaying(session);
+  });
+
+  function teardown(s, keepalive) {
+    if (s.closed) return;
+    s.closed = true;
+    Object.keys(s.timers).forEach(function (k) { clearTimeout(s.timers[k]); });
+    if (s.abort) s.abort.abort();
+    if (s.pc) {
+      s.pc.ontrack = null;
+      s.pc.onconnectionstatechange = null;
+      s.pc.oniceconnectionstatechange = null;
+      s.pc.close();
+    }
+    if (s.location) {
+      remove(s.location, keepalive);
+      s.location = null;
+    }
+    if (video.srcObject === s.media) video.srcObject = null;
+  }
+
+  function remove(location, keepalive) {
+    try {
+      fetch(location, { method: 'DELETE', headers: authHeaders(), keepalive: !!keepalive, cache: 'no-store' })
+        .catch(function () { /* the session times out on the server */ });
+    } catch (e) { /* ignore */ }
+  }
+
+  function retry(s, reason, retryAfterMs) {
+    if (s !== session || s.closed || leaving) return;
+    teardown(s, false);
+    var delay = backoffMs * (0.8 + 0.4 * Math.random());
+    if (retryAfterMs !== null && retryAfterMs !== undefined) delay = Math.max(retryAfterMs, 100);
+    backoffMs = Math.min(backoffMs * 2, BACKOFF_MAX_MS);
+    api.retryInMs = Math.round(delay);
+    setState('retrying', reason + ' — retrying in ' + (delay / 1000).toFixed(1) + ' s');
+    retryTimer = setTimeout(connect, delay);
+  }
+
+  function fail(s, reason) {
+    if (s !== session) return;
+    teardown(s, false);
+    setState('failed', reason);
+  }
+
+  // Statistics.
+
+  function emptyStats() {
+    return {
+      state: api ? api.state : 'connecting',
+      ttffMs: null,
+      at: 0,
+      bitrateKbps: null,
+      lossPercent: null,
+      video: null,
+      audio: null
+    };
+  }
+
+  function num(v) { return typeof v === 'number' && isFinite(v) ? v : 0; }
+
+  async function sample() {
+    var s = session;
+    if (!s || !s.pc || s.closed) return latest;
+    var report;
+    try { report = await s.pc.getStats(); } catch (e) { return latest; }
+    if (s !== session) return latest;
+    var v = null;
+    var a = null;
+    report.forEach(function (r) {
+      if (r.type !== 'inbound-rtp') return;
+      var kind = r.kind || r.mediaType;
+      if (kind === 'video' && !v) v = r;
+      if (kind === 'audio' && !a) a = r;
+    });
+    var now = performance.now();
+    var cur = {
+      at: now,
+      bytes: num(v && v.bytesReceived) + num(a && a.bytesReceived),
+      lost: num(v && v.packetsLost) + num(a && a.packetsLost),
+      received: num(v && v.packetsReceived) + num(a && a.packetsReceived),
+      framesDecoded: num(v && v.framesDecoded),
+      jbDelay: num(v && v.jitterBufferDelay),
+      jbEmitted: num(v && v.jitterBufferEmittedCount),
+      aJbDelay: num(a && a.jitterBufferDelay),
+      aJbEmitted: num(a && a.jitterBufferEmittedCount)
+    };
+    var out = emptyStats();
+    out.state = api.state;
+    out.ttffMs = api.ttffMs;
+    out.at = Date.now();
+    var dt = prev ? (cur.at - prev.at) / 1000 : 0;
+    if (dt > 0) {
+      out.bitrateKbps = Math.round((cur.bytes - prev.bytes) * 8 / dt / 1000);
+      var dl = cur.lost - prev.lost;
+      var dr = cur.received - prev.received;
+      out.lossPercent = dl + dr > 0 ? Math.max(0, 100 * dl / (dl + dr)) : 0;
+    }
+    if (v) {
+      var fps = v.framesPerSecond;
+      if (typeof fps !== 'number' && dt > 0) fps = (cur.framesDecoded - prev.framesDecoded) / dt;
+      out.video = {
+        width: num(v.frameWidth) || video.videoWidth,
+        height: num(v.frameHeight) || video.videoHeight,
+        fps: typeof fps === 'number' ? Math.round(fps * 10) / 10 : null,
+        framesDecoded: cur.framesDecoded,
+        framesReceived: num(v.framesReceived),
+        framesDropped: num(v.framesDropped),
+        keyFramesDecoded: num(v.keyFramesDecoded),
+        packetsReceived: num(v.packetsReceived),
+        packetsLost: num(v.packetsLost),
+        bytesReceived: num(v.bytesReceived),
+        jitterBufferDelay: cur.jbDelay,
+        jitterBufferEmittedCount: cur.jbEmitted,
+        jitterBufferMs: jbMs(cur.jbDelay, cur.jbEmitted, prev && prev.jbDelay, prev && prev.jbEmitted),
+        codec: codecOf(report, v)
+      };
+    }
+    if (a) {
+      out.audio = {
+        packetsReceived: num(a.packetsReceived),
+        packetsLost: num(a.packetsLost),
+        bytesReceived: num(a.bytesReceived),
+        totalAudioEnergy: num(a.totalAudioEnergy),
+        totalSamplesDuration: num(a.totalSamplesDuration),
+        totalSamplesReceived: num(a.totalSamplesReceived),
+        audioLevel: num(a.audioLevel),
+        concealedSamples: num(a.concealedSamples),
+        jitterBufferDelay: cur.aJbDelay,
+        jitterBufferEmittedCount: cur.aJbEmitted,
+        jitterBufferMs: jbMs(cur.aJbDelay, cur.aJbEmitted, prev && prev.aJbDelay, prev && prev.aJbEmitted),
+        codec: codecOf(report, a)
+      };
+    }
+    // Fallback first-frame detection, and stall detection.
+    if (cur.framesDecoded > 0 && !s.firstFrame) firstFrame(s);
+    if (prev && cur.bytes === prev.bytes && s.playing) {
+      if (!s.stalledSince) s.stalledSince = now;
+      if (now - s.stalledSince >= STALL_TIMEOUT_MS) {
+        retry(s, 'no media for ' + STALL_TIMEOUT_MS / 1000 + ' s', null);
+      }
+    } else {
+      s.stalledSince = 0;
+    }
+    prev = cur;
+    latest = out;
+    draw(out);
+    return out;
+  }
+
+  // jbMs is the mean jitter-buffer delay over the last interval (or since the
+  // start when there is no previous sample), in ms.
+  function jbMs(delay, emitted, pDelay, pEmitted) {
+    var d = delay - (pDelay || 0);
+    var n = emitted - (pEmitted || 0);
+    if (n > 0) return Math.round(1000 * d / n);
+    if (emitted > 0) return Math.round(1000 * delay / emitted);
+    return null;
+  }
+
+  function codecOf(report, r) {
+    if (!r.codecId) return '';
+    var c = report.get ? report.get(r.codecId) : null;
+    return c && c.mimeType ? c.mimeType.replace(/^(video|audio)\//, '') : '';
+  }
+
+  function draw(st) {
+    var vv = st.video;
+    setText('o-res', vv && vv.width ? vv.width + '×' + vv.height : '–');
+    setText('o-fps', vv && vv.fps !== null ? '@ ' + vv.fps + ' fps' : '');
+    setText('o-bitrate', st.bitrateKbps !== null ? st.bitrateKbps + ' kb/s' : '–');
+    setText('o-loss', st.lossPercent !== null ? st.lossPercent.toFixed(1) + ' %' : '–');
+    var jb = [];
+    if (vv && vv.jitterBufferMs !== null) jb.push('video ' + vv.jitterBufferMs + ' ms');
+    if (st.audio && st.audio.jitterBufferMs !== null) jb.push('audio ' + st.audio.jitterBufferMs + ' ms');
+    setText('o-jb', jb.length ? jb.join(', ') : '–');
+    setText('o-ttff', st.ttffMs !== null ? st.ttffMs + ' ms' : '–');
+  }
+
+  // Controls.
+
+  function drawButton() {
+    unmute.textContent = video.muted ? 'Unmute' : 'Mute';
+  }
+  unmute.addEventListener('click', function () {
+    if (video.paused) {
+      var p = video.play();
+      if (p && p.catch) p.catch(function () { /* still refused */ });
+    }
+    video.muted = !video.muted;
+    drawButton();
+  });
+  video.addEventListener('volumechange', drawButton);
+
+  // Leaving: DELETE the session (keepalive so it survives the unload);
+  // coming back from the back-forward cache: connect again.
+  window.addEventListener('pagehide', function () {
+    leaving = true;
+    clearTimeout(retryTimer);
+    if (session) teardown(session, true);
+  });
+  window.addEventListener('pageshow', function (ev) {
+    if (ev.persisted) {
+      leaving = false;
+      backoffMs = BACKOFF_MIN_MS;
+      connect();
+    }
+  });
+
+  setInterval(function () { sample(); }, STATS_EVERY_MS);
+
+  if (!window.RTCPeerConnection) {
+    setState('failed', 'this browser has no WebRTC (RTCPeerConnection)');
+    return;
+  }
+  video.muted = true;
+  drawButton();
+  connect();
+})();
