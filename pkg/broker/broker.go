@@ -44,9 +44,10 @@ import (
 // is done; it returns nil then. It owns ln (and closes it).
 type WHEPFunc func(ctx context.Context, ln net.Listener, nc *nats.Conn, cfg config.WHEP, logger *slog.Logger) error
 
-// DemoFunc publishes the demo stream through reg until ctx is done; it
-// returns nil then.
-type DemoFunc func(ctx context.Context, reg *ingest.Registry, logger *slog.Logger) error
+// DemoFunc publishes the demo stream on nc, with the broker's publisher
+// configuration pc (retention, storage), until ctx is done; it returns nil
+// then.
+type DemoFunc func(ctx context.Context, nc *nats.Conn, pc bus.PublisherConfig, logger *slog.Logger) error
 
 // Options are the parts of a broker that are not configuration.
 type Options struct {
@@ -81,6 +82,7 @@ type Broker struct {
 
 	ingestLn net.Listener
 	whepLn   net.Listener
+	pubCfg   bus.PublisherConfig
 	udp      []*ingest.UDPListener
 	server   *embedded.Server // nil when connected to --nats-url
 	nc       *nats.Conn
@@ -162,6 +164,7 @@ func Start(ctx context.Context, cfg *config.Broker, logger *slog.Logger, opts Op
 	pc := opts.Publisher
 	pc.Stream = bus.StreamConfig{Storage: cfg.Storage, Replicas: cfg.Replicas, MaxAge: cfg.MaxAge, MaxBytes: cfg.MaxBytes}
 	pc.Logger = logger.With("component", "bus")
+	b.pubCfg = pc
 	ingestLog := logger.With("component", "ingest")
 	b.reg, err = ingest.NewRegistry(ingest.Config{
 		NewPublisher:  ingest.BusPublishers(b.nc, pc),
@@ -288,7 +291,7 @@ func (b *Broker) run(ctx context.Context) {
 	}
 	if b.cfg.Demo && b.opts.Demo != nil {
 		g.Go(func() error {
-			if err := b.opts.Demo(gctx, b.reg, b.log.With("component", "demo")); err != nil {
+			if err := b.opts.Demo(gctx, b.nc, b.pubCfg, b.log.With("component", "demo", "stream", "demo")); err != nil {
 				return fmt.Errorf("broker: demo: %w", err)
 			}
 			return nil

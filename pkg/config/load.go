@@ -39,11 +39,19 @@ func LoadBroker(args, env []string) (*Broker, error) {
 		}
 		cfg.UDPIngest = append(cfg.UDPIngest, u)
 	}
+	if cfg.Demo && cfg.WHEPAddr == "" {
+		// The demo is a complete system: it plays what it publishes.
+		cfg.WHEPAddr = DemoWHEPAddr
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	return &cfg, nil
 }
+
+// DemoWHEPAddr is where --demo serves WHEP and the player when whep-addr is
+// not set.
+const DemoWHEPAddr = ":8889"
 
 // LoadNode builds the whep-node configuration like LoadBroker does.
 func LoadNode(args, env []string) (*Node, error) {

@@ -94,6 +94,11 @@ func TestLoadBroker(t *testing.T) {
 		want func() Broker
 	}{
 		{name: "defaults", want: defaultBroker},
+		{
+			name: "demo keeps an explicit whep-addr",
+			args: []string{"--demo", "--whep-addr", "127.0.0.1:9889"},
+			want: func() Broker { b := defaultBroker(); b.Demo = true; b.WHEPAddr = "127.0.0.1:9889"; return b },
+		},
 		{name: "file", args: []string{"--config", file}, want: fromFile},
 		{name: "file from env", env: []string{"WHEPCAST_CONFIG=" + file}, want: fromFile},
 		{
@@ -115,6 +120,7 @@ func TestLoadBroker(t *testing.T) {
 				b.Log.Level = "warn"
 				b.UDPIngest = []UDPIngest{{Stream: "c", Addr: "127.0.0.1:6000"}}
 				b.Demo = true
+				b.WHEPAddr = DemoWHEPAddr // the demo serves WHEP
 				b.WHEP.MaxWaiting = 5
 				return b
 			},

@@ -111,7 +111,7 @@ func brokerOptions() []option {
 		{key: "whep-addr", flag: "whep-addr", kind: kindString, def: "", usage: "serve WHEP in process on this HTTP address (off when empty)"},
 	}...)
 	opts = append(opts, whepOptions()...)
-	opts = append(opts, option{key: "demo", flag: "demo", kind: kindBool, def: false, usage: "loop the bundled sample as stream \"demo\""})
+	opts = append(opts, option{key: "demo", flag: "demo", kind: kindBool, def: false, usage: "loop the bundled sample as stream \"demo\" and serve WHEP and the player (on :8889 unless --whep-addr is set)"})
 	return append(opts, logOptions()...)
 }
 
