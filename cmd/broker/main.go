@@ -13,7 +13,9 @@ import (
 
 	"github.com/whepcast/whepcast/pkg/broker"
 	"github.com/whepcast/whepcast/pkg/config"
+	"github.com/whepcast/whepcast/pkg/demo"
 	"github.com/whepcast/whepcast/pkg/logging"
+	"github.com/whepcast/whepcast/pkg/node"
 )
 
 func main() {
@@ -49,7 +51,8 @@ func run() int {
 		os.Exit(1)
 	}()
 
-	if err := broker.Run(ctx, cfg, logger, broker.Options{}); err != nil {
+	opts := broker.Options{WHEP: node.Serve, Demo: demo.Run}
+	if err := broker.Run(ctx, cfg, logger, opts); err != nil {
 		logger.Error("broker failed", "err", err)
 		return 1
 	}

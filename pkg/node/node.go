@@ -1,0 +1,225 @@
+// Package node assembles a whep-node: the NATS connection, the catalog
+// watcher, the relay, the WHEP server and the node's HTTP endpoints, under
+// one lifecycle.
+//
+// Serve plays the streams of a NATS connection over WHEP on a listener; the
+// broker uses it (as a broker.WHEPFunc) for its in-process WHEP server. Run
+// is cmd/whep-node: it binds --http-addr, connects to --nats-url with the
+// configured authentication, and calls Serve.
+//
+// The HTTP listener serves:
+//
+//	/whep/...        WHEP (see package whep)
+//	GET /sessions    this node's sessions as JSON (token needed when tokens are set)
+//	GET /healthz     200 "ok" while the process runs
+//	GET /readyz      200 "ready" while NATS is connected and the node is not draining, else 503
+//	GET /metrics     Prometheus metrics (whepcast_whep_* and Go runtime)
+//	/                the stream list and player pages (package player)
+//
+// When ctx ends the node shuts down in reverse order within ShutdownTimeout:
+// it drains the WHEP server (POSTs get 503, held POSTs are woken, /readyz
+// fails), shuts the HTTP server down, closes every session, closes the relay
+// and stops the catalog watcher; Run then drains the NATS connection.
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/whepcast/whepcast/pkg/bus"
+	"github.com/whepcast/whepcast/pkg/config"
+	"github.com/whepcast/whepcast/pkg/player"
+	"github.com/whepcast/whepcast/pkg/relay"
+	"github.com/whepcast/whepcast/pkg/whep"
+)
+
+// Timeouts of the node.
+const (
+	// ShutdownTimeout bounds the graceful shutdown.
+	ShutdownTimeout = 10 * time.Second
+	// ReadHeaderTimeout bounds the reading of request headers.
+	ReadHeaderTimeout = 10 * time.Second
+	// IdleTimeout closes idle keep-alive connections.
+	IdleTimeout = 2 * time.Minute
+	// ConnectTimeout bounds the first NATS connection.
+	ConnectTimeout = 10 * time.Second
+)
+
+// Run runs a whep-node until ctx ends: it listens on cfg.HTTPAddr, connects
+// to NATS and serves (see Serve). It returns nil after a clean shutdown.
+func Run(ctx context.Context, cfg config.Node, logger *slog.Logger) error {
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("node: listen %s: %w", cfg.HTTPAddr, err)
+	}
+	nc, err := Connect(cfg.NATS, "whepcast-whep-node", logger)
+	if err != nil {
+		_ = ln.Close()
+		return err
+	}
+	serveErr := Serve(ctx, ln, nc, cfg.WHEP, logger)
+	if err := drain(nc); err != nil {
+		logger.Warn("NATS drain", "err", err)
+	}
+	return serveErr
+}
+
+// Connect connects to the NATS servers of cfg with its authentication,
+// reconnecting forever once connected.
+func Connect(cfg config.NATSClient, name string, logger *slog.Logger) (*nats.Conn, error) {
+	opts, err := cfg.Options()
+	if err != nil {
+		return nil, fmt.Errorf("node: nats: %w", err)
+	}
+	opts = append(opts,
+		nats.Name(name),
+		nats.Timeout(ConnectTimeout),
+		nats.MaxReconnects(-1),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			logger.Warn("NATS disconnected", "err", err)
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			logger.Info("NATS reconnected", "server", nc.ConnectedUrlRedacted())
+		}),
+	)
+	nc, err := nats.Connect(cfg.URL, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("node: nats connect %s: %w", cfg.URL, err)
+	}
+	logger.Info("NATS connected", "server", nc.ConnectedUrlRedacted())
+	return nc, nil
+}
+
+// drain drains nc and waits (at most ShutdownTimeout) until it is closed.
+func drain(nc *nats.Conn) error {
+	closed := make(chan struct{})
+	nc.SetClosedHandler(func(*nats.Conn) { close(closed) })
+	if err := nc.Drain(); err != nil {
+		nc.Close()
+		return err
+	}
+	select {
+	case <-closed:
+		return nil
+	case <-time.After(ShutdownTimeout):
+		nc.Close()
+		return errors.New("node: NATS drain timed out")
+	}
+}
+
+// Serve plays the streams of nc over WHEP on ln until ctx ends, then shuts
+// down (see the package doc). It owns ln. It returns nil after a clean
+// shutdown, or the error that stopped it.
+func Serve(ctx context.Context, ln net.Listener, nc *nats.Conn, cfg config.WHEP, logger *slog.Logger) (err error) {
+	defer ln.Close()
+	metrics := prometheus.NewRegistry()
+	for _, c := range []prometheus.Collector{collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
+		if err := metrics.Register(c); err != nil {
+			return fmt.Errorf("node: metrics: %w", err)
+		}
+	}
+	watcher, err := bus.WatchCatalog(ctx, nc, logger.With("component", "catalog"))
+	if err != nil {
+		return fmt.Errorf("node: catalog: %w", err)
+	}
+	defer watcher.Stop()
+	rl, err := relay.New(relay.Config{Conn: nc, Catalog: watcher, Logger: logger.With("component", "relay"), Start: cfg.Start})
+	if err != nil {
+		return fmt.Errorf("node: relay: %w", err)
+	}
+	defer rl.Close()
+	ws, err := whep.New(whep.Config{WHEP: cfg}, whep.Deps{
+		Conn:       nc,
+		Catalog:    watcher,
+		Media:      whep.FromRelay(rl),
+		Logger:     logger.With("component", "whep"),
+		Registerer: metrics,
+	})
+	if err != nil {
+		return fmt.Errorf("node: whep: %w", err)
+	}
+	logger = logger.With("node", ws.NodeID())
+
+	mux := http.NewServeMux()
+	mux.Handle("/sessions", ws.SessionsHandler())
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if err := ws.Ready(); err != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = fmt.Fprintln(w, err)
+			return
+		}
+		_, _ = w.Write([]byte("ready\n"))
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(metrics, promhttp.HandlerOpts{}))
+	mux.Handle("/", player.Handler(watcher, logger.With("component", "player")))
+	// WHEP paths bypass the mux, whose path-cleaning redirects are 301s
+	// (WHEP allows only 307): /whep, /whep//x and the like get a 404.
+	whepHandler := ws.Handler()
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/whep" || strings.HasPrefix(r.URL.Path, "/whep/") {
+			whepHandler.ServeHTTP(w, r)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+
+	// Requests get a context that ends when the shutdown begins, so that
+	// long-lived ones (the player's server-sent events) let it finish.
+	base, cancelBase := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelBase()
+	hs := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: ReadHeaderTimeout,
+		IdleTimeout:       IdleTimeout,
+		BaseContext:       func(net.Listener) context.Context { return base },
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
+	}
+	hs.RegisterOnShutdown(cancelBase)
+	served := make(chan error, 1)
+	go func() { served <- hs.Serve(ln) }()
+	logger.Info("whep-node serving", "http", ln.Addr().String(), "ice_udp", ws.ICEUDPAddrs())
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-served:
+		runErr = fmt.Errorf("node: http: %w", runErr)
+	}
+
+	logger.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ShutdownTimeout)
+	defer cancel()
+	ws.Drain()
+	if err := hs.Shutdown(sctx); err != nil {
+		logger.Warn("HTTP shutdown", "err", err)
+		_ = hs.Close()
+	}
+	if runErr == nil {
+		if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+			runErr = fmt.Errorf("node: http: %w", err)
+		}
+	}
+	if err := ws.Close(sctx); err != nil {
+		logger.Warn("WHEP close", "err", err)
+	}
+	rl.Close()
+	watcher.Stop()
+	logger.Info("stopped")
+	return runErr
+}

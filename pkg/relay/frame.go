@@ -1,0 +1,41 @@
+package relay
+
+// packet is one RTP packet of a stream, built once and shared by every
+// viewer: a viewer only rewrites the header fields that are its own (SSRC,
+// payload type, sequence number and timestamp offsets).
+type packet struct {
+	seq     uint64 // extended stream sequence number of its track
+	marker  bool
+	payload []byte
+	frame   *frame
+}
+
+// frame is one access unit (video) or one Opus packet (audio), packetized.
+// It is immutable once published.
+type frame struct {
+	video bool
+	key   bool
+	ts    uint32 // stream RTP timestamp
+	// gopIndex is the position of a video frame in its GOP (0 = keyframe).
+	gopIndex int
+	bytes    int // payload bytes of all packets
+	pkts     []packet
+}
+
+// newFrame builds a frame of payloads whose packets get the stream sequence
+// numbers firstSeq, firstSeq+1, ...; the last packet carries the marker bit
+// when marker is set.
+func newFrame(video, key bool, ts uint32, gopIndex int, firstSeq uint64, payloads [][]byte, marker bool) *frame {
+	f := &frame{video: video, key: key, ts: ts, gopIndex: gopIndex, pkts: make([]packet, len(payloads))}
+	for i, p := range payloads {
+		f.pkts[i] = packet{seq: firstSeq + uint64(i), payload: p, frame: f}
+		f.bytes += len(p)
+	}
+	if marker && len(f.pkts) > 0 {
+		f.pkts[len(f.pkts)-1].marker = true
+	}
+	return f
+}
+
+// lastSeq is the stream sequence number of the frame's last packet.
+func (f *frame) lastSeq() uint64 { return f.pkts[len(f.pkts)-1].seq }

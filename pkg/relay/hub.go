@@ -1,0 +1,346 @@
+package relay
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/whepcast/whepcast/pkg/bus"
+	"github.com/whepcast/whepcast/pkg/tsframes"
+)
+
+// hub is the media engine of one stream on this node: one bus subscription,
+// each frame packetized once, fan-out of the shared packets to every viewer.
+//
+// Goroutines: run (set-up, catalog and subscription events) and the bus
+// handler (owned by the subscription; it calls handle in stream order).
+type hub struct {
+	r      *Relay
+	name   string
+	log    *slog.Logger
+	cancel context.CancelFunc
+	ready  chan struct{} // closed once the subscription is set up or failed
+	done   chan struct{} // closed when run has returned
+	// setupErr is written before ready is closed.
+	setupErr error
+	wake     chan struct{} // a catalog change for run to look at
+	refs     int           // viewers joined and not closed; guarded by r.mu
+
+	// Owned by the bus handler.
+	tl           timeline
+	epoch        uint64
+	epochKnown   bool
+	videoStarted bool // a keyframe has been forwarded since the last reset
+	gopIndex     int
+	nextVideo    uint64
+	nextAudio    uint64
+	badFrames    uint64
+
+	videoBuf *retransmitBuffer
+	audioBuf *retransmitBuffer
+
+	mu sync.Mutex
+	// set is written by the bus handler under mu (so the handler reads it
+	// without locking).
+	set      trackSet
+	setEpoch uint64
+	cache    gopCache
+	active   []*Viewer // started viewers, in fan-out order
+	members  map[*Viewer]struct{}
+	catState string // latest catalog state seen ("" = none)
+	ended    bool   // the catalog said ended and the grace expired
+	// gone is why the hub no longer delivers (subscription failed or
+	// lost, hub shut down); nil while it runs.
+	gone error
+}
+
+func newHub(r *Relay, ann bus.Announcement) *hub {
+	return &hub{
+		r:        r,
+		name:     ann.Stream,
+		log:      r.log.With("stream", ann.Stream),
+		ready:    make(chan struct{}),
+		done:     make(chan struct{}),
+		wake:     make(chan struct{}, 1),
+		videoBuf: newRetransmitBuffer(r.cfg.RetransmitPackets),
+		audioBuf: newRetransmitBuffer(r.cfg.RetransmitPackets),
+		set:      trackSetOf(ann),
+		setEpoch: ann.Epoch,
+		cache:    gopCache{maxFrames: r.maxGOPFrames, maxBytes: r.maxGOPBytes},
+		members:  make(map[*Viewer]struct{}),
+	}
+}
+
+// start runs the hub until shutdown.
+func (h *hub) start() {
+	ctx, cancel := context.WithCancel(context.Background())
+	h.cancel = cancel
+	go h.run(ctx)
+}
+
+// shutdown stops the hub and waits for its goroutines (and the bus handler).
+func (h *hub) shutdown() {
+	h.cancel()
+	<-h.done
+}
+
+func (h *hub) run(ctx context.Context) {
+	defer close(h.done)
+	sub, err := h.r.subscribe(ctx, h.name, h.handle)
+	if err != nil {
+		h.setupErr = fmt.Errorf("relay: subscribe to %q: %w: %w", h.name, ErrSubscription, err)
+		h.r.forget(h)
+		h.mu.Lock()
+		h.gone = h.setupErr
+		h.mu.Unlock()
+		close(h.ready)
+		return
+	}
+	h.r.subs.Add(1)
+	defer h.r.subs.Add(-1)
+	defer sub.Stop()
+	defer func() {
+		// Shut down (last viewer closed, relay closed): a viewer that
+		// joined meanwhile must not wait for frames that never come.
+		h.mu.Lock()
+		if h.gone == nil {
+			h.gone = fmt.Errorf("relay: stream %q: %w", h.name, ErrClosed)
+		}
+		h.endAllLocked(h.gone)
+		h.mu.Unlock()
+	}()
+	close(h.ready)
+	h.log.Debug("subscribed")
+
+	var grace *time.Timer
+	var graceC <-chan time.Time
+	defer func() {
+		if grace != nil {
+			grace.Stop()
+		}
+	}()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-sub.Done():
+			cause := sub.Err()
+			if cause == nil {
+				cause = bus.ErrClosed
+			}
+			h.log.Warn("bus subscription ended", "error", cause)
+			h.r.forget(h) // the next Join gets a new hub
+			h.mu.Lock()
+			h.gone = fmt.Errorf("relay: stream %q: %w: %w", h.name, ErrSubscription, cause)
+			h.endAllLocked(h.gone)
+			h.mu.Unlock()
+			return
+		case <-h.wake:
+			h.mu.Lock()
+			state := h.catState
+			if state == bus.StateLive {
+				h.ended = false
+			}
+			h.mu.Unlock()
+			gone := state == bus.StateEnded || state == bus.StateDeleted
+			switch {
+			case gone && grace == nil:
+				h.log.Info("stream ended in catalog, closing viewers after grace", "grace", h.r.cfg.EndGrace)
+				grace = time.NewTimer(h.r.cfg.EndGrace)
+				graceC = grace.C
+			case state == bus.StateLive && grace != nil:
+				h.log.Info("stream live again within grace")
+				grace.Stop()
+				grace, graceC = nil, nil
+			}
+		case <-graceC:
+			grace, graceC = nil, nil
+			h.mu.Lock()
+			h.ended = true
+			n := len(h.members)
+			h.endAllLocked(fmt.Errorf("relay: stream %q: %w", h.name, ErrStreamEnded))
+			h.mu.Unlock()
+			h.log.Info("stream ended, viewers closed", "viewers", n)
+		}
+	}
+}
+
+// catalog records a catalog entry of the stream for run.
+func (h *hub) catalog(e bus.CatalogEntry) {
+	h.mu.Lock()
+	h.catState = e.State
+	h.mu.Unlock()
+	select {
+	case h.wake <- struct{}{}:
+	default:
+	}
+}
+
+// handle is the bus handler: called in stream order from one goroutine.
+func (h *hub) handle(m bus.Message) {
+	epoch := m.Epoch
+	if m.Tracks != nil {
+		if epoch == 0 {
+			epoch = m.Tracks.Epoch
+		}
+		h.announce(epoch, *m.Tracks)
+	}
+	switch {
+	case !h.epochKnown:
+		h.epoch, h.epochKnown = epoch, true
+	case epoch != h.epoch:
+		h.log.Info("new epoch: timestamps rebased at its first keyframe", "epoch", epoch, "previous", h.epoch)
+		h.epoch = epoch
+		h.tl.newEpoch(h.set.video)
+	}
+	if m.Tracks != nil {
+		return
+	}
+	switch fr := &m.Frame; fr.Codec {
+	case tsframes.CodecH264:
+		h.onVideo(fr)
+	case tsframes.CodecOpus:
+		h.onAudio(fr)
+	}
+}
+
+// announce applies an announcement: the same track set keeps the viewers,
+// another one ends those that negotiated the old one.
+func (h *hub) announce(epoch uint64, ann bus.Announcement) {
+	set := trackSetOf(ann)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.setEpoch = epoch
+	if set.sameAs(h.set) {
+		if h.set.profile == "" {
+			h.set.profile = set.profile
+		}
+		return
+	}
+	h.log.Info("tracks changed", "epoch", epoch, "from", h.set.String(), "to", set.String())
+	h.set = set
+	h.cache.reset()
+	h.videoStarted = false
+	for v := range h.members {
+		if v.set.sameAs(set) {
+			if v.waitSet {
+				v.waitSet = false
+				v.needKey = true
+			}
+			continue
+		}
+		h.removeLocked(v, fmt.Errorf("relay: stream %q: %w: negotiated %s, now %s", h.name, ErrTracksChanged, v.set, set))
+	}
+}
+
+func (h *hub) onVideo(fr *tsframes.Frame) {
+	if !h.set.video || (!h.videoStarted && !fr.Key) {
+		return
+	}
+	payloads, _, err := packetizeH264(fr.Data, MaxPayload)
+	if err != nil || len(payloads) == 0 {
+		h.badFrames++
+		if h.badFrames == 1 || h.badFrames%100 == 0 {
+			h.log.Warn("video frame skipped, waiting for the next keyframe", "epoch", h.epoch, "error", err, "skipped", h.badFrames)
+		}
+		h.videoStarted = false
+		return
+	}
+	ts, ok := h.tl.video(fr.PTS, fr.Key)
+	if !ok {
+		return
+	}
+	h.videoStarted = true
+	if fr.Key {
+		h.gopIndex = 0
+	} else {
+		h.gopIndex++
+	}
+	f := newFrame(true, fr.Key, ts, h.gopIndex, h.nextVideo, payloads, true)
+	h.nextVideo += uint64(len(payloads))
+	h.videoBuf.put(f)
+	h.publish(f)
+}
+
+func (h *hub) onAudio(fr *tsframes.Frame) {
+	if !h.set.audio || len(fr.Data) == 0 {
+		return
+	}
+	ts, ok := h.tl.audio(fr.PTS, fr.Duration)
+	if !ok {
+		return
+	}
+	f := newFrame(false, false, ts, 0, h.nextAudio, [][]byte{fr.Data}, false)
+	h.nextAudio++
+	h.audioBuf.put(f)
+	h.publish(f)
+}
+
+// publish caches f and queues it for every active viewer.
+func (h *hub) publish(f *frame) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if f.video {
+		h.cache.add(f)
+	}
+	for _, v := range h.active {
+		v.offerLocked(f)
+	}
+}
+
+// startLocked makes v active and returns the GOP it starts with (nil: wait
+// for the next keyframe). The caller holds h.mu.
+func (h *hub) startLocked(v *Viewer) []*frame {
+	if !v.set.sameAs(h.set) {
+		if v.epoch <= h.setEpoch {
+			h.removeLocked(v, fmt.Errorf("relay: stream %q: %w: negotiated %s, now %s", h.name, ErrTracksChanged, v.set, h.set))
+			return nil
+		}
+		// The viewer saw a newer announcement than the hub: wait for it.
+		v.waitSet = true
+	}
+	v.active = true
+	h.active = append(h.active, v)
+	if v.video == nil || v.waitSet {
+		return nil
+	}
+	if h.r.cfg.Start == StartGOP {
+		if gop := h.cache.frames(); gop != nil {
+			return gop
+		}
+	}
+	v.needKey = true
+	return nil
+}
+
+// removeLocked takes v out of the hub and ends it with err. The caller holds
+// h.mu.
+func (h *hub) removeLocked(v *Viewer, err error) {
+	delete(h.members, v)
+	if v.active {
+		v.active = false
+		for i, a := range h.active {
+			if a == v {
+				last := len(h.active) - 1
+				h.active[i] = h.active[last]
+				h.active[last] = nil
+				h.active = h.active[:last]
+				break
+			}
+		}
+	}
+	v.finishLocked(err)
+}
+
+// endAllLocked ends every viewer with err. The caller holds h.mu.
+func (h *hub) endAllLocked(err error) {
+	for v := range h.members {
+		v.active = false
+		v.finishLocked(err)
+		delete(h.members, v)
+	}
+	clear(h.active)
+	h.active = h.active[:0]
+}

@@ -1,0 +1,160 @@
+package relay
+
+import (
+	"encoding/binary"
+	"fmt"
+)
+
+// H.264 NAL unit types and RTP payload structures (RFC 6184).
+const (
+	nalTypeMask  = 0x1f
+	nalTypeSPS   = 7
+	nalTypePPS   = 8
+	nalTypeAUD   = 9
+	nalTypeFill  = 12
+	nalTypeSTAPA = 24
+	nalTypeFUA   = 28
+
+	stapAHeaderSize = 1
+	stapALenSize    = 2
+	fuAHeaderSize   = 2
+)
+
+// splitAnnexB returns the NAL units of an Annex-B access unit, without
+// start codes and trailing zero bytes, skipping empty ones. It returns an
+// error when au does not start with a start code (possibly after zero bytes).
+func splitAnnexB(au []byte) ([][]byte, error) {
+	start := -1
+	for i := 0; i+2 < len(au); i++ {
+		if au[i] != 0 {
+			break
+		}
+		if au[i+1] == 0 && au[i+2] == 1 {
+			start = i + 3
+			break
+		}
+	}
+	if start < 0 {
+		return nil, fmt.Errorf("%w: access unit of %d bytes does not start with an Annex-B start code", errBadAccessUnit, len(au))
+	}
+	var nals [][]byte
+	for start <= len(au) {
+		end := len(au)
+		next := len(au)
+		for i := start; i+2 < len(au); i++ {
+			// A start code is 00 00 01; NAL payloads never contain it
+			// (emulation prevention), so the first match ends the unit.
+			if au[i+2] > 1 {
+				i += 2
+				continue
+			}
+			if au[i] == 0 && au[i+1] == 0 && au[i+2] == 1 {
+				end, next = i, i+3
+				break
+			}
+		}
+		nal := au[start:end]
+		for len(nal) > 0 && nal[len(nal)-1] == 0 {
+			nal = nal[:len(nal)-1]
+		}
+		if len(nal) > 0 {
+			nals = append(nals, nal)
+		}
+		if next >= len(au) {
+			break
+		}
+		start = next
+	}
+	return nals, nil
+}
+
+// packetizeH264 splits an Annex-B access unit into RTP payloads of at most
+// mtu bytes: consecutive small NAL units (typically SPS, PPS and SEI before
+// an IDR) are aggregated into STAP-A packets, a NAL unit that fits is sent as
+// is, a larger one as FU-A fragments. Access unit delimiters and filler data
+// are dropped. All payloads share one allocation. It returns the payloads
+// and the number of NAL units carried.
+func packetizeH264(au []byte, mtu int) ([][]byte, int, error) {
+	if mtu < fuAHeaderSize+1 {
+		return nil, 0, fmt.Errorf("%w: mtu %d", errBadAccessUnit, mtu)
+	}
+	all, err := splitAnnexB(au)
+	if err != nil {
+		return nil, 0, err
+	}
+	nals := all[:0]
+	for _, n := range all {
+		if t := n[0] & nalTypeMask; t == nalTypeAUD || t == nalTypeFill {
+			continue
+		}
+		nals = append(nals, n)
+	}
+	if len(nals) == 0 {
+		return nil, 0, nil
+	}
+
+	// Size the arena and packet list: at most one STAP-A header and one
+	// length per NAL unit, or two header bytes per FU-A fragment.
+	size, count := 0, 0
+	frag := mtu - fuAHeaderSize
+	for _, n := range nals {
+		if len(n) > mtu {
+			k := (len(n) - 1 + frag - 1) / frag
+			size += len(n) - 1 + k*fuAHeaderSize
+			count += k
+		} else {
+			size += len(n) + stapAHeaderSize + stapALenSize
+			count++
+		}
+	}
+	arena := make([]byte, 0, size)
+	payloads := make([][]byte, 0, count)
+
+	for i := 0; i < len(nals); {
+		n := nals[i]
+		if len(n) > mtu {
+			hdr := n[0]
+			body := n[1:]
+			for off := 0; off < len(body); off += frag {
+				end := min(off+frag, len(body))
+				fu := byte(0)
+				if off == 0 {
+					fu |= 0x80
+				}
+				if end == len(body) {
+					fu |= 0x40
+				}
+				p := len(arena)
+				arena = append(arena, hdr&0xe0|nalTypeFUA, fu|hdr&nalTypeMask)
+				arena = append(arena, body[off:end]...)
+				payloads = append(payloads, arena[p:len(arena):len(arena)])
+			}
+			i++
+			continue
+		}
+		// Aggregate following NAL units while the STAP-A fits.
+		j, agg := i+1, stapAHeaderSize+stapALenSize+len(n)
+		for j < len(nals) && agg+stapALenSize+len(nals[j]) <= mtu {
+			agg += stapALenSize + len(nals[j])
+			j++
+		}
+		p := len(arena)
+		if j-i == 1 {
+			arena = append(arena, n...)
+		} else {
+			var f, nri byte
+			for _, m := range nals[i:j] {
+				f |= m[0] & 0x80
+				nri = max(nri, m[0]&0x60)
+			}
+			arena = append(arena, f|nri|nalTypeSTAPA)
+			for _, m := range nals[i:j] {
+				arena = binary.BigEndian.AppendUint16(arena, uint16(len(m)))
+				arena = append(arena, m...)
+			}
+		}
+		payloads = append(payloads, arena[p:len(arena):len(arena)])
+		i = j
+	}
+	return payloads, len(nals), nil
+}

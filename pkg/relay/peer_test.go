@@ -1,0 +1,193 @@
+package relay
+
+import (
+	"context"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pion/ice/v4"
+	"github.com/pion/interceptor"
+	"github.com/pion/rtcp"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/whepcast/whepcast/pkg/bus"
+)
+
+// loopbackSettings limits ICE to UDP over 127.0.0.1.
+func loopbackSettings() webrtc.SettingEngine {
+	var se webrtc.SettingEngine
+	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	se.SetIncludeLoopbackCandidate(true)
+	se.SetIPFilter(func(ip net.IP) bool { return ip.Equal(net.IPv4(127, 0, 0, 1)) })
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	return se
+}
+
+// peer is a viewer's PeerConnection (the server side, as pkg/whep builds
+// it) connected to a pion client that records what it receives.
+type peer struct {
+	server, client *webrtc.PeerConnection
+	video, audio   *recorder
+	readers        sync.WaitGroup
+}
+
+// connectPeer negotiates a client (offering to receive video and audio,
+// like a browser) with a server PeerConnection that sends v's tracks, and
+// returns once the server is connected. It does not call v.Start.
+func connectPeer(t testing.TB, v *Viewer, ann bus.Announcement) *peer {
+	t.Helper()
+	p := &peer{video: newRecorder(), audio: newRecorder()}
+
+	sm := &webrtc.MediaEngine{}
+	if err := RegisterCodecs(sm, ann); err != nil {
+		t.Fatal(err)
+	}
+	sir := &interceptor.Registry{}
+	if err := RegisterInterceptors(sm, sir); err != nil {
+		t.Fatal(err)
+	}
+	sse := loopbackSettings()
+	server, err := webrtc.NewAPI(webrtc.WithMediaEngine(sm), webrtc.WithInterceptorRegistry(sir),
+		webrtc.WithSettingEngine(sse)).NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.server = server
+
+	cm := &webrtc.MediaEngine{}
+	if err := cm.RegisterDefaultCodecs(); err != nil {
+		t.Fatal(err)
+	}
+	cir := &interceptor.Registry{}
+	if err := webrtc.RegisterDefaultInterceptors(cm, cir); err != nil {
+		t.Fatal(err)
+	}
+	cse := loopbackSettings()
+	cse.DisableSRTPReplayProtection(true) // to see retransmissions of packets it got
+	client, err := webrtc.NewAPI(webrtc.WithMediaEngine(cm), webrtc.WithInterceptorRegistry(cir),
+		webrtc.WithSettingEngine(cse)).NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.client = client
+	t.Cleanup(p.close)
+
+	for _, k := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio} {
+		if _, err := client.AddTransceiverFromKind(k, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	client.OnTrack(func(tr *webrtc.TrackRemote, rx *webrtc.RTPReceiver) {
+		rec := p.audio
+		if tr.Kind() == webrtc.RTPCodecTypeVideo {
+			rec = p.video
+		}
+		p.readers.Add(2)
+		go func() {
+			// Reading RTCP lets the client's interceptors see our sender
+			// reports, so its receiver reports carry LSR/DLSR (as a
+			// browser's do).
+			defer p.readers.Done()
+			for {
+				if _, _, err := rx.ReadRTCP(); err != nil {
+					return
+				}
+			}
+		}()
+		go func() {
+			defer p.readers.Done()
+			for {
+				pkt, _, err := tr.ReadRTP()
+				if err != nil {
+					return
+				}
+				_, _ = rec.WriteRTP(&pkt.Header, pkt.Payload)
+			}
+		}()
+	})
+
+	offer, err := client.CreateOffer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gathered := webrtc.GatheringCompletePromise(client)
+	if err := client.SetLocalDescription(offer); err != nil {
+		t.Fatal(err)
+	}
+	<-gathered
+
+	if err := server.SetRemoteDescription(*client.LocalDescription()); err != nil {
+		t.Fatal(err)
+	}
+	var vs, as *webrtc.RTPSender
+	if tr := v.VideoTrack(); tr != nil {
+		if vs, err = server.AddTrack(tr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if tr := v.AudioTrack(); tr != nil {
+		if as, err = server.AddTrack(tr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	v.BindSenders(vs, as)
+	connected := make(chan struct{})
+	var once sync.Once
+	server.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
+		if s == webrtc.PeerConnectionStateConnected {
+			once.Do(func() { close(connected) })
+		}
+	})
+	answer, err := server.CreateAnswer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gathered = webrtc.GatheringCompletePromise(server)
+	if err := server.SetLocalDescription(answer); err != nil {
+		t.Fatal(err)
+	}
+	<-gathered
+	for _, line := range strings.Split(server.LocalDescription().SDP, "\n") {
+		if strings.HasPrefix(line, "a=candidate") && !strings.Contains(line, "127.0.0.1") {
+			t.Fatalf("candidate outside loopback: %s", line)
+		}
+	}
+	if err := client.SetRemoteDescription(*server.LocalDescription()); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-connected:
+	case <-time.After(10 * time.Second):
+		t.Fatal("PeerConnection not connected")
+	}
+	return p
+}
+
+// close closes both PeerConnections and waits for the readers.
+func (p *peer) close() {
+	_ = p.client.Close()
+	_ = p.server.Close()
+	p.readers.Wait()
+}
+
+// nack makes the client ask for seqs of the video track again.
+func (p *peer) nack(t testing.TB, ssrc uint32, seqs ...uint16) {
+	t.Helper()
+	pairs := make([]rtcp.NackPair, len(seqs))
+	for i, s := range seqs {
+		pairs[i] = rtcp.NackPair{PacketID: s}
+	}
+	if err := p.client.WriteRTCP([]rtcp.Packet{&rtcp.TransportLayerNack{MediaSSRC: ssrc, Nacks: pairs}}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitCtx is a context for one step of a test.
+func waitCtx(t testing.TB, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}

@@ -1,0 +1,46 @@
+package relay
+
+import "time"
+
+// TrackStats are the counters of one track of one viewer.
+type TrackStats struct {
+	Packets uint64 // RTP packets sent, retransmissions included
+	Bytes   uint64 // RTP payload bytes sent, retransmissions included
+	Frames  uint64 // access units (video) or Opus packets (audio) sent
+	// Drops counts frames not sent because the viewer's queue was full
+	// (video: from the overflow to the next keyframe).
+	Drops       uint64
+	NACKs       uint64 // packets the receiver asked for again
+	Retransmits uint64 // packets resent from the stream's buffer
+	Missed      uint64 // NACKed packets no longer in the buffer
+	PLIs        uint64 // picture loss indications received (counted only)
+	FIRs        uint64 // full intra requests received (counted only)
+	WriteErrors uint64 // packets the WriteStream refused
+	// FractionLost (0..1), PacketsLost (cumulative) and Jitter are from the
+	// receiver's latest report.
+	FractionLost float64
+	PacketsLost  int64
+	Jitter       time.Duration
+}
+
+// ViewerStats are the counters of one viewer.
+type ViewerStats struct {
+	Stream string
+	Video  TrackStats
+	Audio  TrackStats
+	// RTT is the round-trip time from the latest receiver report that
+	// referred to one of our sender reports; 0 until then.
+	RTT time.Duration
+	// TimeToFirstFrame is the time from Start to the first keyframe written
+	// (to the first audio packet when the viewer has no video); 0 until then.
+	TimeToFirstFrame time.Duration
+	// Replayed is the number of video frames sent from the GOP cache at Start.
+	Replayed int
+}
+
+// Stats are the counters of a Relay.
+type Stats struct {
+	Streams       int // streams with a hub on this node
+	Subscriptions int // bus subscriptions open (one per hub once set up)
+	Viewers       int // viewers joined and not closed
+}

@@ -1,0 +1,118 @@
+package relay
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/pion/webrtc/v4"
+)
+
+// binding is what a PeerConnection told a track when it bound it.
+type binding struct {
+	id          string
+	ssrc        uint32
+	payloadType uint8
+	writer      webrtc.TrackLocalWriter
+}
+
+// track is the webrtc.TrackLocal of one viewer and one kind. It does not
+// packetize: the viewer's writer sends the stream's shared packets to the
+// bound WriteStream with the binding's SSRC and payload type.
+type track struct {
+	kind     webrtc.RTPCodecType
+	codec    webrtc.RTPCodecCapability
+	id       string
+	streamID string
+
+	mu      sync.Mutex // serializes Bind/Unbind
+	current atomic.Pointer[binding]
+}
+
+func newTrack(kind webrtc.RTPCodecType, codec webrtc.RTPCodecCapability, streamID string) *track {
+	return &track{kind: kind, codec: codec, id: kind.String(), streamID: streamID}
+}
+
+// Bind implements webrtc.TrackLocal: it picks the negotiated codec of the
+// track's MIME type (for H.264 one with packetization-mode=1, preferring the
+// same profile) and records the SSRC, payload type and WriteStream.
+func (t *track) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameters, error) {
+	c, ok := matchCodec(t.codec, ctx.CodecParameters())
+	if !ok {
+		return webrtc.RTPCodecParameters{}, fmt.Errorf("relay: bind %s track: %w (%s)", t.kind, ErrUnsupportedCodec, t.codec.MimeType)
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.current.Store(&binding{
+		id:          ctx.ID(),
+		ssrc:        uint32(ctx.SSRC()),
+		payloadType: uint8(c.PayloadType),
+		writer:      ctx.WriteStream(),
+	})
+	return c, nil
+}
+
+// Unbind implements webrtc.TrackLocal.
+func (t *track) Unbind(ctx webrtc.TrackLocalContext) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if b := t.current.Load(); b != nil && b.id == ctx.ID() {
+		t.current.Store(nil)
+	}
+	return nil
+}
+
+// ID implements webrtc.TrackLocal ("video" or "audio").
+func (t *track) ID() string { return t.id }
+
+// RID implements webrtc.TrackLocal (no simulcast).
+func (t *track) RID() string { return "" }
+
+// StreamID implements webrtc.TrackLocal: the stream name.
+func (t *track) StreamID() string { return t.streamID }
+
+// Kind implements webrtc.TrackLocal.
+func (t *track) Kind() webrtc.RTPCodecType { return t.kind }
+
+// matchCodec returns the codec of want's MIME type and clock rate in
+// negotiated; for H.264 only packetization-mode=1 qualifies, and one with
+// want's profile (first two bytes of profile-level-id) is preferred.
+func matchCodec(want webrtc.RTPCodecCapability, negotiated []webrtc.RTPCodecParameters) (webrtc.RTPCodecParameters, bool) {
+	var fallback *webrtc.RTPCodecParameters
+	wantProfile := fmtpParam(want.SDPFmtpLine, "profile-level-id")
+	for i := range negotiated {
+		c := &negotiated[i]
+		if !strings.EqualFold(c.MimeType, want.MimeType) || c.ClockRate != want.ClockRate {
+			continue
+		}
+		if !strings.EqualFold(want.MimeType, webrtc.MimeTypeH264) {
+			return *c, true
+		}
+		if fmtpParam(c.SDPFmtpLine, "packetization-mode") != "1" {
+			continue
+		}
+		p := fmtpParam(c.SDPFmtpLine, "profile-level-id")
+		if len(p) >= 4 && len(wantProfile) >= 4 && strings.EqualFold(p[:4], wantProfile[:4]) {
+			return *c, true
+		}
+		if fallback == nil {
+			fallback = c
+		}
+	}
+	if fallback != nil {
+		return *fallback, true
+	}
+	return webrtc.RTPCodecParameters{}, false
+}
+
+// fmtpParam returns the value of key in an SDP fmtp line ("" if absent).
+func fmtpParam(line, key string) string {
+	for _, kv := range strings.Split(line, ";") {
+		k, v, ok := strings.Cut(strings.TrimSpace(kv), "=")
+		if ok && strings.EqualFold(k, key) {
+			return v
+		}
+	}
+	return ""
+}

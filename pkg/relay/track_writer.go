@@ -1,0 +1,214 @@
+package relay
+
+import (
+	"math/rand/v2"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/rtp"
+)
+
+// maxSegments is how many sequence-number segments a track writer remembers
+// to translate NACKed sequence numbers back to the stream's.
+const maxSegments = 8
+
+// segment is a run of packets a viewer got without a gap in the stream's
+// sequence numbers: viewer seq = uint16(stream seq) + (viewerStart -
+// uint16(streamStart)).
+type segment struct {
+	streamStart uint64
+	viewerStart uint16
+}
+
+// trackWriter sends one track's frames to one viewer. It is owned by the
+// viewer's writer goroutine, except for the counters (atomics, read by
+// Stats) and the RTCP-derived fields (written by the RTCP reader).
+//
+// The viewer's sequence numbers are contiguous even where the viewer skipped
+// frames (queue overflow, waiting for a keyframe): a gap in the stream's
+// sequence numbers starts a new segment. Its timestamps are the stream's
+// plus a random offset, except for the replayed GOP (see replay).
+type trackWriter struct {
+	t      *track
+	buffer *retransmitBuffer
+	hdr    rtp.Header
+
+	started    bool
+	lastStream uint64 // stream seq of the last packet written
+	lastSeq    uint16 // viewer seq of the last packet written
+	tsOff      uint32
+	segs       [maxSegments]segment
+	nsegs      int // segments used, newest at (nsegs-1) % maxSegments
+
+	// The replayed GOP: stream seqs [replayFirst, replayLast] are sent with
+	// compressed timestamps replayTop - (replayN - gopIndex).
+	replaying   bool
+	replayFirst uint64
+	replayLast  uint64
+	replayTop   uint32
+	replayN     int
+
+	packets, bytes, frames, drops atomic.Uint64
+	nacks, retransmits, misses    atomic.Uint64
+	plis, firs, writeErrs         atomic.Uint64
+	fractionLost                  atomic.Uint32 // 1/256 units
+	packetsLost                   atomic.Int64
+	jitter                        atomic.Uint32 // RTP clock units
+	clockRate                     uint32
+}
+
+func newTrackWriter(t *track, buffer *retransmitBuffer, clockRate uint32) *trackWriter {
+	return &trackWriter{t: t, buffer: buffer, clockRate: clockRate, tsOff: rand.Uint32()}
+}
+
+// setReplay makes the GOP gop (keyframe first) the replay: its frames are
+// sent with timestamps just below that of its last frame, so that the
+// backlog is decoded at once instead of adding its length as latency.
+func (w *trackWriter) setReplay(gop []*frame) {
+	if len(gop) == 0 {
+		return
+	}
+	last := gop[len(gop)-1]
+	w.replaying = true
+	w.replayFirst = gop[0].pkts[0].seq
+	w.replayLast = last.lastSeq()
+	w.replayTop = last.ts
+	w.replayN = last.gopIndex
+}
+
+// viewerTS is the timestamp f is sent with.
+func (w *trackWriter) viewerTS(f *frame) uint32 {
+	if w.replaying {
+		if s := f.pkts[0].seq; s >= w.replayFirst && s <= w.replayLast {
+			return w.replayTop - uint32(w.replayN-f.gopIndex) + w.tsOff
+		}
+	}
+	return f.ts + w.tsOff
+}
+
+// write sends f. It returns false when the track is not bound (nothing
+// written).
+func (w *trackWriter) write(f *frame) bool {
+	b := w.t.current.Load()
+	if b == nil {
+		return false
+	}
+	first := f.pkts[0].seq
+	if !w.started || first != w.lastStream+1 {
+		var start uint16
+		if w.started {
+			start = w.lastSeq + 1
+		} else {
+			start = uint16(rand.Uint32())
+		}
+		w.segs[w.nsegs%maxSegments] = segment{streamStart: first, viewerStart: start}
+		w.nsegs++
+		w.started = true
+	}
+	seg := w.segs[(w.nsegs-1)%maxSegments]
+	off := seg.viewerStart - uint16(seg.streamStart)
+
+	h := &w.hdr
+	h.Version = 2
+	h.PayloadType = b.payloadType
+	h.SSRC = b.ssrc
+	h.Timestamp = w.viewerTS(f)
+	h.Extension = false
+	h.Extensions = h.Extensions[:0]
+	var n, bytes uint64
+	for i := range f.pkts {
+		p := &f.pkts[i]
+		h.SequenceNumber = uint16(p.seq) + off
+		h.Marker = p.marker
+		if _, err := b.writer.WriteRTP(h, p.payload); err != nil {
+			w.writeErrs.Add(1)
+			continue
+		}
+		n++
+		bytes += uint64(len(p.payload))
+	}
+	w.lastStream = f.lastSeq()
+	w.lastSeq = uint16(w.lastStream) + off
+	w.packets.Add(n)
+	w.bytes.Add(bytes)
+	w.frames.Add(1)
+	if w.replaying && first > w.replayLast {
+		w.replaying = w.replayLast+uint64(len(w.buffer.slots)) > first // keep while NACKable
+	}
+	return true
+}
+
+// streamSeq translates a sequence number the viewer got back to the stream's.
+func (w *trackWriter) streamSeq(seq uint16) (uint64, bool) {
+	if !w.started {
+		return 0, false
+	}
+	back := w.lastSeq - seq // how far before the last packet
+	used := min(w.nsegs, maxSegments)
+	for i := 0; i < used; i++ {
+		s := w.segs[(w.nsegs-1-i)%maxSegments]
+		if back <= w.lastSeq-s.viewerStart {
+			stream := s.streamStart + uint64(seq-s.viewerStart)
+			if stream > w.lastStream {
+				return 0, false
+			}
+			return stream, true
+		}
+	}
+	return 0, false
+}
+
+// retransmit resends the packet the viewer got as seq, from the stream's
+// shared buffer. It returns false when it is no longer there.
+func (w *trackWriter) retransmit(seq uint16) bool {
+	b := w.t.current.Load()
+	if b == nil {
+		return false
+	}
+	s, ok := w.streamSeq(seq)
+	if !ok {
+		w.misses.Add(1)
+		return false
+	}
+	p := w.buffer.get(s)
+	if p == nil {
+		w.misses.Add(1)
+		return false
+	}
+	h := &w.hdr
+	h.Version = 2
+	h.PayloadType = b.payloadType
+	h.SSRC = b.ssrc
+	h.Timestamp = w.viewerTS(p.frame)
+	h.SequenceNumber = seq
+	h.Marker = p.marker
+	h.Extension = false
+	h.Extensions = h.Extensions[:0]
+	if _, err := b.writer.WriteRTP(h, p.payload); err != nil {
+		w.writeErrs.Add(1)
+		return false
+	}
+	w.retransmits.Add(1)
+	w.packets.Add(1)
+	w.bytes.Add(uint64(len(p.payload)))
+	return true
+}
+
+// stats returns the track's counters.
+func (w *trackWriter) stats() TrackStats {
+	return TrackStats{
+		Packets:      w.packets.Load(),
+		Bytes:        w.bytes.Load(),
+		Frames:       w.frames.Load(),
+		Drops:        w.drops.Load(),
+		NACKs:        w.nacks.Load(),
+		Retransmits:  w.retransmits.Load(),
+		Missed:       w.misses.Load(),
+		PLIs:         w.plis.Load(),
+		FIRs:         w.firs.Load(),
+		WriteErrors:  w.writeErrs.Load(),
+		FractionLost: float64(w.fractionLost.Load()) / 256,
+		PacketsLost:  w.packetsLost.Load(),
+		Jitter:       time.Duration(uint64(w.jitter.Load()) * uint64(time.Second) / uint64(w.clockRate)),
+	}
+}

@@ -1,0 +1,141 @@
+package relay
+
+import (
+	"reflect"
+	"testing"
+
+	"github.com/pion/webrtc/v4"
+)
+
+// frameAt builds a one-packet-per-payload frame at stream seq first.
+func frameAt(first uint64, ts uint32, key bool, gopIndex, packets int) *frame {
+	payloads := make([][]byte, packets)
+	for i := range payloads {
+		payloads[i] = []byte{0x41, byte(first), byte(i)}
+	}
+	return newFrame(true, key, ts, gopIndex, first, payloads, true)
+}
+
+func newTestWriter(t testing.TB, rec webrtc.TrackLocalWriter, buf *retransmitBuffer) *trackWriter {
+	tr := newTrack(webrtc.RTPCodecTypeVideo, h264Capability(""), "w")
+	bind(t, tr, ssrcVideo, rec)
+	return newTrackWriter(tr, buf, videoClockRate)
+}
+
+func TestTrackWriterSegments(t *testing.T) {
+	rec := newRecorder()
+	buf := newRetransmitBuffer(64)
+	w := newTestWriter(t, rec, buf)
+	// Stream seqs 0-5, then a skip (frames 6-9 dropped), then 10-13.
+	frames := []*frame{frameAt(0, 0, true, 0, 3), frameAt(3, 3000, false, 1, 3), frameAt(10, 12000, true, 0, 4)}
+	for _, f := range frames {
+		buf.put(f)
+		if !w.write(f) {
+			t.Fatal("not written")
+		}
+	}
+	pkts := rec.snapshot()
+	if len(pkts) != 10 {
+		t.Fatalf("%d packets", len(pkts))
+	}
+	for i := 1; i < len(pkts); i++ {
+		if pkts[i].hdr.SequenceNumber != pkts[i-1].hdr.SequenceNumber+1 {
+			t.Fatalf("packet %d: seq %d after %d: the skip shows", i, pkts[i].hdr.SequenceNumber, pkts[i-1].hdr.SequenceNumber)
+		}
+	}
+	if d := pkts[6].hdr.Timestamp - pkts[0].hdr.Timestamp; d != 12000 {
+		t.Fatalf("ts after the skip advanced %d, want 12000", d)
+	}
+	// Every viewer seq maps back to its stream seq, across the skip.
+	want := []uint64{0, 1, 2, 3, 4, 5, 10, 11, 12, 13}
+	for i, p := range pkts {
+		s, ok := w.streamSeq(p.hdr.SequenceNumber)
+		if !ok || s != want[i] {
+			t.Fatalf("viewer seq %d -> stream %d (%v), want %d", p.hdr.SequenceNumber, s, ok, want[i])
+		}
+	}
+	// Sequence numbers never sent do not map.
+	last := pkts[len(pkts)-1].hdr.SequenceNumber
+	for _, s := range []uint16{last + 1, last + 1000, pkts[0].hdr.SequenceNumber - 1} {
+		if got, ok := w.streamSeq(s); ok {
+			t.Fatalf("viewer seq %d mapped to %d", s, got)
+		}
+	}
+	// Retransmission resends the identical packet.
+	if !w.retransmit(pkts[7].hdr.SequenceNumber) {
+		t.Fatal("retransmit failed")
+	}
+	got := rec.snapshot()[10]
+	if !reflect.DeepEqual(got.hdr, pkts[7].hdr) || &got.payload[0] != &pkts[7].payload[0] {
+		t.Fatalf("retransmission %+v, want %+v", got.hdr, pkts[7].hdr)
+	}
+}
+
+func TestTrackWriterReplayTimestamps(t *testing.T) {
+	rec := newRecorder()
+	buf := newRetransmitBuffer(64)
+	w := newTestWriter(t, rec, buf)
+	gop := []*frame{frameAt(0, 90000, true, 0, 2), frameAt(2, 93000, false, 1, 1), frameAt(3, 96000, false, 2, 1)}
+	live := frameAt(4, 99000, false, 3, 1)
+	w.setReplay(gop)
+	for _, f := range append(gop, live) {
+		buf.put(f)
+		w.write(f)
+	}
+	pkts := rec.snapshot()
+	top := pkts[3].hdr.Timestamp
+	for i, want := range []uint32{top - 2, top - 2, top - 1, top, top + 3000} {
+		if pkts[i].hdr.Timestamp != want {
+			t.Fatalf("packet %d: ts %d, want %d", i, pkts[i].hdr.Timestamp, want)
+		}
+	}
+	// A retransmitted replay packet keeps its compressed timestamp.
+	w.retransmit(pkts[2].hdr.SequenceNumber)
+	if got := rec.snapshot()[5]; got.hdr.Timestamp != top-1 {
+		t.Fatalf("retransmitted replay packet ts %d, want %d", got.hdr.Timestamp, top-1)
+	}
+}
+
+func TestTrackWriterUnbound(t *testing.T) {
+	tr := newTrack(webrtc.RTPCodecTypeVideo, h264Capability(""), "w")
+	w := newTrackWriter(tr, newRetransmitBuffer(16), videoClockRate)
+	if w.write(frameAt(0, 0, true, 0, 1)) {
+		t.Fatal("written without a binding")
+	}
+	rec := newRecorder()
+	ctx := &trackContext{id: "a", ssrc: 5, codecs: []webrtc.RTPCodecParameters{{RTPCodecCapability: h264Capability(""), PayloadType: 100}}, ws: rec}
+	if _, err := tr.Bind(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.Unbind(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if w.write(frameAt(1, 0, true, 0, 1)) || len(rec.snapshot()) != 0 {
+		t.Fatal("written after Unbind")
+	}
+}
+
+// The per-viewer path allocates nothing: queueing a frame, rewriting and
+// writing its packets, answering a NACK.
+func TestViewerPathAllocationFree(t *testing.T) {
+	c := newCounter()
+	buf := newRetransmitBuffer(4096)
+	w := newTestWriter(t, c, buf)
+	f := frameAt(0, 0, true, 0, 5)
+	buf.put(f)
+	v := &Viewer{video: w, queue: make(chan *frame, 1)}
+	seq := uint64(0)
+	allocs := testing.AllocsPerRun(1000, func() {
+		for j := range f.pkts {
+			f.pkts[j].seq = seq
+			seq++
+		}
+		buf.put(f)
+		v.offerLocked(f)
+		w.write(<-v.queue)
+		w.retransmit(w.lastSeq)
+	})
+	if allocs != 0 {
+		t.Fatalf("%.1f allocations per frame on the per-viewer path", allocs)
+	}
+}

@@ -1,0 +1,250 @@
+package relay
+
+import (
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/rtcp"
+	"github.com/pion/webrtc/v4"
+)
+
+// nackQueue bounds the NACK requests waiting for a viewer's writer.
+const nackQueue = 32
+
+// nackRequest is a NACK for one of the viewer's tracks.
+type nackRequest struct {
+	video bool
+	pairs []rtcp.NackPair
+}
+
+// Viewer is one receiver of a stream on this node: its tracks are bound to
+// one PeerConnection, and its writer goroutine sends the stream's shared
+// packets to them. Create it with Relay.Join, call Start when the
+// PeerConnection is connected, and Close when done.
+type Viewer struct {
+	relay  *Relay
+	hub    *hub
+	stream string
+	log    *slog.Logger
+	set    trackSet // the tracks negotiated (from the announcement at Join)
+	epoch  uint64   // the epoch of that announcement
+
+	video, audio *trackWriter // nil when not sent
+
+	queue chan *frame
+	nacks chan nackRequest
+
+	// Guarded by hub.mu: the hub-side state of the viewer.
+	started  bool
+	active   bool // in hub.active, receiving the live feed
+	waitSet  bool // waits for the hub to reach the viewer's track set
+	needKey  bool // skips video until the next keyframe
+	overflow bool // needKey because the queue overflowed: skips are drops
+	ended    bool // finish was called
+
+	quit     chan struct{} // closed by finish: the writer exits
+	done     chan struct{} // closed by finish
+	err      error         // set before done is closed
+	wg       sync.WaitGroup
+	closing  sync.Once
+	startAt  time.Time
+	ttff     atomic.Int64 // ns
+	rtt      atomic.Int64 // ns
+	replayed atomic.Int64
+}
+
+// VideoTrack returns the viewer's video track to add to its PeerConnection,
+// or nil when video was not wanted or the stream has no H.264.
+func (v *Viewer) VideoTrack() webrtc.TrackLocal {
+	if v.video == nil {
+		return nil
+	}
+	return v.video.t
+}
+
+// AudioTrack returns the viewer's audio track to add to its PeerConnection,
+// or nil when audio was not wanted or the stream has no Opus.
+func (v *Viewer) AudioTrack() webrtc.TrackLocal {
+	if v.audio == nil {
+		return nil
+	}
+	return v.audio.t
+}
+
+// Start starts sending: call it once the PeerConnection is connected (DTLS
+// done); nothing is written before. With Config.Start "gop" the viewer first
+// gets the stream's GOP since its latest keyframe (timestamps compressed so
+// that it adds no latency), then the live feed; with "live", or when no
+// keyframe is cached, video starts at the next keyframe. Audio starts at the
+// live edge. Calling Start again, or after the viewer ended, does nothing.
+func (v *Viewer) Start() {
+	h := v.hub
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if v.started || v.ended {
+		return
+	}
+	v.started = true
+	v.startAt = time.Now()
+	replay := h.startLocked(v)
+	if v.ended {
+		return
+	}
+	if len(replay) > 0 {
+		v.video.setReplay(replay)
+		v.replayed.Store(int64(len(replay)))
+	}
+	v.log.Debug("viewer started", "replay_frames", len(replay), "wait_keyframe", v.needKey, "wait_tracks", v.waitSet)
+	v.wg.Add(1)
+	go v.run(replay)
+}
+
+// Done is closed when the viewer has ended: the relay ended it (Err tells
+// why) or it was closed.
+func (v *Viewer) Done() <-chan struct{} { return v.done }
+
+// Err returns why the viewer ended: an error wrapping ErrStreamEnded,
+// ErrTracksChanged, ErrSubscription or ErrClosed; nil while Done is open.
+func (v *Viewer) Err() error {
+	select {
+	case <-v.done:
+		return v.err
+	default:
+		return nil
+	}
+}
+
+// Stats returns the viewer's counters.
+func (v *Viewer) Stats() ViewerStats {
+	s := ViewerStats{
+		Stream:           v.stream,
+		RTT:              time.Duration(v.rtt.Load()),
+		TimeToFirstFrame: time.Duration(v.ttff.Load()),
+		Replayed:         int(v.replayed.Load()),
+	}
+	if v.video != nil {
+		s.Video = v.video.stats()
+	}
+	if v.audio != nil {
+		s.Audio = v.audio.stats()
+	}
+	return s
+}
+
+// Close ends the viewer: it leaves the stream, waits for its writer
+// goroutine and releases the stream's hub when it was the last viewer. It is
+// idempotent. Goroutines started by BindSenders end when their senders stop
+// (the PeerConnection is closed).
+func (v *Viewer) Close() {
+	v.closing.Do(func() {
+		h := v.hub
+		h.mu.Lock()
+		h.removeLocked(v, ErrClosed)
+		h.mu.Unlock()
+		v.wg.Wait()
+		v.relay.viewerClosed()
+		v.relay.release(h)
+	})
+}
+
+// finish ends the viewer with err; the caller holds hub.mu.
+func (v *Viewer) finishLocked(err error) {
+	if v.ended {
+		return
+	}
+	v.ended = true
+	v.err = err
+	close(v.quit)
+	close(v.done)
+	v.log.Debug("viewer ended", "reason", err)
+}
+
+// offerLocked queues f for the viewer, never blocking: a full queue drops
+// the frame, and for video every frame up to the next keyframe. The caller
+// holds hub.mu.
+func (v *Viewer) offerLocked(f *frame) {
+	w := v.audio
+	if f.video {
+		w = v.video
+	}
+	if w == nil || v.waitSet {
+		return
+	}
+	if f.video && v.needKey && !f.key {
+		if v.overflow {
+			w.drops.Add(1)
+		}
+		return
+	}
+	select {
+	case v.queue <- f:
+		if f.video {
+			v.needKey, v.overflow = false, false
+		}
+	default:
+		w.drops.Add(1)
+		if f.video {
+			v.needKey, v.overflow = true, true
+		}
+	}
+}
+
+// run is the viewer's writer goroutine: the replay, then the live queue and
+// the NACKs, until the viewer ends.
+func (v *Viewer) run(replay []*frame) {
+	defer v.wg.Done()
+	for _, f := range replay {
+		select {
+		case <-v.quit:
+			return
+		case n := <-v.nacks:
+			v.retransmit(n)
+		default:
+		}
+		v.writeFrame(f)
+	}
+	for {
+		select {
+		case <-v.quit:
+			return
+		case n := <-v.nacks:
+			v.retransmit(n)
+		case f := <-v.queue:
+			v.writeFrame(f)
+		}
+	}
+}
+
+func (v *Viewer) writeFrame(f *frame) {
+	w := v.audio
+	if f.video {
+		w = v.video
+	}
+	if !w.write(f) {
+		return
+	}
+	if v.ttff.Load() == 0 && (f.key || (!f.video && v.video == nil)) {
+		v.ttff.Store(int64(max(time.Since(v.startAt), 1)))
+	}
+}
+
+// retransmit answers a NACK from the stream's shared buffer.
+func (v *Viewer) retransmit(n nackRequest) {
+	w := v.audio
+	if n.video {
+		w = v.video
+	}
+	if w == nil {
+		return
+	}
+	for _, p := range n.pairs {
+		w.retransmit(p.PacketID)
+		for i := uint16(0); i < 16; i++ {
+			if p.LostPackets&(1<<i) != 0 {
+				w.retransmit(p.PacketID + i + 1)
+			}
+		}
+	}
+}

@@ -1,0 +1,55 @@
+// Package sdpfrag reads and writes SDP fragments of the media type
+// application/trickle-ice-sdpfrag (RFC 8840, section 9), the body of a WHIP
+// or WHEP PATCH request and of the answer to an ICE restart.
+//
+// A fragment holds only the SDP lines that trickle ICE needs:
+//
+//	a=ice-ufrag:EsAw                  (session or media level)
+//	a=ice-pwd:P2uYro0UCOQ4zxjKXaWCBui1
+//	a=ice-options:trickle
+//	a=group:BUNDLE 0 1
+//	m=audio 9 RTP/AVP 0
+//	a=mid:0
+//	a=candidate:1387637174 1 udp 2122260223 192.0.2.1 61764 typ host generation 0 ufrag EsAw
+//	a=end-of-candidates
+//
+// Parse accepts lines ended by CRLF or LF and only the line types "a=" and
+// "m="; blank lines are skipped. Every ICE attribute is checked against the
+// grammar of RFC 8839 (ice-char credentials of legal length, candidate fields
+// and extension pairs); other attributes are kept as they are so that a
+// fragment survives Parse and Marshal unchanged.
+//
+// Input is untrusted: Parse enforces MaxSize, MaxLineLength, MaxMedia and
+// MaxCandidates and says which limit was hit (errors wrap ErrLimit); any
+// other defect wraps ErrSyntax and names the line. Neither ever panics.
+package sdpfrag
+
+// MediaType is the Content-Type of a fragment.
+const MediaType = "application/trickle-ice-sdpfrag"
+
+// Limits applied by Parse.
+const (
+	// MaxSize is the largest fragment accepted, in bytes.
+	MaxSize = 64 * 1024
+	// MaxLineLength is the longest line accepted, in bytes, without its end.
+	MaxLineLength = 4096
+	// MaxMedia is the largest number of m= sections accepted.
+	MaxMedia = 32
+	// MaxCandidates is the largest number of a=candidate lines accepted in
+	// the whole fragment.
+	MaxCandidates = 256
+)
+
+// Length limits of RFC 8839 for ICE credentials.
+const (
+	minUfrag = 4
+	maxUfrag = 256
+	minPwd   = 22
+	maxPwd   = 256
+	// maxFoundation is the foundation length limit (RFC 8839 section 5.1).
+	maxFoundation = 32
+	// maxAddress bounds a candidate's connection address (an IP or an FQDN).
+	maxAddress = 255
+	// maxToken bounds other single-token values (mid, kinds, types).
+	maxToken = 256
+)

@@ -1,0 +1,199 @@
+package whep
+
+import (
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/whepcast/whepcast/pkg/relay"
+)
+
+// metrics are the Prometheus metrics of a Server (prefix whepcast_whep_).
+type metrics struct {
+	requests   *prometheus.CounterVec   // method, code
+	created    *prometheus.CounterVec   // stream
+	closed     *prometheus.CounterVec   // reason
+	failed     *prometheus.CounterVec   // reason: closed without ever connecting
+	firstFrame *prometheus.HistogramVec // stream
+	collectors []prometheus.Collector
+
+	// mu makes "leave the registry, add the final stats to closedStats"
+	// atomic for the stats collector, so that its counters never go back.
+	mu          sync.Mutex
+	closedStats map[string]*streamTotals
+}
+
+// streamTotals are the relay counters of a stream's sessions on this node.
+type streamTotals struct {
+	video, audio relay.TrackStats
+}
+
+func (t *streamTotals) add(v relay.ViewerStats) {
+	addTrack(&t.video, v.Video)
+	addTrack(&t.audio, v.Audio)
+}
+
+func addTrack(t *relay.TrackStats, v relay.TrackStats) {
+	t.Packets += v.Packets
+	t.Bytes += v.Bytes
+	t.Frames += v.Frames
+	t.Drops += v.Drops
+	t.NACKs += v.NACKs
+	t.Retransmits += v.Retransmits
+	t.Missed += v.Missed
+	t.PLIs += v.PLIs
+	t.FIRs += v.FIRs
+	t.WriteErrors += v.WriteErrors
+}
+
+func newMetrics(s *Server) *metrics {
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "whepcast_whep_requests_total",
+			Help: "WHEP HTTP requests by method and status code.",
+		}, []string{"method", "code"}),
+		created: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "whepcast_whep_sessions_created_total",
+			Help: "WHEP sessions created (201 sent).",
+		}, []string{"stream"}),
+		closed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "whepcast_whep_sessions_closed_total",
+			Help: "WHEP sessions closed, by reason.",
+		}, []string{"reason"}),
+		failed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "whepcast_whep_sessions_failed_total",
+			Help: "WHEP sessions closed before they ever connected, by reason.",
+		}, []string{"reason"}),
+		firstFrame: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "whepcast_whep_time_to_first_frame_seconds",
+			Help:    "Time from the accepted POST (stream live) to the session's first RTP packet.",
+			Buckets: []float64{0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 8, 13, 20, 30},
+		}, []string{"stream"}),
+		closedStats: make(map[string]*streamTotals),
+	}
+	sessions := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "whepcast_whep_sessions",
+		Help: "WHEP sessions on this node.",
+	}, func() float64 { n, _ := s.reg.counts(); return float64(n) })
+	held := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "whepcast_whep_held_requests",
+		Help: "WHEP POSTs waiting for their stream to go live.",
+	}, func() float64 { _, n := s.reg.counts(); return float64(n) })
+	m.collectors = []prometheus.Collector{m.requests, m.created, m.closed, m.failed, m.firstFrame,
+		sessions, held, &statsCollector{s: s}}
+	return m
+}
+
+// register registers every metric on r.
+func (m *metrics) register(r prometheus.Registerer) error {
+	for i, c := range m.collectors {
+		if err := r.Register(c); err != nil {
+			for _, done := range m.collectors[:i] {
+				r.Unregister(done)
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+func (m *metrics) unregister(r prometheus.Registerer) {
+	for _, c := range m.collectors {
+		r.Unregister(c)
+	}
+}
+
+// removeSession removes a closing session from the registry and keeps its
+// final relay stats, under m.mu.
+func (m *metrics) removeSession(reg *registry, ss *session) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	reg.remove(ss.id)
+	t := m.closedStats[ss.stream]
+	if t == nil {
+		t = &streamTotals{}
+		m.closedStats[ss.stream] = t
+	}
+	t.add(ss.viewer.Stats())
+}
+
+// sessionClosed counts a closed session; connected tells whether it ever
+// connected.
+func (m *metrics) sessionClosed(reason string, connected bool) {
+	m.closed.WithLabelValues(reason).Inc()
+	if !connected {
+		m.failed.WithLabelValues(reason).Inc()
+	}
+}
+
+// statsCollector exports the relay counters of the node's sessions per
+// stream and kind: those of closed sessions plus the live ones.
+type statsCollector struct{ s *Server }
+
+var statsDescs = struct {
+	bytes, packets, frames, drops, nacks, retransmits, missed, plis, firs, writeErrors *prometheus.Desc
+}{
+	bytes:       statsDesc("bytes_out_total", "RTP payload bytes sent, retransmissions included."),
+	packets:     statsDesc("packets_out_total", "RTP packets sent, retransmissions included."),
+	frames:      statsDesc("frames_out_total", "Access units (video) or Opus packets (audio) sent."),
+	drops:       statsDesc("drops_total", "Frames dropped because a viewer's queue was full."),
+	nacks:       statsDesc("nacks_total", "Packets viewers asked for again (NACK)."),
+	retransmits: statsDesc("retransmits_total", "Packets resent after a NACK."),
+	missed:      statsDesc("nack_missed_total", "NACKed packets no longer in the retransmit buffer."),
+	plis:        statsDesc("plis_total", "Picture loss indications received."),
+	firs:        statsDesc("firs_total", "Full intra requests received."),
+	writeErrors: statsDesc("write_errors_total", "RTP packets the transport refused."),
+}
+
+func statsDesc(name, help string) *prometheus.Desc {
+	return prometheus.NewDesc("whepcast_whep_"+name, help, []string{"stream", "kind"}, nil)
+}
+
+func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
+	d := statsDescs
+	for _, x := range []*prometheus.Desc{d.bytes, d.packets, d.frames, d.drops, d.nacks, d.retransmits, d.missed, d.plis, d.firs, d.writeErrors} {
+		ch <- x
+	}
+}
+
+func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
+	m := c.s.metrics
+	m.mu.Lock()
+	totals := make(map[string]*streamTotals, len(m.closedStats))
+	for k, v := range m.closedStats {
+		cp := *v
+		totals[k] = &cp
+	}
+	for _, ss := range c.s.reg.list() {
+		t := totals[ss.stream]
+		if t == nil {
+			t = &streamTotals{}
+			totals[ss.stream] = t
+		}
+		t.add(ss.viewer.Stats())
+	}
+	m.mu.Unlock()
+	d := statsDescs
+	for stream, t := range totals {
+		for _, k := range []struct {
+			kind string
+			v    *relay.TrackStats
+		}{{"video", &t.video}, {"audio", &t.audio}} {
+			emit := func(desc *prometheus.Desc, v uint64) {
+				if cm, err := prometheus.NewConstMetric(desc, prometheus.CounterValue, float64(v), stream, k.kind); err == nil {
+					ch <- cm
+				}
+			}
+			emit(d.bytes, k.v.Bytes)
+			emit(d.packets, k.v.Packets)
+			emit(d.frames, k.v.Frames)
+			emit(d.drops, k.v.Drops)
+			emit(d.nacks, k.v.NACKs)
+			emit(d.retransmits, k.v.Retransmits)
+			emit(d.missed, k.v.Missed)
+			emit(d.plis, k.v.PLIs)
+			emit(d.firs, k.v.FIRs)
+			emit(d.writeErrors, k.v.WriteErrors)
+		}
+	}
+}

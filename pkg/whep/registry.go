@@ -1,0 +1,183 @@
+package whep
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+)
+
+// registry holds a node's sessions, their slots and the held POSTs.
+type registry struct {
+	maxSessions, maxPerStream, maxWaiting int
+
+	mu        sync.Mutex
+	sessions  map[string]*session
+	total     int            // reserved slots, node-wide
+	perStream map[string]int // reserved slots per stream
+	holds     map[*hold]struct{}
+	draining  bool
+	closed    bool
+}
+
+// slot is one reserved session place; release is idempotent.
+type slot struct {
+	reg    *registry
+	stream string
+	once   sync.Once
+}
+
+// hold is one POST waiting for its stream.
+type hold struct {
+	cancel context.CancelCauseFunc
+}
+
+func newRegistry(cfg Config) *registry {
+	return &registry{
+		maxSessions:  cfg.MaxSessions,
+		maxPerStream: cfg.MaxSessionsPerStream,
+		maxWaiting:   cfg.MaxWaiting,
+		sessions:     make(map[string]*session),
+		perStream:    make(map[string]int),
+		holds:        make(map[*hold]struct{}),
+	}
+}
+
+// reserve takes a session slot on stream: errTooManySessions when the node
+// or the stream is full, errDraining or ErrClosed when no more sessions are
+// taken.
+func (r *registry) reserve(stream string) (*slot, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	switch {
+	case r.closed:
+		return nil, ErrClosed
+	case r.draining:
+		return nil, errDraining
+	case r.maxSessions > 0 && r.total >= r.maxSessions:
+		return nil, fmt.Errorf("%w: %d sessions on this node", errTooManySessions, r.total)
+	case r.maxPerStream > 0 && r.perStream[stream] >= r.maxPerStream:
+		return nil, fmt.Errorf("%w: %d sessions of stream %q on this node", errTooManySessions, r.perStream[stream], stream)
+	}
+	r.total++
+	r.perStream[stream]++
+	return &slot{reg: r, stream: stream}, nil
+}
+
+func (s *slot) release() {
+	s.once.Do(func() {
+		r := s.reg
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		r.total--
+		if r.perStream[s.stream]--; r.perStream[s.stream] <= 0 {
+			delete(r.perStream, s.stream)
+		}
+	})
+}
+
+// add registers a negotiated session and calls started under the lock (so
+// that it happens before close lists the sessions); ErrClosed after close.
+func (r *registry) add(ss *session, started func()) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return ErrClosed
+	}
+	r.sessions[ss.id] = ss
+	started()
+	return nil
+}
+
+// remove unregisters a session.
+func (r *registry) remove(id string) {
+	r.mu.Lock()
+	delete(r.sessions, id)
+	r.mu.Unlock()
+}
+
+// get returns the session id of stream, or nil.
+func (r *registry) get(stream, id string) *session {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ss := r.sessions[id]
+	if ss == nil || ss.stream != stream {
+		return nil
+	}
+	return ss
+}
+
+// list returns the sessions, oldest first.
+func (r *registry) list() []*session {
+	r.mu.Lock()
+	out := make([]*session, 0, len(r.sessions))
+	for _, ss := range r.sessions {
+		out = append(out, ss)
+	}
+	r.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].created.Equal(out[j].created) {
+			return out[i].created.Before(out[j].created)
+		}
+		return out[i].id < out[j].id
+	})
+	return out
+}
+
+// counts returns the number of sessions and of held POSTs.
+func (r *registry) counts() (sessions, held int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.sessions), len(r.holds)
+}
+
+// hold admits a POST to wait for its stream, with cancel to wake it on
+// drain: errNotLive when nothing may wait (MaxWaiting 0),
+// errTooManyWaiting beyond MaxWaiting, errDraining or ErrClosed. release
+// ends the hold.
+func (r *registry) hold(cancel context.CancelCauseFunc) (release func(), err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	switch {
+	case r.closed:
+		return nil, ErrClosed
+	case r.draining:
+		return nil, errDraining
+	case r.maxWaiting == 0:
+		return nil, errNotLive
+	case len(r.holds) >= r.maxWaiting:
+		return nil, fmt.Errorf("%w (%d)", errTooManyWaiting, len(r.holds))
+	}
+	h := &hold{cancel: cancel}
+	r.holds[h] = struct{}{}
+	return func() {
+		r.mu.Lock()
+		delete(r.holds, h)
+		r.mu.Unlock()
+	}, nil
+}
+
+// drain stops new sessions and holds and wakes the held POSTs with cause.
+func (r *registry) drain(cause error) {
+	r.mu.Lock()
+	r.draining = true
+	if errors.Is(cause, ErrClosed) {
+		r.closed = true
+	}
+	holds := make([]*hold, 0, len(r.holds))
+	for h := range r.holds {
+		holds = append(holds, h)
+	}
+	r.mu.Unlock()
+	for _, h := range holds {
+		h.cancel(cause)
+	}
+}
+
+// isDraining reports whether POSTs are refused.
+func (r *registry) isDraining() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.draining
+}

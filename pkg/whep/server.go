@@ -1,0 +1,179 @@
+package whep
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+
+	"github.com/nats-io/nats.go"
+	"github.com/pion/webrtc/v4"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Server is a WHEP server: create it with New, serve Handler, stop it with
+// Drain and Close.
+type Server struct {
+	cfg        Config
+	logger     *slog.Logger
+	conn       *nats.Conn
+	catalog    Catalog
+	media      Media
+	tokens     tokens
+	ice        *iceNet
+	iceServers []webrtc.ICEServer
+	links      []string
+	reg        *registry
+	metrics    *metrics
+	registerer prometheus.Registerer
+	fwd        *forwarder
+
+	// wg counts the goroutines the server started (session run loops,
+	// forwarded requests).
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+}
+
+// New checks cfg, binds the ICE listeners (ICEUDPAddr, ICETCPAddr), reads
+// the token file, registers the metrics and, with deps.Conn, subscribes to
+// this node's forwarding subject. Errors wrap ErrInvalidConfig for a bad
+// Config or Deps; a listener that cannot be bound or a failed subscription
+// is returned as is. Nothing is left running on error.
+func New(cfg Config, deps Deps) (_ *Server, err error) {
+	if cfg, err = cfg.withDefaults(); err != nil {
+		return nil, err
+	}
+	if deps.Catalog == nil || deps.Media == nil {
+		return nil, fmt.Errorf("%w: Deps.Catalog and Deps.Media are required", ErrInvalidConfig)
+	}
+	logger := deps.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	logger = logger.With("node", cfg.NodeID)
+	s := &Server{
+		cfg:        cfg,
+		logger:     logger,
+		conn:       deps.Conn,
+		catalog:    deps.Catalog,
+		media:      deps.Media,
+		registerer: deps.Registerer,
+		reg:        newRegistry(cfg),
+	}
+	if s.tokens, err = loadTokens(cfg.Tokens, cfg.TokenFile); err != nil {
+		return nil, err
+	}
+	if s.iceServers, s.links, err = iceServers(cfg.ICEServers); err != nil {
+		return nil, err
+	}
+	if s.ice, err = newICENet(cfg, logger); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			s.ice.close()
+		}
+	}()
+	s.metrics = newMetrics(s)
+	if s.registerer != nil {
+		if err = s.metrics.register(s.registerer); err != nil {
+			return nil, fmt.Errorf("whep: metrics: %w", err)
+		}
+		defer func() {
+			if err != nil {
+				s.metrics.unregister(s.registerer)
+			}
+		}()
+	}
+	if s.conn != nil {
+		if s.fwd, err = newForwarder(s); err != nil {
+			return nil, err
+		}
+	}
+	logger.Info("whep server ready", "ice_udp", addrStrings(s.ice.udpAddrs), "ice_tcp", s.ice.tcpAddr,
+		"auth", len(s.tokens) > 0)
+	return s, nil
+}
+
+// NodeID returns the node id of the server's sessions.
+func (s *Server) NodeID() string { return s.cfg.NodeID }
+
+// ICEUDPAddrs returns the addresses of the shared ICE UDP port.
+func (s *Server) ICEUDPAddrs() []net.Addr { return append([]net.Addr(nil), s.ice.udpAddrs...) }
+
+// Handler returns the WHEP handler. It serves paths under /whep/ only; mount
+// it on "/whep/" of the node's mux.
+func (s *Server) Handler() http.Handler {
+	return s.cors(http.HandlerFunc(s.route))
+}
+
+// Drain stops taking sessions: POSTs are answered 503 with Retry-After, and
+// held POSTs are woken with that answer. Existing sessions, PATCH and DELETE
+// go on.
+func (s *Server) Drain() {
+	if !s.reg.isDraining() {
+		s.logger.Info("draining")
+	}
+	s.reg.drain(errDraining)
+}
+
+// Ready returns nil while the server takes sessions: not draining, and the
+// NATS connection (when there is one) is connected.
+func (s *Server) Ready() error {
+	if s.reg.isDraining() {
+		return errDraining
+	}
+	if s.conn != nil && !s.conn.IsConnected() {
+		return fmt.Errorf("whep: NATS is %s", s.conn.Status())
+	}
+	return nil
+}
+
+// Close drains the server, stops answering forwarded requests, closes
+// every session and the ICE listeners, and waits for the server's goroutines
+// until ctx ends (then it returns ctx's error). The metrics are unregistered.
+// The caller shuts its http.Server down too.
+func (s *Server) Close(ctx context.Context) error {
+	var err error
+	s.closeOnce.Do(func() {
+		s.reg.drain(ErrClosed)
+		if s.fwd != nil {
+			s.fwd.stop()
+		}
+		var wg sync.WaitGroup
+		for _, ss := range s.reg.list() {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				ss.close(reasonShutdown)
+			}()
+		}
+		done := make(chan struct{})
+		go func() {
+			wg.Wait()
+			s.wg.Wait()
+			close(done)
+		}()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			err = fmt.Errorf("whep: close: %w", ctx.Err())
+		}
+		s.ice.close()
+		if s.registerer != nil {
+			s.metrics.unregister(s.registerer)
+		}
+		s.logger.Info("whep server closed")
+	})
+	return err
+}
+
+func addrStrings(as []net.Addr) []string {
+	out := make([]string, len(as))
+	for i, a := range as {
+		out[i] = a.String()
+	}
+	return out
+}

@@ -1,0 +1,314 @@
+package whep
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/interceptor"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/whepcast/whepcast/pkg/bus"
+)
+
+// Reasons a session closes (label of whepcast_whep_sessions_closed_total).
+const (
+	reasonDelete         = "delete"
+	reasonICEFailed      = "ice_failed"
+	reasonPeerClosed     = "peer_closed"
+	reasonConnectTimeout = "connect_timeout"
+	reasonViewerEnded    = "viewer_ended"
+	reasonShutdown       = "shutdown"
+)
+
+// session is one viewer's PeerConnection and relay viewer. Its goroutine
+// (run) owns its lifecycle; close may be called from anywhere and is
+// idempotent.
+type session struct {
+	id      string
+	stream  string
+	epoch   uint64
+	created time.Time
+	srv     *Server
+	pc      *webrtc.PeerConnection
+	viewer  Viewer
+	slot    *slot
+	logger  *slog.Logger
+	// mids maps each mid of the negotiated session to its kind.
+	mids map[string]string
+
+	// mu serializes signaling (trickle, ICE restart) and guards the fields
+	// below it.
+	mu          sync.Mutex
+	etag        string
+	remoteUfrag string
+	remotePwd   string
+
+	notify     chan struct{} // connection state changed (capacity 1)
+	firstFrame atomic.Bool
+	started    atomic.Bool
+	closeOnce  sync.Once
+	done       chan struct{}
+}
+
+// createSession negotiates a session for offer o on the live stream of
+// entry and registers it. On error everything it acquired is released.
+func (s *Server) createSession(ctx context.Context, entry bus.CatalogEntry, o *offer) (_ *session, answer string, err error) {
+	began := time.Now()
+	ann := entry.Tracks
+	if ann.Stream == "" {
+		ann.Stream = entry.Stream
+	}
+	want, err := plan(o, ann)
+	if err != nil {
+		return nil, "", err
+	}
+	sl, err := s.reg.reserve(entry.Stream)
+	if err != nil {
+		return nil, "", err
+	}
+	ss := &session{
+		id:      newSessionID(s.cfg.NodeID),
+		stream:  entry.Stream,
+		epoch:   ann.Epoch,
+		created: began,
+		srv:     s,
+		slot:    sl,
+		mids:    map[string]string{},
+		notify:  make(chan struct{}, 1),
+		done:    make(chan struct{}),
+	}
+	ss.logger = s.logger.With("stream", ss.stream, "epoch", ss.epoch, "session", ss.id)
+	defer func() {
+		if err != nil {
+			if ss.pc != nil {
+				_ = ss.pc.GracefulClose()
+			}
+			if ss.viewer != nil {
+				ss.viewer.Close()
+			}
+			sl.release()
+		}
+	}()
+
+	m := &webrtc.MediaEngine{}
+	if err = s.media.RegisterCodecs(m, ann); err != nil {
+		return nil, "", fmt.Errorf("register codecs: %w", err)
+	}
+	ir := &interceptor.Registry{}
+	if err = s.media.RegisterInterceptors(m, ir); err != nil {
+		return nil, "", fmt.Errorf("register interceptors: %w", err)
+	}
+	ir.Add(firstPacketFactory{onFirst: func() { ss.onFirstPacket() }})
+	api := webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir),
+		webrtc.WithSettingEngine(s.ice.settings))
+
+	if ss.viewer, err = s.media.Join(ctx, ann, want); err != nil {
+		return nil, "", fmt.Errorf("join stream %q: %w", ss.stream, err)
+	}
+	ss.pc, err = api.NewPeerConnection(webrtc.Configuration{
+		ICEServers:    s.iceServers,
+		BundlePolicy:  webrtc.BundlePolicyMaxBundle,
+		RTCPMuxPolicy: webrtc.RTCPMuxPolicyRequire,
+	})
+	if err != nil {
+		return nil, "", fmt.Errorf("new peer connection: %w", err)
+	}
+	ss.pc.OnConnectionStateChange(func(webrtc.PeerConnectionState) {
+		select {
+		case ss.notify <- struct{}{}:
+		default:
+		}
+	})
+	var senders [2]*webrtc.RTPSender
+	for i, t := range []webrtc.TrackLocal{ss.viewer.VideoTrack(), ss.viewer.AudioTrack()} {
+		if t == nil {
+			continue
+		}
+		tr, err := ss.pc.AddTransceiverFromTrack(t, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+		if err != nil {
+			return nil, "", fmt.Errorf("add %s track: %w", t.Kind(), err)
+		}
+		senders[i] = tr.Sender()
+	}
+	ss.viewer.BindSenders(senders[0], senders[1])
+
+	if err = ss.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: o.sdp}); err != nil {
+		return nil, "", fmt.Errorf("%w: %w", errBadOffer, err)
+	}
+	// Sections without a source (a kind the stream lacks, a second
+	// section of a kind) are answered inactive.
+	for _, t := range ss.pc.GetTransceivers() {
+		if t.Sender() == nil {
+			if err = t.Stop(); err != nil {
+				return nil, "", fmt.Errorf("stop unused transceiver: %w", err)
+			}
+		}
+	}
+	ans, err := ss.pc.CreateAnswer(nil)
+	if err != nil {
+		return nil, "", fmt.Errorf("%w: %w", errIncompatible, err)
+	}
+	gathered := webrtc.GatheringCompletePromise(ss.pc)
+	if err = ss.pc.SetLocalDescription(ans); err != nil {
+		return nil, "", fmt.Errorf("%w: %w", errIncompatible, err)
+	}
+	if err = s.waitGathered(ctx, gathered); err != nil {
+		return nil, "", err
+	}
+	local := ss.pc.LocalDescription()
+	if err = ss.describe(local.SDP, o.sdp); err != nil {
+		return nil, "", err
+	}
+	if answer, err = moveCandidates(local.SDP); err != nil {
+		return nil, "", err
+	}
+	if !ss.sending() {
+		return nil, "", fmt.Errorf("%w: no common codec with the offer", errIncompatible)
+	}
+	ss.etag = newETag()
+	if err = s.reg.add(ss, func() { s.wg.Add(1) }); err != nil {
+		return nil, "", err
+	}
+	s.metrics.created.WithLabelValues(ss.stream).Inc()
+	go ss.run()
+	ss.logger.Info("session created", "video", want.Video, "audio", want.Audio,
+		"setup", time.Since(began).Round(time.Millisecond))
+	return ss, answer, nil
+}
+
+// waitGathered waits for candidate gathering, at most GatherTimeout; what
+// was gathered by then is used.
+func (s *Server) waitGathered(ctx context.Context, gathered <-chan struct{}) error {
+	t := time.NewTimer(s.cfg.GatherTimeout)
+	defer t.Stop()
+	select {
+	case <-gathered:
+	case <-t.C:
+		s.logger.Warn("ICE gathering timed out; answering with the candidates gathered so far")
+	case <-ctx.Done():
+		return fmt.Errorf("%w: %w", errClientGone, ctx.Err())
+	}
+	return nil
+}
+
+// describe records the session's mids and the client's ICE credentials
+// from the local answer and the remote offer.
+func (ss *session) describe(answer, offerSDP string) error {
+	a, err := parseSDP(answer)
+	if err != nil {
+		return fmt.Errorf("local answer: %w", err)
+	}
+	for _, md := range a.MediaDescriptions {
+		mid, _ := md.Attribute("mid")
+		ss.mids[mid] = md.MediaName.Media
+	}
+	o, err := parseSDP(offerSDP)
+	if err != nil {
+		return fmt.Errorf("%w: %w", errBadOffer, err)
+	}
+	ss.remoteUfrag, ss.remotePwd = iceCredentials(o)
+	return nil
+}
+
+// sending reports whether a track was negotiated: a sender with a codec.
+func (ss *session) sending() bool {
+	for _, t := range ss.pc.GetTransceivers() {
+		snd := t.Sender()
+		if snd == nil || snd.Track() == nil || t.Mid() == "" {
+			continue
+		}
+		if len(snd.GetParameters().Codecs) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+func (ss *session) onFirstPacket() {
+	if ss.firstFrame.CompareAndSwap(false, true) {
+		ss.srv.metrics.firstFrame.WithLabelValues(ss.stream).Observe(time.Since(ss.created).Seconds())
+	}
+}
+
+// run owns the session: it starts the viewer once connected and closes the
+// session when ICE fails, the peer closes, the connection does not come up
+// in time, or the viewer ends.
+func (ss *session) run() {
+	defer ss.srv.wg.Done()
+	connect := time.NewTimer(ss.srv.cfg.ConnectTimeout)
+	defer connect.Stop()
+	for {
+		select {
+		case <-ss.done:
+			return
+		case <-ss.notify:
+			switch ss.pc.ConnectionState() {
+			case webrtc.PeerConnectionStateConnected:
+				if ss.started.CompareAndSwap(false, true) {
+					connect.Stop()
+					ss.viewer.Start()
+					ss.logger.Info("session connected", "after", time.Since(ss.created).Round(time.Millisecond))
+				}
+			case webrtc.PeerConnectionStateFailed:
+				ss.close(reasonICEFailed)
+				return
+			case webrtc.PeerConnectionStateClosed:
+				ss.close(reasonPeerClosed)
+				return
+			}
+		case <-connect.C:
+			if !ss.started.Load() {
+				ss.close(reasonConnectTimeout)
+				return
+			}
+		case <-ss.viewer.Done():
+			ss.logger.Info("viewer ended", "err", ss.viewer.Err())
+			ss.close(reasonViewerEnded)
+			return
+		}
+	}
+}
+
+// close ends the session for reason: it leaves the registry (later requests
+// get 404), closes the PeerConnection (revoking ICE consent) and then the
+// viewer, and releases the slot. It returns once all of that is done.
+func (ss *session) close(reason string) {
+	ss.closeOnce.Do(func() {
+		s := ss.srv
+		s.metrics.removeSession(s.reg, ss)
+		if err := ss.pc.GracefulClose(); err != nil {
+			ss.logger.Debug("peer connection close", "err", err)
+		}
+		ss.viewer.Close()
+		s.metrics.sessionClosed(reason, ss.started.Load())
+		ss.slot.release()
+		close(ss.done)
+		ss.logger.Info("session closed", "reason", reason, "duration", time.Since(ss.created).Round(time.Millisecond))
+	})
+}
+
+// state is the session's connection state for GET /sessions.
+func (ss *session) state() string {
+	select {
+	case <-ss.done:
+		return "closed"
+	default:
+		return ss.pc.ConnectionState().String()
+	}
+}
+
+// currentETag returns the session's ETag.
+func (ss *session) currentETag() string {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	return ss.etag
+}
+
+// locationOf returns the session's Location path.
+func locationOf(stream, id string) string {
+	return "/whep/" + stream + "/" + id
+}

@@ -1,0 +1,391 @@
+package tests
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/pion/ice/v4"
+	"github.com/pion/webrtc/v4"
+	"go.uber.org/goleak"
+
+	"github.com/whepcast/whepcast/embedded"
+	"github.com/whepcast/whepcast/pkg/bus"
+	"github.com/whepcast/whepcast/pkg/config"
+	"github.com/whepcast/whepcast/pkg/node"
+	"github.com/whepcast/whepcast/pkg/tsframes"
+)
+
+// whepTestTimeout bounds every WHEP end-to-end test.
+const whepTestTimeout = 60 * time.Second
+
+func whepContext(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), whepTestTimeout)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func whepLogger() *slog.Logger {
+	if os.Getenv("WHEPCAST_TEST_LOGS") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// whepLeakCheck fails the test when goroutines it started outlive its
+// cleanups. Call it first so that its check runs last.
+func whepLeakCheck(t *testing.T) {
+	t.Helper()
+	ignore := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
+}
+
+// whepBus starts an in-process NATS server with JetStream and returns a
+// function that opens connections to it.
+func whepBus(t *testing.T) func() *nats.Conn {
+	t.Helper()
+	ctx := whepContext(t)
+	srv, err := embedded.Start(ctx, embedded.Config{Port: embedded.NoListener, DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Errorf("nats shutdown: %v", err)
+		}
+	})
+	return func() *nats.Conn {
+		nc, err := srv.Connect()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(nc.Close)
+		return nc
+	}
+}
+
+// whepNode runs a whep-node (node.Serve) on 127.0.0.1 and returns its base
+// URL. The cleanup shuts it down and checks that the shutdown was clean.
+func whepNode(t *testing.T, nc *nats.Conn, mod func(*config.WHEP)) string {
+	t.Helper()
+	cfg := config.WHEP{ICEUDPAddr: "127.0.0.1:0", WaitTimeout: 20 * time.Second, MaxWaiting: 8, Start: "gop"}
+	if mod != nil {
+		mod(&cfg)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- node.Serve(ctx, ln, nc, cfg, whepLogger()) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("node.Serve: %v", err)
+			}
+		case <-time.After(node.ShutdownTimeout + 5*time.Second):
+			t.Error("node did not shut down")
+		}
+	})
+	url := "http://" + ln.Addr().String()
+	// The listener is bound: this request waits in its backlog until the
+	// node serves, and then must find it ready.
+	rctx, rcancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer rcancel()
+	if resp, body := whepDo(t, rctx, http.MethodGet, url+"/readyz", nil, ""); resp.StatusCode != 200 || body != "ready\n" {
+		t.Fatalf("/readyz = %d %q", resp.StatusCode, body)
+	}
+	return url
+}
+
+// whepPublisher publishes a fixture in real time (paced by its DTS).
+type whepPublisher struct {
+	announced chan struct{}
+	frames    atomic.Int64
+}
+
+// whepPublish publishes testdata/NAME as stream in real time until the file
+// ends or the test ends; the publisher stays open (the stream stays live)
+// until the test's cleanup.
+func whepPublish(t *testing.T, nc *nats.Conn, stream, name string) *whepPublisher {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	pub, err := bus.NewPublisher(ctx, nc, stream, bus.PublisherConfig{Stream: bus.StreamConfig{Storage: bus.StorageMemory}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(filepath.Join("..", "testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &whepPublisher{announced: make(chan struct{})}
+	h := &pacedHandler{ctx: ctx, pub: pub, p: p}
+	done := make(chan error, 1)
+	go func() { done <- tsframes.NewDemuxer(f, tsframes.Options{}).Run(ctx, h) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
+			t.Errorf("publishing %s: %v", name, err)
+		}
+		f.Close()
+		cctx, ccancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer ccancel()
+		if err := pub.Close(cctx); err != nil {
+			t.Errorf("closing the publisher: %v", err)
+		}
+	})
+	return p
+}
+
+// pacedHandler publishes what a Demuxer reads, each frame at its DTS
+// relative to the first (a live source).
+type pacedHandler struct {
+	ctx   context.Context
+	pub   *bus.Publisher
+	p     *whepPublisher
+	once  sync.Once
+	start time.Time
+	first int64
+	begun bool
+}
+
+func (h *pacedHandler) Tracks(a tsframes.Announcement) error {
+	if err := h.pub.Announce(h.ctx, a); err != nil {
+		return err
+	}
+	h.once.Do(func() { close(h.p.announced) })
+	return nil
+}
+
+func (h *pacedHandler) Frame(f tsframes.Frame) error {
+	if !h.begun {
+		h.begun, h.start, h.first = true, time.Now(), f.DTS
+	}
+	due := h.start.Add(time.Duration(f.DTS-h.first) * time.Second / 90000)
+	if d := time.Until(due); d > 0 {
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-h.ctx.Done():
+			t.Stop()
+			return h.ctx.Err()
+		}
+	}
+	if err := h.pub.Publish(h.ctx, f); err != nil {
+		return err
+	}
+	h.p.frames.Add(1)
+	return nil
+}
+
+// whepMetric scrapes url/metrics and returns the value of the first sample
+// whose line starts with prefix (name{labels} or name), -1 when absent.
+func whepMetric(t *testing.T, url, prefix string) float64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, body := whepDo(t, ctx, http.MethodGet, url+"/metrics", nil, "")
+	if resp.StatusCode != 200 {
+		t.Fatalf("/metrics = %d", resp.StatusCode)
+	}
+	sc := bufio.NewScanner(strings.NewReader(body))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, prefix+" ") || strings.HasPrefix(line, prefix+"{") {
+			f := strings.Fields(line)
+			v, err := strconv.ParseFloat(f[len(f)-1], 64)
+			if err != nil {
+				t.Fatalf("metric line %q: %v", line, err)
+			}
+			return v
+		}
+	}
+	return -1
+}
+
+// whepWait polls cond every 5 ms until it holds or ctx ends.
+func whepWait(t *testing.T, ctx context.Context, what string, cond func() bool) {
+	t.Helper()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("timed out waiting for %s", what)
+		case <-tick.C:
+		}
+	}
+}
+
+// whepClient is a pion WHEP player on 127.0.0.1 (udp4 only).
+type whepClient struct {
+	pc        *webrtc.PeerConnection
+	connected chan struct{}
+	closed    chan struct{}
+	mu        sync.Mutex
+	packets   map[string]int // by MIME type
+	tracks    map[string]bool
+}
+
+func newWHEPClient(t *testing.T, kinds ...webrtc.RTPCodecType) *whepClient {
+	t.Helper()
+	var se webrtc.SettingEngine
+	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
+	se.SetIncludeLoopbackCandidate(true)
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	m := &webrtc.MediaEngine{}
+	if err := m.RegisterDefaultCodecs(); err != nil {
+		t.Fatal(err)
+	}
+	pc, err := webrtc.NewAPI(webrtc.WithSettingEngine(se), webrtc.WithMediaEngine(m)).NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &whepClient{pc: pc, connected: make(chan struct{}), closed: make(chan struct{}),
+		packets: map[string]int{}, tracks: map[string]bool{}}
+	var wg sync.WaitGroup
+	t.Cleanup(func() {
+		_ = pc.GracefulClose()
+		wg.Wait()
+	})
+	for _, k := range kinds {
+		if _, err := pc.AddTransceiverFromKind(k, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var once1, once2 sync.Once
+	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
+		switch s {
+		case webrtc.PeerConnectionStateConnected:
+			once1.Do(func() { close(c.connected) })
+		case webrtc.PeerConnectionStateFailed, webrtc.PeerConnectionStateClosed:
+			once2.Do(func() { close(c.closed) })
+		}
+	})
+	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+		mime := tr.Codec().MimeType
+		c.mu.Lock()
+		c.tracks[mime] = true
+		c.mu.Unlock()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				if _, _, err := tr.ReadRTP(); err != nil {
+					return
+				}
+				c.mu.Lock()
+				c.packets[mime]++
+				c.mu.Unlock()
+			}
+		}()
+	})
+	return c
+}
+
+func (c *whepClient) offer(t *testing.T) string {
+	t.Helper()
+	o, err := c.pc.CreateOffer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gathered := webrtc.GatheringCompletePromise(c.pc)
+	if err := c.pc.SetLocalDescription(o); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-gathered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("client gathering timed out")
+	}
+	return c.pc.LocalDescription().SDP
+}
+
+func (c *whepClient) answer(t *testing.T, sdp string) {
+	t.Helper()
+	if err := c.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: sdp}); err != nil {
+		t.Fatalf("SetRemoteDescription: %v", err)
+	}
+}
+
+func (c *whepClient) count(mime string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.packets[mime]
+}
+
+func (c *whepClient) trackMIMEs() map[string]bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := map[string]bool{}
+	for k := range c.tracks {
+		out[k] = true
+	}
+	return out
+}
+
+// waitPackets waits until n packets of mime have arrived.
+func (c *whepClient) waitPackets(t *testing.T, ctx context.Context, mime string, n int) {
+	t.Helper()
+	whepWait(t, ctx, strconv.Itoa(n)+" "+mime+" packets", func() bool {
+		select {
+		case <-c.closed:
+			t.Fatalf("connection closed with %d %s packets", c.count(mime), mime)
+		default:
+		}
+		return c.count(mime) >= n
+	})
+}
+
+// whepPost POSTs an offer and returns the response with its body.
+func whepPost(t *testing.T, ctx context.Context, url, offer string) (*http.Response, string) {
+	t.Helper()
+	return whepDo(t, ctx, http.MethodPost, url, http.Header{"Content-Type": {"application/sdp"}}, offer)
+}
+
+func whepDo(t *testing.T, ctx context.Context, method, url string, h http.Header, body string) (*http.Response, string) {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, url, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range h {
+		req.Header[k] = v
+	}
+	// No keep-alive: no idle connection outlives the request (leak checks).
+	client := http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, string(b)
+}
