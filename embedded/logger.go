@@ -8,8 +8,10 @@ import (
 	"sync"
 )
 
-// serverLogger implements nats-server's Logger on top of slog. Notices are
-// Info, traces are Debug with trace=true. A Fatalf is logged at Error and
+// serverLogger implements nats-server's Logger on top of slog. Notices (the
+// start-up banner, routine state changes) are Debug, so that a broker's Info
+// log says what whepcast does; warnings and errors keep their level; traces
+// are Debug with trace=true. A Fatalf is logged at Error and
 // remembered, so that Start can return it instead of the process exiting.
 type serverLogger struct {
 	l *slog.Logger
@@ -28,7 +30,7 @@ func (s *serverLogger) log(level slog.Level, format string, v []any, attrs ...an
 	s.l.Log(ctx, level, fmt.Sprintf(format, v...), attrs...)
 }
 
-func (s *serverLogger) Noticef(format string, v ...any) { s.log(slog.LevelInfo, format, v) }
+func (s *serverLogger) Noticef(format string, v ...any) { s.log(slog.LevelDebug, format, v) }
 func (s *serverLogger) Warnf(format string, v ...any)   { s.log(slog.LevelWarn, format, v) }
 func (s *serverLogger) Errorf(format string, v ...any)  { s.log(slog.LevelError, format, v) }
 func (s *serverLogger) Debugf(format string, v ...any)  { s.log(slog.LevelDebug, format, v) }

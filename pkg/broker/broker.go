@@ -248,6 +248,19 @@ func (b *Broker) connectNATS(ctx context.Context) error {
 	return nil
 }
 
+// playerURL is the http URL of a WHEP listener as a local browser reaches
+// it: an unspecified host (":8889") becomes 127.0.0.1.
+func playerURL(a net.Addr) string {
+	host, port, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return "http://" + a.String() + "/"
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, port) + "/"
+}
+
 func (b *Broker) logStart() {
 	attrs := []any{"ingest_addr", b.IngestAddr().String(), "nats_url", b.NATSURL()}
 	if b.server != nil {
@@ -264,7 +277,10 @@ func (b *Broker) logStart() {
 		b.log.Warn("ingest is open: no ingest token is configured (--ingest-token), anyone reaching " + b.IngestAddr().String() + " can publish")
 	}
 	if b.cfg.Demo && b.opts.Demo == nil {
-		b.log.Warn("demo: not implemented yet, running without it")
+		b.log.Warn("demo: no demo is wired in (Options.Demo), running without it")
+	}
+	if b.cfg.Demo && b.opts.Demo != nil && b.whepLn != nil {
+		b.log.Info("demo: open the player at " + playerURL(b.whepLn.Addr()) + "play/demo")
 	}
 }
 
@@ -283,7 +299,7 @@ func (b *Broker) run(ctx context.Context) {
 	}
 	if b.whepLn != nil {
 		g.Go(func() error {
-			if err := b.opts.WHEP(gctx, b.whepLn, b.nc, b.cfg.WHEP, b.log.With("component", "whep")); err != nil {
+			if err := b.opts.WHEP(gctx, b.whepLn, b.nc, b.cfg.WHEP, b.log); err != nil {
 				return fmt.Errorf("broker: whep: %w", err)
 			}
 			return nil

@@ -756,3 +756,20 @@ func TestWHEPHook(t *testing.T) {
 		t.Fatal("Stop returned before the WHEP server")
 	}
 }
+
+func TestPlayerURL(t *testing.T) {
+	for _, tc := range []struct{ addr, want string }{
+		{"[::]:8889", "http://127.0.0.1:8889/"},
+		{"0.0.0.0:8889", "http://127.0.0.1:8889/"},
+		{"127.0.0.2:9000", "http://127.0.0.2:9000/"},
+		{"[::1]:8889", "http://[::1]:8889/"},
+	} {
+		a, err := net.ResolveTCPAddr("tcp", tc.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := playerURL(a); got != tc.want {
+			t.Errorf("playerURL(%s) = %s, want %s", tc.addr, got, tc.want)
+		}
+	}
+}
