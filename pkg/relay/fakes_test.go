@@ -173,7 +173,6 @@ type fakeSub struct {
 	done    chan struct{}
 	once    sync.Once
 	err     error
-	stopped bool
 }
 
 func (s *fakeSub) Stop()                 { s.once.Do(func() { close(s.done) }) }

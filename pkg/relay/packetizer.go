@@ -74,6 +74,10 @@ func splitAnnexB(au []byte) ([][]byte, error) {
 // is, a larger one as FU-A fragments. Access unit delimiters and filler data
 // are dropped. All payloads share one allocation. It returns the payloads
 // and the number of NAL units carried.
+//
+// Unlike pion's H264Payloader it keeps no state across access units and
+// never drops parameter sets (pion's drops SPS/PPS whose STAP-A would not
+// fit); pion's depacketizer is what the tests check it against.
 func packetizeH264(au []byte, mtu int) ([][]byte, int, error) {
 	if mtu < fuAHeaderSize+1 {
 		return nil, 0, fmt.Errorf("%w: mtu %d", errBadAccessUnit, mtu)
