@@ -5,53 +5,21 @@ package main
 
 import (
 	"context"
-	"errors"
-	"fmt"
+	"log/slog"
 	"os"
-	"os/signal"
-	"syscall"
 
+	"github.com/whepcast/whepcast/internal/command"
 	"github.com/whepcast/whepcast/pkg/config"
-	"github.com/whepcast/whepcast/pkg/logging"
 	"github.com/whepcast/whepcast/pkg/node"
 )
 
 func main() {
-	os.Exit(run())
-}
-
-func run() int {
-	cfg, err := config.LoadNode(os.Args[1:], os.Environ())
-	if err != nil {
-		var help *config.HelpError
-		if errors.As(err, &help) {
-			fmt.Print(help.Usage)
-			return 0
-		}
-		fmt.Fprintln(os.Stderr, "whep-node:", err)
-		return 2
-	}
-	logger, err := logging.New(cfg.Log, os.Stderr)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "whep-node:", err)
-		return 2
-	}
-
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	go func() {
-		<-ctx.Done()
-		// A second signal forces exit.
-		forced := make(chan os.Signal, 1)
-		signal.Notify(forced, syscall.SIGINT, syscall.SIGTERM)
-		<-forced
-		logger.Error("second signal: exiting without a clean shutdown")
-		os.Exit(1)
-	}()
-
-	if err := node.Run(ctx, *cfg, logger); err != nil {
-		logger.Error("whep-node failed", "err", err)
-		return 1
-	}
-	return 0
+	os.Exit(command.Main(command.Spec[config.Node]{
+		Name: "whep-node",
+		Load: config.LoadNode,
+		Log:  func(c *config.Node) config.Log { return c.Log },
+		Run: func(ctx context.Context, c *config.Node, logger *slog.Logger) error {
+			return node.Run(ctx, *c, logger)
+		},
+	}))
 }
