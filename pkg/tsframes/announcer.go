@@ -4,9 +4,9 @@ import (
 	"fmt"
 )
 
-// announcer turns the data of mediacommon's reader into Handler calls: it
-// holds frames until their announcement is out, fills in H.264
-// profile-level-ids, and re-announces when the tracks change.
+// announcer turns the tracks and the access units of the sessions into
+// Handler calls: it holds frames until their announcement is out, fills in
+// H.264 profile-level-ids, and re-announces when the tracks change.
 type announcer struct {
 	h     Handler
 	stats *counters
@@ -24,6 +24,8 @@ type announcer struct {
 
 	// err is the Handler error that stopped the run.
 	err error
+
+	opus []Frame // scratch for the frames of one Opus PES
 }
 
 func newAnnouncer(h Handler, stats *counters, bad func(error)) *announcer {
@@ -142,7 +144,8 @@ func (a *announcer) deliver(f Frame) error {
 	return nil
 }
 
-// onH264 handles one access unit of an H.264 track (raw 33-bit timestamps).
+// onH264 handles one access unit of an H.264 track, as NAL units (raw
+// 33-bit timestamps).
 func (a *announcer) onH264(pid uint16, rawPTS, rawDTS int64, au [][]byte) error {
 	dts := a.clock.unwrap(rawDTS)
 	pts := a.clock.unwrap(rawPTS)
@@ -189,7 +192,9 @@ func (a *announcer) onOpus(pid uint16, rawPTS int64, packets [][]byte) error {
 	if err := a.tick(pts); err != nil {
 		return err
 	}
-	for _, f := range opusFrames(pid, pts, packets, a.bad) {
+	a.opus = appendOpusFrames(a.opus[:0], pid, pts, packets, a.bad)
+	defer clear(a.opus) // the receivers own the Data
+	for _, f := range a.opus {
 		if err := a.emit(f); err != nil {
 			return err
 		}

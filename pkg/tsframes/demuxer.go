@@ -6,9 +6,6 @@ import (
 	"fmt"
 	"io"
 	"sync/atomic"
-
-	"github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts"
-	"github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts/codecs"
 )
 
 // Handler receives the output of a Demuxer. Both methods are called from the
@@ -138,11 +135,11 @@ func (d *Demuxer) Run(ctx context.Context, h Handler) error {
 			}
 		}
 		restart = false
-		err := d.session(ctx, in, ann)
+		err := d.session(in, ann)
 		switch {
 		case errors.Is(err, io.EOF):
 			if in.psi.changed {
-				continue // the PMT changed: next reader
+				continue // the PMT changed: next session
 			}
 			return d.finish(ctx, err, in, ann)
 		case errors.Is(err, errRestart):
@@ -174,75 +171,4 @@ func (d *Demuxer) finish(ctx context.Context, err error, in *input, ann *announc
 		return fmt.Errorf("tsframes: handler: %w", ann.err)
 	}
 	return fmt.Errorf("tsframes: %w", err)
-}
-
-// session runs one mediacommon reader over the current PAT and PMT and the
-// packets that follow, until the input ends or the PMT content changes.
-func (d *Demuxer) session(ctx context.Context, in *input, ann *announcer) error {
-	in.psi.changed = false
-	in.resetContinuity()
-	// again is how to go on after mediacommon failed: over the same PMT if
-	// the input moved on since this reader started, else (the PMT itself is
-	// unusable) only once the PMT changes.
-	startPackets := d.stats.packets.Load()
-	again := func() error {
-		if d.stats.packets.Load() != startPackets {
-			return errRestart
-		}
-		return errWaitPMT
-	}
-	f := newFeeder(in, in.psi.esSet, in.psi.preamble(), in.stash)
-	in.stash = nil
-
-	r := &mpegts.Reader{R: f}
-	if err := r.Initialize(); err != nil {
-		switch {
-		case errors.Is(err, io.EOF), errors.Is(err, errStop), errors.Is(err, errInput):
-			return err
-		}
-		d.bad(fmt.Errorf("%w: reading the PMT's tracks: %w", ErrDemux, err))
-		return again()
-	}
-
-	tracks := make([]Track, 0, len(r.Tracks()))
-	var media pidSet
-	for _, t := range r.Tracks() {
-		tracks = append(tracks, trackOf(t))
-		p := t.PID
-		switch t.Codec.(type) {
-		case *codecs.H264:
-			media.add(p)
-			r.OnDataH264(t, func(pts, dts int64, au [][]byte) error {
-				return ann.onH264(p, pts, dts, au)
-			})
-		case *codecs.Opus:
-			media.add(p)
-			r.OnDataOpus(t, func(pts int64, packets [][]byte) error {
-				return ann.onOpus(p, pts, packets)
-			})
-		}
-	}
-	// From here on only the streams that produce frames are passed on.
-	f.es = media
-	r.OnDecodeError(func(err error) {
-		d.bad(fmt.Errorf("%w: %w", ErrDemux, err))
-	})
-	if err := ann.setTracks(tracks); err != nil {
-		return err
-	}
-
-	for {
-		if ctx.Err() != nil {
-			return errStop
-		}
-		err := r.Read()
-		switch {
-		case err == nil:
-		case errors.Is(err, io.EOF), errors.Is(err, errStop), errors.Is(err, errInput), errors.Is(err, errHandler):
-			return err
-		default:
-			d.bad(fmt.Errorf("%w: %w", ErrDemux, err))
-			return again()
-		}
-	}
 }

@@ -238,3 +238,20 @@ type countingHandler struct{ frames int }
 
 func (h *countingHandler) Tracks(Announcement) error { return nil }
 func (h *countingHandler) Frame(Frame) error         { h.frames++; return nil }
+
+// BenchmarkDemuxLargeAU: a stream whose keyframe is a 6 MiB access unit (see
+// TestLargeAccessUnit); the cost is linear in the PES size.
+func BenchmarkDemuxLargeAU(b *testing.B) {
+	data, _ := largeAUStream(b, 6<<20)
+	h := &countingHandler{}
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		d := NewDemuxer(bytes.NewReader(data), Options{})
+		if err := d.Run(context.Background(), h); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(h.frames)/b.Elapsed().Seconds(), "frames/s")
+}

@@ -19,8 +19,11 @@ var (
 	ErrPSI = errors.New("invalid PAT/PMT section")
 	// ErrPESTooLarge: a PES grew beyond MaxPESSize and was dropped.
 	ErrPESTooLarge = errors.New("PES too large")
-	// ErrDemux: the mediacommon MPEG-TS reader reported a problem (a PES it
-	// could not parse, a missing PTS, a failed start on a PMT).
+	// ErrDemux: a PES could not be parsed (no start code, no PTS, a header
+	// or PES_packet_length beyond its bytes, an invalid Annex-B or Opus
+	// access unit structure) or could not complete (cut off by a PMT
+	// change), or mediacommon could not describe a PMT's tracks, or packets
+	// kept while it read a first AAC/AC-3/E-AC-3 frame were dropped.
 	ErrDemux = errors.New("demux error")
 	// ErrNoKeyframe: a video access unit was dropped because its track has
 	// not shown an IDR (with SPS and PPS) yet, e.g. after a mid-stream start.
@@ -36,9 +39,10 @@ var (
 	ErrHeldOverflow = errors.New("too many frames waiting for the announcement")
 )
 
-// errStop, errInput and errHandler travel through mediacommon's reader to
-// tell Run why reading stopped; Run replaces them by the real cause.
-// errRestart and errWaitPMT are the other reasons a reader ends.
+// errStop, errInput and errHandler tell Run why a session stopped (errStop
+// and errInput also travel through mediacommon's reader while it describes
+// the tracks); Run replaces them by the real cause. errRestart and
+// errWaitPMT are the other reasons a session ends.
 var (
 	errStop    = errors.New("tsframes: stopped")
 	errInput   = errors.New("tsframes: input failed")

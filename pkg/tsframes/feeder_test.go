@@ -2,166 +2,15 @@ package tsframes
 
 import (
 	"bytes"
-	"context"
+	"errors"
+	"io"
 	"testing"
+	"testing/iotest"
+
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
+	"github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts"
+	"github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts/codecs"
 )
-
-// TestPMTChange: pmtchange.ts is 3 s of video, then 3 s of video + Opus from
-// another ffmpeg run (PMT version 0 both times): two announcements, frames
-// on both sides, timestamps continuous.
-func TestPMTChange(t *testing.T) {
-	want := readExpect(t, "pmtchange")
-	res := demuxBytes(t, readFixture(t, "pmtchange"))
-	if res.err != nil {
-		t.Fatal(res.err)
-	}
-	if len(res.anns) != 2 {
-		t.Fatalf("%d announcements, want 2: %+v", len(res.anns), res.anns)
-	}
-	if tr := res.anns[0].Tracks; len(tr) != 1 || tr[0].Codec != CodecH264 || tr[0].ProfileLevelID != "42c00d" {
-		t.Errorf("first announcement %+v, want H264 only", tr)
-	}
-	if tr := res.anns[1].Tracks; len(tr) != 2 || tr[0].Codec != CodecH264 || tr[0].ProfileLevelID != "42c00d" ||
-		tr[1].Codec != CodecOpus || !tr[1].WebRTC || tr[1].Channels != 2 {
-		t.Errorf("second announcement %+v, want H264 + Opus", tr)
-	}
-	if res.stats.PMTChanges != 1 {
-		t.Errorf("PMTChanges = %d, want 1", res.stats.PMTChanges)
-	}
-	// Video frames on both sides of the change, 3000 apart all along.
-	secondAnn := -1
-	for i, ev := range res.events {
-		if ev.ann != nil {
-			secondAnn = i
-		}
-	}
-	before, after := 0, 0
-	for _, ev := range res.events[:secondAnn] {
-		if ev.frame != nil {
-			if ev.frame.Kind != KindVideo {
-				t.Errorf("audio frame before the Opus track was announced")
-			}
-			before++
-		}
-	}
-	for _, ev := range res.events[secondAnn+1:] {
-		if ev.frame != nil && ev.frame.Kind == KindVideo {
-			after++
-		}
-	}
-	if before != 90 || after != 90 {
-		t.Errorf("video frames %d before and %d after the change, want 90 and 90", before, after)
-	}
-	video := res.video()
-	if len(video) != want.videoFrames {
-		t.Fatalf("%d video frames, want %d", len(video), want.videoFrames)
-	}
-	for i := 1; i < len(video); i++ {
-		if d := video[i].PTS - video[i-1].PTS; d != 3000 {
-			t.Fatalf("video %d: PTS step %d across the stream, want 3000", i, d)
-		}
-	}
-	// The Opus track starts with the second part, within 100 ms of its video.
-	if audio := res.audio(); len(audio) != want.audioPackets || max(audio[0].PTS-video[90].PTS, video[90].PTS-audio[0].PTS) > 9000 {
-		t.Errorf("%d audio packets (want %d), first at %d, video of the second part at %d",
-			len(audio), want.audioPackets, audio[0].PTS, video[90].PTS)
-	}
-}
-
-// TestPMTChangeMidPES: a PMT change that lands inside a video PES lets that
-// PES complete: every access unit comes out whole.
-func TestPMTChangeMidPES(t *testing.T) {
-	video := readFixture(t, "video")
-	_, pmtAV := psiPackets(t, readFixture(t, "av")) // same PMT PID, video + Opus
-	pat, _ := psiPackets(t, video)
-
-	// Insert PAT + the video+Opus PMT between two packets of a video PES in
-	// the middle of the stream.
-	pkts := packetsOf(video)
-	at := -1
-	for i := len(pkts) / 2; i+1 < len(pkts); i++ {
-		if pid(pkts[i]) == 256 && pkts[i][1]&0x40 != 0 && pid(pkts[i+1]) == 256 && pkts[i+1][1]&0x40 == 0 {
-			at = i + 1
-			break
-		}
-	}
-	if at < 0 {
-		t.Fatal("no multi-packet video PES found")
-	}
-	var mixed []byte
-	for i, p := range pkts {
-		if i == at {
-			mixed = append(mixed, pat...)
-			mixed = append(mixed, pmtAV...)
-		}
-		mixed = append(mixed, p...)
-	}
-
-	clean := demuxBytes(t, video)
-	res := demuxBytes(t, mixed)
-	if res.err != nil || len(res.errors) != 0 {
-		t.Fatalf("Run: %v, decode errors %v", res.err, res.errors)
-	}
-	// video.ts repeats its video-only PMT, which changes the content back.
-	if len(res.anns) != 3 || len(res.anns[1].Tracks) != 2 || len(res.anns[2].Tracks) != 1 || res.stats.PMTChanges != 2 {
-		t.Errorf("announcements %+v, PMT changes %d: want video, video+Opus, video", res.anns, res.stats.PMTChanges)
-	}
-	if len(res.frames) != len(clean.frames) {
-		t.Fatalf("%d frames, want %d", len(res.frames), len(clean.frames))
-	}
-	for i := range clean.frames {
-		a, b := res.frames[i], clean.frames[i]
-		if a.PTS != b.PTS || a.Key != b.Key || !bytes.Equal(a.Data, b.Data) {
-			t.Fatalf("frame %d differs from the clean run (PTS %d/%d, %d/%d bytes)", i, a.PTS, b.PTS, len(a.Data), len(b.Data))
-		}
-	}
-}
-
-// TestPESTooLarge: a PES over the limit is dropped and counted; the next
-// one comes out intact. The limit is lowered to 64 KiB: what astits costs
-// for a PES grows with the square of its size (see MaxPESSize), which makes
-// a 2 MiB PES take seconds, and much longer under the race detector.
-func TestPESTooLarge(t *testing.T) {
-	const limit = 64 << 10
-	v := videoTrack()
-	tw := newTSWriter(t, v)
-	tw.h264(v, 90000, testSPS, testPPS, testIDR)
-	big := bytes.Repeat([]byte{0xab}, limit-1000)
-	big[0] = 0x41
-	tw.h264(v, 93000, big) // fits
-	huge := bytes.Repeat([]byte{0xab}, limit+1000)
-	huge[0] = 0x41
-	tw.h264(v, 96000, huge)
-	tw.h264(v, 99000, testP)
-	tw.h264(v, 102000, testIDR)
-
-	var res result
-	res.collector = &collector{t: t}
-	d := NewDemuxer(bytes.NewReader(tw.buf.Bytes()), Options{OnDecodeError: func(err error) { res.errors = append(res.errors, err) }})
-	d.maxPES = limit
-	ctx, cancel := context.WithTimeout(context.Background(), testDeadline)
-	defer cancel()
-	if err := d.Run(ctx, res.collector); err != nil {
-		t.Fatal(err)
-	}
-	if res.errorsIs(ErrPESTooLarge) != 1 || len(res.errors) != 1 {
-		t.Errorf("decode errors %v, want one ErrPESTooLarge", res.errors)
-	}
-	want := []Frame{
-		{PTS: 90000, Data: annexB(testSPS, testPPS, testIDR)},
-		{PTS: 93000, Data: annexB(big)},
-		{PTS: 99000, Data: annexB(testP)},
-		{PTS: 102000, Data: annexB(testSPS, testPPS, testIDR)},
-	}
-	if len(res.frames) != len(want) {
-		t.Fatalf("%d frames, want %d", len(res.frames), len(want))
-	}
-	for i, w := range want {
-		if res.frames[i].PTS != w.PTS || !bytes.Equal(res.frames[i].Data, w.Data) {
-			t.Errorf("frame %d: PTS %d, %d bytes; want PTS %d, %d bytes", i, res.frames[i].PTS, len(res.frames[i].Data), w.PTS, len(w.Data))
-		}
-	}
-}
 
 // TestReaderStartFails: when mediacommon cannot start on a PMT because the
 // first AAC frame is not ADTS, the failure is counted and the reader starts
@@ -228,5 +77,181 @@ func TestUnusablePMT(t *testing.T) {
 	}
 	if len(res.video()) != 2 || len(res.audio()) != 1 {
 		t.Errorf("%d video, %d audio frames", len(res.video()), len(res.audio()))
+	}
+}
+
+// TestProbeKeepsFrames: while mediacommon reads the first AAC frame of
+// aac.ts, the video packets are kept and demuxed afterwards: the first video
+// frame is the stream's first access unit.
+func TestProbeKeepsFrames(t *testing.T) {
+	data := readFixture(t, "aac")
+	first := int64(-1)
+	for _, pkt := range packetsOf(data) {
+		if pid(pkt) == 256 && pkt[1]&0x40 != 0 {
+			pl, _ := packetPayload(pkt)
+			first = decodeTS(pl[9:14])
+			break
+		}
+	}
+	res := demuxBytes(t, data)
+	if res.err != nil || len(res.errors) != 0 {
+		t.Fatalf("Run: %v, decode errors %v", res.err, res.errors)
+	}
+	if v := res.video(); len(v) == 0 || v[0].PTS != first || !v[0].Key {
+		t.Fatalf("first video frame %+v, want the keyframe at %d", v[0], first)
+	}
+}
+
+// TestProbeLimit: while an AAC track shows no frame, the video packets kept
+// for later are bounded (probeLimit): beyond it they are dropped and
+// reported; once the AAC frame comes, the kept ones and those that follow
+// come out.
+func TestProbeLimit(t *testing.T) {
+	v := videoTrack()
+	aac := &mpegts.Track{PID: 257, Codec: &codecs.MPEG4Audio{Config: mpeg4audio.AudioSpecificConfig{
+		Type: mpeg4audio.ObjectTypeAACLC, SampleRate: 44100, ChannelConfig: 2,
+	}}}
+	tw := newTSWriter(t, v, aac)
+	// Keyframes of 120 kB (650 packets) until well beyond probeLimit
+	// packets, then the first AAC frame, then two more access units.
+	type au struct {
+		pts    int64
+		offset int // where its packets start in the stream
+		data   []byte
+	}
+	var aus []au
+	for i := 0; i*650 < probeLimit+3000; i++ {
+		idr := randomNALU(0x65, 120000, int64(i))
+		pts := 90000 + int64(i)*3000
+		aus = append(aus, au{pts, tw.buf.Len(), annexB(testSPS, testPPS, idr)})
+		tw.h264(v, pts, testSPS, testPPS, idr)
+	}
+	if err := tw.w.WriteMPEG4Audio(aac, 90000, [][]byte{{0x21, 0x10, 0x05, 0x00}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, pts := range []int64{aus[len(aus)-1].pts + 3000, aus[len(aus)-1].pts + 6000} {
+		aus = append(aus, au{pts, tw.buf.Len(), annexB(testP)})
+		tw.h264(v, pts, testP)
+	}
+	stream := tw.buf.Bytes()
+
+	// The packets kept are the video packets from number probeLimit on.
+	var want []au
+	for _, a := range aus {
+		n := 0
+		for _, pkt := range packetsOf(stream[:a.offset]) {
+			if pid(pkt) == 256 {
+				n++
+			}
+		}
+		if n >= probeLimit {
+			want = append(want, a)
+		}
+	}
+	if len(want) < 3 || len(want) == len(aus) {
+		t.Fatalf("bad setup: %d of %d access units after the limit", len(want), len(aus))
+	}
+
+	res := demuxBytes(t, stream)
+	if res.err != nil {
+		t.Fatal(res.err)
+	}
+	if res.errorsIs(ErrDemux) != 1 || len(res.errors) != 1 {
+		t.Errorf("decode errors %v, want one ErrDemux for the dropped packets", res.errors)
+	}
+	if len(res.anns) != 1 || len(res.anns[0].Tracks) != 2 || res.anns[0].Tracks[1] != (Track{PID: 257, Kind: KindAudio, Codec: CodecAAC, Channels: 2, SampleRate: 44100}) {
+		t.Errorf("announcements %+v", res.anns)
+	}
+	video := res.video()
+	if len(video) != len(want) {
+		t.Fatalf("%d video frames, want %d (the access units from packet %d on)", len(video), len(want), probeLimit)
+	}
+	for i, w := range want {
+		if video[i].PTS != w.pts || !bytes.Equal(video[i].Data, w.data) {
+			t.Errorf("video %d: PTS %d, %d bytes; want PTS %d, %d bytes", i, video[i].PTS, len(video[i].Data), w.pts, len(w.data))
+		}
+	}
+}
+
+// TestFeederNoProbe: for a PMT without AAC/AC-3/E-AC-3 the feeder yields
+// the PAT and PMT and nothing more, without reading the input.
+func TestFeederNoProbe(t *testing.T) {
+	in := &input{
+		pr:    newPacketReader(iotest.ErrReader(errors.New("the input must not be read"))),
+		psi:   newPSITracker(),
+		stats: &counters{},
+		bad:   func(err error) { t.Errorf("decode error %v", err) },
+	}
+	var pre []byte
+	for _, p := range append(sectionPackets(pidPAT, 0, patSection(1, 0x1000, 0)), sectionPackets(0x1000, 0, pmtSection(1, 0, esVideo, esOpus))...) {
+		if err := in.psi.push(p); err != nil {
+			t.Fatal(err)
+		}
+		pre = append(pre, p...)
+	}
+	f := newFeeder(&session{in: in}, in.psi)
+	got, err := io.ReadAll(f)
+	if !errors.Is(err, errProbeOverrun) || !bytes.Equal(got, pre) {
+		t.Errorf("read %d bytes (%v), want the %d bytes of PAT and PMT, then errProbeOverrun", len(got), err, len(pre))
+	}
+	if f.probing {
+		t.Error("probing a PMT of H.264 and Opus")
+	}
+	// With an AAC stream, it probes.
+	if err := in.psi.push(sectionPackets(0x1000, 1, pmtSection(1, 0, esVideo, esEntry{0x0F, 258, nil}))[0]); err != nil {
+		t.Fatal(err)
+	}
+	if f := newFeeder(&session{in: in}, in.psi); !f.probing || !f.probe.has(258) || f.probe.has(256) {
+		t.Error("not probing the AAC stream (only)")
+	}
+}
+
+// TestReaderStartFailsAfterPMTChange: after a PMT change, the first AAC
+// frame that mediacommon cannot use comes from the packets set aside during
+// the drain; the failure is counted and track detection starts again on the
+// input (it does not wait for yet another PMT).
+func TestReaderStartFailsAfterPMTChange(t *testing.T) {
+	adts, err := mpeg4audio.ADTSPackets{{
+		Type: mpeg4audio.ObjectTypeAACLC, SampleRate: 44100, ChannelConfig: 2, AU: []byte{0x21, 0x10, 0x05, 0x00},
+	}}.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	broken := append([]byte(nil), adts...)
+	broken[0] = 0 // no ADTS sync word
+
+	ccs := map[uint16]*byte{256: new(byte), 258: new(byte)}
+	var stream [][]byte
+	add := func(p uint16, pes []byte) {
+		stream = append(stream, tsPackets(p, ccs[p], pes)...)
+	}
+	video := func(pts int64, nalus ...[]byte) []byte {
+		pes := pesWithPTS(0xE0, pts, -1, annexB(nalus...))
+		setPESLength(pes, 0) // ends at the next start
+		return pes
+	}
+	stream = append(stream, sectionPackets(pidPAT, 0, patSection(1, 0x1000, 0))...)
+	stream = append(stream, sectionPackets(0x1000, 0, pmtSection(1, 0, esVideo))...)
+	add(256, video(90000, testSPS, testPPS, testIDR))
+	stream = append(stream, sectionPackets(0x1000, 1, pmtSection(1, 0, esVideo, esEntry{0x0F, 258, nil}))...)
+	add(258, pesWithPTS(0xC0, 90000, -1, broken)) // set aside while the IDR completes
+	add(256, video(93000, testP))                 // ends the drain; lost with the failed start
+	add(258, pesWithPTS(0xC0, 92000, -1, adts))
+	add(256, video(96000, testIDR))
+	add(256, video(99000, testP))
+
+	res := demuxBytes(t, bytes.Join(stream, nil))
+	if res.err != nil {
+		t.Fatal(res.err)
+	}
+	if res.errorsIs(ErrDemux) != 1 || len(res.errors) != 1 {
+		t.Errorf("decode errors %v, want one ErrDemux", res.errors)
+	}
+	if len(res.anns) != 2 || len(res.anns[1].Tracks) != 2 || res.anns[1].Tracks[1] != (Track{PID: 258, Kind: KindAudio, Codec: CodecAAC, Channels: 2, SampleRate: 44100}) {
+		t.Errorf("announcements %+v", res.anns)
+	}
+	v := res.video()
+	if len(v) != 3 || v[0].PTS != 90000 || v[1].PTS != 96000 || v[2].PTS != 99000 || !v[1].Key {
+		t.Errorf("%d video frames, want those at 90000, 96000 and 99000", len(v))
 	}
 }

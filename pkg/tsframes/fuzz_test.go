@@ -124,5 +124,36 @@ func syntheticSeeds(tb testing.TB) [][]byte {
 	ow := newTSWriter(tb, o)
 	ow.opus(o, 90000, opusPacket20ms, opusPacket20ms, opusPacket20ms)
 	ow.opus(o, 95400, opusPacket60ms)
-	return [][]byte{av, ow.buf.Bytes()}
+	return [][]byte{av, ow.buf.Bytes(), pesSeed()}
+}
+
+// pesSeed is a hand-made stream for the PES assembler: a video PES without
+// PES_packet_length, an Opus PES over three packets with one repeated, a
+// PES shorter than its length, a PES with PTS and DTS, and a PMT change
+// inside an Opus PES.
+func pesSeed() []byte {
+	cc := map[uint16]*byte{256: new(byte), 257: new(byte)}
+	var out [][]byte
+	add := func(p uint16, pes []byte) [][]byte {
+		pkts := tsPackets(p, cc[p], pes)
+		out = append(out, pkts...)
+		return pkts
+	}
+	out = append(out, sectionPackets(pidPAT, 0, patSection(1, 0x1000, 0))...)
+	out = append(out, sectionPackets(0x1000, 0, pmtSection(1, 0, esVideo, esOpus))...)
+	idr := pesWithPTS(0xE0, 90000, -1, annexB(testSPS, testPPS, testIDR))
+	setPESLength(idr, 0)
+	add(256, idr)
+	long := append(opusAU(randomNALU(0xf8, 250, 1)), opusAU(randomNALU(0xf0, 250, 2))...)
+	p := add(257, pesWithPTS(0xC0, 90000, -1, long))
+	out = append(out[:len(out)-1], p[1], p[2])
+	short := pesWithPTS(0xC0, 93600, -1, opusAU(opusPacket20ms))
+	setPESLength(short, len(short)+20)
+	add(257, short)
+	add(256, pesWithPTS(0xE0, 99000, 93000, annexB(testP)))
+	p = add(257, pesWithPTS(0xC0, 95400, -1, long))
+	out = append(out[:len(out)-2], sectionPackets(0x1000, 1, pmtSection(1, 0, esVideo))...)
+	out = append(out, p[1], p[2])
+	add(256, pesWithPTS(0xE0, 96000, -1, annexB(testIDR)))
+	return bytes.Join(out, nil)
 }

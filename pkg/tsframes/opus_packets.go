@@ -20,12 +20,17 @@ func opusDuration90k(pkt []byte) int64 {
 // another) and do not alias packets. Packets without a duration are dropped
 // and reported through bad.
 func opusFrames(pid uint16, pts int64, packets [][]byte, bad func(error)) []Frame {
+	return appendOpusFrames(make([]Frame, 0, len(packets)), pid, pts, packets, bad)
+}
+
+// appendOpusFrames is opusFrames appending to frames (a scratch slice of the
+// caller: only the Data are new allocations).
+func appendOpusFrames(frames []Frame, pid uint16, pts int64, packets [][]byte, bad func(error)) []Frame {
 	size := 0
 	for _, p := range packets {
 		size += len(p)
 	}
 	buf := make([]byte, 0, size)
-	frames := make([]Frame, 0, len(packets))
 	for i, p := range packets {
 		d := opusDuration90k(p)
 		if d <= 0 {

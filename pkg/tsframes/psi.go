@@ -6,9 +6,10 @@ import (
 )
 
 // PSI: just enough PAT/PMT parsing to know which PMT PID to follow, which
-// elementary PIDs to pass on, and when the PMT content changes. The tracks
-// themselves are described by mediacommon's reader, which is restarted over
-// the current PAT and PMT packets whenever that content changes.
+// elementary PIDs there are (and their stream types), and when the PMT
+// content changes. The tracks themselves are described by mediacommon's
+// reader, which a new session starts over the current PAT and PMT packets
+// whenever that content changes.
 
 const (
 	pidPAT         = 0x0000
@@ -288,7 +289,7 @@ func (t *psiTracker) onPMT(sec, packets []byte) error {
 }
 
 // preamble returns a copy of the packets of the current PAT and PMT, to
-// start a reader with.
+// start mediacommon's reader with.
 func (t *psiTracker) preamble() []byte {
 	out := make([]byte, 0, len(t.patPackets)+len(t.pmtPackets))
 	out = append(out, t.patPackets...)

@@ -4,14 +4,39 @@
 //
 // # Input
 //
-// Demuxer reads 188-byte packets from an io.Reader, follows the first
-// program of the PAT and its PMT, and hands the packets of that PMT's
-// elementary streams to mediacommon's MPEG-TS reader, which assembles PES and
-// splits them into NAL units and Opus packets. mediacommon reads the PMT only
-// once, so the package watches PAT and PMT itself: when the PMT content (the
-// streams' PIDs, types and descriptors; the version number is ignored, since
-// ffmpeg always writes 0) changes, it lets the PES in progress complete and
-// starts a new mediacommon reader over the new PAT and PMT.
+// Demuxer reads 188-byte packets from an io.Reader and follows the first
+// program of the PAT and its PMT. mediacommon's MPEG-TS reader describes the
+// PMT's tracks (codec, and for AAC, AC-3 and E-AC-3 the sample rate and
+// channels, which it reads from the first PES of the track); the package
+// assembles the PES of the H.264 and Opus streams itself, from the packets
+// it has already read, into one reusable buffer per stream (which keeps the
+// capacity of the stream's largest PES, at most MaxPESSize): the cost is
+// linear in the input, one copy of each payload byte, whatever the PES
+// size. It splits them with mediacommon's parsers: H.264
+// Annex-B access units into NAL units, Opus PES into Opus packets.
+//
+// A PES ends when its PES_packet_length is reached or, when that length is 0
+// (as ffmpeg writes for video), when the next PES of the stream starts: a
+// video access unit comes out when the first packet of the next one arrives.
+//
+// While mediacommon reads the first frame of an AAC, AC-3 or E-AC-3 track,
+// the packets of the other streams are kept (at most 4*DrainLimit packets)
+// and demuxed afterwards, so no frame is lost. Beyond that limit the kept
+// packets are dropped (ErrDemux), so memory stays bounded even when such a
+// track never shows a frame; nothing comes out until it does.
+//
+// The package watches PAT and PMT itself: when the PMT content (the streams'
+// PIDs, types and descriptors; the version number is ignored, since ffmpeg
+// always writes 0) changes, it lets the PES in progress complete (at their
+// next start, or their PES_packet_length) while it sets the packets of the
+// new PMT aside (at most DrainLimit), then describes and announces the new
+// tracks and goes on with those packets. A PES still unfinished after
+// DrainLimit set-aside packets is dropped (ErrDemux). The last PES of a
+// stream the new PMT drops is waited for too when it has a
+// PES_packet_length; without one (video) it has no end to wait for and is
+// delivered as it stands when the drain ends, as at the end of the input.
+// A PMT content that is replaced again before the drain ends is counted in
+// Stats.PMTChanges but not announced: the drain goes on to the latest one.
 //
 // # Output and ordering
 //
@@ -58,36 +83,37 @@
 // Corrupt input never stops Run and never makes it panic or spin: garbage
 // between packets is skipped by resynchronising on the 0x47 sync byte (three
 // sync bytes 188 bytes apart), counted in Stats.Resyncs; lost packets
-// (continuity counter gaps, whose PES are dropped), packets with
-// transport_error_indicator, malformed PAT/PMT sections, PES that mediacommon
-// cannot parse, oversized PES (MaxPESSize), undecodable access units and
-// invalid Opus packets are dropped and counted in Stats.DecodeErrors. Every
-// such problem, resyncs included, is passed to Options.OnDecodeError as an
-// error wrapping one of the Err values of this package. A packet that is not
-// followed by a sync byte is dropped too (bytes may be missing inside it), so
-// that damaged payload is not passed on; payload bytes changed in place
-// cannot be detected at this level. A stream that starts mid-way (a file cut
-// at any offset) yields its first frames after the next PAT, PMT and IDR. At
-// the end of the input, a PES cut by a partial packet is dropped; the others
-// are delivered.
+// (continuity counter gaps, whose PES are dropped; a repeated packet, same
+// counter, is ignored), packets with transport_error_indicator, malformed
+// PAT/PMT sections, PES that cannot be parsed (no start code, no PTS, a
+// header longer than the PES, fewer bytes than PES_packet_length before the
+// next PES starts, an invalid Annex-B or Opus access unit structure),
+// oversized PES (MaxPESSize), undecodable access units and invalid Opus
+// packets are dropped and counted in Stats.DecodeErrors. Every such problem,
+// resyncs included, is passed to Options.OnDecodeError as an error wrapping
+// one of the Err values of this package. A packet that is not followed by a
+// sync byte is dropped too (bytes may be missing inside it), so that damaged
+// payload is not passed on; payload bytes changed in place cannot be
+// detected at this level. A stream that starts mid-way (a file cut at any
+// offset) yields its first frames after the next PAT, PMT and IDR. At the
+// end of the input, a PES cut by a partial packet is dropped (the partial
+// packet counts as ErrCorruptPacket), as is one short of its
+// PES_packet_length (ErrDemux); the others are delivered.
 //
 // mediacommon's reader needs the first frame of AAC, AC-3 and E-AC-3 tracks
-// to start; when that fails (ErrDemux), it starts again over the same PMT
-// further on, and the frames in between are lost. A PMT it rejects outright
-// (an Opus stream without its descriptor) yields nothing until the PMT
-// changes.
+// to describe them; when that fails (ErrDemux), it starts again over the
+// same PMT further on, and the frames in between are lost. A PMT it rejects
+// outright (an Opus stream without its descriptor) yields nothing until the
+// PMT changes.
 package tsframes
 
 // Limits.
 const (
-	// MaxPESSize is the largest PES passed to mediacommon; bigger ones are
-	// dropped. It is below mediacommon's own limit (h264.MaxAccessUnitSize,
-	// 8 MiB) because the astits demuxer under mediacommon's reader copies
-	// the whole PES so far for every packet it adds: the cost grows with the
-	// square of the PES size (about 0.4 s of CPU for 1 MiB, 1.5 s for 2 MiB,
-	// over 20 s for 8 MiB). 2 MiB keeps 1080p keyframes and bounds what a
-	// hostile stream can cost per PES.
-	MaxPESSize = 2 << 20
+	// MaxPESSize is the largest PES (header included) passed on; bigger
+	// ones are dropped (ErrPESTooLarge) as soon as they grow past it, so
+	// one stream's buffer never holds more. It is mediacommon's
+	// h264.MaxAccessUnitSize: 8 MiB holds a 4K keyframe.
+	MaxPESSize = 8 << 20
 	// MaxHeldFrames is how many frames are held while an announcement waits
 	// for an SPS; older ones are dropped beyond it.
 	MaxHeldFrames = 1024
@@ -95,7 +121,7 @@ const (
 	// for the SPS of every H.264 track.
 	AnnounceTimeout = 2 * 90000
 	// DrainLimit is how many packets of a new PMT are set aside while the
-	// previous reader completes its PES in progress.
+	// PES in progress of the previous one complete.
 	DrainLimit = 4096
 )
 
