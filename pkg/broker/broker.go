@@ -313,19 +313,18 @@ func (b *Broker) run(ctx context.Context) {
 			return nil
 		})
 	}
-	var (
-		deadline time.Time
-		stopErr  error
-	)
+	var stopErr error
 	g.Go(func() error {
 		<-gctx.Done()
-		deadline = time.Now().Add(b.opts.ShutdownTimeout)
 		b.log.Info("broker stopping")
-		stopErr = b.stopServing(deadline)
+		stopErr = b.stopServing(time.Now().Add(b.opts.ShutdownTimeout))
 		return nil
 	})
 	err := g.Wait()
-	ctxErr := b.closeNATS(deadline)
+	// NATS gets its own time budget, counted from when everything that
+	// publishes or plays (ingests, the in-process WHEP server, which may
+	// drain for --drain-timeout) has stopped.
+	ctxErr := b.closeNATS(time.Now().Add(b.opts.ShutdownTimeout))
 	b.err = errors.Join(err, stopErr, ctxErr)
 	if b.err != nil {
 		b.log.Error("broker stopped", "err", b.err)
