@@ -30,7 +30,8 @@
 // --log-level and --log-format are log.level and log.format; the WHEP flags
 // (--ice-udp-addr, --ice-tcp-addr, --public-ip, --ice-server, --token,
 // --token-file, --wait-timeout, --max-waiting, --max-sessions,
-// --max-sessions-per-stream, --start, --allow-origin) are whep.NAME. Every
+// --max-sessions-per-stream, --start, --allow-origin, --drain-timeout) are
+// whep.NAME. Every
 // other flag is a top-level key of the same name. A broker file looks like:
 //
 //	ingest-addr: ":8080"

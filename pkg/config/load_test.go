@@ -28,11 +28,12 @@ func defaultBroker() Broker {
 
 func defaultWHEP() WHEP {
 	return WHEP{
-		ICEUDPAddr:  ":8189",
-		WaitTimeout: 30 * time.Second,
-		MaxWaiting:  1000,
-		Start:       "gop",
-		AllowOrigin: "*",
+		ICEUDPAddr:   ":8189",
+		WaitTimeout:  30 * time.Second,
+		MaxWaiting:   1000,
+		Start:        "gop",
+		AllowOrigin:  "*",
+		DrainTimeout: 30 * time.Second,
 	}
 }
 
@@ -192,7 +193,7 @@ func TestLoadNode(t *testing.T) {
 
 	file := writeFile(t, "http-addr: \":1\"\nnats: {url: \"nats://file:4222\", token: tok}\nwhep: {token: [t1], ice-server: [\"stun:stun.example.org:3478\"]}\n")
 	got, err = LoadNode(
-		[]string{"--config", file, "--token", "t3", "--start", "live", "--max-sessions", "10", "--wait-timeout", "2s"},
+		[]string{"--config", file, "--token", "t3", "--start", "live", "--max-sessions", "10", "--wait-timeout", "2s", "--drain-timeout", "0s"},
 		[]string{"WHEPCAST_HTTP_ADDR=:2", "WHEPCAST_WHEP_TOKEN=t2", "WHEPCAST_NATS_URL=nats://env:4222", "WHEPCAST_WHEP_MAX_SESSIONS_PER_STREAM=3"},
 	)
 	if err != nil {
@@ -206,6 +207,7 @@ func TestLoadNode(t *testing.T) {
 	want.WHEP.MaxSessions = 10
 	want.WHEP.MaxSessionsPerStream = 3
 	want.WHEP.WaitTimeout = 2 * time.Second
+	want.WHEP.DrainTimeout = 0 // 0 is valid: close at once
 	got.WHEP.PublicIPs = nil
 	if !reflect.DeepEqual(*got, want) {
 		t.Fatalf("overrides:\ngot  %+v\nwant %+v", *got, want)
@@ -233,6 +235,8 @@ func TestLoadErrors(t *testing.T) {
 		{name: "bad duration flag", args: []string{"--max-age", "soon"}, want: `invalid argument "soon" for "--max-age"`},
 		{name: "bad duration env", env: []string{"WHEPCAST_MAX_AGE=soon"}, want: `max-age' invalid duration "soon"`},
 		{name: "bad duration file", file: "whep: {wait-timeout: forever}\n", want: `whep.wait-timeout' invalid duration "forever"`},
+		{name: "bad drain timeout env", node: true, env: []string{"WHEPCAST_WHEP_DRAIN_TIMEOUT=later"}, want: `whep.drain-timeout' invalid duration "later"`},
+		{name: "negative drain timeout", node: true, args: []string{"--drain-timeout", "-1s"}, want: `whep.drain-timeout: must be >= 0 (0 = close sessions at once), got -1s`},
 		{name: "bad size", args: []string{"--max-bytes", "lots"}, want: `invalid size "lots"`},
 		{name: "bad int env", env: []string{"WHEPCAST_REPLICAS=three"}, want: `replicas`},
 		{name: "udp-ingest not STREAM=ADDR", args: []string{"--udp-ingest", "cam1:5000"}, want: `udp-ingest: "cam1:5000" is not STREAM=ADDR`},

@@ -53,6 +53,8 @@ const (
 	DefaultMaxWaiting  = 1000
 	DefaultStart       = "gop"
 	DefaultAllowOrigin = "*"
+	// DefaultDrainTimeout is how long a draining node keeps its sessions.
+	DefaultDrainTimeout = 30 * time.Second
 )
 
 func natsOptions(defaultURL, urlUsage string) []option {
@@ -83,6 +85,7 @@ func whepOptions() []option {
 		{key: "whep.max-sessions-per-stream", flag: "max-sessions-per-stream", kind: kindInt, def: 0, usage: "maximum WHEP sessions per stream (0 = unlimited)"},
 		{key: "whep.start", flag: "start", kind: kindString, def: DefaultStart, usage: "where a new viewer starts: gop (latest keyframe) or live"},
 		{key: "whep.allow-origin", flag: "allow-origin", kind: kindString, def: DefaultAllowOrigin, usage: "CORS Access-Control-Allow-Origin"},
+		{key: "whep.drain-timeout", flag: "drain-timeout", kind: kindDuration, def: DefaultDrainTimeout, usage: "on shutdown, how long sessions told to reconnect elsewhere are kept before they are closed (0: close at once)"},
 	}
 }
 

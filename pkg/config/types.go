@@ -47,6 +47,10 @@ type WHEP struct {
 	Start string `mapstructure:"start"`
 	// AllowOrigin is the CORS Access-Control-Allow-Origin value (default "*").
 	AllowOrigin string `mapstructure:"allow-origin"`
+	// DrainTimeout is how long a draining node keeps the sessions it told to
+	// reconnect elsewhere before it closes them (default 30s); 0 closes them
+	// at once.
+	DrainTimeout time.Duration `mapstructure:"drain-timeout"`
 }
 
 // Node is the configuration of cmd/whep-node.

@@ -133,6 +133,9 @@ func (w *WHEP) validate(p *problems) {
 	if w.Start != "gop" && w.Start != "live" {
 		p.add("whep.start", "must be gop or live, got %q", w.Start)
 	}
+	if w.DrainTimeout < 0 {
+		p.add("whep.drain-timeout", "must be >= 0 (0 = close sessions at once), got %v", w.DrainTimeout)
+	}
 }
 
 func (c *NATSClient) validate(p *problems) {

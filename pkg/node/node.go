@@ -16,10 +16,22 @@
 //	GET /metrics     Prometheus metrics (whepcast_whep_* and Go runtime)
 //	/                the stream list and player pages (package player)
 //
-// When ctx ends the node shuts down in reverse order within ShutdownTimeout:
-// it drains the WHEP server (POSTs get 503, held POSTs are woken, /readyz
-// fails), shuts the HTTP server down, closes every session, closes the relay
-// and stops the catalog watcher; Run then drains the NATS connection.
+// When ctx ends the node drains, then shuts down in reverse order:
+//
+//  1. it drains the WHEP server: POSTs get 503, held POSTs are woken, /readyz
+//     fails (the load balancer stops sending new viewers), and every
+//     session's event stream gets a reconnect event, on which players POST
+//     again through the load balancer (to another node) and DELETE their
+//     session here;
+//  2. it waits, serving HTTP as before, until no session is left or
+//     cfg.DrainTimeout has passed (the WHEP server then closes the sessions
+//     left); a DrainTimeout of 0 skips the wait;
+//  3. within ShutdownTimeout, it shuts the HTTP server down, closes every
+//     session, closes the relay and stops the catalog watcher; Run then
+//     drains the NATS connection.
+//
+// A process supervisor must allow DrainTimeout + ShutdownTimeout + the NATS
+// drain (up to ShutdownTimeout) before it kills the node: see deploy/.
 package node
 
 import (
@@ -54,6 +66,9 @@ const (
 	IdleTimeout = 2 * time.Minute
 	// ConnectTimeout bounds the first NATS connection.
 	ConnectTimeout = 10 * time.Second
+	// drainGrace is how long the node waits for the drain beyond
+	// DrainTimeout, at which the WHEP server closes the sessions left.
+	drainGrace = 5 * time.Second
 )
 
 // Run runs a whep-node until ctx ends: it listens on cfg.HTTPAddr, connects
@@ -115,6 +130,19 @@ func drain(nc *nats.Conn) error {
 	case <-time.After(ShutdownTimeout):
 		nc.Close()
 		return errors.New("node: NATS drain timed out")
+	}
+}
+
+// waitDrained waits until ws has no session left, at most limit.
+func waitDrained(ws *whep.Server, limit time.Duration, logger *slog.Logger) {
+	t := time.NewTimer(limit)
+	defer t.Stop()
+	began := time.Now()
+	select {
+	case <-ws.Drained():
+		logger.Info("drained", "after", time.Since(began).Round(time.Millisecond))
+	case <-t.C:
+		logger.Warn("drain did not end in time; closing the sessions left", "after", limit)
 	}
 }
 
@@ -203,9 +231,12 @@ func Serve(ctx context.Context, ln net.Listener, nc *nats.Conn, cfg config.WHEP,
 	}
 
 	logger.Info("shutting down")
+	ws.Drain()
+	if runErr == nil && cfg.DrainTimeout > 0 {
+		waitDrained(ws, cfg.DrainTimeout+drainGrace, logger)
+	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ShutdownTimeout)
 	defer cancel()
-	ws.Drain()
 	if err := hs.Shutdown(sctx); err != nil {
 		logger.Warn("HTTP shutdown", "err", err)
 		_ = hs.Close()

@@ -26,7 +26,8 @@ const (
 	headerAcceptSDP = mediaTypeSDP
 )
 
-// route dispatches /whep/{stream} and /whep/{stream}/{session}.
+// route dispatches /whep/{stream}, /whep/{stream}/{session} and the
+// session's events (/whep/{stream}/{session}/events[/{id}]).
 func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 	// The body must arrive within BodyTimeout: this bounds readBody and,
 	// when a handler answers without reading it, net/http's discarding of
@@ -36,6 +37,15 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 	}
 	rest, ok := strings.CutPrefix(r.URL.Path, "/whep/")
 	parts := strings.Split(rest, "/")
+	if ok && (len(parts) == 3 || len(parts) == 4 && parts[3] != "") && parts[2] == eventsSegment && parts[0] != "" && parts[1] != "" {
+		ref := eventsRef{Stream: parts[0], Session: parts[1]}
+		if len(parts) == 4 {
+			ref.ID = parts[3]
+		}
+		status := s.serveEvents(w, r, ref)
+		s.metrics.requests.WithLabelValues(methodLabel(r.Method), strconv.Itoa(status)).Inc()
+		return
+	}
 	var resp response
 	switch {
 	case !ok || parts[0] == "" || len(parts) > 2 || len(parts) == 2 && parts[1] == "":
@@ -175,6 +185,7 @@ func (s *Server) post(w http.ResponseWriter, r *http.Request, stream string) (re
 	for _, l := range s.links {
 		h.Add("Link", l)
 	}
+	h.Add("Link", eventsLink(locationOf(ss.stream, ss.id)))
 	return response{Status: http.StatusCreated, Header: h, Body: []byte(answer)}, nil
 }
 

@@ -29,6 +29,8 @@ type Server struct {
 	metrics    *metrics
 	registerer prometheus.Registerer
 	fwd        *forwarder
+	events     *eventHub
+	drain      drainState
 
 	// wg counts the goroutines the server started (session run loops,
 	// forwarded requests).
@@ -44,6 +46,9 @@ type Server struct {
 func New(cfg Config, deps Deps) (_ *Server, err error) {
 	if cfg, err = cfg.withDefaults(); err != nil {
 		return nil, err
+	}
+	if cfg.DrainTimeout < 0 {
+		return nil, fmt.Errorf("%w: drain timeout must be >= 0", ErrInvalidConfig)
 	}
 	if deps.Catalog == nil || deps.Media == nil {
 		return nil, fmt.Errorf("%w: Deps.Catalog and Deps.Media are required", ErrInvalidConfig)
@@ -62,6 +67,8 @@ func New(cfg Config, deps Deps) (_ *Server, err error) {
 		registerer: deps.Registerer,
 		reg:        newRegistry(cfg),
 	}
+	s.events = newEventHub(s)
+	s.drain.init()
 	if s.tokens, err = loadTokens(cfg.Tokens, cfg.TokenFile); err != nil {
 		return nil, err
 	}
@@ -91,6 +98,10 @@ func New(cfg Config, deps Deps) (_ *Server, err error) {
 		if s.fwd, err = newForwarder(s); err != nil {
 			return nil, err
 		}
+		if err = s.events.subscribe(); err != nil {
+			s.fwd.stop()
+			return nil, err
+		}
 	}
 	logger.Info("whep server ready", "ice_udp", addrStrings(s.ice.udpAddrs), "ice_tcp", s.ice.tcpAddr,
 		"auth", len(s.tokens) > 0)
@@ -110,13 +121,14 @@ func (s *Server) Handler() http.Handler {
 }
 
 // Drain stops taking sessions: POSTs are answered 503 with Retry-After, and
-// held POSTs are woken with that answer. Existing sessions, PATCH and DELETE
-// go on.
+// held POSTs are woken with that answer. Existing sessions, PATCH, DELETE
+// and their event streams go on; every event stream gets a reconnect event
+// (and so does one opened later), which sends its player to another node.
+// With Config.DrainTimeout, the sessions still open when it has passed are
+// closed. Drained tells when no session is left. Drain is idempotent.
 func (s *Server) Drain() {
-	if !s.reg.isDraining() {
-		s.logger.Info("draining")
-	}
 	s.reg.drain(errDraining)
+	s.startDrain()
 }
 
 // Ready returns nil while the server takes sessions: not draining, and the
@@ -131,13 +143,16 @@ func (s *Server) Ready() error {
 	return nil
 }
 
-// Close drains the server, stops answering forwarded requests, closes
-// every session and the ICE listeners, and waits for the server's goroutines
-// until ctx ends (then it returns ctx's error). The metrics are unregistered.
-// The caller shuts its http.Server down too.
+// Close drains the server (without the drain's wait), stops answering
+// forwarded requests, closes every session (ending its event streams), ends
+// the event streams it relays for other nodes, closes the ICE listeners,
+// and waits for the server's goroutines until ctx ends (then it returns
+// ctx's error). The metrics are unregistered. The caller shuts its
+// http.Server down too.
 func (s *Server) Close(ctx context.Context) error {
 	var err error
 	s.closeOnce.Do(func() {
+		s.stopDrain()
 		s.reg.drain(ErrClosed)
 		if s.fwd != nil {
 			s.fwd.stop()
@@ -150,6 +165,7 @@ func (s *Server) Close(ctx context.Context) error {
 				ss.close(reasonShutdown)
 			}()
 		}
+		s.events.shutdown()
 		done := make(chan struct{})
 		go func() {
 			wg.Wait()

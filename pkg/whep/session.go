@@ -287,6 +287,7 @@ func (ss *session) close(reason string) {
 		s.metrics.sessionClosed(reason, ss.started.Load())
 		ss.slot.release()
 		close(ss.done)
+		s.sessionGone(ss, reason)
 		ss.logger.Info("session closed", "reason", reason, "duration", time.Since(ss.created).Round(time.Millisecond))
 	})
 }

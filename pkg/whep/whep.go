@@ -13,6 +13,10 @@
 //	PATCH   /whep/{stream}/{session}    trickle ICE (204) or ICE restart (200 + sdpfrag)
 //	DELETE  /whep/{stream}/{session}    200; the session is gone (404 afterwards)
 //	OPTIONS /whep/{stream}/{session}    204, Accept-Patch: application/trickle-ice-sdpfrag
+//	POST    /whep/{stream}/{session}/events       201, Location of a new event stream
+//	GET     /whep/{stream}/{session}/events       an event stream of every event (this request's own)
+//	GET     /whep/{stream}/{session}/events/{id}  the event stream, text/event-stream
+//	DELETE  /whep/{stream}/{session}/events/{id}  200; the event stream is gone
 //
 // Any other method on these paths is answered 405 with Allow. SessionsHandler
 // serves the JSON list of this node's sessions (GET /sessions in whep-node).
@@ -44,9 +48,10 @@
 // The 201 carries the SDP answer with every server candidate (the server
 // does not trickle; they sit in the bundle's first accepted section),
 // Location: /whep/{stream}/{session}, a strong ETag,
-// Accept-Patch: application/trickle-ice-sdpfrag and one Link rel="ice-server"
+// Accept-Patch: application/trickle-ice-sdpfrag, one Link rel="ice-server"
 // per Config.ICEServers entry (with username, credential and
-// credential-type="password" for TURN). All sessions share one UDP port
+// credential-type="password" for TURN), and the Link of the server-sent
+// events extension (below). Only the 201 carries the extension's Link. All sessions share one UDP port
 // (ICEUDPAddr) and, when set, one ICE-TCP listener (ICETCPAddr); PublicIPs
 // replace the host candidates' addresses (NAT 1:1).
 //
@@ -80,15 +85,69 @@
 // does not answer (no responders) is gone: 404. The token is checked by the
 // node that receives the HTTP request.
 //
+// # Server-sent events
+//
+// The 201 announces the WHEP server-sent events extension
+// (draft-ietf-wish-whep, "Server Sent Events extension"):
+//
+//	Link: </whep/{stream}/{session}/events>; rel="urn:ietf:params:whep:ext:core:server-sent-events"; events="active,inactive,reconnect,viewercount"
+//
+// A POST to that entry point, with no body or an application/json array of
+// event names (names this server does not send, such as "layers", are
+// ignored; [] is every event), creates an event stream: 201 with its
+// Location, /whep/{stream}/{session}/events/{id}. A GET of the Location is
+// the stream (text/event-stream): each event is an "event:" line and one
+// "data:" line of JSON, and a ": keep-alive" comment comes after 15 s
+// without events. Events are queued between GETs (the latest of each kind:
+// active and inactive count as one) and a new GET takes the stream over from
+// the one before (which ends). DELETE of the Location ends the stream (404
+// afterwards); the streams of a session end with it (the last events queued
+// are still sent). A GET of the entry point itself is a stream of every
+// event that lasts as long as that request, for players that only have
+// EventSource. A session has at most 4 event streams: one more ends the
+// oldest. POST and DELETE need the bearer token like PATCH; the GET of an
+// event stream does not (EventSource cannot send it): its URL, 128 random
+// bits given to a client that showed the token, is the credential. CORS is
+// as for the other resources.
+//
+// The events:
+//
+//	active       {}  the session's stream plays: it is live in the catalog and, once
+//	                 the session is connected, its packets flow (first event when so)
+//	inactive     {}  the stream ended or its packets stopped for 3 s (sampled every second)
+//	viewercount  {"viewercount":N}  N sessions of the stream on the node that owns
+//	                 this session (the catalog has no viewer counts: with several
+//	                 nodes it is a per-node count); sent first, then on change
+//	reconnect    {"url":"/whep/{stream}"}  the node drains: POST a new offer to url (a
+//	                 path, resolved against the event stream's URL), then DELETE this session
+//
+// Any node serves these resources: for a session of another node, the
+// operations go over NATS to the owner, on whepcast.node.NODE.events, as
+// JSON requests (create, delete, and poll: the owner answers when it has
+// events or after the keep-alive interval, without holding a goroutine).
+// The owner's errors are relayed. When the owner does not answer, the
+// stream ends (404 for a new request). A relayed reader that is between two
+// polls when its session closes misses the last queued events.
+//
+// # Draining
+//
+// Drain makes POSTs 503 (Retry-After: 2), wakes held POSTs with that answer
+// and sends reconnect to every event stream (and to those opened later).
+// Sessions, PATCH, DELETE and the event streams go on. With
+// Config.DrainTimeout (config --drain-timeout), the sessions still open when
+// it has passed are closed (reason drain_timeout); 0 keeps them until Close.
+// Drained is closed once no session is left. A node (package node) on
+// shutdown drains, waits for Drained (at most DrainTimeout + 5 s), then
+// closes.
+//
 // # Lifecycle
 //
 // A session's viewer starts (Viewer.Start) when its PeerConnection is
 // connected. ICE failure (nothing heard for Config.ICEFailedTimeout), a
 // closed PeerConnection, no connection within Config.ConnectTimeout, DELETE,
-// the viewer ending (stream ended, tracks changed) and Close each close the
-// PeerConnection and then the viewer and release the session's slot. Drain
-// makes POSTs 503 and wakes held POSTs with 503; existing sessions go on
-// until Close.
+// the viewer ending (stream ended, tracks changed), DrainTimeout after Drain
+// and Close each close the PeerConnection and then the viewer, release the
+// session's slot and end its event streams.
 //
 // # Metrics
 //

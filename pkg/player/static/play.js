@@ -5,8 +5,24 @@
 // exponential backoff, honouring Retry-After. Standard APIs only, so that it
 // runs in Chrome, Firefox and Safari.
 //
-// For tests and embedding: window.whepcast = {state, ttffMs, stats(),
-// refreshStats()} and document.body.dataset.state.
+// When the 201 announces the server-sent events extension (Link rel
+// "urn:ietf:params:whep:ext:core:server-sent-events"), the player POSTs the
+// events it wants to that URL and reads the event stream at the Location it
+// gets (EventSource). viewercount is shown in the overlay; reconnect (sent by
+// a draining node) makes it POST a new offer at once, to the event's url or
+// the same WHEP URL, through the load balancer: the old session plays until
+// the new one does, then it is DELETEd (at once if the new POST fails).
+//
+// For tests and embedding: window.whepcast = {state, ttffMs, timing, stats(),
+// refreshStats(), events, viewers, streamActive, reconnects} and
+// document.body.dataset.state. events is the state of the event stream:
+// 'none', 'open' or 'closed'; viewers and streamActive are the latest
+// viewercount and active/inactive events (null before any); reconnects counts
+// the reconnect events followed. timing holds the
+// performance.now() marks (ms since navigation start) of the current attempt:
+// start, post (the WHEP POST is sent), response, connected and firstFrame
+// (presentation of the first video frame, from requestVideoFrameCallback),
+// each null until reached.
 (function () {
   'use strict';
 
@@ -18,6 +34,8 @@
   var STALL_TIMEOUT_MS = 10000; // playing but no bytes arrive: reconnect
   var STATS_EVERY_MS = 1000;
   var TERMINAL = { 400: true, 401: true, 403: true, 405: true, 415: true, 422: true };
+  var SSE_REL = 'urn:ietf:params:whep:ext:core:server-sent-events';
+  var SSE_EVENTS = ['active', 'inactive', 'reconnect', 'viewercount'];
 
   var body = document.body;
   var video = document.getElementById('video');
@@ -28,6 +46,7 @@
   var token = params.get('token');
 
   var session = null; // the current attempt
+  var previous = null; // the session being replaced after a reconnect event
   var backoffMs = BACKOFF_MIN_MS;
   var retryTimer = 0;
   var leaving = false;
@@ -37,9 +56,14 @@
   var api = {
     state: 'connecting',
     ttffMs: null,
+    timing: null,
     attempts: 0,
     message: '',
     whepURL: whepURL,
+    events: 'none',
+    viewers: null,
+    streamActive: null,
+    reconnects: 0,
     // stats returns the latest numbers (refreshed every second).
     stats: function () { return latest; },
     // refreshStats samples getStats now and resolves to the new numbers.
@@ -109,11 +133,18 @@
       playing: false,
       firstFrame: false,
       closed: false,
-      timers: {}
+      events: null, // EventSource
+      eventsURL: null,
+      moving: false, // told to reconnect
+      timers: {},
+      timing: { start: null, post: null, response: null, connected: null, firstFrame: null, firstFrameMeta: null }
     };
+    s.timing.start = s.t0;
     session = s;
     api.attempts++;
     api.ttffMs = null;
+    api.timing = s.timing;
+    api.events = 'none';
     latest = emptyStats();
     prev = null;
     setState('connecting', api.attempts > 1 ? 'attempt ' + api.attempts : '');
@@ -145,6 +176,7 @@
     await waitGathering(pc, GATHER_WAIT_MS);
     if (s !== session) return;
 
+    s.timing.post = performance.now();
     var res = await fetch(whepURL, {
       method: 'POST',
       headers: authHeaders({ 'Content-Type': 'application/sdp', Accept: 'application/sdp' }),
@@ -152,6 +184,7 @@
       cache: 'no-store',
       signal: s.abort ? s.abort.signal : undefined
     });
+    s.timing.response = performance.now();
     var loc = res.headers.get('Location');
     if (res.status === 201 && loc) s.location = new URL(loc, whepURL).href;
     if (s !== session || s.closed) { // left or superseded while the POST was in flight
@@ -167,6 +200,7 @@
       else retry(s, why, parseRetryAfter(res.headers.get('Retry-After')));
       return;
     }
+    openEvents(s, res.headers.get('Link'));
     var answer = await res.text();
     if (s !== session || s.closed) {
       if (s.location) remove(s.location, leaving);
@@ -181,6 +215,7 @@
 
   function onConnectionState(s, st) {
     if (s !== session) return;
+    if (st === 'connected' && s.timing.connected === null) s.timing.connected = performance.now();
     clearTimeout(s.timers.disconnected);
     if (st === 'failed') {
       retry(s, 'connection failed', null);
@@ -203,7 +238,18 @@
 
   function watchFirstFrame(s) {
     if (typeof video.requestVideoFrameCallback === 'function') {
-      video.requestVideoFrameCallback(function () { firstFrame(s); });
+      video.requestVideoFrameCallback(function (now, meta) {
+        if (s.timing.firstFrame === null) {
+          var m = meta || {};
+          s.timing.firstFrame = typeof m.presentationTime === 'number' ? m.presentationTime : now;
+          s.timing.firstFrameMeta = {
+            presentationTime: m.presentationTime, expectedDisplayTime: m.expectedDisplayTime,
+            receiveTime: m.receiveTime, processingDuration: m.processingDuration,
+            rtpTimestamp: m.rtpTimestamp, width: m.width, height: m.height
+          };
+        }
+        firstFrame(s);
+      });
     }
   }
 
@@ -219,6 +265,7 @@
   function markPlaying(s) {
     if (s !== session || s.closed) return;
     s.playing = true;
+    dropPrevious();
     clearTimeout(s.timers.media);
     backoffMs = BACKOFF_MIN_MS;
     if (api.state !== 'playing') setState('playing', '');
@@ -241,6 +288,11 @@
     s.closed = true;
     Object.keys(s.timers).forEach(function (k) { clearTimeout(s.timers[k]); });
     if (s.abort) s.abort.abort();
+    if (s.events) {
+      s.events.close();
+      s.events = null;
+      if (s === session) api.events = 'closed';
+    }
     if (s.pc) {
       s.pc.ontrack = null;
       s.pc.onconnectionstatechange = null;
@@ -263,6 +315,7 @@
 
   function retry(s, reason, retryAfterMs) {
     if (s !== session || s.closed || leaving) return;
+    dropPrevious();
     teardown(s, false);
     var delay = backoffMs * (0.8 + 0.4 * Math.random());
     if (retryAfterMs !== null && retryAfterMs !== undefined) delay = Math.max(retryAfterMs, 100);
@@ -274,8 +327,131 @@
 
   function fail(s, reason) {
     if (s !== session) return;
+    dropPrevious();
     teardown(s, false);
     setState('failed', reason);
+  }
+
+  // Server-sent events (the WHEP extension).
+
+  // eventsLink returns the URL of the Link whose rel is the extension's, or
+  // null.
+  function eventsLink(header) {
+    if (!header) return null;
+    var links = header.split(/,\s*(?=<)/);
+    for (var i = 0; i < links.length; i++) {
+      var m = /^\s*<([^>]*)>(.*)$/.exec(links[i]);
+      if (!m) continue;
+      var params = m[2].split(';');
+      for (var j = 0; j < params.length; j++) {
+        var eq = params[j].indexOf('=');
+        if (eq < 0 || params[j].slice(0, eq).trim().toLowerCase() !== 'rel') continue;
+        var rels = params[j].slice(eq + 1).trim().replace(/^"|"$/g, '').split(/\s+/);
+        if (rels.indexOf(SSE_REL) >= 0) return m[1];
+      }
+    }
+    return null;
+  }
+
+  function parseData(ev) {
+    try { return JSON.parse(ev.data); } catch (e) { return null; }
+  }
+
+  // openEvents opens the event stream of session s when the 201's Link
+  // header announces the extension: POST the events wanted to the entry
+  // point, then read the Location it answers (a server that only serves GET
+  // on the entry point answers 405: read the entry point itself).
+  async function openEvents(s, linkHeader) {
+    var link = eventsLink(linkHeader);
+    if (!link || !window.EventSource) return;
+    var entry;
+    try { entry = new URL(link, whepURL).href; } catch (e) { return; }
+    var url = null;
+    try {
+      var res = await fetch(entry, {
+        method: 'POST',
+        headers: authHeaders({ 'Content-Type': 'application/json' }),
+        body: JSON.stringify(SSE_EVENTS),
+        cache: 'no-store',
+        signal: s.abort ? s.abort.signal : undefined
+      });
+      var loc = res.headers.get('Location');
+      if (res.status === 201 && loc) {
+        url = new URL(loc, entry).href;
+      } else if (res.status === 405) {
+        url = entry + (token ? (entry.indexOf('?') < 0 ? '?' : '&') + 'token=' + encodeURIComponent(token) : '');
+      }
+    } catch (e) { /* no events: the session plays on without them */ }
+    if (!url || s.closed || (s !== session && s !== previous)) return;
+    var es = new EventSource(url);
+    s.events = es;
+    s.eventsURL = url;
+    es.onopen = function () { if (s === session) api.events = 'open'; };
+    es.onerror = function () {
+      // EventSource retries by itself; it gives up on an error status (the
+      // stream or its session is gone).
+      if (es.readyState === 2 && s.events === es) {
+        s.events = null;
+        if (s === session) api.events = 'closed';
+      }
+    };
+    es.addEventListener('viewercount', function (ev) {
+      var d = parseData(ev);
+      if (s !== session || !d || typeof d.viewercount !== 'number') return;
+      api.viewers = d.viewercount;
+      setViewers(d.viewercount);
+    });
+    es.addEventListener('active', function () { if (s === session) api.streamActive = true; });
+    es.addEventListener('inactive', function () { if (s === session) api.streamActive = false; });
+    es.addEventListener('reconnect', function (ev) { onReconnect(s, parseData(ev)); });
+  }
+
+  // onReconnect follows a reconnect event of session s: a new session is
+  // POSTed at once (to the event's url, else the same WHEP URL) while s
+  // plays on; s is DELETEd when the new one plays, or when it fails.
+  function onReconnect(s, data) {
+    if (s !== session || s.closed || s.moving || leaving) return;
+    s.moving = true;
+    api.reconnects++;
+    if (data && typeof data.url === 'string' && data.url) {
+      try {
+        whepURL = new URL(data.url, s.eventsURL || whepURL).href;
+        api.whepURL = whepURL;
+      } catch (e) { /* keep the WHEP URL */ }
+    }
+    dropPrevious();
+    previous = s;
+    backoffMs = BACKOFF_MIN_MS;
+    connect();
+    setState('connecting', 'the server asked to reconnect: moving');
+  }
+
+  // dropPrevious ends the session being replaced, if any.
+  function dropPrevious() {
+    var p = previous;
+    previous = null;
+    if (p && p !== session) teardown(p, leaving);
+  }
+
+  // setViewers shows n in the overlay's viewers line, made on first use.
+  function setViewers(n) {
+    var e = $('o-viewers');
+    if (!e) {
+      var msg = $('o-message');
+      if (!msg || !msg.parentNode) return;
+      var row = document.createElement('div');
+      row.title = 'sessions of this stream on the node serving this one';
+      var k = document.createElement('span');
+      k.className = 'k';
+      k.textContent = 'viewers';
+      e = document.createElement('span');
+      e.id = 'o-viewers';
+      row.appendChild(k);
+      row.appendChild(document.createTextNode(' '));
+      row.appendChild(e);
+      msg.parentNode.insertBefore(row, msg);
+    }
+    e.textContent = String(n);
   }
 
   // Statistics.
@@ -347,7 +523,12 @@
         bytesReceived: num(v.bytesReceived),
         jitterBufferDelay: cur.jbDelay,
         jitterBufferEmittedCount: cur.jbEmitted,
+        jitterBufferTargetDelay: num(v.jitterBufferTargetDelay),
         jitterBufferMs: jbMs(cur.jbDelay, cur.jbEmitted, prev && prev.jbDelay, prev && prev.jbEmitted),
+        jitter: num(v.jitter),
+        freezeCount: num(v.freezeCount),
+        totalFreezesDuration: num(v.totalFreezesDuration),
+        pauseCount: num(v.pauseCount),
         codec: codecOf(report, v)
       };
     }
@@ -361,6 +542,7 @@
         totalSamplesReceived: num(a.totalSamplesReceived),
         audioLevel: num(a.audioLevel),
         concealedSamples: num(a.concealedSamples),
+        jitter: num(a.jitter),
         jitterBufferDelay: cur.aJbDelay,
         jitterBufferEmittedCount: cur.aJbEmitted,
         jitterBufferMs: jbMs(cur.aJbDelay, cur.aJbEmitted, prev && prev.aJbDelay, prev && prev.aJbEmitted),
@@ -432,6 +614,7 @@
   window.addEventListener('pagehide', function () {
     leaving = true;
     clearTimeout(retryTimer);
+    dropPrevious();
     if (session) teardown(session, true);
   });
   window.addEventListener('pageshow', function (ev) {

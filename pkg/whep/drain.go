@@ -1,0 +1,112 @@
+package whep
+
+import (
+	"sync"
+	"time"
+)
+
+// reasonDrainTimeout closes the sessions still open Config.DrainTimeout
+// after Drain.
+const reasonDrainTimeout = "drain_timeout"
+
+// drainState follows a server's drain: Drain starts it; it is over once no
+// session is left.
+type drainState struct {
+	mu       sync.Mutex
+	started  bool
+	closed   bool          // Close was called
+	stop     chan struct{} // closed by Close: the drain timer gives up
+	drained  chan struct{} // closed once draining with no session left
+	isClosed bool          // drained is closed
+}
+
+func (d *drainState) init() {
+	d.stop = make(chan struct{})
+	d.drained = make(chan struct{})
+}
+
+// Drained returns a channel that is closed once Drain has been called and
+// no session is left: every one was deleted, ended or closed at
+// Config.DrainTimeout. A node waits for it before Close.
+func (s *Server) Drained() <-chan struct{} { return s.drain.drained }
+
+// startDrain tells the players of every session to reconnect (the
+// server-sent events extension) and, with a DrainTimeout, starts the timer
+// that closes the sessions left when it passes. Only the first call does
+// anything; none after Close.
+func (s *Server) startDrain() {
+	d := &s.drain
+	d.mu.Lock()
+	if d.started || d.closed {
+		d.mu.Unlock()
+		return
+	}
+	d.started = true
+	if s.cfg.DrainTimeout > 0 {
+		s.wg.Add(1)
+		go s.drainTimer(s.cfg.DrainTimeout)
+	}
+	d.mu.Unlock()
+	told := s.events.reconnectAll()
+	sessions, _ := s.reg.counts()
+	s.logger.Info("draining", "sessions", sessions, "told_to_reconnect", told, "drain_timeout", s.cfg.DrainTimeout)
+	s.checkDrained()
+}
+
+// drainTimer closes the sessions still open when timeout passes, unless
+// the drain ends first or the server closes.
+func (s *Server) drainTimer(timeout time.Duration) {
+	defer s.wg.Done()
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-s.drain.drained:
+		return
+	case <-s.drain.stop:
+		return
+	}
+	list := s.reg.list()
+	s.logger.Info("drain timeout: closing the sessions left", "sessions", len(list), "after", timeout)
+	var wg sync.WaitGroup
+	for _, ss := range list {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ss.close(reasonDrainTimeout)
+		}()
+	}
+	wg.Wait()
+}
+
+// sessionGone runs once a session is closed: its event streams end, and the
+// drain is over when it was the last one.
+func (s *Server) sessionGone(ss *session, reason string) {
+	s.events.sessionClosed(ss, reason)
+	s.checkDrained()
+}
+
+// checkDrained closes Drained's channel when draining with no session left.
+func (s *Server) checkDrained() {
+	d := &s.drain
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.started || d.isClosed {
+		return
+	}
+	if n, _ := s.reg.counts(); n == 0 {
+		d.isClosed = true
+		close(d.drained)
+	}
+}
+
+// stopDrain is called by Close: the drain timer stops and no drain starts.
+func (s *Server) stopDrain() {
+	d := &s.drain
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.closed {
+		d.closed = true
+		close(d.stop)
+	}
+}

@@ -1,0 +1,622 @@
+package whep
+
+import (
+	"crypto/rand"
+	"encoding/json"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+// The server-sent events extension (urn:ietf:params:whep:ext:core:server-sent-events).
+const (
+	// relServerSentEvents is the Link relation of the extension.
+	relServerSentEvents = "urn:ietf:params:whep:ext:core:server-sent-events"
+	// eventsSegment names the entry point under a session's Location.
+	eventsSegment = "events"
+	// maxEventStreams bounds the event streams of one session; creating
+	// one more ends the oldest.
+	maxEventStreams = 4
+	// maxEventsBody bounds the JSON body of a POST to the entry point.
+	maxEventsBody = 4 << 10
+)
+
+// Event names, in the order of the Link's events attribute.
+const (
+	eventActive      = "active"
+	eventInactive    = "inactive"
+	eventReconnect   = "reconnect"
+	eventViewerCount = "viewercount"
+)
+
+// Timing of the events; an eventHub copies them so that tests can shorten
+// them before the first event stream is made.
+const (
+	// eventTick is how often the state of the sessions with event streams
+	// (frames flowing, viewer count) is sampled.
+	eventTick = time.Second
+	// eventInactiveAfter is how long a connected session may send no frame
+	// before it is reported inactive.
+	eventInactiveAfter = 3 * time.Second
+	// eventKeepAlive is the longest silence on an event stream: a comment
+	// line is sent then, and a poll over NATS returns.
+	eventKeepAlive = 15 * time.Second
+	// eventWriteTimeout bounds one write to an event stream's client.
+	eventWriteTimeout = 10 * time.Second
+)
+
+// eventMask is a set of event names.
+type eventMask uint8
+
+const (
+	maskActive eventMask = 1 << iota
+	maskInactive
+	maskReconnect
+	maskViewerCount
+
+	maskAll = maskActive | maskInactive | maskReconnect | maskViewerCount
+)
+
+var eventBits = []struct {
+	name string
+	bit  eventMask
+}{
+	{eventActive, maskActive},
+	{eventInactive, maskInactive},
+	{eventReconnect, maskReconnect},
+	{eventViewerCount, maskViewerCount},
+}
+
+// linkEvents is the events attribute of the Link: every event this server
+// sends.
+func linkEvents() string {
+	names := make([]string, len(eventBits))
+	for i, b := range eventBits {
+		names[i] = b.name
+	}
+	return strings.Join(names, ",")
+}
+
+// eventsLink returns the Link header value that announces the extension for
+// the session at location.
+func eventsLink(location string) string {
+	return "<" + location + "/" + eventsSegment + `>; rel="` + relServerSentEvents + `"; events="` + linkEvents() + `"`
+}
+
+// maskOf returns the events of names; names this server does not send
+// (such as "layers") are ignored. Nil names is every event.
+func maskOf(names []string) eventMask {
+	if names == nil {
+		return maskAll
+	}
+	var m eventMask
+	for _, n := range names {
+		for _, b := range eventBits {
+			if n == b.name {
+				m |= b.bit
+			}
+		}
+	}
+	return m
+}
+
+func bitOf(name string) eventMask {
+	for _, b := range eventBits {
+		if b.name == name {
+			return b.bit
+		}
+	}
+	return 0
+}
+
+// sseEvent is one server-sent event: its name and one line of JSON.
+type sseEvent struct {
+	Name string `json:"event"`
+	Data string `json:"data"`
+}
+
+// class groups the events of which only the latest pending one matters:
+// active and inactive are one state.
+func (e sseEvent) class() string {
+	if e.Name == eventInactive {
+		return eventActive
+	}
+	return e.Name
+}
+
+func stateEvent(active bool) sseEvent {
+	if active {
+		return sseEvent{Name: eventActive, Data: "{}"}
+	}
+	return sseEvent{Name: eventInactive, Data: "{}"}
+}
+
+func viewerCountEvent(n int) sseEvent {
+	b, _ := json.Marshal(struct {
+		ViewerCount int `json:"viewercount"`
+	}{n})
+	return sseEvent{Name: eventViewerCount, Data: string(b)}
+}
+
+// reconnectEvent tells the player to POST again to url, the WHEP endpoint
+// of its stream (a path, resolved against the event stream's URL).
+func reconnectEvent(stream string) sseEvent {
+	b, _ := json.Marshal(struct {
+		URL string `json:"url"`
+	}{"/whep/" + stream})
+	return sseEvent{Name: eventReconnect, Data: string(b)}
+}
+
+// eventStream is one event stream of a session: the events it asked for,
+// those not yet delivered (at most one per class), and the reader waiting
+// for them. Its fields are guarded by eventHub.mu.
+type eventStream struct {
+	id     string
+	want   eventMask
+	queue  []sseEvent
+	reader uint64 // the current reader (attach); polls of others end at once
+	poll   *eventPoll
+	closed bool
+}
+
+// eventPoll is a reader waiting for events; deliver is called exactly once,
+// without eventHub.mu held: with the pending events, with none when the wait
+// ends, or with end set when the stream is gone or another reader took over.
+// A reader is one GET of the stream (here, or on another node): it attaches
+// first, then polls again and again.
+type eventPoll struct {
+	deliver func(events []sseEvent, end bool)
+	timer   *time.Timer
+}
+
+// sessionEvents are the event streams of one session and the state last
+// announced to them. Guarded by eventHub.mu.
+type sessionEvents struct {
+	ss       *session
+	streams  []*eventStream // oldest first
+	active   bool
+	viewers  int
+	frames   uint64    // frames sent, at the latest sample
+	advanced time.Time // when frames last grew
+}
+
+// eventHub is a server's side of the extension: the sessions that have
+// event streams, and the goroutine that samples their state.
+type eventHub struct {
+	s *Server
+	// Timing (the event* constants); set before the first event stream.
+	tick, inactiveAfter, keepAlive time.Duration
+
+	sub     *nats.Subscription // this node's events subject, nil without NATS
+	closing chan struct{}      // closed by shutdown: readers end
+
+	mu        sync.Mutex
+	bySession map[string]*sessionEvents
+	readers   uint64 // the last reader id given
+	started   bool
+	closed    bool
+	done      chan struct{} // closed when the sampler returns
+}
+
+func newEventHub(s *Server) *eventHub {
+	return &eventHub{
+		s:             s,
+		tick:          eventTick,
+		inactiveAfter: eventInactiveAfter,
+		keepAlive:     eventKeepAlive,
+		closing:       make(chan struct{}),
+		bySession:     make(map[string]*sessionEvents),
+		done:          make(chan struct{}),
+	}
+}
+
+// push queues e on es when es wants it, replacing a pending event of its
+// class, and hands the queue to a waiting reader. It returns what to call
+// once eventHub.mu is released.
+func (es *eventStream) push(e sseEvent) func() {
+	if es.closed || es.want&bitOf(e.Name) == 0 {
+		return nil
+	}
+	q := es.queue[:0]
+	for _, old := range es.queue {
+		if old.class() != e.class() {
+			q = append(q, old)
+		}
+	}
+	es.queue = append(q, e)
+	return es.flush(false)
+}
+
+// flush hands the pending events (and end) to the waiting reader, if any.
+func (es *eventStream) flush(end bool) func() {
+	p := es.poll
+	if p == nil {
+		return nil
+	}
+	es.poll = nil
+	p.timer.Stop()
+	evs := es.queue
+	es.queue = nil
+	return func() { p.deliver(evs, end) }
+}
+
+// end closes es: its reader gets the pending events (dropped unless keep)
+// and end, now or at its next poll; later requests for es are answered
+// 404.
+func (es *eventStream) end(keep bool) func() {
+	if es.closed {
+		return nil
+	}
+	if !keep {
+		es.queue = nil
+	}
+	es.closed = true
+	return es.flush(true)
+}
+
+func runAll(fs []func()) {
+	for _, f := range fs {
+		if f != nil {
+			f()
+		}
+	}
+}
+
+// start starts the sampler once; false after shutdown.
+func (h *eventHub) startLocked() bool {
+	if h.closed {
+		return false
+	}
+	if !h.started {
+		h.started = true
+		go h.sample()
+	}
+	return true
+}
+
+// sample updates the state of the sessions with event streams every tick
+// until shutdown.
+func (h *eventHub) sample() {
+	defer close(h.done)
+	t := time.NewTicker(h.tick)
+	defer t.Stop()
+	for {
+		select {
+		case <-h.closing:
+			return
+		case now := <-t.C:
+			h.update(now)
+		}
+	}
+}
+
+// sessionSample is what update reads of a session outside eventHub.mu.
+type sessionSample struct {
+	se     *sessionEvents
+	live   bool
+	frames uint64
+}
+
+// update announces the changes of state (active or inactive) and of viewer
+// count of the sessions with event streams.
+func (h *eventHub) update(now time.Time) {
+	h.mu.Lock()
+	samples := make([]sessionSample, 0, len(h.bySession))
+	for _, se := range h.bySession {
+		samples = append(samples, sessionSample{se: se})
+	}
+	h.mu.Unlock()
+	if len(samples) == 0 {
+		return
+	}
+	counts, registered := h.s.reg.streamCounts()
+	for i := range samples {
+		ss := samples[i].se.ss
+		samples[i].live = h.s.streamLive(ss.stream)
+		samples[i].frames = framesSent(ss)
+	}
+	var after []func()
+	h.mu.Lock()
+	for _, x := range samples {
+		se := x.se
+		if h.bySession[se.ss.id] != se || !registered[se.ss.id] {
+			continue // closing: its streams end with sessionClosed
+		}
+		if x.frames != se.frames {
+			se.frames, se.advanced = x.frames, now
+		}
+		flowing := !se.ss.started.Load() || now.Sub(se.advanced) < h.inactiveAfter
+		if active := x.live && flowing; active != se.active {
+			se.active = active
+			after = se.pushAll(stateEvent(active), after)
+		}
+		if n := counts[se.ss.stream]; n != se.viewers {
+			se.viewers = n
+			after = se.pushAll(viewerCountEvent(n), after)
+		}
+	}
+	h.mu.Unlock()
+	runAll(after)
+}
+
+func (se *sessionEvents) pushAll(e sseEvent, after []func()) []func() {
+	for _, es := range se.streams {
+		after = append(after, es.push(e))
+	}
+	return after
+}
+
+// streamLive reports whether the catalog has stream live with tracks.
+func (s *Server) streamLive(stream string) bool {
+	e, ok := s.catalog.Get(stream)
+	return ok && e.Playable()
+}
+
+// framesSent counts what the session's viewer has sent: RTP packets, which
+// grow while frames flow.
+func framesSent(ss *session) uint64 {
+	st := ss.viewer.Stats()
+	return st.Video.Packets + st.Audio.Packets
+}
+
+// streamCounts returns the number of sessions of each stream, and the ids
+// of the sessions.
+func (r *registry) streamCounts() (counts map[string]int, ids map[string]bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	counts, ids = make(map[string]int), make(map[string]bool, len(r.sessions))
+	for id, ss := range r.sessions {
+		counts[ss.stream]++
+		ids[id] = true
+	}
+	return counts, ids
+}
+
+// create makes an event stream of ss for the events of want and returns
+// its id. It starts with active (when the stream plays), viewercount and,
+// on a draining server, reconnect. A session already at maxEventStreams
+// loses its oldest stream. errSessionNotFound when ss is closed.
+func (h *eventHub) create(ss *session, want eventMask) (string, error) {
+	live := h.s.streamLive(ss.stream)
+	counts, _ := h.s.reg.streamCounts()
+	viewers := counts[ss.stream]
+	frames := framesSent(ss)
+	draining := h.s.reg.isDraining()
+	now := time.Now()
+
+	var after []func()
+	h.mu.Lock()
+	if !h.startLocked() {
+		h.mu.Unlock()
+		return "", ErrClosed
+	}
+	select {
+	case <-ss.done: // its hook (sessionClosed) has run or waits for mu
+		h.mu.Unlock()
+		return "", errSessionNotFound
+	default:
+	}
+	se := h.bySession[ss.id]
+	if se == nil {
+		se = &sessionEvents{ss: ss, active: live, viewers: viewers, frames: frames, advanced: now}
+		h.bySession[ss.id] = se
+	}
+	if len(se.streams) >= maxEventStreams {
+		after = append(after, se.streams[0].end(false))
+		se.streams = append(se.streams[:0], se.streams[1:]...)
+	}
+	es := &eventStream{id: idEncoding.EncodeToString(randomBytes()), want: want}
+	if se.active {
+		es.push(stateEvent(true))
+	}
+	es.push(viewerCountEvent(se.viewers))
+	if draining {
+		es.push(reconnectEvent(ss.stream))
+	}
+	se.streams = append(se.streams, es)
+	h.mu.Unlock()
+	runAll(after)
+	ss.logger.Debug("event stream created", "events", es.id, "streams", len(se.streams))
+	return es.id, nil
+}
+
+func randomBytes() []byte {
+	var b [sessionIDBytes]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go ≥ 1.24)
+	return b[:]
+}
+
+// find returns the event stream id of the session sessionID, or nil.
+func (h *eventHub) find(sessionID, id string) *eventStream {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if se := h.bySession[sessionID]; se != nil {
+		for _, es := range se.streams {
+			if es.id == id {
+				return es
+			}
+		}
+	}
+	return nil
+}
+
+// remove ends the event stream id of the session sessionID; false when
+// there is none.
+func (h *eventHub) remove(sessionID, id string) bool {
+	h.mu.Lock()
+	se := h.bySession[sessionID]
+	if se == nil {
+		h.mu.Unlock()
+		return false
+	}
+	var f func()
+	found := false
+	for i, es := range se.streams {
+		if es.id == id {
+			f, found = es.end(false), true
+			se.streams = append(se.streams[:i], se.streams[i+1:]...)
+			break
+		}
+	}
+	if len(se.streams) == 0 {
+		delete(h.bySession, sessionID)
+	}
+	h.mu.Unlock()
+	if f != nil {
+		f()
+	}
+	return found
+}
+
+// attach makes a new reader the reader of es and returns its id; the
+// reader before it ends (at its current poll, or its next one).
+func (h *eventHub) attach(es *eventStream) uint64 {
+	h.mu.Lock()
+	h.readers++
+	es.reader = h.readers
+	old := es.poll
+	es.poll = nil
+	if old != nil {
+		old.timer.Stop()
+	}
+	h.mu.Unlock()
+	if old != nil {
+		old.deliver(nil, true)
+	}
+	return es.reader
+}
+
+// take returns the pending events of es without waiting, and whether the
+// reader is done (es is over, or another reader took over).
+func (h *eventHub) take(es *eventStream, reader uint64) ([]sseEvent, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if es.reader != reader {
+		return nil, true
+	}
+	evs := es.queue
+	es.queue = nil
+	return evs, es.closed
+}
+
+// wait hands the events of es to deliver for reader: at once when some are
+// pending, es is gone or another reader took over, else when one comes, es
+// ends, another reader takes over (end), or maxWait passes (no events).
+// cancel withdraws a wait not yet delivered.
+func (h *eventHub) wait(es *eventStream, reader uint64, maxWait time.Duration, deliver func([]sseEvent, bool)) (cancel func()) {
+	h.mu.Lock()
+	if es.reader != reader || es.closed || len(es.queue) > 0 {
+		evs, end := es.queue, es.closed || es.reader != reader
+		if es.reader == reader {
+			es.queue = nil
+		} else {
+			evs = nil
+		}
+		h.mu.Unlock()
+		deliver(evs, end)
+		return func() {}
+	}
+	old := es.poll // the same reader polling twice: the first poll ends
+	if old != nil {
+		old.timer.Stop()
+	}
+	p := &eventPoll{deliver: deliver}
+	es.poll = p
+	p.timer = time.AfterFunc(maxWait, func() {
+		h.mu.Lock()
+		if es.poll != p {
+			h.mu.Unlock()
+			return
+		}
+		es.poll = nil
+		h.mu.Unlock()
+		deliver(nil, false)
+	})
+	h.mu.Unlock()
+	if old != nil {
+		old.deliver(nil, true) // superseded
+	}
+	return func() {
+		h.mu.Lock()
+		if es.poll == p {
+			es.poll = nil
+			p.timer.Stop()
+		}
+		h.mu.Unlock()
+	}
+}
+
+// reconnectAll sends reconnect to every event stream; it returns the number
+// of sessions told.
+func (h *eventHub) reconnectAll() int {
+	var after []func()
+	h.mu.Lock()
+	n := 0
+	for _, se := range h.bySession {
+		n++
+		after = se.pushAll(reconnectEvent(se.ss.stream), after)
+	}
+	h.mu.Unlock()
+	runAll(after)
+	return n
+}
+
+// sessionClosed ends the event streams of a closed session. When its viewer
+// ended (the stream stopped) they get inactive first.
+func (h *eventHub) sessionClosed(ss *session, reason string) {
+	var after []func()
+	h.mu.Lock()
+	se := h.bySession[ss.id]
+	delete(h.bySession, ss.id)
+	if se != nil {
+		if reason == reasonViewerEnded && se.active {
+			after = se.pushAll(stateEvent(false), after)
+		}
+		for _, es := range se.streams {
+			after = append(after, es.end(true))
+		}
+	}
+	h.mu.Unlock()
+	runAll(after)
+}
+
+// shutdown stops the sampler and the events subject and ends the readers
+// this node serves (for its sessions and, over NATS, for other nodes').
+func (h *eventHub) shutdown() {
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return
+	}
+	h.closed = true
+	started := h.started
+	var after []func()
+	for id, se := range h.bySession {
+		for _, es := range se.streams {
+			after = append(after, es.end(false))
+		}
+		delete(h.bySession, id)
+	}
+	h.mu.Unlock()
+	if h.sub != nil {
+		if err := h.sub.Unsubscribe(); err != nil {
+			h.s.logger.Debug("unsubscribe events", "err", err)
+		}
+	}
+	close(h.closing)
+	runAll(after)
+	if started {
+		<-h.done
+	}
+}
+
+// validEventStreamID reports whether id looks like an event stream id.
+func validEventStreamID(id string) bool {
+	if len(id) != idEncoding.EncodedLen(sessionIDBytes) {
+		return false
+	}
+	_, err := idEncoding.DecodeString(id)
+	return err == nil
+}
