@@ -68,6 +68,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "method not allowed: use PUT or POST", http.StatusMethodNotAllowed)
 		return
 	}
+	// Answer refusals at once: by default the HTTP/1 server reads up to
+	// 256 KiB of an unread body before it writes a response, which a
+	// real-time publisher takes seconds to send. Reads and writes
+	// interleave anyway during an ingest.
+	_ = http.NewResponseController(w).EnableFullDuplex()
 	if !h.authorized(r) {
 		h.log.Info("ingest unauthorized", "path", r.URL.Path, "remote", r.RemoteAddr, "has_token", r.Header.Get("Authorization") != "")
 		challenge := `Bearer realm="whepcast ingest"`

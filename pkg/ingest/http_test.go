@@ -257,3 +257,37 @@ func TestHTTPClientClosesAfterBody(t *testing.T) {
 	_, frames, _, _ := p.snapshot()
 	sameFrames(t, frames, want.frames)
 }
+
+// A refused publisher hears so at once, while its (real-time, chunked) body
+// is still open: the server must not first read the body it will not use.
+func TestHTTPRefusalWhileBodyOpen(t *testing.T) {
+	f := newFakeFactory()
+	reg, _ := newTestRegistry(t, f)
+	srv := newTestServer(t, reg, "secret")
+	for _, tc := range []struct {
+		path, token string
+		want        int
+	}{
+		{"/ingest/cam1", "wrong", http.StatusUnauthorized},
+		{"/ingest/bad.name", "secret", http.StatusBadRequest},
+	} {
+		pr, pw := io.Pipe()
+		// 64 KiB written before the request goes out: the body is open,
+		// unread and far from its end when the handler refuses it.
+		go func() { _, _ = pw.Write(make([]byte, 64<<10)) }()
+		req, err := http.NewRequestWithContext(testContext(t), http.MethodPut, srv.URL+tc.path, pr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+tc.token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.path, err)
+		}
+		resp.Body.Close()
+		pw.Close()
+		if resp.StatusCode != tc.want {
+			t.Fatalf("%s: status %d, want %d", tc.path, resp.StatusCode, tc.want)
+		}
+	}
+}
