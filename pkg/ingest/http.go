@@ -62,17 +62,22 @@ func NewHandler(reg *Registry, cfg HandlerConfig) *Handler {
 	return h
 }
 
+// refuse answers a request whose body will not be read, at once: by default
+// the HTTP/1 server first reads up to 256 KiB of an unread body before it
+// writes a response, which a real-time publisher takes seconds to send. The
+// connection is closed after the answer, since the body is left unread.
+func refuse(w http.ResponseWriter, msg string, code int) {
+	_ = http.NewResponseController(w).EnableFullDuplex()
+	w.Header().Set("Connection", "close")
+	http.Error(w, msg, code)
+}
+
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPut && r.Method != http.MethodPost {
 		w.Header().Set("Allow", "PUT, POST")
-		http.Error(w, "method not allowed: use PUT or POST", http.StatusMethodNotAllowed)
+		refuse(w, "method not allowed: use PUT or POST", http.StatusMethodNotAllowed)
 		return
 	}
-	// Answer refusals at once: by default the HTTP/1 server reads up to
-	// 256 KiB of an unread body before it writes a response, which a
-	// real-time publisher takes seconds to send. Reads and writes
-	// interleave anyway during an ingest.
-	_ = http.NewResponseController(w).EnableFullDuplex()
 	if !h.authorized(r) {
 		h.log.Info("ingest unauthorized", "path", r.URL.Path, "remote", r.RemoteAddr, "has_token", r.Header.Get("Authorization") != "")
 		challenge := `Bearer realm="whepcast ingest"`
@@ -80,17 +85,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			challenge += `, error="invalid_token"`
 		}
 		w.Header().Set("WWW-Authenticate", challenge)
-		http.Error(w, ErrUnauthorized.Error(), http.StatusUnauthorized)
+		refuse(w, ErrUnauthorized.Error(), http.StatusUnauthorized)
 		return
 	}
 	stream, ok := strings.CutPrefix(r.URL.Path, PathPrefix)
 	if !ok {
-		http.NotFound(w, r)
+		refuse(w, "404 page not found", http.StatusNotFound)
 		return
 	}
 	if err := bus.ValidateName(stream); err != nil {
 		h.log.Debug("ingest rejected", "stream", stream, "remote", r.RemoteAddr, "err", err)
-		http.Error(w, err.Error(), http.StatusBadRequest)
+		refuse(w, err.Error(), http.StatusBadRequest)
 		return
 	}
 
