@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/whepcast/whepcast/pkg/tsframes"
@@ -27,6 +28,10 @@ type Message struct {
 	// Data, and PID when the announcement of its epoch is known. Data is
 	// owned by the receiver.
 	Frame tsframes.Frame
+	// Published is when JetStream stored the message (of its last part
+	// for a split frame), by the NATS server's clock, from the message
+	// metadata; zero when unknown.
+	Published time.Time
 }
 
 // IsFrame reports whether m carries a frame (not an announcement).

@@ -1,5 +1,7 @@
 package relay
 
+import "time"
+
 // packet is one RTP packet of a stream, built once and shared by every
 // viewer: a viewer only rewrites the header fields that are its own (SSRC,
 // payload type, sequence number and timestamp offsets).
@@ -15,11 +17,22 @@ type packet struct {
 type frame struct {
 	video bool
 	key   bool
-	ts    uint32 // stream RTP timestamp
+	// sampled frames are recorded in the viewers' delay histograms.
+	sampled bool
+	// hasIngest tells that ingest is known.
+	hasIngest bool
+	ts        uint32 // stream RTP timestamp
 	// gopIndex is the position of a video frame in its GOP (0 = keyframe).
 	gopIndex int
 	bytes    int // payload bytes of all packets
 	pkts     []packet
+
+	// recv is when the frame's bus message reached the hub, since the
+	// hub's clock base (monotonic).
+	recv time.Duration
+	// ingest is recv minus the message's JetStream store time (wall
+	// clocks of this node and of the NATS server).
+	ingest time.Duration
 }
 
 // newFrame builds a frame of payloads whose packets get the stream sequence

@@ -27,6 +27,9 @@ type hub struct {
 	setupErr error
 	wake     chan struct{} // a catalog change for run to look at
 	refs     int           // viewers joined and not closed; guarded by r.mu
+	// clock is the base of the frames' receive times: time.Since(clock)
+	// reads only the monotonic clock.
+	clock time.Time
 
 	// Owned by the bus handler.
 	tl           timeline
@@ -64,6 +67,7 @@ func newHub(r *Relay, ann bus.Announcement) *hub {
 		ready:    make(chan struct{}),
 		done:     make(chan struct{}),
 		wake:     make(chan struct{}, 1),
+		clock:    time.Now(),
 		videoBuf: newRetransmitBuffer(r.cfg.RetransmitPackets),
 		audioBuf: newRetransmitBuffer(r.cfg.RetransmitPackets),
 		set:      trackSetOf(ann),
@@ -180,6 +184,8 @@ func (h *hub) catalog(e bus.CatalogEntry) {
 
 // handle is the bus handler: called in stream order from one goroutine.
 func (h *hub) handle(m bus.Message) {
+	// The start of the bus-to-RTP delay (see ViewerStats.BusToRTP).
+	recv := time.Since(h.clock)
 	epoch := m.Epoch
 	if m.Tracks != nil {
 		if epoch == 0 {
@@ -198,12 +204,27 @@ func (h *hub) handle(m bus.Message) {
 	if m.Tracks != nil {
 		return
 	}
+	var f *frame
 	switch fr := &m.Frame; fr.Codec {
 	case tsframes.CodecH264:
-		h.onVideo(fr)
+		f = h.onVideo(fr)
 	case tsframes.CodecOpus:
-		h.onAudio(fr)
+		f = h.onAudio(fr)
 	}
+	if f == nil {
+		return
+	}
+	f.recv = recv
+	if !m.Published.IsZero() {
+		// Wall clock: the base's plus the monotonic time since.
+		f.ingest, f.hasIngest = h.clock.Add(recv).Sub(m.Published), true
+	}
+	if f.video {
+		h.videoBuf.put(f)
+	} else {
+		h.audioBuf.put(f)
+	}
+	h.publish(f)
 }
 
 // announce applies an announcement: the same track set keeps the viewers,
@@ -235,9 +256,10 @@ func (h *hub) announce(epoch uint64, ann bus.Announcement) {
 	}
 }
 
-func (h *hub) onVideo(fr *tsframes.Frame) {
+// onVideo packetizes a video frame; nil when it is not forwarded.
+func (h *hub) onVideo(fr *tsframes.Frame) *frame {
 	if !h.set.video || (!h.videoStarted && !fr.Key) {
-		return
+		return nil
 	}
 	payloads, _, err := packetizeH264(fr.Data, MaxPayload)
 	if err != nil || len(payloads) == 0 {
@@ -246,11 +268,11 @@ func (h *hub) onVideo(fr *tsframes.Frame) {
 			h.log.Warn("video frame skipped, waiting for the next keyframe", "epoch", h.epoch, "error", err, "skipped", h.badFrames)
 		}
 		h.videoStarted = false
-		return
+		return nil
 	}
 	ts, ok := h.tl.video(fr.PTS, fr.Key)
 	if !ok {
-		return
+		return nil
 	}
 	h.videoStarted = true
 	if fr.Key {
@@ -259,23 +281,24 @@ func (h *hub) onVideo(fr *tsframes.Frame) {
 		h.gopIndex++
 	}
 	f := newFrame(true, fr.Key, ts, h.gopIndex, h.nextVideo, payloads, true)
+	f.sampled = h.gopIndex%delaySampleEvery == 0
 	h.nextVideo += uint64(len(payloads))
-	h.videoBuf.put(f)
-	h.publish(f)
+	return f
 }
 
-func (h *hub) onAudio(fr *tsframes.Frame) {
+// onAudio packetizes an audio frame; nil when it is not forwarded.
+func (h *hub) onAudio(fr *tsframes.Frame) *frame {
 	if !h.set.audio || len(fr.Data) == 0 {
-		return
+		return nil
 	}
 	ts, ok := h.tl.audio(fr.PTS, fr.Duration)
 	if !ok {
-		return
+		return nil
 	}
 	f := newFrame(false, false, ts, 0, h.nextAudio, [][]byte{fr.Data}, false)
+	f.sampled = h.nextAudio%delaySampleEvery == 0
 	h.nextAudio++
-	h.audioBuf.put(f)
-	h.publish(f)
+	return f
 }
 
 // publish caches f and queues it for every active viewer.

@@ -21,8 +21,9 @@ func benchFrames(b *testing.B) ([]tsframes.Frame, bus.Announcement) {
 // BenchmarkForward measures an access unit going through a hub
 // (packetization once, fan-out) to N viewers whose writer goroutines
 // rewrite the headers and write every packet to a counting WriteStream.
-// ns/viewer-packet and allocs/viewer-packet spread the whole cost over the
-// packets the viewers wrote.
+// ns/viewer-packet, cpu-ns/viewer-packet (CPU time of every thread, steadier
+// than wall time on a busy machine) and allocs/viewer-packet spread the
+// whole cost over the packets the viewers wrote.
 func BenchmarkForward(b *testing.B) {
 	video, ann := benchFrames(b)
 	for _, n := range []int{1, 10, 100, 1000} {
@@ -60,7 +61,7 @@ func BenchmarkForward(b *testing.B) {
 			runtime.GC()
 			runtime.ReadMemStats(&ms0)
 			b.ResetTimer()
-			start := time.Now()
+			start, cpu0 := time.Now(), cpuTime()
 			for i := 0; i < b.N; i++ {
 				k := i % len(video)
 				msg.Frame = video[k]
@@ -73,11 +74,14 @@ func BenchmarkForward(b *testing.B) {
 					}
 				}
 			}
-			el := time.Since(start)
+			el, cpu := time.Since(start), cpuTime()-cpu0
 			b.StopTimer()
 			runtime.ReadMemStats(&ms1)
 			vp := float64(sent) * float64(n)
 			b.ReportMetric(float64(el.Nanoseconds())/vp, "ns/viewer-packet")
+			if cpu > 0 {
+				b.ReportMetric(float64(cpu.Nanoseconds())/vp, "cpu-ns/viewer-packet")
+			}
 			b.ReportMetric(float64(ms1.Mallocs-ms0.Mallocs)/vp, "allocs/viewer-packet")
 			b.ReportMetric(float64(sent)/float64(b.N), "packets/AU")
 		})
@@ -106,6 +110,51 @@ func BenchmarkViewerWrite(b *testing.B) {
 		w.write(f)
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(f.pkts)), "ns/viewer-packet")
+}
+
+// BenchmarkViewerLive measures a viewer's writer per live frame, delay
+// sampling included: the video frames of av.ts, sampled as the hub samples
+// them, written to a counting WriteStream.
+func BenchmarkViewerLive(b *testing.B) {
+	video, ann := benchFrames(b)
+	r, err := newRelay(Config{}, newFakeBus().subscribe, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer r.Close()
+	v, err := r.Join(context.Background(), ann, Want{Video: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer v.Close()
+	bind(b, v.VideoTrack(), 1, newCounter())
+	// Not started: the benchmark plays the writer goroutine.
+	frames := make([]*frame, len(video))
+	var seq uint64
+	pkts, gopIndex := 0, 0
+	for i, fr := range video {
+		payloads, _, err := packetizeH264(fr.Data, MaxPayload)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if fr.Key {
+			gopIndex = 0
+		} else {
+			gopIndex++
+		}
+		f := newFrame(true, fr.Key, uint32(fr.PTS), gopIndex, seq, payloads, true)
+		f.sampled = gopIndex%delaySampleEvery == 0
+		f.recv = time.Since(v.hub.clock)
+		frames[i] = f
+		seq += uint64(len(payloads))
+		pkts += len(payloads)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		v.writeLive(frames[i%len(frames)])
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())*float64(len(frames))/float64(b.N*pkts), "ns/viewer-packet")
 }
 
 // BenchmarkViewerMemory measures what a started viewer costs (heap and

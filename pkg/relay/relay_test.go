@@ -67,6 +67,7 @@ func TestBusPeerConnectionAV(t *testing.T) {
 	t.Cleanup(v.Close)
 	p := connectPeer(t, v, ann)
 	v.Start()
+	feedStart := time.Now()
 	waitDone(t, feed{events: events, speed: 2}.start(t, pub))
 
 	srcV, srcA := framesOf(events)
@@ -105,6 +106,21 @@ func TestBusPeerConnectionAV(t *testing.T) {
 		t.Fatalf("stats %+v", st)
 	}
 	t.Logf("stats: %+v", st)
+
+	// Every sampled frame was observed once (Close waits for the writer),
+	// with its JetStream store time: the NATS server runs on this host's
+	// clock, so no ingest delay is below zero. None can be longer than the
+	// test (on a loaded machine, -race, they may exceed 1 s).
+	v.Close()
+	elapsed := time.Since(feedStart)
+	st = v.Stats()
+	ns := countTrue(sampledFlags(messages("av", 1, events)))
+	checkDelays(t, "bus to RTP", st.BusToRTP, ns, 0, elapsed)
+	checkDelays(t, "ingest to RTP", st.IngestToRTP, ns, 0, elapsed)
+	if st.IngestToRTP.Sum < st.BusToRTP.Sum {
+		t.Fatalf("ingest to RTP sum %s < bus to RTP sum %s", st.IngestToRTP.Sum, st.BusToRTP.Sum)
+	}
+	t.Logf("bus to RTP mean %s, ingest to RTP mean %s", st.BusToRTP.Sum/time.Duration(ns), st.IngestToRTP.Sum/time.Duration(ns))
 }
 
 func TestBusPeerConnectionLateJoiner(t *testing.T) {

@@ -36,6 +36,19 @@ type ViewerStats struct {
 	TimeToFirstFrame time.Duration
 	// Replayed is the number of video frames sent from the GOP cache at Start.
 	Replayed int
+	// BusToRTP is the delay from a frame's message reaching the node (the
+	// bus subscription's handler call) to the last RTP packet of the frame
+	// written to this viewer (its WriteRTP returned). It samples the frames
+	// of the live feed, not the replayed GOP: the video frames whose
+	// position in their GOP is a multiple of 32 (every keyframe) and every
+	// 32nd audio packet of the stream.
+	BusToRTP DelayHistogram
+	// IngestToRTP is the delay from the frame's store time in JetStream
+	// (the completing message's metadata timestamp, so the NATS server's
+	// clock) to the same write, for the same frames when that time is
+	// known. Skew between the server's clock and this node's adds to it;
+	// observations below zero are left out.
+	IngestToRTP DelayHistogram
 }
 
 // Stats are the counters of a Relay.

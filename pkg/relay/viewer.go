@@ -32,6 +32,9 @@ type Viewer struct {
 	epoch  uint64   // the epoch of that announcement
 
 	video, audio *trackWriter // nil when not sent
+	// delays are written by the writer goroutine for the sampled live
+	// frames.
+	delays *viewerDelays
 
 	queue chan *frame
 	nacks chan nackRequest
@@ -123,6 +126,8 @@ func (v *Viewer) Stats() ViewerStats {
 		RTT:              time.Duration(v.rtt.Load()),
 		TimeToFirstFrame: time.Duration(v.ttff.Load()),
 		Replayed:         int(v.replayed.Load()),
+		BusToRTP:         v.delays.busToRTP.snapshot(),
+		IngestToRTP:      v.delays.ingestToRTP.snapshot(),
 	}
 	if v.video != nil {
 		s.Video = v.video.stats()
@@ -212,21 +217,45 @@ func (v *Viewer) run(replay []*frame) {
 		case n := <-v.nacks:
 			v.retransmit(n)
 		case f := <-v.queue:
-			v.writeFrame(f)
+			v.writeLive(f)
 		}
 	}
 }
 
-func (v *Viewer) writeFrame(f *frame) {
+// writeLive writes a frame of the live feed and records its delays when it
+// is sampled.
+func (v *Viewer) writeLive(f *frame) {
+	if v.writeFrame(f) && f.sampled {
+		v.observeDelay(f)
+	}
+}
+
+// writeFrame writes f; it returns false when the track is not bound.
+func (v *Viewer) writeFrame(f *frame) bool {
 	w := v.audio
 	if f.video {
 		w = v.video
 	}
 	if !w.write(f) {
-		return
+		return false
 	}
 	if v.ttff.Load() == 0 && (f.key || (!f.video && v.video == nil)) {
 		v.ttff.Store(int64(max(time.Since(v.startAt), 1)))
+	}
+	return true
+}
+
+// observeDelay records the delays of a live frame just written: from its
+// arrival from the bus, and from its store time in JetStream. An ingest
+// delay below zero (the NATS server's clock ahead of this node's) is not
+// recorded.
+func (v *Viewer) observeDelay(f *frame) {
+	d := time.Since(v.hub.clock) - f.recv
+	v.delays.busToRTP.observe(d)
+	if f.hasIngest {
+		if in := f.ingest + d; in >= 0 {
+			v.delays.ingestToRTP.observe(in)
+		}
 	}
 }
 

@@ -25,12 +25,15 @@ type metrics struct {
 
 // streamTotals are the relay counters of a stream's sessions on this node.
 type streamTotals struct {
-	video, audio relay.TrackStats
+	video, audio          relay.TrackStats
+	busToRTP, ingestToRTP relay.DelayHistogram
 }
 
 func (t *streamTotals) add(v relay.ViewerStats) {
 	addTrack(&t.video, v.Video)
 	addTrack(&t.audio, v.Audio)
+	t.busToRTP.Add(v.BusToRTP)
+	t.ingestToRTP.Add(v.IngestToRTP)
 }
 
 func addTrack(t *relay.TrackStats, v relay.TrackStats) {
@@ -127,8 +130,32 @@ func (m *metrics) sessionClosed(reason string, connected bool) {
 }
 
 // statsCollector exports the relay counters of the node's sessions per
-// stream and kind: those of closed sessions plus the live ones.
+// stream and kind, and the relay's delay histograms per stream: those of
+// closed sessions plus the live ones.
 type statsCollector struct{ s *Server }
+
+// delayDescs are the relay's delay histograms (relay.ViewerStats.BusToRTP,
+// IngestToRTP): each sampled frame counts once per session that got it.
+var delayDescs = struct{ busToRTP, ingestToRTP *prometheus.Desc }{
+	busToRTP: prometheus.NewDesc("whepcast_whep_bus_to_rtp_seconds",
+		"Delay from a frame's bus message reaching the node to its last RTP packet written for a session "+
+			"(sampled frames of the live feed, keyframes included; see relay.ViewerStats.BusToRTP).",
+		[]string{"stream"}, nil),
+	ingestToRTP: prometheus.NewDesc("whepcast_whep_ingest_to_rtp_seconds",
+		"Delay from a frame's JetStream store time (NATS server clock) to its last RTP packet written for a session "+
+			"(same samples as whepcast_whep_bus_to_rtp_seconds).",
+		[]string{"stream"}, nil),
+}
+
+// delayHistogram turns a relay delay histogram into a Prometheus one.
+func delayHistogram(desc *prometheus.Desc, h relay.DelayHistogram, stream string) (prometheus.Metric, error) {
+	bounds := relay.DelayBounds()
+	buckets := make(map[float64]uint64, len(bounds))
+	for i, b := range bounds {
+		buckets[b.Seconds()] = h.Buckets[i]
+	}
+	return prometheus.NewConstHistogram(desc, h.Count, h.Sum.Seconds(), buckets, stream)
+}
 
 var statsDescs = struct {
 	bytes, packets, frames, drops, nacks, retransmits, missed, plis, firs, writeErrors *prometheus.Desc
@@ -151,7 +178,8 @@ func statsDesc(name, help string) *prometheus.Desc {
 
 func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
 	d := statsDescs
-	for _, x := range []*prometheus.Desc{d.bytes, d.packets, d.frames, d.drops, d.nacks, d.retransmits, d.missed, d.plis, d.firs, d.writeErrors} {
+	for _, x := range []*prometheus.Desc{d.bytes, d.packets, d.frames, d.drops, d.nacks, d.retransmits, d.missed, d.plis, d.firs, d.writeErrors,
+		delayDescs.busToRTP, delayDescs.ingestToRTP} {
 		ch <- x
 	}
 }
@@ -175,6 +203,14 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 	m.mu.Unlock()
 	d := statsDescs
 	for stream, t := range totals {
+		for _, h := range []struct {
+			desc *prometheus.Desc
+			h    *relay.DelayHistogram
+		}{{delayDescs.busToRTP, &t.busToRTP}, {delayDescs.ingestToRTP, &t.ingestToRTP}} {
+			if hm, err := delayHistogram(h.desc, *h.h, stream); err == nil {
+				ch <- hm
+			}
+		}
 		for _, k := range []struct {
 			kind string
 			v    *relay.TrackStats
