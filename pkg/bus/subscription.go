@@ -209,6 +209,7 @@ func (s *Subscription) run(ctx context.Context) {
 			s.logBad(err)
 		}
 		if ok {
+			msg.Published = meta.Timestamp
 			s.handler(msg)
 		}
 	}
