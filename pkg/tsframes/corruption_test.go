@@ -113,6 +113,42 @@ func TestGarbage(t *testing.T) {
 	}
 }
 
+// TestGarbageLive: as TestGarbage, but read one byte at a time, so every
+// packet is passed on as soon as its 188 bytes are in and the packet in
+// front of each chunk is retracted (its PES in progress dropped) when the
+// garbage after it is read. No damaged frame comes out.
+func TestGarbageLive(t *testing.T) {
+	data := readFixture(t, "av")
+	cleanIdx := cleanFrames(demuxBytes(t, data))
+	n := len(data) / packetSize
+	for _, tc := range []struct {
+		name    string
+		aligned bool
+	}{{"between packets", true}, {"inside packets", false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			rng := rand.New(rand.NewSource(7))
+			var offsets []int
+			var chunks [][]byte
+			for i := 1; i <= 6; i++ {
+				off := (n * i / 8) * packetSize
+				if !tc.aligned {
+					off += 1 + rng.Intn(packetSize-2)
+				}
+				offsets = append(offsets, off)
+				chunks = append(chunks, garbage(rng, 1+rng.Intn(400)))
+			}
+			res := demux(t, iotest.OneByteReader(bytes.NewReader(insertAt(data, offsets, chunks))))
+			if res.err != nil {
+				t.Fatal(res.err)
+			}
+			if res.stats.Resyncs != 6 || res.errorsIs(ErrSync) != 6 || res.errorsIs(ErrCorruptPacket) != 6 {
+				t.Errorf("Resyncs %d, ErrSync %d, ErrCorruptPacket %d, want 6", res.stats.Resyncs, res.errorsIs(ErrSync), res.errorsIs(ErrCorruptPacket))
+			}
+			checkNoCorruptFrame(t, cleanIdx, res)
+		})
+	}
+}
+
 func TestFlippedBytes(t *testing.T) {
 	data := readFixture(t, "av")
 	clean := demuxBytes(t, data)

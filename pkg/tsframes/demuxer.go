@@ -115,6 +115,10 @@ func (d *Demuxer) Run(ctx context.Context, h Handler) error {
 	in.pr.onSuspect = func(pkt []byte) {
 		d.bad(fmt.Errorf("%w: PID %d: packet not followed by a sync byte, dropped", ErrCorruptPacket, pid(pkt)))
 	}
+	in.pr.onRetract = func(pkt []byte) {
+		d.bad(fmt.Errorf("%w: PID %d: packet not followed by a sync byte, its PES in progress dropped", ErrCorruptPacket, pid(pkt)))
+		in.retract(pkt)
+	}
 	in.pr.onTruncated = func(partial []byte) {
 		d.bad(fmt.Errorf("%w: input ends with a partial packet of %d bytes", ErrCorruptPacket, len(partial)))
 		if len(partial) >= 4 && partial[1]&0x40 == 0 {

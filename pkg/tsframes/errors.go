@@ -9,7 +9,9 @@ var (
 	// in Stats.Resyncs, not in Stats.DecodeErrors).
 	ErrSync = errors.New("lost MPEG-TS sync")
 	// ErrCorruptPacket: a packet was dropped (transport_error_indicator set,
-	// or a truncated packet at the end of the input).
+	// not followed by a sync byte, or a truncated packet at the end of the
+	// input), or the PES in progress of a packet found not followed by a
+	// sync byte only after it was demuxed.
 	ErrCorruptPacket = errors.New("corrupt MPEG-TS packet")
 	// ErrContinuity: packets of an elementary stream were lost (continuity
 	// counter gap); the PES they belonged to is dropped.

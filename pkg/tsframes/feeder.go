@@ -122,6 +122,7 @@ func (f *feeder) produce() {
 				f.keep = f.keep[:0]
 			}
 			f.keep = append(f.keep, pkt...)
+			f.s.held = &f.keep
 		}
 	}
 }

@@ -3,6 +3,7 @@ package tsframes
 import (
 	"bytes"
 	"context"
+	"io"
 	"testing"
 )
 
@@ -20,19 +21,29 @@ func FuzzDemuxer(f *testing.F) {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		c := &fuzzHandler{t: t, tracks: map[uint16]Track{}}
-		d := NewDemuxer(bytes.NewReader(b), Options{})
-		ctx, cancel := context.WithTimeout(context.Background(), testDeadline)
-		defer cancel()
-		if err := d.Run(ctx, c); err != nil {
-			t.Fatalf("Run: %v", err)
-		}
-		st := d.Stats()
-		if st.Bytes != uint64(len(b)) || st.Frames != c.frames || st.Keyframes != c.keyframes || st.AudioPackets != c.audio {
-			t.Fatalf("stats %+v for %d bytes, %d frames, %d keyframes, %d audio", st, len(b), c.frames, c.keyframes, c.audio)
+		// Read whole, and a packet's size at a time (as from a live input:
+		// aligned packets are demuxed before the byte after them is read).
+		for _, r := range []io.Reader{bytes.NewReader(b), packetReads{bytes.NewReader(b)}} {
+			c := &fuzzHandler{t: t, tracks: map[uint16]Track{}}
+			d := NewDemuxer(r, Options{})
+			ctx, cancel := context.WithTimeout(context.Background(), testDeadline)
+			err := d.Run(ctx, c)
+			cancel()
+			if err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+			st := d.Stats()
+			if st.Bytes != uint64(len(b)) || st.Frames != c.frames || st.Keyframes != c.keyframes || st.AudioPackets != c.audio {
+				t.Fatalf("stats %+v for %d bytes, %d frames, %d keyframes, %d audio", st, len(b), c.frames, c.keyframes, c.audio)
+			}
 		}
 	})
 }
+
+// packetReads reads at most one packet's size at a time.
+type packetReads struct{ r io.Reader }
+
+func (p packetReads) Read(b []byte) (int, error) { return p.r.Read(b[:min(len(b), packetSize)]) }
 
 type fuzzHandler struct {
 	t                        *testing.T

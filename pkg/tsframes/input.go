@@ -22,6 +22,14 @@ type input struct {
 	cut    bool
 	cutPID uint16
 
+	// out is set while the packet read last was returned by next (not
+	// consumed here). retracted is set when the packet reader retracted such
+	// a packet (see packetReader): the session drops the PES in progress of
+	// retractedPID.
+	out          bool
+	retracted    bool
+	retractedPID uint16
+
 	cc      [8192]int8 // last continuity counter per PID, -1 unknown
 	stash   []byte     // packets for the next session (whole packets)
 	readErr error      // the input's error behind errInput
@@ -34,6 +42,7 @@ type input struct {
 func (in *input) next() ([]byte, error) {
 	for {
 		pkt, err := in.pr.next()
+		in.out = false
 		if err != nil {
 			switch {
 			case isEOF(err):
@@ -60,7 +69,18 @@ func (in *input) next() ([]byte, error) {
 			}
 			continue
 		}
+		in.out = true
 		return pkt, nil
+	}
+}
+
+// retract handles the packet reader's retraction of the packet it returned
+// last: only one that next passed on matters (PAT/PMT sections carry a
+// CRC).
+func (in *input) retract(pkt []byte) {
+	if in.out {
+		in.out = false
+		in.retracted, in.retractedPID = true, pid(pkt)
 	}
 }
 
@@ -68,7 +88,9 @@ func (in *input) next() ([]byte, error) {
 func (in *input) waitForPMT() error {
 	in.stash = nil
 	for !in.psi.changed {
-		if _, err := in.next(); err != nil {
+		_, err := in.next()
+		in.retracted = false // the packets are dropped anyway
+		if err != nil {
 			return err
 		}
 	}

@@ -42,6 +42,10 @@ type session struct {
 	drained  int
 
 	opus [][]byte // scratch for the Opus packets of a PES
+
+	// held is where the packet returned last by next was set aside (the
+	// stash or the feeder's kept packets), if it was.
+	held *[]byte
 }
 
 // next returns the next packet to process: replayed ones first, then those
@@ -63,10 +67,28 @@ func (s *session) next() ([]byte, error) {
 		return nil, s.srcErr
 	}
 	pkt, err := s.in.next()
+	if s.in.retracted {
+		s.in.retracted = false
+		s.retract(s.in.retractedPID)
+	}
+	s.held = nil
 	if err != nil {
 		s.srcErr = err
 	}
 	return pkt, err
+}
+
+// retract handles a packet of PID p, the last one the input returned,
+// found suspect after the fact (not followed by a sync byte): the PES in
+// progress of p is dropped, and the packet is removed from where it was set
+// aside. A PES it completed has already been passed on.
+func (s *session) retract(p uint16) {
+	if h := s.held; h != nil && len(*h) >= packetSize && pid((*h)[len(*h)-packetSize:]) == p {
+		*h = (*h)[:len(*h)-packetSize]
+	}
+	if st := s.stream(p); st != nil && st.open {
+		st.drop()
+	}
 }
 
 // session runs one session over the current PAT and PMT and the packets that
@@ -356,6 +378,7 @@ func (s *session) drain(pkt []byte) (bool, error) {
 	}
 	if next {
 		s.in.stash = append(s.in.stash, pkt...)
+		s.held = &s.in.stash
 		s.drained++
 	}
 	return s.waitN == 0 || s.drained >= DrainLimit, nil

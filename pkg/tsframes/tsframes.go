@@ -18,6 +18,9 @@
 // A PES ends when its PES_packet_length is reached or, when that length is 0
 // (as ffmpeg writes for video), when the next PES of the stream starts: a
 // video access unit comes out when the first packet of the next one arrives.
+// Once in sync, a packet is demuxed as soon as its 188 bytes are read, without
+// waiting for the sync byte of the packet after it, so on a live input a PES
+// with a PES_packet_length comes out as soon as its last packet is read.
 //
 // While mediacommon reads the first frame of an AAC, AC-3 or E-AC-3 track,
 // the packets of the other streams are kept (at most 4*DrainLimit packets)
@@ -92,9 +95,14 @@
 // packets are dropped and counted in Stats.DecodeErrors. Every such problem,
 // resyncs included, is passed to Options.OnDecodeError as an error wrapping
 // one of the Err values of this package. A packet that is not followed by a
-// sync byte is dropped too (bytes may be missing inside it), so that damaged
-// payload is not passed on; payload bytes changed in place cannot be
-// detected at this level. A stream that starts mid-way (a file cut at any
+// sync byte is suspect (bytes may be missing inside it): while sync is being
+// acquired, or when that byte is read together with the packet, the packet
+// is dropped; when the byte comes only after the packet was demuxed, the PES
+// in progress of its PID is dropped. Either way (ErrCorruptPacket) damaged
+// payload is not passed on, except in a PES that the suspect packet
+// completed (its PES_packet_length reached), which came out before the
+// damage could be seen. Payload bytes changed in place cannot be detected at
+// this level. A stream that starts mid-way (a file cut at any
 // offset) yields its first frames after the next PAT, PMT and IDR. At the
 // end of the input, a PES cut by a partial packet is dropped (the partial
 // packet counts as ErrCorruptPacket), as is one short of its
