@@ -74,6 +74,10 @@ type Options struct {
 	ShutdownTimeout time.Duration
 }
 
+// reconnectWait is the pause between two attempts to reconnect to the same
+// external NATS server (nats.go's default is 2 s).
+const reconnectWait = 250 * time.Millisecond
+
 // Broker is a running broker.
 type Broker struct {
 	cfg  *config.Broker
@@ -241,7 +245,9 @@ func (b *Broker) connectNATS(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("broker: %w", err)
 	}
-	opts := append(common, nats.MaxReconnects(-1))
+	// Reconnect forever, and soon: while the connection is down, frames
+	// stall and are dropped.
+	opts := append(common, nats.MaxReconnects(-1), nats.ReconnectWait(reconnectWait))
 	if b.nc, err = nats.Connect(b.cfg.NATS.URL, append(opts, auth...)...); err != nil {
 		return fmt.Errorf("broker: connecting to nats %s: %w", b.cfg.NATS.URL, err)
 	}

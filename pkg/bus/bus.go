@@ -64,7 +64,18 @@
 // publishes asynchronously within a window of MaxInFlight unacknowledged
 // messages; a frame that finds no room in time is dropped, counted and
 // reported with ErrDropped, and after a dropped video frame the deltas up to
-// the next keyframe are dropped too (they could not be decoded).
+// the next keyframe are dropped too (they could not be decoded). A frame
+// dropped for lack of room means JetStream acknowledged nothing for
+// StallTimeout (a stream leader died, say): the messages in flight are then
+// abandoned and counted as errors at once, rather than at AckTimeout, so that
+// publishing resumes as soon as JetStream does, and the video is broken as
+// above. So is it once a video message of the current GOP is known not to be
+// acknowledged (an error, a timeout, a lost connection: it may not be
+// stored). After such a loss the video resumes at a keyframe that JetStream
+// acknowledged (published into a stream without a leader, a keyframe is lost
+// while the deltas after it would be stored once a leader is back): the
+// first delta after it waits for that acknowledgement. Viewers thus resume
+// at a keyframe after a failover.
 //
 // # Epoch
 //
@@ -83,7 +94,8 @@
 // state ("live" or "ended") and ingest statistics. Broker and nodes create
 // the bucket with the same configuration when it is missing (TTL
 // CatalogTTL, one revision per key, expiry markers), so either may start
-// first. The Publisher puts the entry live on Announce, refreshes it every
+// first; nodes ask for one replica, the broker for its own count, and an
+// existing bucket with fewer replicas is scaled up (OpenCatalog). The Publisher puts the entry live on Announce, refreshes it every
 // CatalogRefresh and marks it ended on Close; it never overwrites an entry of
 // a later epoch (takeover). Entries that are no longer refreshed (ended
 // streams, crashed brokers) expire after CatalogTTL, and the expiry marker

@@ -77,8 +77,11 @@ func catalogConfig(replicas int) jetstream.KeyValueConfig {
 }
 
 // OpenCatalog creates the catalog bucket if it is missing (with replicas
-// replicas, 0 meaning 1) or binds to the existing one, whatever its replica
-// count.
+// replicas, 0 meaning 1) or binds to the existing one. An existing bucket
+// with fewer replicas is scaled up to replicas (never down): a node, which
+// opens the catalog with 1, may have created it before the broker, which
+// opens it with its --replicas. Scaling up fails without a cluster large
+// enough.
 func OpenCatalog(ctx context.Context, js jetstream.JetStream, replicas int) (*Catalog, error) {
 	if replicas == 0 {
 		replicas = 1
@@ -89,11 +92,77 @@ func OpenCatalog(ctx context.Context, js jetstream.JetStream, replicas int) (*Ca
 	kv, err := js.CreateKeyValue(ctx, catalogConfig(replicas))
 	if errors.Is(err, jetstream.ErrBucketExists) {
 		kv, err = js.KeyValue(ctx, CatalogBucket)
+		if err == nil {
+			err = raiseReplicas(ctx, js, kv, replicas)
+		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("bus: open catalog bucket %s: %w", CatalogBucket, err)
 	}
 	return &Catalog{kv: kv}, nil
+}
+
+// scaleUpWait bounds the wait for the new replicas of a scaled-up catalog
+// bucket to catch up; scalePoll is how often they are checked.
+const (
+	scaleUpWait = 10 * time.Second
+	scalePoll   = 50 * time.Millisecond
+)
+
+// raiseReplicas scales the bucket's stream up to replicas when it has
+// fewer, keeping the rest of its configuration, and waits (at most
+// scaleUpWait, bounded by ctx) until the new replicas are current: a write
+// made while the peers change is dropped without an answer, which would
+// cost the first catalog update a timeout.
+func raiseReplicas(ctx context.Context, js jetstream.JetStream, kv jetstream.KeyValue, replicas int) error {
+	st, err := kv.Status(ctx)
+	if err != nil {
+		return fmt.Errorf("status: %w", err)
+	}
+	bs, ok := st.(*jetstream.KeyValueBucketStatus)
+	if !ok || bs.StreamInfo() == nil {
+		return nil
+	}
+	cfg := bs.StreamInfo().Config
+	if cfg.Replicas >= replicas {
+		return nil
+	}
+	have := cfg.Replicas
+	cfg.Replicas = replicas
+	stream, err := js.UpdateStream(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("scaling from %d to %d replicas: %w", have, replicas, err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, scaleUpWait)
+	defer cancel()
+	t := time.NewTicker(scalePoll)
+	defer t.Stop()
+	for {
+		if info, err := stream.Info(wctx); err == nil && replicasCurrent(info, replicas) {
+			return nil
+		}
+		select {
+		case <-wctx.Done():
+			// Scaled, still catching up: writes are retried by the
+			// refresher, so go on.
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// replicasCurrent reports whether the stream has a leader and replicas-1
+// followers that are all current.
+func replicasCurrent(info *jetstream.StreamInfo, replicas int) bool {
+	if info.Cluster == nil || info.Cluster.Leader == "" || len(info.Cluster.Replicas) != replicas-1 {
+		return false
+	}
+	for _, r := range info.Cluster.Replicas {
+		if !r.Current || r.Offline {
+			return false
+		}
+	}
+	return true
 }
 
 // Get returns the entry of stream name: ErrNotFound when there is none (never

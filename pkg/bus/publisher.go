@@ -135,6 +135,22 @@ type Publisher struct {
 	videoPID    uint16
 	audioPID    uint16
 	videoBroken bool // a video frame was dropped: deltas wait for a keyframe
+	// needKeyAck is set when JetStream lost (or may have lost) video: the
+	// video is repaired only once a keyframe is acknowledged, not merely
+	// published (published into a stream without a leader, it is lost
+	// while the deltas after it may be stored once the leader is back).
+	needKeyAck bool
+	// repair is the keyframe published to repair the video, whose
+	// acknowledgement the next delta waits for.
+	repair atomic.Pointer[keyRepair]
+	// videoLost is set (from a NATS goroutine) when a video message of
+	// the current GOP was not acknowledged: it may not be stored, so
+	// Publish breaks the video as if it had dropped it.
+	videoLost atomic.Bool
+	// gop counts the keyframes handed to NATS; videoGOP maps each video
+	// message awaiting its acknowledgement to the GOP it belongs to.
+	gop      atomic.Uint64
+	videoGOP sync.Map // *nats.Msg -> uint64
 
 	// entryMu guards the catalog state shared with the refresher.
 	entryMu    sync.Mutex
@@ -145,7 +161,7 @@ type Publisher struct {
 
 	messages, bytes, frames, acked, errs, dropped atomic.Uint64
 	sent                                          sync.Map // *nats.Msg -> time.Time, only with OnAck
-	dropLog, errLog                               logLimiter
+	dropLog, errLog, stallLog                     logLimiter
 
 	stopRefresh context.CancelFunc
 	refreshDone chan struct{}
@@ -237,7 +253,7 @@ func (p *Publisher) Announce(ctx context.Context, a tsframes.Announcement) error
 	p.messages.Add(1)
 	p.bytes.Add(uint64(len(data)))
 	if ann.Video != p.videoPID {
-		p.videoBroken = false
+		p.videoBroken, p.needKeyAck = false, false
 	}
 	p.annJSON, p.videoPID, p.audioPID = data, ann.Video, ann.Audio
 
@@ -281,6 +297,10 @@ func (p *Publisher) announcementMsg(data []byte) *nats.Msg {
 // when the frame was not published (the caller should carry on; it also
 // wraps nats.ErrConnectionClosed when the connection is gone for good).
 // After a dropped video frame, deltas are dropped until the next keyframe.
+// After JetStream lost (or may have lost) video (a frame dropped for lack of
+// room, or a video message of the current GOP not acknowledged), they are
+// dropped until a keyframe is acknowledged: the first delta after that
+// keyframe waits for its acknowledgement, within the StallTimeout bound.
 func (p *Publisher) Publish(ctx context.Context, f tsframes.Frame) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -304,13 +324,18 @@ func (p *Publisher) Publish(ctx context.Context, f tsframes.Frame) error {
 	default:
 		return nil
 	}
-	if video && !f.Key && p.videoBroken {
-		return p.drop(f, video, errors.New("waiting for a keyframe after a dropped video frame"))
-	}
-
 	deadline := time.Now().Add(p.cfg.StallTimeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
+	}
+	if video && p.videoLost.Swap(false) {
+		p.breakVideo()
+	}
+	if video && !f.Key && p.needKeyAck {
+		p.awaitRepair(ctx, deadline)
+	}
+	if video && !f.Key && p.videoBroken {
+		return p.drop(f, video, errors.New("waiting for a keyframe after a dropped video frame"))
 	}
 	if f.Key && p.annJSON != nil {
 		// The rollup keeps only this copy; it guarantees that the
@@ -328,9 +353,22 @@ func (p *Publisher) Publish(ctx context.Context, f tsframes.Frame) error {
 	if n > MaxParts {
 		return p.drop(f, video, fmt.Errorf("frame of %d bytes needs %d parts, more than %d", len(f.Data), n, MaxParts))
 	}
+	var gop uint64
+	if video {
+		gop = p.gop.Load()
+		if f.Key {
+			gop = p.gop.Add(1)
+		}
+	}
 	first := &nats.Msg{Subject: subject, Header: p.frameHeader(f, video, n)}
 	first.Data = f.Data[:min(len(f.Data), maxData)]
-	if err := p.publishAsync(first, deadline); err != nil {
+	if video && f.Key && p.needKeyAck {
+		// The next delta waits for this keyframe's acknowledgement
+		// (which may come before Publish returns).
+		p.repair.Store(&keyRepair{msg: first, done: make(chan struct{})})
+	}
+	if err := p.publishVideoAsync(first, video, gop, deadline); err != nil {
+		p.repair.Store(nil)
 		return p.drop(f, video, err)
 	}
 	for i := 2; i <= n; i++ {
@@ -342,15 +380,62 @@ func (p *Publisher) Publish(ctx context.Context, f tsframes.Frame) error {
 				HeaderPart:  []string{strconv.Itoa(i) + "/" + strconv.Itoa(n)},
 			},
 		}
-		if err := p.publishAsync(part, deadline); err != nil {
+		if err := p.publishVideoAsync(part, video, gop, deadline); err != nil {
+			p.repair.Store(nil)
 			return p.drop(f, video, fmt.Errorf("part %d/%d: %w", i, n, err))
 		}
 	}
 	p.frames.Add(1)
-	if video && f.Key {
+	if video && f.Key && !p.needKeyAck {
 		p.videoBroken = false
 	}
 	return nil
+}
+
+// keyRepair is a keyframe published after JetStream lost video: the deltas
+// of its GOP are published once it is acknowledged.
+type keyRepair struct {
+	msg  *nats.Msg
+	done chan struct{} // closed when settled
+	ok   bool          // acknowledged; set before done is closed
+	once sync.Once
+}
+
+func (r *keyRepair) settle(ok bool) {
+	r.once.Do(func() {
+		r.ok = ok
+		close(r.done)
+	})
+}
+
+// breakVideo makes deltas wait for a keyframe that JetStream acknowledges.
+// Called with mu held.
+func (p *Publisher) breakVideo() {
+	p.videoBroken, p.needKeyAck = true, true
+	p.repair.Store(nil)
+}
+
+// awaitRepair waits (until deadline) for the acknowledgement of the
+// keyframe published to repair the video: acknowledged, its GOP goes on;
+// refused, or not acknowledged in time (the delta is then dropped, which
+// breaks the GOP), the video waits for the next keyframe. Called with mu
+// held, for a delta, while needKeyAck.
+func (p *Publisher) awaitRepair(ctx context.Context, deadline time.Time) {
+	r := p.repair.Load()
+	if r == nil {
+		return
+	}
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	select {
+	case <-r.done:
+		if r.ok {
+			p.videoBroken, p.needKeyAck = false, false
+		}
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	p.repair.Store(nil)
 }
 
 func (p *Publisher) frameHeader(f tsframes.Frame, video bool, parts int) nats.Header {
@@ -370,6 +455,20 @@ func (p *Publisher) frameHeader(f tsframes.Frame, video bool, parts int) nats.He
 		h[HeaderParts] = []string{strconv.Itoa(parts)}
 	}
 	return h
+}
+
+// publishVideoAsync is publishAsync that, for a message of a video frame,
+// remembers the GOP it belongs to until it is acknowledged.
+func (p *Publisher) publishVideoAsync(m *nats.Msg, video bool, gop uint64, deadline time.Time) error {
+	if !video {
+		return p.publishAsync(m, deadline)
+	}
+	p.videoGOP.Store(m, gop)
+	err := p.publishAsync(m, deadline)
+	if err != nil {
+		p.videoGOP.Delete(m)
+	}
+	return err
 }
 
 // publishAsync hands m to JetStream, waiting at most until deadline for room
@@ -408,6 +507,9 @@ func (p *Publisher) drop(f tsframes.Frame, video bool, cause error) error {
 	if video {
 		p.videoBroken = true
 	}
+	if errors.Is(cause, jetstream.ErrTooManyStalledMsgs) {
+		p.abandonInFlight()
+	}
 	if p.dropLog.allow(time.Now()) {
 		p.logger.Warn("frame dropped", "pid", f.PID, "key", f.Key, "size", len(f.Data),
 			"dropped_total", n, "in_flight", p.js.PublishAsyncPending(), "err", cause)
@@ -415,8 +517,32 @@ func (p *Publisher) drop(f tsframes.Frame, video bool, cause error) error {
 	return fmt.Errorf("bus: publish %s: %w: %w", p.subj.Name, ErrDropped, cause)
 }
 
+// abandonInFlight gives up the messages awaiting their acknowledgement
+// when the window stayed full for StallTimeout: JetStream acknowledges
+// nothing (a stream leader died, the election is under way, or it is far
+// behind). They count as errors now instead of at AckTimeout, so that
+// publishing resumes as soon as JetStream does, and the video is broken (the
+// frames in flight are likely lost): it resumes at a keyframe. Called with
+// mu held.
+func (p *Publisher) abandonInFlight() {
+	p.breakVideo()
+	n := p.js.PublishAsyncPending()
+	if p.stallLog.allow(time.Now()) {
+		p.logger.Warn("JetStream acknowledged nothing within the stall timeout: abandoning the messages in flight",
+			"in_flight", n, "stall_timeout", p.cfg.StallTimeout)
+	}
+	// Fails every pending message with ErrJetStreamPublisherClosed
+	// (onAckErr) and frees the window; the next publish starts a new
+	// reply subscription.
+	p.js.CleanupPublisher()
+}
+
 func (p *Publisher) onAck(_ jetstream.JetStream, m *nats.Msg, _ *jetstream.PubAck) {
 	p.acked.Add(1)
+	p.videoGOP.Delete(m)
+	if r := p.repair.Load(); r != nil && r.msg == m {
+		r.settle(true)
+	}
 	if p.cfg.OnAck != nil {
 		if t, ok := p.sent.LoadAndDelete(m); ok {
 			p.cfg.OnAck(time.Since(t.(time.Time)), nil)
@@ -426,6 +552,15 @@ func (p *Publisher) onAck(_ jetstream.JetStream, m *nats.Msg, _ *jetstream.PubAc
 
 func (p *Publisher) onAckErr(_ jetstream.JetStream, m *nats.Msg, err error) {
 	n := p.errs.Add(1)
+	if r := p.repair.Load(); r != nil && r.msg == m {
+		r.settle(false)
+	}
+	if gop, ok := p.videoGOP.LoadAndDelete(m); ok && gop.(uint64) == p.gop.Load() {
+		// The deltas that follow it in its GOP would reference a frame
+		// that may be missing: the next video frame stored must be a
+		// keyframe. A message of an earlier GOP no longer matters.
+		p.videoLost.Store(true)
+	}
 	if p.errLog.allow(time.Now()) {
 		p.logger.Warn("publish not acknowledged", "subject", m.Subject, "errors_total", n, "err", err)
 	}

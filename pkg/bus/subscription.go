@@ -169,8 +169,14 @@ func (s *Subscription) setErr(err error) {
 func (s *Subscription) run(ctx context.Context) {
 	defer close(s.done)
 	defer s.stopConsumer()
+	rw := watchReconnects(s.nc)
+	defer rw.stop()
 	for {
-		m, err := s.it.Next(jetstream.NextContext(ctx))
+		nctx, cancel := context.WithCancel(ctx)
+		rw.arm(cancel)
+		m, err := s.it.Next(jetstream.NextContext(nctx))
+		reconnected := rw.disarm()
+		cancel()
 		if err != nil {
 			if ctx.Err() != nil {
 				return
@@ -179,7 +185,11 @@ func (s *Subscription) run(ctx context.Context) {
 				s.setErr(fmt.Errorf("bus: subscription %s: %w", s.subj.Name, nats.ErrConnectionClosed))
 				return
 			}
-			s.logger.Info("subscription interrupted, resuming", "resume_seq", s.cursor+1, "err", err)
+			if reconnected {
+				s.logger.Info("reconnected, resuming on a new consumer", "resume_seq", s.cursor+1)
+			} else {
+				s.logger.Info("subscription interrupted, resuming", "resume_seq", s.cursor+1, "err", err)
+			}
 			if !s.restart(ctx) {
 				return
 			}
@@ -212,7 +222,69 @@ func (s *Subscription) run(ctx context.Context) {
 			msg.Published = meta.Timestamp
 			s.handler(msg)
 		}
+		if reconnected {
+			s.logger.Info("reconnected, resuming on a new consumer", "resume_seq", s.cursor+1)
+			if !s.restart(ctx) {
+				return
+			}
+		}
 	}
+}
+
+// reconnectWatch tells the run loop that the connection reconnected: the
+// consumer may be gone (a restarted server keeps no memory consumer), so
+// the subscription resumes at once on a new one rather than after missed
+// heartbeats. It cancels the Next in progress, or the next one armed.
+type reconnectWatch struct {
+	nc     *nats.Conn
+	status chan nats.Status
+	done   chan struct{}
+
+	mu      sync.Mutex
+	cancel  context.CancelFunc // of the Next in progress, nil between
+	pending bool               // a reconnect not yet acted upon
+}
+
+func watchReconnects(nc *nats.Conn) *reconnectWatch {
+	w := &reconnectWatch{nc: nc, status: nc.StatusChanged(nats.CONNECTED), done: make(chan struct{})}
+	go func() {
+		defer close(w.done)
+		for range w.status {
+			w.mu.Lock()
+			w.pending = true
+			if w.cancel != nil {
+				w.cancel()
+			}
+			w.mu.Unlock()
+		}
+	}()
+	return w
+}
+
+// arm registers the cancel function of the next Next; it is called at once
+// when a reconnect is pending.
+func (w *reconnectWatch) arm(cancel context.CancelFunc) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.cancel = cancel
+	if w.pending {
+		cancel()
+	}
+}
+
+// disarm ends a Next and reports (and clears) a pending reconnect.
+func (w *reconnectWatch) disarm() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.cancel = nil
+	p := w.pending
+	w.pending = false
+	return p
+}
+
+func (w *reconnectWatch) stop() {
+	w.nc.RemoveStatusListener(w.status)
+	<-w.done
 }
 
 func (s *Subscription) logBad(err error) {

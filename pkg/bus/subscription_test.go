@@ -73,12 +73,19 @@ func TestSubscribeWithoutKeyframeGetsNewMessages(t *testing.T) {
 	pollUntil(t, ctx, "acks", func() bool { return p.Stats().InFlight == 0 })
 	c := newCollector()
 	subscribe(t, ctx, nc, "nokey", SubscribeOptions{}, c)
+	before := time.Now().Round(0) // wall clock, as the server stamps
 	if err := p.Publish(ctx, audioFrame(1800, []byte{0xfc, 2})); err != nil {
 		t.Fatal(err)
 	}
 	msgs := c.waitFor(t, ctx, "the new frame", func(m []Message) bool { return len(m) >= 1 })
+	after := time.Now().Round(0)
 	if len(msgs) != 1 || msgs[0].Seq != 3 || msgs[0].Frame.PTS != 1800 || msgs[0].Frame.PID != 257 {
 		t.Fatalf("got %+v, want only the frame published after Subscribe (seq 3)", msgs)
+	}
+	// The store time comes from the JetStream metadata (the server runs on
+	// this host's clock).
+	if pub := msgs[0].Published; pub.Before(before) || pub.After(after) {
+		t.Fatalf("Published %s, want between %s and %s", pub, before, after)
 	}
 }
 

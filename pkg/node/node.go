@@ -66,6 +66,10 @@ const (
 	IdleTimeout = 2 * time.Minute
 	// ConnectTimeout bounds the first NATS connection.
 	ConnectTimeout = 10 * time.Second
+	// ReconnectWait is the pause between two attempts to reconnect to the
+	// same NATS server (nats.go's default is 2 s): a restarted broker is
+	// found again within it, so viewers resume quickly.
+	ReconnectWait = 250 * time.Millisecond
 	// drainGrace is how long the node waits for the drain beyond
 	// DrainTimeout, at which the WHEP server closes the sessions left.
 	drainGrace = 5 * time.Second
@@ -101,6 +105,7 @@ func Connect(cfg config.NATSClient, name string, logger *slog.Logger) (*nats.Con
 		nats.Name(name),
 		nats.Timeout(ConnectTimeout),
 		nats.MaxReconnects(-1),
+		nats.ReconnectWait(ReconnectWait),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			logger.Warn("NATS disconnected", "err", err)
 		}),

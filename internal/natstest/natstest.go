@@ -1,0 +1,91 @@
+// Package natstest runs a NATS JetStream cluster on loopback for tests: N
+// nats-server processes (the nats-server/v2 version pinned in go.mod) joined
+// by routes, each with its own JetStream store, optionally requiring client
+// authentication (user and password, NKeys, a token) and TLS, and optionally
+// with a system account for monitoring (`nats server report jetstream`).
+//
+// The servers are child processes, not goroutines, so that Kill is a real
+// crash: SIGKILL, no Raft leader stepdown, no flush of the store. Stop is the
+// graceful shutdown (SIGINT), Restart starts a stopped or killed server again
+// on the same ports and store. Build compiles the nats-server binary once per
+// test (it is cached by the go command).
+//
+// Start returns once every server reports itself healthy (its /healthz
+// endpoint: JetStream enabled and current with a meta leader) and all of them
+// agree on that meta leader. Every wait is bounded by the caller's context.
+// Close stops every server; on Linux the servers are also killed when the
+// test process dies (parent-death signal).
+//
+// Only loopback addresses are used: client, route and monitoring ports are
+// picked free on 127.0.0.1 when the cluster starts and kept across restarts.
+package natstest
+
+import "time"
+
+// Defaults applied by Start to zero Config fields.
+const (
+	DefaultServers     = 3
+	DefaultClusterName = "whepcast-test"
+	// DefaultMaxMemoryStore and DefaultMaxFileStore bound each server's
+	// JetStream resources.
+	DefaultMaxMemoryStore = 256 << 20
+	DefaultMaxFileStore   = 1 << 30
+	// StopTimeout bounds a graceful Stop before the server is killed.
+	StopTimeout = 10 * time.Second
+)
+
+// Config describes a cluster.
+type Config struct {
+	// Binary is the nats-server executable (see Build). Required.
+	Binary string
+	// Dir holds the configuration files, stores and logs (a t.TempDir()).
+	// Required.
+	Dir string
+	// Servers is the number of servers (default 3; 1 runs a single server
+	// without routes).
+	Servers int
+	// ClusterName names the cluster (default "whepcast-test").
+	ClusterName string
+	// Auth, when set, is required from clients.
+	Auth Auth
+	// TLS, when set, is required from clients (routes and monitoring stay
+	// plain).
+	TLS *TLS
+	// MaxPayload is the servers' max_payload (0: nats-server's default, 1 MiB).
+	MaxPayload int32
+	// System, when its User is set, creates a system account (SYS) with
+	// that user, for the monitoring requests of `nats server report` and
+	// the like. Clients then live in the account APP (JetStream enabled):
+	// the Auth users, or, without Auth, everyone who connects without
+	// credentials (no_auth_user). It excludes Auth.Token.
+	System Auth
+}
+
+// System account and application account names, when Config.System is set.
+const (
+	SystemAccount = "SYS"
+	AppAccount    = "APP"
+	// anonymousUser is the APP user of clients without credentials.
+	anonymousUser = "app"
+)
+
+// Auth is the client authentication a cluster requires. User and NKeys may
+// be combined; Token excludes both.
+type Auth struct {
+	User, Password string
+	// NKeys are the public keys (U...) of NKey users.
+	NKeys []string
+	// Token is an authentication token.
+	Token string
+}
+
+func (a Auth) enabled() bool { return a.User != "" || len(a.NKeys) > 0 || a.Token != "" }
+
+// TLS is the client TLS of a cluster: PEM files, see NewTLS.
+type TLS struct {
+	CertFile, KeyFile string
+	// CAFile verifies client certificates; with Verify, clients must
+	// present one.
+	CAFile string
+	Verify bool
+}

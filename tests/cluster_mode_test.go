@@ -1,0 +1,164 @@
+package tests
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nkeys"
+
+	"github.com/whepcast/whepcast/internal/natstest"
+	"github.com/whepcast/whepcast/pkg/broker"
+	"github.com/whepcast/whepcast/pkg/config"
+	"github.com/whepcast/whepcast/pkg/node"
+)
+
+// TestClusterReplicas runs a broker (--replicas 3) and a whep-node against
+// an external 3-node JetStream cluster. The node starts first, so it is the
+// one that creates the catalog bucket (with one replica): the broker's
+// publisher must raise it to 3, like the media stream.
+func TestClusterReplicas(t *testing.T) {
+	whepLeakCheck(t)
+	ctx := clusterContext(t)
+	cluster := startNATSCluster(t, ctx, natstest.Config{System: natstest.Auth{User: "sys", Password: "sys"}})
+	url := whepNode(t, nodeConn(t, "--nats-url", cluster.URL()), nil)
+	js := testJS(t, cluster.URL())
+	if info := streamInfo(t, ctx, js, catalogStream); info.Config.Replicas != 1 {
+		t.Fatalf("the node created the catalog with %d replicas, want 1", info.Config.Replicas)
+	}
+
+	b := startBroker(t, ctx, broker.Options{}, "--nats-url", cluster.URL(), "--replicas", "3")
+	brokerHealthy(t, ctx, b)
+	liveIngest(t, b, "cam")
+	v := playStream(t, ctx, url, "cam")
+
+	checkReplicated(t, ctx, js, "MEDIA_cam", 3)
+	checkReplicated(t, ctx, js, catalogStream, 3)
+	if info := streamInfo(t, ctx, js, "MEDIA_cam"); info.Config.Storage.String() != "File" || info.State.Msgs == 0 {
+		t.Fatalf("MEDIA_cam: storage %v, %d messages", info.Config.Storage, info.State.Msgs)
+	}
+	v.waitPackets(t, ctx, mimeH264, v.count(mimeH264)+30)
+
+	// The operator's recipes of docs/operations.md.
+	cli := natsCLI(t)
+	sys := func(args ...string) []string { return append([]string{"--user", "sys", "--password", "sys"}, args...) }
+	for _, r := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"stream", "info", "MEDIA_cam"}, []string{"Replicas: 3", "Cluster Information:", "Leader: n", "current, seen", "Storage: File"}},
+		{[]string{"kv", "info", "whepcast_catalog"}, []string{"Cluster Information:", "Leader: n", "current, seen"}},
+		{[]string{"stream", "report"}, []string{"MEDIA_cam", "KV_whepcast_catalog"}},
+		{[]string{"server", "check", "stream", "--stream", "MEDIA_cam", "--peer-expect", "3"}, []string{"OK MEDIA_cam OK:3 peers"}},
+		{[]string{"server", "check", "stream", "--stream", "KV_whepcast_catalog", "--peer-expect", "3"}, []string{"OK KV_whepcast_catalog OK:3 peers"}},
+		{[]string{"server", "check", "jetstream"}, []string{"OK JetStream", "replicas_no_leader=0"}},
+		{sys("server", "report", "jetstream"), []string{"JetStream Summary", "RAFT Meta Group Information", "n0", "n1", "n2"}},
+		{sys("server", "check", "meta", "--expect", "3", "--lag-critical", "100", "--seen-critical", "5s"), []string{"OK JetStream Meta Cluster OK:3 peers"}},
+		{[]string{"stream", "cluster", "step-down", "MEDIA_cam", "--force"}, []string{"New leader elected"}},
+	} {
+		out, err := exec.CommandContext(ctx, cli, append([]string{"--server", cluster.URL(), "--no-context"}, r.args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("nats %s: %v\n%s", strings.Join(r.args, " "), err, out)
+		}
+		for _, w := range r.want {
+			if !strings.Contains(string(out), w) {
+				t.Fatalf("nats %s lacks %q:\n%s", strings.Join(r.args, " "), w, out)
+			}
+		}
+		if r.args[1] == "info" {
+			if n := strings.Count(string(out), "current, seen"); n != 2 {
+				t.Fatalf("nats %s: %d current replicas, want 2:\n%s", strings.Join(r.args, " "), n, out)
+			}
+		}
+	}
+	// A stream leader stepping down (maintenance) does not stop playback.
+	v.waitPackets(t, ctx, mimeH264, v.count(mimeH264)+60)
+}
+
+// TestClusterAuth runs a broker with a user and password and a node with an
+// NKey against a cluster that requires them; wrong credentials are refused
+// at start.
+func TestClusterAuth(t *testing.T) {
+	whepLeakCheck(t)
+	ctx := clusterContext(t)
+	kp, err := nkeys.CreateUser()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, _ := kp.PublicKey()
+	seed, _ := kp.Seed()
+	seedFile := filepath.Join(t.TempDir(), "node.nk")
+	if err := os.WriteFile(seedFile, seed, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// The accounts of docs/operations.md: whepcast's users in APP, an
+	// administrator in SYS.
+	cluster := startNATSCluster(t, ctx, natstest.Config{
+		Auth:   natstest.Auth{User: "whepcast", Password: "s3cret", NKeys: []string{pub}},
+		System: natstest.Auth{User: "admin", Password: "adm1n"},
+	})
+
+	b := startBroker(t, ctx, broker.Options{}, "--nats-url", cluster.URL(), "--replicas", "3",
+		"--nats-user", "whepcast", "--nats-password", "s3cret")
+	url := whepNode(t, nodeConn(t, "--nats-url", cluster.URL(), "--nats-nkey", seedFile), nil)
+	liveIngest(t, b, "cam")
+	playStream(t, ctx, url, "cam")
+
+	for _, args := range [][]string{
+		{"--nats-user", "whepcast", "--nats-password", "wrong"},
+		{"--nats-token", "s3cret"},
+		{},
+	} {
+		cfg, err := config.LoadBroker(append([]string{"--ingest-addr", "127.0.0.1:0", "--nats-url", cluster.URL()}, args...), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b, err := broker.Start(ctx, cfg, whepLogger(), broker.Options{}); err == nil {
+			_ = b.Stop()
+			t.Fatalf("broker %v started", args)
+		} else if !strings.Contains(err.Error(), "uthorization") {
+			t.Fatalf("broker %v: %v, want an authorization error", args, err)
+		}
+	}
+}
+
+// TestClusterTLS runs a broker and a node against a cluster that requires
+// TLS with client certificates, from a CA made for the test.
+func TestClusterTLS(t *testing.T) {
+	whepLeakCheck(t)
+	ctx := clusterContext(t)
+	files, err := natstest.NewTLS(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cluster := startNATSCluster(t, ctx, natstest.Config{TLS: files.Server(true)})
+	tlsArgs := []string{"--nats-url", cluster.URL(), "--nats-tls-ca", files.CA, "--nats-tls-cert", files.ClientCert, "--nats-tls-key", files.ClientKey}
+
+	b := startBroker(t, ctx, broker.Options{}, append(tlsArgs, "--replicas", "3")...)
+	if !b.Conn().TLSRequired() {
+		t.Fatal("the broker's NATS connection is not TLS")
+	}
+	nc := nodeConn(t, tlsArgs...)
+	if !nc.TLSRequired() {
+		t.Fatal("the node's NATS connection is not TLS")
+	}
+	url := whepNode(t, nc, nil)
+	liveIngest(t, b, "cam")
+	playStream(t, ctx, url, "cam")
+	checkReplicated(t, ctx, testJS(t, cluster.URL(), nats.RootCAs(files.CA), nats.ClientCert(files.ClientCert, files.ClientKey)), "MEDIA_cam", 3)
+
+	// Without the CA, or without a client certificate, no connection.
+	for _, args := range [][]string{{"--nats-url", cluster.URL()}, {"--nats-url", cluster.URL(), "--nats-tls-ca", files.CA}} {
+		cfg, err := config.LoadNode(args, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if nc, err := node.Connect(cfg.NATS, "whepcast-whep-node", whepLogger()); err == nil {
+			nc.Close()
+			t.Fatalf("node %v connected", args)
+		}
+	}
+}
