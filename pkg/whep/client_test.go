@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -161,19 +162,14 @@ func newTestClient(t *testing.T, kinds ...webrtc.RTPCodecType) *testClient {
 			t.Fatal(err)
 		}
 	}
-	var connOnce, failOnce bool
+	// pion calls this from a new goroutine per state change.
+	var connOnce, failOnce sync.Once
 	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
 		switch s {
 		case webrtc.PeerConnectionStateConnected:
-			if !connOnce {
-				connOnce = true
-				close(c.connected)
-			}
+			connOnce.Do(func() { close(c.connected) })
 		case webrtc.PeerConnectionStateFailed, webrtc.PeerConnectionStateClosed:
-			if !failOnce {
-				failOnce = true
-				close(c.failed)
-			}
+			failOnce.Do(func() { close(c.failed) })
 		}
 	})
 	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
