@@ -125,6 +125,25 @@ func TestClusterAuth(t *testing.T) {
 	}
 }
 
+// TestClusterToken connects a broker and a node to a server that requires
+// a token; a wrong one is refused.
+func TestClusterToken(t *testing.T) {
+	whepLeakCheck(t)
+	ctx := clusterContext(t)
+	cluster := startNATSCluster(t, ctx, natstest.Config{Servers: 1, Auth: natstest.Auth{Token: "t0ken"}})
+	b := startBroker(t, ctx, broker.Options{}, "--nats-url", cluster.URL(), "--nats-token", "t0ken")
+	brokerHealthy(t, ctx, b)
+	whepNode(t, nodeConn(t, "--nats-url", cluster.URL(), "--nats-token", "t0ken"), nil)
+	cfg, err := config.LoadNode([]string{"--nats-url", cluster.URL(), "--nats-token", "wrong"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if nc, err := node.Connect(cfg.NATS, "whepcast-whep-node", whepLogger()); err == nil {
+		nc.Close()
+		t.Fatal("a node connected with a wrong token")
+	}
+}
+
 // TestClusterTLS runs a broker and a node against a cluster that requires
 // TLS with client certificates, from a CA made for the test.
 func TestClusterTLS(t *testing.T) {

@@ -45,7 +45,7 @@ func TestFaultHostileInput(t *testing.T) {
 	state := jetStreamState(t, ctx, js)
 	tsPacket := "\x47" + strings.Repeat("\xff", 187)
 
-	t.Run("group", func(t *testing.T) {
+	t.Run("attacks", func(t *testing.T) {
 		t.Run("stream names", func(t *testing.T) {
 			t.Parallel()
 			names := []string{"a.b", "a%2Eb", "a%2eb", "a.%3E", "*", "%2A", ">", "%3E", "a%20b", "a%09b", "%00",
@@ -61,6 +61,20 @@ func TestFaultHostileInput(t *testing.T) {
 					code, took := c.response(t, ctx)
 					if code != http.StatusBadRequest || took > hostileAnswerBudget {
 						t.Errorf("%q: %d after %v, want 400 within %v", strings.Fields(r.head)[0]+" "+strings.Fields(r.head)[1], code, took, hostileAnswerBudget)
+					}
+				}
+			}
+		})
+		t.Run("session ids", func(t *testing.T) {
+			t.Parallel()
+			// A session id names the node whose NATS subject serves it:
+			// one that is not NODE.RANDOM is not found, nothing is sent.
+			for _, id := range []string{"*", "%3E", "*.x", "%3E.x", "a%2Eb.c", "n1.%2A", "n1.a.b", "..", strings.Repeat("n", 65) + ".x"} {
+				for _, method := range []string{http.MethodDelete, http.MethodPatch} {
+					c := dialRaw(t, ctx, whepAddr)
+					c.write(t, method+" /whep/cam/"+id+" HTTP/1.1\r\nHost: x\r\nContent-Type: application/trickle-ice-sdpfrag\r\nContent-Length: 0\r\n\r\n")
+					if code, took := c.response(t, ctx); code != http.StatusNotFound || took > hostileAnswerBudget {
+						t.Errorf("%s /whep/cam/%s: %d after %v, want 404", method, id, code, took)
 					}
 				}
 			}
