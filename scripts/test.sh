@@ -4,6 +4,7 @@
 # formatting and vet, then runs every test with the race detector.
 #   bash scripts/test.sh            all tests
 #   bash scripts/test.sh -run X ./pkg/bus/   extra args go to `go test`
+#                                            (and skip the fuzzing)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -38,5 +39,19 @@ if [ -n "$unformatted" ]; then
 fi
 go vet ./...
 
-if [ $# -eq 0 ]; then set -- ./...; fi
-go test -race -timeout 30m -count=1 "$@"
+if [ $# -gt 0 ]; then
+  exec go test -race -timeout 30m -count=1 "$@"
+fi
+go test -race -timeout 30m -count=1 ./...
+
+# Bounded fuzzing of what parses untrusted input, from the corpora committed
+# under each package's testdata/fuzz (a crasher found here is written there
+# and fails the run). WHEPCAST_FUZZTIME sets the time per target (0: skip).
+fuzztime=${WHEPCAST_FUZZTIME:-15s}
+if [ "$fuzztime" != 0 ]; then
+  for target in FuzzDemuxer:./pkg/tsframes/ FuzzParse:./pkg/sdpfrag/ \
+                FuzzDecoder:./pkg/bus/ FuzzPacketizeH264:./pkg/relay/; do
+    echo "test.sh: fuzzing ${target%%:*} (${target#*:}) for $fuzztime"
+    go test -run '^$' -fuzz "^${target%%:*}\$" -fuzztime "$fuzztime" "${target#*:}"
+  done
+fi
