@@ -18,9 +18,10 @@ import (
 
 func main() {
 	os.Exit(command.Main(command.Spec[config.Broker]{
-		Name: "broker",
-		Load: config.LoadBroker,
-		Log:  func(c *config.Broker) config.Log { return c.Log },
+		Name:  "broker",
+		Load:  config.LoadBroker,
+		Log:   func(c *config.Broker) config.Log { return c.Log },
+		Debug: func(c *config.Broker) config.Debug { return c.Debug },
 		Run: func(ctx context.Context, c *config.Broker, logger *slog.Logger) error {
 			return broker.Run(ctx, c, logger, broker.Options{WHEP: node.Serve, Demo: demo.Run})
 		},

@@ -15,9 +15,10 @@ import (
 
 func main() {
 	os.Exit(command.Main(command.Spec[config.Node]{
-		Name: "whep-node",
-		Load: config.LoadNode,
-		Log:  func(c *config.Node) config.Log { return c.Log },
+		Name:  "whep-node",
+		Load:  config.LoadNode,
+		Log:   func(c *config.Node) config.Log { return c.Log },
+		Debug: func(c *config.Node) config.Debug { return c.Debug },
 		Run: func(ctx context.Context, c *config.Node, logger *slog.Logger) error {
 			return node.Run(ctx, *c, logger)
 		},

@@ -1,7 +1,8 @@
 // Package command runs a whepcast process: it loads the configuration
 // (printing usage for --help), builds the logger, and runs the process's
 // work under a context that the first SIGINT or SIGTERM cancels; a second
-// signal exits at once. Exit codes: 0 done (or --help), 1 the work failed,
+// signal exits at once. With --debug-addr it also serves Go's profiles
+// (net/http/pprof) on that address for the life of the process. Exit codes: 0 done (or --help), 1 the work failed,
 // 2 bad configuration.
 package command
 
@@ -27,6 +28,8 @@ type Spec[C any] struct {
 	Load func(args, env []string) (*C, error)
 	// Log returns the logging section of the configuration.
 	Log func(*C) config.Log
+	// Debug returns the diagnostics section (nil: none).
+	Debug func(*C) config.Debug
 	// Run does the work until ctx is done.
 	Run func(ctx context.Context, cfg *C, logger *slog.Logger) error
 }
@@ -52,6 +55,17 @@ func run[C any](spec Spec[C], args, env []string, stdout, stderr io.Writer) int 
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", spec.Name, err)
 		return 2
+	}
+
+	if spec.Debug != nil {
+		if addr := spec.Debug(cfg).Addr; addr != "" {
+			stopDebug, err := serveDebug(addr, logger)
+			if err != nil {
+				fmt.Fprintf(stderr, "%s: %v\n", spec.Name, err)
+				return 1
+			}
+			defer stopDebug()
+		}
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)

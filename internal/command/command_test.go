@@ -4,9 +4,13 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/whepcast/whepcast/pkg/config"
 )
@@ -51,5 +55,56 @@ func TestRunExitCodes(t *testing.T) {
 				t.Errorf("stdout %q, stderr %q; want them to contain %q and %q", stdout.String(), stderr.String(), tc.out, tc.err)
 			}
 		})
+	}
+}
+
+func TestRunServesProfilesOnDebugAddr(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	var status int
+	var body string
+	spec := Spec[config.Node]{
+		Name:  "whep-node",
+		Load:  config.LoadNode,
+		Log:   func(c *config.Node) config.Log { return c.Log },
+		Debug: func(c *config.Node) config.Debug { return c.Debug },
+		Run: func(ctx context.Context, c *config.Node, _ *slog.Logger) error {
+			ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+c.Debug.Addr+"/debug/pprof/goroutine?debug=1", nil)
+			if err != nil {
+				return err
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				return err
+			}
+			defer resp.Body.Close()
+			b, err := io.ReadAll(resp.Body)
+			status, body = resp.StatusCode, string(b)
+			return err
+		},
+	}
+	var stdout, stderr bytes.Buffer
+	if code := run(spec, []string{"--debug-addr", addr}, nil, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d, stderr %q", code, stderr.String())
+	}
+	if status != http.StatusOK || !strings.Contains(body, "goroutine profile:") {
+		t.Fatalf("GET /debug/pprof/goroutine: %d %q", status, body)
+	}
+	// The listener is closed when the process's work ends.
+	if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+		c.Close()
+		t.Errorf("debug listener %s still open after run returned", addr)
+	}
+
+	// An address that cannot be bound fails the start, naming it.
+	stderr.Reset()
+	if code := run(spec, []string{"--debug-addr", "256.0.0.1:1"}, nil, &stdout, &stderr); code != 1 || !strings.Contains(stderr.String(), "debug listener 256.0.0.1:1") {
+		t.Errorf("unbindable address: exit %d, stderr %q; want 1 and the address", code, stderr.String())
 	}
 }

@@ -29,6 +29,7 @@ func defaultBroker() Broker {
 func defaultWHEP() WHEP {
 	return WHEP{
 		ICEUDPAddr:   ":8189",
+		UDPGSO:       true,
 		WaitTimeout:  30 * time.Second,
 		MaxWaiting:   1000,
 		Start:        "gop",
@@ -306,6 +307,26 @@ func TestEnvNamesUnique(t *testing.T) {
 				t.Errorf("%s: flag --%s defined twice", name, o.flag)
 			}
 			flags[o.flag] = true
+		}
+	}
+}
+
+func TestUDPGSOCanBeTurnedOff(t *testing.T) {
+	for _, tc := range []struct {
+		args, env []string
+		want      bool
+	}{
+		{nil, nil, true},
+		{[]string{"--udp-gso=false"}, nil, false},
+		{nil, []string{"WHEPCAST_WHEP_UDP_GSO=false"}, false},
+		{[]string{"--udp-gso=true"}, []string{"WHEPCAST_WHEP_UDP_GSO=false"}, true},
+	} {
+		n, err := LoadNode(tc.args, tc.env)
+		if err != nil {
+			t.Fatalf("%v %v: %v", tc.args, tc.env, err)
+		}
+		if n.WHEP.UDPGSO != tc.want {
+			t.Errorf("%v %v: UDPGSO = %v, want %v", tc.args, tc.env, n.WHEP.UDPGSO, tc.want)
 		}
 	}
 }

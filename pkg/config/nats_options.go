@@ -9,7 +9,8 @@ import (
 // Options returns the nats.Options that authenticate and secure a connection
 // as configured: user and password, token, NKey seed file, credentials file,
 // CA and client certificate. It does not include the URL. It fails when the
-// NKey seed file cannot be read.
+// NKey seed file cannot be read, or the credentials file does not hold a
+// user JWT and its seed.
 func (c NATSClient) Options() ([]nats.Option, error) {
 	var opts []nats.Option
 	switch {
@@ -24,6 +25,9 @@ func (c NATSClient) Options() ([]nats.Option, error) {
 		}
 		opts = append(opts, o)
 	case c.CredsFile != "":
+		if err := checkCredsFile(c.CredsFile); err != nil {
+			return nil, err
+		}
 		opts = append(opts, nats.UserCredentials(c.CredsFile))
 	}
 	if c.TLSCA != "" {

@@ -75,6 +75,7 @@ func whepOptions() []option {
 	return []option{
 		{key: "whep.ice-udp-addr", flag: "ice-udp-addr", kind: kindString, def: DefaultICEUDPAddr, usage: "UDP address shared by all WebRTC sessions"},
 		{key: "whep.ice-tcp-addr", flag: "ice-tcp-addr", kind: kindString, def: "", usage: "TCP address for ICE-TCP (off when empty)"},
+		{key: "whep.udp-gso", flag: "udp-gso", kind: kindBool, def: true, usage: "send each video frame to a viewer with one system call (Linux UDP GSO; falls back by itself)"},
 		{key: "whep.public-ip", flag: "public-ip", kind: kindStrings, def: []string{}, usage: "IP announced as host candidate (NAT 1:1), repeatable"},
 		{key: "whep.ice-server", flag: "ice-server", kind: kindStrings, def: []string{}, usage: "STUN/TURN URL (turn:host:3478?username=u&credential=p), repeatable"},
 		{key: "whep.token", flag: "token", kind: kindStrings, def: []string{}, usage: "Bearer token accepted by WHEP, repeatable (open when none)"},
@@ -93,6 +94,7 @@ func logOptions() []option {
 	return []option{
 		{key: "log.level", flag: "log-level", kind: kindString, def: "info", usage: "log level: debug, info, warn or error"},
 		{key: "log.format", flag: "log-format", kind: kindString, def: "text", usage: "log format: text or json"},
+		{key: "debug.addr", flag: "debug-addr", kind: kindString, def: "", usage: "serve Go profiles (/debug/pprof/) on this HTTP address; keep it private (off when empty)"},
 	}
 }
 

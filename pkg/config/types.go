@@ -8,6 +8,14 @@ type Log struct {
 	Format string `mapstructure:"format"` // text or json (default text)
 }
 
+// Debug configures the diagnostics listener.
+type Debug struct {
+	// Addr serves Go's runtime profiles (net/http/pprof: /debug/pprof/) on
+	// this HTTP address; off when empty (the default). Never expose it
+	// publicly: bind it to loopback or a private network.
+	Addr string `mapstructure:"addr"`
+}
+
 // NATSClient configures a connection to an existing NATS deployment.
 type NATSClient struct {
 	URL       string `mapstructure:"url"` // comma-separated server URLs
@@ -28,6 +36,9 @@ type WHEP struct {
 	ICEUDPAddr string `mapstructure:"ice-udp-addr"`
 	// ICETCPAddr enables ICE-TCP on this address when set.
 	ICETCPAddr string `mapstructure:"ice-tcp-addr"`
+	// UDPGSO sends the packets of a video frame to a viewer with one
+	// system call (Linux UDP segmentation offload; default true).
+	UDPGSO bool `mapstructure:"udp-gso"`
 	// PublicIPs are announced as host candidates (NAT 1:1).
 	PublicIPs []string `mapstructure:"public-ip"`
 	// ICEServers are STUN/TURN URLs, also sent as Link rel="ice-server".
@@ -59,6 +70,7 @@ type Node struct {
 	NATS     NATSClient `mapstructure:"nats"`      // URL default nats://127.0.0.1:4222
 	WHEP     WHEP       `mapstructure:"whep"`
 	Log      Log        `mapstructure:"log"`
+	Debug    Debug      `mapstructure:"debug"`
 }
 
 // UDPIngest maps a UDP listen address to a stream name.
@@ -92,6 +104,7 @@ type Broker struct {
 	WHEPAddr string `mapstructure:"whep-addr"`
 	WHEP     WHEP   `mapstructure:"whep"`
 	// Demo loops the bundled sample as stream "demo" and serves WHEP on :8889.
-	Demo bool `mapstructure:"demo"`
-	Log  Log  `mapstructure:"log"`
+	Demo  bool  `mapstructure:"demo"`
+	Log   Log   `mapstructure:"log"`
+	Debug Debug `mapstructure:"debug"`
 }

@@ -19,6 +19,15 @@ type nackRequest struct {
 	pairs []rtcp.NackPair
 }
 
+// Batcher groups the datagrams of one write into fewer system calls (see
+// pkg/udpbatch): Begin opens a batch for the viewer's current path and
+// reports whether it did; Flush sends what the batch collected. Both are
+// called by the viewer's writer goroutine only.
+type Batcher interface {
+	Begin() bool
+	Flush()
+}
+
 // Viewer is one receiver of a stream on this node: its tracks are bound to
 // one PeerConnection, and its writer goroutine sends the stream's shared
 // packets to them. Create it with Relay.Join, call Start when the
@@ -38,6 +47,7 @@ type Viewer struct {
 
 	queue chan *frame
 	nacks chan nackRequest
+	batch Batcher // nil: every packet is its own write
 
 	// Guarded by hub.mu: the hub-side state of the viewer.
 	started  bool
@@ -75,6 +85,10 @@ func (v *Viewer) AudioTrack() webrtc.TrackLocal {
 	}
 	return v.audio.t
 }
+
+// SetBatcher makes the writer send each multi-packet frame, and each NACK's
+// retransmissions, as one batch of b. Call it before Start.
+func (v *Viewer) SetBatcher(b Batcher) { v.batch = b }
 
 // Start starts sending: call it once the PeerConnection is connected (DTLS
 // done); nothing is written before. With Config.Start "gop" the viewer first
@@ -236,7 +250,12 @@ func (v *Viewer) writeFrame(f *frame) bool {
 	if f.video {
 		w = v.video
 	}
-	if !w.write(f) {
+	batched := v.batch != nil && len(f.pkts) > 1 && v.batch.Begin()
+	ok := w.write(f)
+	if batched {
+		v.batch.Flush()
+	}
+	if !ok {
 		return false
 	}
 	if v.ttff.Load() == 0 && (f.key || (!f.video && v.video == nil)) {
@@ -267,6 +286,9 @@ func (v *Viewer) retransmit(n nackRequest) {
 	}
 	if w == nil {
 		return
+	}
+	if v.batch != nil && v.batch.Begin() {
+		defer v.batch.Flush()
 	}
 	for _, p := range n.pairs {
 		w.retransmit(p.PacketID)

@@ -3,6 +3,7 @@ package relay
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -169,5 +170,64 @@ func TestViewerReceiverReport(t *testing.T) {
 	}
 	if d := st.RTT - 100*time.Millisecond; d < -time.Millisecond || d > time.Millisecond {
 		t.Fatalf("RTT %s, want 100ms", st.RTT)
+	}
+}
+
+// spanBatcher records, for each batch, how many packets the recorder got
+// between Begin and Flush.
+type spanBatcher struct {
+	rec   *recorder
+	open  bool
+	start int
+	spans []int
+	bad   string
+}
+
+func (b *spanBatcher) Begin() bool {
+	if b.open {
+		b.bad = "Begin while open"
+	}
+	b.open, b.start = true, len(b.rec.snapshot())
+	return true
+}
+
+func (b *spanBatcher) Flush() {
+	if !b.open {
+		b.bad = "Flush while closed"
+	}
+	b.open = false
+	b.spans = append(b.spans, len(b.rec.snapshot())-b.start)
+}
+
+func TestViewerBatchesMultiPacketFrames(t *testing.T) {
+	checkLeaks(t)
+	events := readFixture(t, "av.ts")
+	msgs := messages("s1", 1, events)
+	r, b := newTestRelay(t, Config{ViewerQueue: 1024}, nil)
+	v, rec := join(t, r, firstAnnouncement(t, msgs))
+	sb := &spanBatcher{rec: rec}
+	v.SetBatcher(sb)
+	v.Start()
+	b.send("s1", msgs...)
+	srcV, srcA := framesOf(events)
+	pkts := waitFrames(t, rec, len(srcV), len(srcA))
+	v.Close() // the writer is done with the batcher
+	video, _ := splitKinds(pkts)
+	var want []int // packets of each multi-packet video frame, in order
+	for i := 0; i < len(video); {
+		j := i
+		for j < len(video) && video[j].hdr.Timestamp == video[i].hdr.Timestamp {
+			j++
+		}
+		if j-i > 1 {
+			want = append(want, j-i)
+		}
+		i = j
+	}
+	if sb.bad != "" || sb.open {
+		t.Fatalf("batcher misused: %q, open %v", sb.bad, sb.open)
+	}
+	if len(want) == 0 || !slices.Equal(sb.spans, want) {
+		t.Fatalf("batches of %v packets, want one per multi-packet frame: %v", sb.spans, want)
 	}
 }

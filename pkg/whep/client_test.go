@@ -56,6 +56,7 @@ func newTestServer(t *testing.T, mod func(*Config), deps ...func(*Deps)) *testSe
 	t.Helper()
 	cfg := Config{}
 	cfg.ICEUDPAddr = "127.0.0.1:0"
+	cfg.UDPGSO = true // the default of config.WHEP
 	cfg.MaxWaiting = 10
 	cfg.WaitTimeout = 5 * time.Second
 	cfg.NodeID = "node-a"

@@ -159,6 +159,7 @@ type fakeViewer struct {
 	wg         sync.WaitGroup
 	packets    uint64
 	closedFlag bool
+	batcher    relay.Batcher
 }
 
 func (v *fakeViewer) VideoTrack() webrtc.TrackLocal {
@@ -195,6 +196,12 @@ func (v *fakeViewer) BindSenders(video, audio *webrtc.RTPSender) {
 	}
 }
 
+func (v *fakeViewer) SetBatcher(b relay.Batcher) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.batcher = b
+}
+
 func (v *fakeViewer) Start() {
 	v.startOnce.Do(func() {
 		close(v.started)
@@ -217,17 +224,29 @@ func (v *fakeViewer) send() {
 		case <-t.C:
 		}
 		seq++
-		for _, tr := range []*webrtc.TrackLocalStaticRTP{v.video, v.audio} {
-			if tr == nil {
-				continue
-			}
-			pkt := &rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: seq, Timestamp: uint32(seq) * 960, Marker: true},
-				Payload: []byte{0x65, 1, 2, 3}}
-			if err := tr.WriteRTP(pkt); err == nil {
-				v.mu.Lock()
-				v.packets++
-				v.mu.Unlock()
-			}
+		v.sendTick(seq)
+	}
+}
+
+// sendTick writes one packet per track, in one batch when the session gave
+// the viewer a batcher (as the relay sends the packets of a frame).
+func (v *fakeViewer) sendTick(seq uint16) {
+	v.mu.Lock()
+	b := v.batcher
+	v.mu.Unlock()
+	if b != nil && b.Begin() {
+		defer b.Flush()
+	}
+	for _, tr := range []*webrtc.TrackLocalStaticRTP{v.video, v.audio} {
+		if tr == nil {
+			continue
+		}
+		pkt := &rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: seq, Timestamp: uint32(seq) * 960, Marker: true},
+			Payload: []byte{0x65, 1, 2, 3}}
+		if err := tr.WriteRTP(pkt); err == nil {
+			v.mu.Lock()
+			v.packets++
+			v.mu.Unlock()
 		}
 	}
 }

@@ -13,12 +13,15 @@ import (
 	"github.com/pion/logging"
 	"github.com/pion/stun/v4"
 	"github.com/pion/webrtc/v4"
+
+	"github.com/whepcast/whepcast/pkg/udpbatch"
 )
 
 // iceNet is the ICE transport shared by all sessions of a Server: one UDP
 // port, an optional ICE-TCP listener, and the SettingEngine using them.
 type iceNet struct {
 	udp      ice.UDPMux
+	batches  *udpbatch.Group // nil when UDP GSO is off
 	udpAddrs []net.Addr
 	tcp      ice.TCPMux
 	tcpAddr  net.Addr
@@ -29,6 +32,15 @@ type iceNet struct {
 func newICENet(cfg Config, logger *slog.Logger) (*iceNet, error) {
 	lf := pionLoggerFactory{logger: logger}
 	n := &iceNet{}
+	var muxNet []ice.UDPMuxFromPortOption
+	if cfg.UDPGSO {
+		n.batches = udpbatch.NewGroup(true, logger.With("component", "udpbatch"))
+		tn, err := n.batches.Net()
+		if err != nil {
+			return nil, fmt.Errorf("whep: network: %w", err)
+		}
+		muxNet = append(muxNet, ice.UDPMuxFromPortWithNet(tn))
+	}
 	host, portStr, err := net.SplitHostPort(cfg.ICEUDPAddr)
 	if err != nil {
 		return nil, fmt.Errorf("%w: ice-udp-addr %q: %w", ErrInvalidConfig, cfg.ICEUDPAddr, err)
@@ -48,9 +60,9 @@ func newICENet(cfg Config, logger *slog.Logger) (*iceNet, error) {
 			iceNetworks = append(iceNetworks, ice.NetworkTypeUDP6)
 			networks = append(networks, webrtc.NetworkTypeUDP6)
 		}
-		mux, err := ice.NewMultiUDPMuxFromPort(port,
+		mux, err := ice.NewMultiUDPMuxFromPort(port, append(muxNet,
 			ice.UDPMuxFromPortWithLogger(lf.NewLogger("udpmux")),
-			ice.UDPMuxFromPortWithNetworks(iceNetworks...))
+			ice.UDPMuxFromPortWithNetworks(iceNetworks...))...)
 		if err != nil {
 			return nil, fmt.Errorf("whep: ICE UDP port %d: %w", port, err)
 		}
@@ -72,7 +84,11 @@ func newICENet(cfg Config, logger *slog.Logger) (*iceNet, error) {
 		if err != nil {
 			return nil, fmt.Errorf("whep: ICE UDP %s: %w", cfg.ICEUDPAddr, err)
 		}
-		n.udp = webrtc.NewICEUDPMux(lf.NewLogger("udpmux"), conn)
+		if n.batches != nil {
+			n.udp = webrtc.NewICEUDPMux(lf.NewLogger("udpmux"), n.batches.Wrap(conn))
+		} else {
+			n.udp = webrtc.NewICEUDPMux(lf.NewLogger("udpmux"), conn)
+		}
 		loopback = ip.IsLoopback()
 	}
 	n.udpAddrs = n.udp.GetListenAddresses()

@@ -38,6 +38,9 @@ type Viewer interface {
 	// BindSenders hands over the senders the tracks were added with (nil
 	// for a kind without a track), so that the viewer reads their RTCP.
 	BindSenders(video, audio *webrtc.RTPSender)
+	// SetBatcher makes the viewer batch the packets of a frame; called
+	// before Start.
+	SetBatcher(b relay.Batcher)
 	// Start begins writing media; called once the PeerConnection is
 	// connected.
 	Start()

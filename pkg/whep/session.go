@@ -135,6 +135,16 @@ func (s *Server) createSession(ctx context.Context, entry bus.CatalogEntry, o *o
 		senders[i] = tr.Sender()
 	}
 	ss.viewer.BindSenders(senders[0], senders[1])
+	if s.ice.batches != nil {
+		for _, snd := range senders {
+			if snd != nil {
+				pb := newPathBatch(s.ice.batches)
+				pb.follow(snd.Transport().ICETransport())
+				ss.viewer.SetBatcher(pb)
+				break
+			}
+		}
+	}
 
 	if err = ss.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: o.sdp}); err != nil {
 		return nil, "", fmt.Errorf("%w: %w", errBadOffer, err)

@@ -1,0 +1,171 @@
+// Package udpbatch coalesces the datagrams a writer sends to one peer over
+// a shared UDP socket into as few system calls as the kernel allows.
+//
+// A WebRTC node sends every viewer's packets through one UDP socket (an ICE
+// UDP mux). A video access unit is several RTP packets, all of the
+// packetizer's full size but the last; sending them one sendto(2) each makes
+// the system call and the per-packet network stack traversal most of the
+// node's CPU. With UDP generic segmentation offload (Linux UDP_SEGMENT,
+// 4.18+) one sendmsg(2) carries a run of equal-size datagrams (the last may
+// be shorter) and the stack is traversed once for the run.
+//
+// Contract:
+//   - A Group is shared by the sockets of one mux. Wrap a socket with
+//     Group.Wrap, or let Group.Net create them (for pion's multi-socket mux).
+//     A wrapped Conn is a net.PacketConn that also implements pion/ice's
+//     AddrPortReaderWriter; its writes go straight to the socket unless a
+//     batch is open for their destination.
+//   - A Batch belongs to one writer. Begin(addr) opens it for addr; from then
+//     on every write to addr through any Conn of the Group, from any
+//     goroutine, is copied into the batch and reported written; Flush sends
+//     what was collected, in write order, and closes the batch. Runs that
+//     reach the GSO limits (64 segments, 64000 bytes, a size change) are sent
+//     as soon as they are full, so a batch holds at most one 64 KB buffer,
+//     taken from a pool at the first write and returned at Flush.
+//   - Errors of a batched send cannot reach the writer (its writes already
+//     returned); they are counted (Stats) — UDP is lossy anyway. When a GSO
+//     send fails, its datagrams are sent one by one; after maxGSOFailures
+//     such failures GSO is turned off for the Group (logged once).
+//   - Without GSO (turned off, failed, or not Linux) a batch still works: its
+//     datagrams are sent one by one at Flush.
+package udpbatch
+
+import (
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+
+	"github.com/pion/transport/v5"
+	"github.com/pion/transport/v5/stdnet"
+)
+
+// GSO limits: the segments of one send, and its bytes (below the 64 KiB IP
+// datagram limit with room for the headers).
+const (
+	maxSegments = 64
+	maxBytes    = 64000
+	// maxGSOFailures is how many failed GSO sends turn GSO off.
+	maxGSOFailures = 8
+)
+
+// Stats are the counters of a Group.
+type Stats struct {
+	GSO        bool   // GSO in use
+	Datagrams  uint64 // datagrams sent from batches
+	Sends      uint64 // system calls that sent them
+	GSOSends   uint64 // of which GSO sends (more than one datagram)
+	SendErrors uint64 // batched datagrams lost to a send error
+}
+
+// Group is the batching state shared by the sockets of one mux.
+type Group struct {
+	log *slog.Logger
+	gso atomic.Bool
+	// sendGSO sends a run with one GSO system call (replaced in tests).
+	sendGSO func(c *net.UDPConn, data []byte, seg int, addr netip.AddrPort) error
+
+	mu    sync.RWMutex
+	open  map[netip.AddrPort]*Batch
+	nopen atomic.Int32
+
+	gsoFailures                          atomic.Int32
+	datagrams, sends, gsoSends, sendErrs atomic.Uint64
+}
+
+// NewGroup returns a Group; gso enables UDP segmentation offload where the
+// platform has it.
+func NewGroup(gso bool, logger *slog.Logger) *Group {
+	g := &Group{log: logger, open: map[netip.AddrPort]*Batch{}, sendGSO: sendGSO}
+	g.gso.Store(gso && gsoSupported)
+	return g
+}
+
+// Stats returns the Group's counters.
+func (g *Group) Stats() Stats {
+	return Stats{
+		GSO:        g.gso.Load(),
+		Datagrams:  g.datagrams.Load(),
+		Sends:      g.sends.Load(),
+		GSOSends:   g.gsoSends.Load(),
+		SendErrors: g.sendErrs.Load(),
+	}
+}
+
+// gsoFailed records a failed GSO send and turns GSO off after
+// maxGSOFailures.
+func (g *Group) gsoFailed(err error) {
+	if g.gsoFailures.Add(1) == maxGSOFailures && g.gso.CompareAndSwap(true, false) {
+		g.log.Warn("UDP segmentation offload fails here; sending datagrams one by one", "err", err)
+	}
+}
+
+// Wrap returns c as a Conn of the Group. Closing the Conn closes c.
+func (g *Group) Wrap(c *net.UDPConn) *Conn { return &Conn{UDPConn: c, g: g} }
+
+// Net returns a transport.Net whose ListenUDP sockets are Conns of the
+// Group; everything else is the standard network.
+func (g *Group) Net() (transport.Net, error) {
+	n, err := stdnet.NewNet()
+	if err != nil {
+		return nil, err
+	}
+	return &groupNet{Net: n, g: g}, nil
+}
+
+type groupNet struct {
+	*stdnet.Net
+	g *Group
+}
+
+func (n *groupNet) ListenUDP(network string, laddr *net.UDPAddr) (transport.UDPConn, error) {
+	c, err := net.ListenUDP(network, laddr)
+	if err != nil {
+		return nil, err
+	}
+	return n.g.Wrap(c), nil
+}
+
+// batchFor returns the batch open for addr, or nil.
+func (g *Group) batchFor(addr netip.AddrPort) *Batch {
+	if g.nopen.Load() == 0 {
+		return nil
+	}
+	g.mu.RLock()
+	b := g.open[addr]
+	g.mu.RUnlock()
+	return b
+}
+
+// Conn is a UDP socket of a Group.
+type Conn struct {
+	*net.UDPConn
+	g *Group
+}
+
+// ReadFromAddrPort reads a datagram (pion/ice's AddrPortReaderWriter).
+func (c *Conn) ReadFromAddrPort(b []byte) (int, netip.AddrPort, error) {
+	return c.ReadFromUDPAddrPort(b)
+}
+
+// WriteToAddrPort writes b to addr, into addr's batch when one is open.
+func (c *Conn) WriteToAddrPort(b []byte, addr netip.AddrPort) (int, error) {
+	if bt := c.g.batchFor(addr); bt != nil && bt.add(c, b) {
+		return len(b), nil
+	}
+	return c.WriteToUDPAddrPort(b, addr)
+}
+
+// WriteTo writes b to addr, into addr's batch when one is open.
+func (c *Conn) WriteTo(b []byte, addr net.Addr) (int, error) {
+	if ua, ok := addr.(*net.UDPAddr); ok {
+		return c.WriteToAddrPort(b, canonical(ua.AddrPort()))
+	}
+	return c.UDPConn.WriteTo(b, addr)
+}
+
+// canonical unmaps IPv4-mapped IPv6 addresses, as pion/ice does.
+func canonical(a netip.AddrPort) netip.AddrPort {
+	return netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
+}
