@@ -1,11 +1,15 @@
 package tests
 
 import (
+	"context"
+	"encoding/json"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nkeys"
@@ -180,4 +184,126 @@ func TestClusterTLS(t *testing.T) {
 			t.Fatalf("node %v connected", args)
 		}
 	}
+}
+
+// TestClusterCreds runs a broker (--replicas 3) and a whep-node, each with
+// a credentials file of its own (user JWT and NKey seed, --nats-creds),
+// against a 3-server cluster in operator (decentralized JWT) mode. Clients
+// without credentials, or with a user of an account the servers do not
+// know, are refused with an authorization error; a missing or malformed
+// credentials file fails the broker's start with an error naming the file.
+func TestClusterCreds(t *testing.T) {
+	whepLeakCheck(t)
+	ctx := clusterContext(t)
+	cluster := startNATSCluster(t, ctx, natstest.Config{JWT: true})
+	creds := func(account, name string) string {
+		t.Helper()
+		path, err := cluster.Creds(account, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	brokerCreds, nodeCreds := creds(natstest.AppAccount, "broker"), creds(natstest.AppAccount, "node")
+
+	b := startBroker(t, ctx, broker.Options{}, "--nats-url", cluster.URL(), "--replicas", "3", "--nats-creds", brokerCreds)
+	brokerHealthy(t, ctx, b)
+	nc := nodeConn(t, "--nats-url", cluster.URL(), "--nats-creds", nodeCreds)
+	url := whepNode(t, nc, nil)
+	liveIngest(t, b, "cam")
+	v := playStream(t, ctx, url, "cam")
+	v.waitKeyframe(t, ctx, time.Time{})
+	checkReplicated(t, ctx, testJS(t, cluster.URL(), nats.UserCredentials(creds(natstest.AppAccount, "admin"))), "MEDIA_cam", 3)
+	// Each connection is the user of its file, in the application account.
+	for name, c := range map[string]*nats.Conn{"broker": b.Conn(), "node": nc} {
+		if acc, user := natsUser(t, ctx, c); acc != cluster.AccountKey(natstest.AppAccount) || user != name {
+			t.Fatalf("the %s connected as %q in account %s, want %q in %s (APP)", name, user, acc, name, cluster.AccountKey(natstest.AppAccount))
+		}
+	}
+
+	brokerErr := func(args ...string) error {
+		t.Helper()
+		cfg, err := config.LoadBroker(append([]string{"--ingest-addr", "127.0.0.1:0", "--nats-url", cluster.URL()}, args...), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := broker.Start(ctx, cfg, whepLogger(), broker.Options{})
+		if err == nil {
+			_ = b.Stop()
+			t.Fatalf("broker %v started", args)
+		}
+		return err
+	}
+	unknown := creds(natstest.UnknownAccount, "stranger")
+	for _, args := range [][]string{{}, {"--nats-creds", unknown}} {
+		if err := brokerErr(args...); !errors.Is(err, nats.ErrAuthorization) {
+			t.Fatalf("broker %v: %v, want %v", args, err, nats.ErrAuthorization)
+		}
+		cfg, err := config.LoadNode(append([]string{"--nats-url", cluster.URL()}, args...), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if nc, err := node.Connect(cfg.NATS, "whepcast-whep-node", whepLogger()); !errors.Is(err, nats.ErrAuthorization) {
+			if err == nil {
+				nc.Close()
+			}
+			t.Fatalf("node %v: %v, want %v", args, err, nats.ErrAuthorization)
+		}
+	}
+
+	dir := t.TempDir()
+	full, err := os.ReadFile(brokerCreds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jwtOnly, _, ok := strings.Cut(string(full), "\n************************* IMPORTANT")
+	seedAt := strings.Index(string(full), "-----BEGIN USER NKEY SEED-----")
+	if !ok || seedAt < 0 {
+		t.Fatalf("creds file layout:\n%s", full)
+	}
+	seedOnly := string(full[seedAt:])
+	// pkg/config checks the file before connecting: every bad file is
+	// reported at start, naming it (nats.go alone would send an empty or
+	// garbage JWT, refused as an authorization violation that does not).
+	for _, f := range []struct {
+		name, content string
+		write         bool
+	}{
+		{name: "missing.creds"},
+		{name: "garbage.creds", content: "not a credentials file\n", write: true},
+		{name: "no-seed.creds", content: jwtOnly + "\n", write: true},
+		{name: "empty.creds", write: true},
+		{name: "seed-only.creds", content: seedOnly, write: true},
+	} {
+		path := filepath.Join(dir, f.name)
+		if f.write {
+			if err := os.WriteFile(path, []byte(f.content), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		err := brokerErr("--nats-creds", path)
+		if !strings.Contains(err.Error(), path) {
+			t.Errorf("broker with %s: %v, want an error naming %s", f.name, err, path)
+		}
+	}
+}
+
+// natsUser asks the server nc is connected to which account and user nc
+// is ($SYS.REQ.USER.INFO, open to every user).
+func natsUser(t *testing.T, ctx context.Context, nc *nats.Conn) (account, user string) {
+	t.Helper()
+	resp, err := nc.RequestWithContext(ctx, "$SYS.REQ.USER.INFO", nil)
+	if err != nil {
+		t.Fatalf("user info: %v", err)
+	}
+	var r struct {
+		Data struct {
+			Account  string `json:"account"`
+			UserName string `json:"user_name"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(resp.Data, &r); err != nil {
+		t.Fatalf("user info %s: %v", resp.Data, err)
+	}
+	return r.Data.Account, r.Data.UserName
 }

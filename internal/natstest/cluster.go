@@ -28,6 +28,7 @@ type Cluster struct {
 	ports   []ports
 	servers []*server
 	http    *http.Client
+	trust   *trust // JWT mode
 }
 
 // server is one nats-server of the cluster.
@@ -61,6 +62,9 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	if cfg.Auth.Token != "" && (cfg.Auth.User != "" || len(cfg.Auth.NKeys) > 0 || cfg.System.User != "") {
 		return nil, fmt.Errorf("%w: a token excludes users, NKeys and a system account", ErrInvalidConfig)
 	}
+	if cfg.JWT && (cfg.Auth.enabled() || cfg.System.User != "") {
+		return nil, fmt.Errorf("%w: JWT mode excludes Auth and System", ErrInvalidConfig)
+	}
 	c := &Cluster{cfg: cfg, http: &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}}
 	for range cfg.Servers {
 		var p ports
@@ -72,13 +76,19 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 		}
 		c.ports = append(c.ports, p)
 	}
+	if cfg.JWT {
+		var err error
+		if c.trust, err = newTrust(cfg.Dir); err != nil {
+			return nil, err
+		}
+	}
 	for i := range cfg.Servers {
 		dir := filepath.Join(cfg.Dir, serverName(i))
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return nil, fmt.Errorf("natstest: %w", err)
 		}
 		s := &server{i: i, conf: filepath.Join(dir, "nats-server.conf"), logPath: filepath.Join(dir, "nats-server.log")}
-		if err := os.WriteFile(s.conf, []byte(serverConf(cfg, i, c.ports, filepath.Join(dir, "store"))), 0o600); err != nil {
+		if err := os.WriteFile(s.conf, []byte(serverConf(cfg, c.trust, i, c.ports, filepath.Join(dir, "store"))), 0o600); err != nil {
 			return nil, fmt.Errorf("natstest: %w", err)
 		}
 		c.servers = append(c.servers, s)

@@ -13,4 +13,10 @@ var (
 	ErrRunning = errors.New("natstest: server already running")
 	// ErrNoServer is returned for a server index out of range.
 	ErrNoServer = errors.New("natstest: no such server")
+	// ErrNoJWT is returned by Creds for a cluster not in JWT mode.
+	ErrNoJWT = errors.New("natstest: cluster not in JWT mode")
+	// ErrNoAccount is returned by Creds for an account it does not know.
+	ErrNoAccount = errors.New("natstest: no such account")
+	// ErrUserName is returned by Creds for a user name it cannot use.
+	ErrUserName = errors.New("natstest: invalid user name")
 )

@@ -4,6 +4,14 @@
 // authentication (user and password, NKeys, a token) and TLS, and optionally
 // with a system account for monitoring (`nats server report jetstream`).
 //
+// In JWT mode (Config.JWT) the servers trust an operator generated for the
+// cluster instead (decentralized authentication): its system account SYS,
+// an application account APP with JetStream, both preloaded in a memory
+// resolver, and an account UNKNOWN that it signed but the servers do not
+// know. Cluster.Creds mints users of these accounts as credentials files,
+// the form nats.UserCredentials takes; a client without credentials is
+// refused.
+//
 // The servers are child processes, not goroutines, so that Kill is a real
 // crash: SIGKILL, no Raft leader stepdown, no flush of the store. Stop is the
 // graceful shutdown (SIGINT), Restart starts a stopped or killed server again
@@ -59,9 +67,14 @@ type Config struct {
 	// the Auth users, or, without Auth, everyone who connects without
 	// credentials (no_auth_user). It excludes Auth.Token.
 	System Auth
+	// JWT runs the servers in operator mode (see the package doc and
+	// Cluster.Creds). It excludes Auth and System; TLS may be added.
+	JWT bool
 }
 
-// System account and application account names, when Config.System is set.
+// System account and application account names, when Config.System or
+// Config.JWT is set (in JWT mode they are the accounts' JWT names, the
+// servers know them by their public keys: see Cluster.AccountKey).
 const (
 	SystemAccount = "SYS"
 	AppAccount    = "APP"

@@ -22,8 +22,9 @@ func freePort() (int, error) {
 	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
-// serverConf renders the nats-server configuration of server i.
-func serverConf(cfg Config, i int, all []ports, storeDir string) string {
+// serverConf renders the nats-server configuration of server i; trust is
+// the operator of JWT mode (nil otherwise).
+func serverConf(cfg Config, trust *trust, i int, all []ports, storeDir string) string {
 	var b strings.Builder
 	q := strconv.Quote
 	p := all[i]
@@ -53,6 +54,8 @@ func serverConf(cfg Config, i int, all []ports, storeDir string) string {
 		fmt.Fprintf(&b, "%s]\n", indent)
 	}
 	switch a := cfg.Auth; {
+	case trust != nil:
+		trust.serverConf(&b)
 	case cfg.System.User != "":
 		app := a
 		if !a.enabled() {
