@@ -22,8 +22,8 @@ func TestMain(m *testing.M) {
 // e2eBuildTimeout bounds the one build of the binaries.
 const e2eBuildTimeout = 4 * time.Minute
 
-// e2eBin holds cmd/broker and cmd/whep-node, built once per test run by the
-// first end-to-end test that needs them.
+// e2eBin holds cmd/broker, cmd/whep-node and cmd/whep-bench, built once per
+// test run by the first end-to-end test that needs them.
 var e2eBin e2eBinaries
 
 type e2eBinaries struct {
@@ -32,6 +32,7 @@ type e2eBinaries struct {
 	dir    string
 	broker string
 	node   string
+	bench  string
 	took   time.Duration
 	err    error
 }
@@ -49,9 +50,17 @@ func (b *e2eBinaries) get(t *testing.T) (broker, node string) {
 		t.Fatalf("building the binaries: %v", b.err)
 	}
 	if built {
-		t.Logf("built the broker and whep-node binaries in %v", b.took.Round(time.Millisecond))
+		t.Logf("built the broker, whep-node and whep-bench binaries in %v", b.took.Round(time.Millisecond))
 	}
 	return b.broker, b.node
+}
+
+// benchPath builds the binaries on its first call (see get) and returns the
+// path of whep-bench.
+func (b *e2eBinaries) benchPath(t *testing.T) string {
+	t.Helper()
+	b.get(t)
+	return b.bench
 }
 
 func (b *e2eBinaries) build() {
@@ -66,14 +75,14 @@ func (b *e2eBinaries) build() {
 	ctx, cancel := context.WithTimeout(context.Background(), e2eBuildTimeout)
 	defer cancel()
 	start := time.Now()
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", dir+string(filepath.Separator), "./cmd/broker", "./cmd/whep-node")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", dir+string(filepath.Separator), "./cmd/broker", "./cmd/whep-node", "./cmd/whep-bench")
 	cmd.Dir = ".."
 	if out, err := cmd.CombinedOutput(); err != nil {
-		b.err = fmt.Errorf("go build ./cmd/broker ./cmd/whep-node: %w\n%s", err, out)
+		b.err = fmt.Errorf("go build ./cmd/broker ./cmd/whep-node ./cmd/whep-bench: %w\n%s", err, out)
 		return
 	}
 	b.took = time.Since(start)
-	b.broker, b.node = filepath.Join(dir, "broker"), filepath.Join(dir, "whep-node")
+	b.broker, b.node, b.bench = filepath.Join(dir, "broker"), filepath.Join(dir, "whep-node"), filepath.Join(dir, "whep-bench")
 }
 
 func (b *e2eBinaries) remove() {

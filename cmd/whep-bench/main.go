@@ -4,6 +4,7 @@
 //	whep-bench load    --url URL [--url URL] --viewers N --rate R/s --duration D [--pid P ...] [--json FILE]
 //	whep-bench latency --ingest URL --whep URL --file F [--viewers N] [--pid P ...] [--json FILE]
 //	whep-bench ingest  --ingest PREFIX --streams M --file F --duration D [--pid P ...] [--json FILE]
+//	whep-bench churn   --url URL [--url URL] --sessions N --concurrency C [--pid P ...] [--json FILE]
 //
 // Every subcommand prints a table on stdout and, with --json, writes the
 // report as JSON to a file ("-": stdout instead of the table). --cpu LIST
@@ -38,6 +39,9 @@ Commands:
            time to first keyframe, server CPU and RSS per viewer
   latency  push a TS file in real time and measure the latency added per frame
   ingest   M real-time ingests of a TS file: broker CPU and RSS per stream
+  churn    N sessions opened and closed, C at a time, each until its first
+           keyframe: played/failed, time to first keyframe, sessions/s,
+           server CPU per session and RSS growth
 
 Run whep-bench COMMAND --help for its flags.
 `
@@ -136,6 +140,8 @@ func lookup(name string) command {
 		return latencyCommand
 	case "ingest":
 		return ingestCommand
+	case "churn":
+		return churnCommand
 	}
 	return nil
 }
@@ -285,6 +291,26 @@ func ingestCommand(fs *pflag.FlagSet) func(context.Context, *slog.Logger) (repor
 		}
 		cfg.Schedule, cfg.Logger = sched, logger
 		rep, err := whepbench.Ingest(ctx, cfg)
+		if errors.Is(err, whepbench.ErrConfig) {
+			return nil, err
+		}
+		return rep, err
+	}
+}
+
+func churnCommand(fs *pflag.FlagSet) func(context.Context, *slog.Logger) (report, error) {
+	var cfg whepbench.ChurnConfig
+	fs.StringArrayVar(&cfg.URLs, "url", nil, "WHEP endpoint, repeatable (sessions go round-robin)")
+	fs.IntVar(&cfg.Sessions, "sessions", 2000, "number of sessions opened and closed")
+	fs.IntVar(&cfg.Concurrency, "concurrency", whepbench.DefaultChurnConcurrency, "sessions under way at the same time")
+	fs.DurationVar(&cfg.PlayTimeout, "play-timeout", whepbench.DefaultPlayTimeout, "bound on each session from its start to its first keyframe")
+	fs.DurationVar(&cfg.Hold, "hold", 0, "how long a session stays open once it played")
+	fs.IntSliceVar(&cfg.PIDs, "pid", nil, "server process to measure (CPU, RSS), repeatable")
+	fs.DurationVar(&cfg.Baseline, "baseline", whepbench.DefaultBaseline, "how long the --pid processes are measured before the first session (its CPU is subtracted; negative: none)")
+	fs.StringVar(&cfg.Token, "token", "", "WHEP Bearer token")
+	return func(ctx context.Context, logger *slog.Logger) (report, error) {
+		cfg.Logger = logger
+		rep, err := whepbench.Churn(ctx, cfg)
 		if errors.Is(err, whepbench.ErrConfig) {
 			return nil, err
 		}

@@ -32,6 +32,11 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"latency", "--ingest", "http://127.0.0.1:1/ingest/x", "--whep", "http://127.0.0.1:1/whep/x"}, 2, "--file is required"},
 		{[]string{"latency", "--ingest", "http://127.0.0.1:1/ingest/x", "--whep", "http://127.0.0.1:1/whep/x", "--file", "/nonexistent.ts"}, 2, "no such file"},
 		{[]string{"ingest", "--ingest", "http://127.0.0.1:1/ingest/", "--file", "main.go"}, 2, "unusable MPEG-TS file"},
+		{[]string{"churn", "--help"}, 0, "--concurrency"},
+		{[]string{"churn"}, 2, "no WHEP URL"},
+		{[]string{"churn", "--url", "http://127.0.0.1:1/whep/x", "--sessions", "0"}, 2, "sessions 0 not in"},
+		{[]string{"churn", "--url", "http://127.0.0.1:1/whep/x", "--concurrency", "-2"}, 2, "concurrency -2 not in"},
+		{[]string{"churn", "--url", "http://127.0.0.1:1/whep/x", "--hold", "-1s"}, 2, "hold -1s is negative"},
 	}
 	for _, c := range cases {
 		var out strings.Builder
@@ -85,5 +90,55 @@ func TestIngestJSON(t *testing.T) {
 	}
 	if rep.Streams != 1 || rep.Failed != 0 || rep.Pushes != 1 || rep.Bytes <= 0 || rep.WindowS < 1 || rep.Self.PID != os.Getpid() || puts.Load() != 1 {
 		t.Fatalf("report %+v (%d PUTs), JSON %s", rep, puts.Load(), b)
+	}
+}
+
+// TestChurnJSON runs the churn command against a WHEP endpoint that
+// refuses every POST and reads its JSON report: every session failed, with
+// the reason, and the command still succeeds.
+func TestChurnJSON(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	var posts atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost || r.URL.Path != "/whep/x" || r.Header.Get("Authorization") != "Bearer tok" {
+			http.Error(w, "unexpected "+r.Method+" "+r.URL.Path, http.StatusBadRequest)
+			return
+		}
+		posts.Add(1)
+		http.Error(w, "busy", http.StatusServiceUnavailable)
+	}))
+	defer srv.Close()
+	jsonPath := filepath.Join(t.TempDir(), "out.json")
+	var stdout, stderr strings.Builder
+	code := run([]string{"churn", "--url", srv.URL + "/whep/x", "--sessions", "5", "--concurrency", "2", "--token", "tok",
+		"--json", jsonPath}, &stdout, &stderr)
+	if code != 0 {
+		t.Fatalf("exit %d, stderr:\n%s", code, stderr.String())
+	}
+	if !strings.Contains(stdout.String(), "scenario") || !strings.Contains(stdout.String(), "played 0, failed 5") {
+		t.Fatalf("table:\n%s", stdout.String())
+	}
+	b, err := os.ReadFile(jsonPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep struct {
+		Sessions    int            `json:"sessions"`
+		Concurrency int            `json:"concurrency"`
+		Started     int            `json:"started"`
+		Opened      int            `json:"opened"`
+		Played      int            `json:"played"`
+		Failed      int            `json:"failed"`
+		Failures    map[string]int `json:"failures"`
+		Self        struct {
+			PID int `json:"pid"`
+		} `json:"self"`
+	}
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatalf("%v in %s", err, b)
+	}
+	if rep.Sessions != 5 || rep.Concurrency != 2 || rep.Started != 5 || rep.Opened != 0 || rep.Played != 0 || rep.Failed != 5 ||
+		rep.Failures["whepbench: unexpected WHEP response: POST status 503: busy"] != 5 || rep.Self.PID != os.Getpid() || posts.Load() != 5 {
+		t.Fatalf("report %+v (%d POSTs), JSON %s", rep, posts.Load(), b)
 	}
 }

@@ -35,6 +35,8 @@ type viewer struct {
 	connectedCh chan struct{} // closed once connected
 	failedCh    chan struct{} // closed once failed or closed
 	stateOnce   [2]sync.Once
+	mediaCh     chan struct{} // closed at the first RTP packet (any track)
+	keyframeCh  chan struct{} // closed at the first complete keyframe
 
 	mu     sync.Mutex
 	closed bool
@@ -59,7 +61,8 @@ type viewer struct {
 // openViewer sets a viewer up: offer, POST, answer, and waits until it is
 // connected. On failure v.err is set and nothing is left open.
 func (c *client) openViewer(ctx context.Context, url string, measure bool, timeout time.Duration) *viewer {
-	v := &viewer{c: c, url: url, measure: measure, connectedCh: make(chan struct{}), failedCh: make(chan struct{})}
+	v := &viewer{c: c, url: url, measure: measure, connectedCh: make(chan struct{}), failedCh: make(chan struct{}),
+		mediaCh: make(chan struct{}), keyframeCh: make(chan struct{})}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	if err := v.connect(ctx); err != nil {
@@ -152,7 +155,10 @@ func (v *viewer) onTrack(track *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 		v.bytes.Add(int64(n))
 		now := v.c.clock.coarse()
 		if prev := v.lastAt.Swap(now); prev == 0 {
+			// The clock never reads 0: only the first packet of all
+			// tracks gets here.
 			v.firstAt.CompareAndSwap(0, now)
+			close(v.mediaCh)
 		} else {
 			v.noteGap(now - prev)
 		}
@@ -171,6 +177,7 @@ func (v *viewer) onTrack(track *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 		if key {
 			if v.keyframes.Add(1) == 1 {
 				v.ttff.Store(v.c.clock.precise() - v.postAt.Load())
+				close(v.keyframeCh)
 			}
 		}
 		if v.measure && len(v.frames) < maxFrameLog {

@@ -1,7 +1,8 @@
 // Package whepbench measures WHEP servers, whepcast's or any other: how many
 // viewers a server carries and at what cost, how fast a viewer sees its first
 // picture, how much latency the server adds to live frames, and what an
-// MPEG-TS ingest costs the broker. cmd/whep-bench is its command line.
+// MPEG-TS ingest costs the broker, and whether sessions opened and closed by
+// the thousand leave anything behind. cmd/whep-bench is its command line.
 //
 // # Viewers
 //
@@ -55,6 +56,10 @@
 //   - Ingest: M real-time pushes of a file (streams PREFIX0..PREFIX(M-1)),
 //     each restarted with a new PUT when the file ends, and the broker's CPU
 //     and RSS per stream.
+//   - Churn: sessions opened and closed back to back on a number of
+//     workers, each played up to its first keyframe, then DELETEd: failures
+//     by reason, TTFF, sessions per second, server CPU per session and RSS
+//     growth (what the churn fault test checks the node against).
 //
 // Pushes are HTTP/1.1 PUTs with a chunked body written straight to a TCP
 // connection, one chunk per burst of the Schedule, so that the time a burst
