@@ -17,7 +17,7 @@
 //	media.NAME.tracks   the track announcement (JSON, see Announcement)
 //	media.NAME.v.key    a video access unit that is a keyframe (IDR, with SPS/PPS)
 //	media.NAME.v.delta  any other video access unit
-//	media.NAME.a        one audio packet (one Opus packet)
+//	media.NAME.a        audio: one Opus packet, or the packets of one PES
 //	media.NAME.part     continuation parts of a frame larger than the max payload
 //
 // The stream allows direct gets, rollups and per-message TTLs, discards the
@@ -31,8 +31,8 @@
 //
 // # Messages
 //
-// The payload is the raw frame: an Annex-B H.264 access unit, or one Opus
-// packet. Metadata travels in headers that `nats sub --headers-only` shows as
+// The payload is the raw frame: an Annex-B H.264 access unit, or Opus
+// packets. Metadata travels in headers that `nats sub --headers-only` shows as
 // plain text:
 //
 //	Whepcast-Epoch     the ingest session (decimal; see Epoch); on every message
@@ -40,9 +40,18 @@
 //	Whepcast-Pts       presentation time, 90 kHz, unwrapped int64
 //	Whepcast-Dts       decode time, 90 kHz, unwrapped int64 (video only)
 //	Whepcast-Key       "1" on keyframes (absent otherwise)
-//	Whepcast-Dur       duration on the 90 kHz clock (audio only)
+//	Whepcast-Dur       duration on the 90 kHz clock (audio only; of all its packets)
+//	Whepcast-Sizes     audio carrying several packets: their sizes, "160,158,161"
+//	Whepcast-Durs      and their durations, "1800,1800,1800" (90 kHz)
 //	Whepcast-Parts     number of messages the frame spans (only when > 1)
 //	Whepcast-Part      "i/N" on continuation parts, i from 2 to N
+//
+// Muxers put several Opus packets in one PES (ffmpeg: five, 100 ms): they
+// arrive together, and the Publisher stores them as one message (up to
+// MaxAudioGroup packets: the payload is their concatenation, the first at
+// Whepcast-Pts, each next one at the previous PTS plus its duration), which
+// halves the messages of a typical stream without delaying any packet.
+// Subscribe delivers them as separate frames, each with the message's Seq.
 //
 // A frame larger than the connection's max payload (minus HeaderRoom for the
 // headers) is split: the first part goes to its normal subject with
@@ -66,7 +75,9 @@
 // reported with ErrDropped, and after a dropped video frame the deltas up to
 // the next keyframe are dropped too (they could not be decoded). A frame
 // dropped for lack of room means JetStream acknowledged nothing for
-// StallTimeout (a stream leader died, say): the messages in flight are then
+// StallTimeout (a stream leader died, say), and so does a publish that finds
+// messages in flight and no acknowledgement for StallTimeout (a stream with
+// few messages may never fill the window): the messages in flight are then
 // abandoned and counted as errors at once, rather than at AckTimeout, so that
 // publishing resumes as soon as JetStream does, and the video is broken as
 // above. So is it once a video message of the current GOP is known not to be
@@ -139,7 +150,12 @@ const (
 	HeaderDur   = "Whepcast-Dur"
 	HeaderParts = "Whepcast-Parts"
 	HeaderPart  = "Whepcast-Part"
+	HeaderSizes = "Whepcast-Sizes"
+	HeaderDurs  = "Whepcast-Durs"
 )
+
+// MaxAudioGroup bounds the audio packets one message carries.
+const MaxAudioGroup = 32
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 

@@ -18,7 +18,8 @@ const MaxFrameSize = 64 << 20
 // track announcement (Tracks set) or a frame (Frame set, reassembled when it
 // was split into parts).
 type Message struct {
-	// Seq is the stream sequence of the message (of its first part).
+	// Seq is the stream sequence of the message (of its first part); the
+	// packets of an audio message carrying several share it.
 	Seq uint64
 	// Epoch is the ingest session that published it.
 	Epoch uint64
@@ -32,6 +33,16 @@ type Message struct {
 	// for a split frame), by the NATS server's clock, from the message
 	// metadata; zero when unknown.
 	Published time.Time
+
+	// group is the Whepcast-Sizes and Whepcast-Durs of an audio message
+	// carrying several packets (split delivers them one by one).
+	group *audioGroup
+}
+
+// audioGroup is the layout of an audio message of several packets.
+type audioGroup struct {
+	sizes []int
+	durs  []int64
 }
 
 // IsFrame reports whether m carries a frame (not an announcement).
@@ -81,11 +92,11 @@ func (d *decoder) push(seq uint64, subject string, h nats.Header, data []byte) (
 		return Message{Seq: seq, Epoch: epoch, Tracks: &a}, true, nil
 	case d.subj.Key, d.subj.Delta, d.subj.Audio:
 		d.reset()
-		f, err := d.frame(subject, epoch, h, data)
+		f, group, err := d.frame(subject, epoch, h, data)
 		if err != nil {
 			return Message{}, false, fmt.Errorf("seq %d on %s: %w", seq, subject, err)
 		}
-		m := Message{Seq: seq, Epoch: epoch, Frame: f}
+		m := Message{Seq: seq, Epoch: epoch, Frame: f, group: group}
 		parts := 1
 		if v := headerValue(h, HeaderParts); v != "" {
 			parts, err = strconv.Atoi(v)
@@ -127,12 +138,12 @@ func (d *decoder) push(seq uint64, subject string, h nats.Header, data []byte) (
 	return Message{}, false, nil
 }
 
-func (d *decoder) frame(subject string, epoch uint64, h nats.Header, data []byte) (tsframes.Frame, error) {
+func (d *decoder) frame(subject string, epoch uint64, h nats.Header, data []byte) (f tsframes.Frame, group *audioGroup, err error) {
 	pts, err := headerInt(h, HeaderPTS)
 	if err != nil {
-		return tsframes.Frame{}, err
+		return tsframes.Frame{}, nil, err
 	}
-	f := tsframes.Frame{
+	f = tsframes.Frame{
 		Codec: tsframes.Codec(headerValue(h, HeaderCodec)),
 		PTS:   pts,
 		Data:  data,
@@ -142,26 +153,31 @@ func (d *decoder) frame(subject string, epoch uint64, h nats.Header, data []byte
 		f.DTS = pts
 		if headerValue(h, HeaderDur) != "" {
 			if f.Duration, err = headerInt(h, HeaderDur); err != nil {
-				return tsframes.Frame{}, err
+				return tsframes.Frame{}, nil, err
 			}
+		}
+		if g, err := parseAudioGroup(h); err != nil {
+			return tsframes.Frame{}, nil, err
+		} else if g != nil {
+			group = g
 		}
 		if d.ann != nil && d.ann.Epoch == epoch {
 			f.PID = d.ann.Audio
 		}
-		return f, nil
+		return f, group, nil
 	}
 	f.Kind = tsframes.KindVideo
 	f.Key = subject == d.subj.Key
 	f.DTS = pts
 	if headerValue(h, HeaderDTS) != "" {
 		if f.DTS, err = headerInt(h, HeaderDTS); err != nil {
-			return tsframes.Frame{}, err
+			return tsframes.Frame{}, nil, err
 		}
 	}
 	if d.ann != nil && d.ann.Epoch == epoch {
 		f.PID = d.ann.Video
 	}
-	return f, nil
+	return f, nil, nil
 }
 
 func parsePart(v string) (i, n int, err error) {
@@ -202,4 +218,58 @@ func headerInt(h nats.Header, k string) (int64, error) {
 		return 0, fmt.Errorf("bad %s %q", k, v)
 	}
 	return n, nil
+}
+
+// parseAudioGroup reads Whepcast-Sizes and Whepcast-Durs; nil when the
+// message carries one packet.
+func parseAudioGroup(h nats.Header) (*audioGroup, error) {
+	sv, dv := headerValue(h, HeaderSizes), headerValue(h, HeaderDurs)
+	if sv == "" && dv == "" {
+		return nil, nil
+	}
+	ss, ds := strings.Split(sv, ","), strings.Split(dv, ",")
+	if len(ss) != len(ds) || len(ss) < 2 || len(ss) > MaxAudioGroup {
+		return nil, fmt.Errorf("bad %s %q / %s %q: 2 to %d packets, as many sizes as durations",
+			HeaderSizes, sv, HeaderDurs, dv, MaxAudioGroup)
+	}
+	g := &audioGroup{sizes: make([]int, len(ss)), durs: make([]int64, len(ds))}
+	for i := range ss {
+		n, err1 := strconv.Atoi(ss[i])
+		d, err2 := strconv.ParseInt(ds[i], 10, 64)
+		if err1 != nil || err2 != nil || n < 1 || n > MaxFrameSize || d < 1 || d > 1<<32 {
+			return nil, fmt.Errorf("bad packet %d in %s %q / %s %q", i+1, HeaderSizes, sv, HeaderDurs, dv)
+		}
+		g.sizes[i], g.durs[i] = n, d
+	}
+	return g, nil
+}
+
+// Frames appends to out the frames m carries: m itself, or one Message per
+// packet of an audio message carrying several (each with m's Seq, Epoch and
+// Published; PTS the first's plus the durations before it). It fails when
+// the packet sizes do not add up to the payload.
+func (m Message) Frames(out []Message) ([]Message, error) {
+	g := m.group
+	if g == nil {
+		return append(out, m), nil
+	}
+	total := 0
+	for _, n := range g.sizes {
+		total += n
+	}
+	if total != len(m.Frame.Data) {
+		return out, fmt.Errorf("seq %d: %s add up to %d bytes, payload has %d", m.Seq, HeaderSizes, total, len(m.Frame.Data))
+	}
+	pts, off := m.Frame.PTS, 0
+	for i, n := range g.sizes {
+		p := m
+		p.group = nil
+		p.Frame.PTS, p.Frame.DTS, p.Frame.Duration = pts, pts, g.durs[i]
+		p.Frame.Data = m.Frame.Data[off : off+n : off+n]
+		p.Frame.More = i < len(g.sizes)-1
+		out = append(out, p)
+		pts += g.durs[i]
+		off += n
+	}
+	return out, nil
 }

@@ -192,7 +192,8 @@ func FuzzDecoder(f *testing.F) {
 	f.Fuzz(func(t *testing.T, suffix, epoch, pts, parts, part string, data []byte) {
 		seq++
 		h := nats.Header{}
-		for k, v := range map[string]string{HeaderEpoch: epoch, HeaderPTS: pts, HeaderParts: parts, HeaderPart: part, HeaderDTS: pts, HeaderDur: pts} {
+		// parts doubles as the audio packet sizes, part as their durations.
+		for k, v := range map[string]string{HeaderEpoch: epoch, HeaderPTS: pts, HeaderParts: parts, HeaderPart: part, HeaderDTS: pts, HeaderDur: pts, HeaderSizes: parts, HeaderDurs: part} {
 			if v != "" {
 				h.Set(k, v)
 			}
@@ -204,5 +205,83 @@ func FuzzDecoder(f *testing.F) {
 		if ok && len(m.Frame.Data) > MaxFrameSize {
 			t.Fatalf("frame of %d bytes", len(m.Frame.Data))
 		}
+		if ok {
+			frames, err := m.Frames(nil)
+			total := 0
+			for _, f := range frames {
+				total += len(f.Frame.Data)
+			}
+			if err == nil && total != len(m.Frame.Data) {
+				t.Fatalf("frames of %d bytes from a message of %d", total, len(m.Frame.Data))
+			}
+		}
 	})
+}
+
+func TestDecodeAudioGroup(t *testing.T) {
+	d := decoder{subj: mustSubjects("c")}
+	hdr := func(sizes, durs string) nats.Header {
+		h := nats.Header{}
+		h.Set(HeaderEpoch, "7")
+		h.Set(HeaderCodec, "Opus")
+		h.Set(HeaderPTS, "1000")
+		h.Set(HeaderDur, "4500")
+		if sizes != "" {
+			h.Set(HeaderSizes, sizes)
+		}
+		if durs != "" {
+			h.Set(HeaderDurs, durs)
+		}
+		return h
+	}
+	m, ok, err := d.push(9, "media.c.a", hdr("2,1,3", "1800,900,1800"), []byte("aabccc"))
+	if !ok || err != nil {
+		t.Fatalf("push: %v %v", ok, err)
+	}
+	frames, err := m.Frames(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []struct {
+		pts, dur int64
+		data     string
+		more     bool
+	}{{1000, 1800, "aa", true}, {2800, 900, "b", true}, {3700, 1800, "ccc", false}}
+	if len(frames) != len(want) {
+		t.Fatalf("%d frames, want %d", len(frames), len(want))
+	}
+	for i, w := range want {
+		f := frames[i].Frame
+		if frames[i].Seq != 9 || frames[i].Epoch != 7 || f.PTS != w.pts || f.DTS != w.pts || f.Duration != w.dur ||
+			string(f.Data) != w.data || f.More != w.more || f.Kind != tsframes.KindAudio || cap(f.Data) != len(f.Data) {
+			t.Errorf("frame %d: seq %d %+v, want %+v", i, frames[i].Seq, f, w)
+		}
+	}
+	// A single packet is the message itself.
+	m, ok, err = d.push(10, "media.c.a", hdr("", ""), []byte("x"))
+	if frames, err2 := m.Frames(nil); !ok || err != nil || err2 != nil || len(frames) != 1 || string(frames[0].Frame.Data) != "x" || frames[0].Frame.Duration != 4500 {
+		t.Fatalf("single packet: %v %v %v %+v", ok, err, err2, frames)
+	}
+	// Malformed layouts are refused.
+	for _, tc := range []struct{ sizes, durs, data string }{
+		{"2,1", "1800", "aab"},     // counts differ
+		{"3", "1800", "aaa"},       // one packet
+		{"1,x", "1800,1800", "ab"}, // not a number
+		{"1,0", "1800,1800", "a"},  // empty packet
+		{"1,1", "1800,-5", "ab"},   // negative duration
+		{"", "1800,1800", "ab"},    // sizes missing
+		{strings.Repeat("1,", 40) + "1", strings.Repeat("9,", 40) + "9", strings.Repeat("a", 41)}, // too many
+	} {
+		if _, ok, err := d.push(11, "media.c.a", hdr(tc.sizes, tc.durs), []byte(tc.data)); ok || err == nil {
+			t.Errorf("sizes %q durs %q: ok %v err %v, want refused", tc.sizes, tc.durs, ok, err)
+		}
+	}
+	// Sizes that do not add up to the payload.
+	m, ok, err = d.push(12, "media.c.a", hdr("2,2", "1800,1800"), []byte("abc"))
+	if !ok || err != nil {
+		t.Fatalf("push: %v %v", ok, err)
+	}
+	if frames, err := m.Frames(nil); err == nil || len(frames) != 0 {
+		t.Fatalf("sizes 2+2 for 3 bytes: %d frames, %v", len(frames), err)
+	}
 }

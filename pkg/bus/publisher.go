@@ -134,7 +134,8 @@ type Publisher struct {
 	annJSON     []byte // latest announcement, nil before Announce
 	videoPID    uint16
 	audioPID    uint16
-	videoBroken bool // a video frame was dropped: deltas wait for a keyframe
+	audioGroup  []tsframes.Frame // the first packets of a PES, held for its last (mu)
+	videoBroken bool             // a video frame was dropped: deltas wait for a keyframe
 	// needKeyAck is set when JetStream lost (or may have lost) video: the
 	// video is repaired only once a keyframe is acknowledged, not merely
 	// published (published into a stream without a leader, it is lost
@@ -161,7 +162,10 @@ type Publisher struct {
 
 	messages, bytes, frames, acked, errs, dropped atomic.Uint64
 	sent                                          sync.Map // *nats.Msg -> time.Time, only with OnAck
-	dropLog, errLog, stallLog                     logLimiter
+	// progress is when JetStream last showed progress (Unix ns): an ack, or
+	// a publish into an empty window.
+	progress                  atomic.Int64
+	dropLog, errLog, stallLog logLimiter
 
 	stopRefresh context.CancelFunc
 	refreshDone chan struct{}
@@ -301,9 +305,19 @@ func (p *Publisher) announcementMsg(data []byte) *nats.Msg {
 // room, or a video message of the current GOP not acknowledged), they are
 // dropped until a keyframe is acknowledged: the first delta after that
 // keyframe waits for its acknowledgement, within the StallTimeout bound.
+//
+// Audio packets with More set (the first packets of a PES) are held and
+// published with the PES's last packet as one message (see the package
+// doc); Publish returns nil for them, and the message's outcome is that of
+// the last packet's Publish.
 func (p *Publisher) Publish(ctx context.Context, f tsframes.Frame) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	return p.publishLocked(ctx, f)
+}
+
+// publishLocked is Publish with mu held.
+func (p *Publisher) publishLocked(ctx context.Context, f tsframes.Frame) error {
 	if p.closed {
 		return fmt.Errorf("bus: publish %s: %w", p.subj.Name, ErrClosed)
 	}
@@ -311,7 +325,20 @@ func (p *Publisher) Publish(ctx context.Context, f tsframes.Frame) error {
 		return err
 	}
 	var subject string
+	var group []tsframes.Frame // the audio packets merged into f
 	video := false
+	if len(p.audioGroup) > 0 && (f.PID != p.audioPID || p.audioPID == 0) {
+		// Cannot happen with tsframes (More is followed by its PES's
+		// next packet); should it, the packets held go out alone.
+		held := p.audioGroup
+		p.audioGroup = nil
+		for _, a := range held {
+			a.More = false
+			if err := p.publishLocked(ctx, a); err != nil {
+				return err
+			}
+		}
+	}
 	switch {
 	case p.videoPID != 0 && f.PID == p.videoPID:
 		video = true
@@ -321,12 +348,30 @@ func (p *Publisher) Publish(ctx context.Context, f tsframes.Frame) error {
 		}
 	case p.audioPID != 0 && f.PID == p.audioPID:
 		subject = p.subj.Audio
+		// The packets of one PES go out as one message when the last
+		// arrives (they arrive together: nothing waits).
+		if f.More && len(p.audioGroup) < MaxAudioGroup-1 {
+			p.audioGroup = append(p.audioGroup, f)
+			return nil
+		}
+		if len(p.audioGroup) > 0 {
+			group = append(p.audioGroup, f)
+			f = mergeAudio(group)
+			clear(p.audioGroup)
+			p.audioGroup = p.audioGroup[:0]
+		}
 	default:
 		return nil
 	}
 	deadline := time.Now().Add(p.cfg.StallTimeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
+	}
+	// JetStream acknowledged nothing for StallTimeout while messages are in
+	// flight: as when the window stays full (see drop), but a stream with
+	// few messages may never fill it.
+	if p.js.PublishAsyncPending() > 0 && time.Since(time.Unix(0, p.progress.Load())) > p.cfg.StallTimeout {
+		p.abandonInFlight()
 	}
 	if video && p.videoLost.Swap(false) {
 		p.breakVideo()
@@ -360,15 +405,17 @@ func (p *Publisher) Publish(ctx context.Context, f tsframes.Frame) error {
 			gop = p.gop.Add(1)
 		}
 	}
-	first := &nats.Msg{Subject: subject, Header: p.frameHeader(f, video, n)}
+	first := &nats.Msg{Subject: subject, Header: p.frameHeader(f, video, n, group)}
 	first.Data = f.Data[:min(len(f.Data), maxData)]
 	if video && f.Key && p.needKeyAck {
 		// The next delta waits for this keyframe's acknowledgement
 		// (which may come before Publish returns).
 		p.repair.Store(&keyRepair{msg: first, done: make(chan struct{})})
 	}
+	packets := uint64(max(1, len(group)))
 	if err := p.publishVideoAsync(first, video, gop, deadline); err != nil {
 		p.repair.Store(nil)
+		p.dropped.Add(packets - 1)
 		return p.drop(f, video, err)
 	}
 	for i := 2; i <= n; i++ {
@@ -382,10 +429,11 @@ func (p *Publisher) Publish(ctx context.Context, f tsframes.Frame) error {
 		}
 		if err := p.publishVideoAsync(part, video, gop, deadline); err != nil {
 			p.repair.Store(nil)
+			p.dropped.Add(packets - 1)
 			return p.drop(f, video, fmt.Errorf("part %d/%d: %w", i, n, err))
 		}
 	}
-	p.frames.Add(1)
+	p.frames.Add(packets)
 	if video && f.Key && !p.needKeyAck {
 		p.videoBroken = false
 	}
@@ -438,8 +486,26 @@ func (p *Publisher) awaitRepair(ctx context.Context, deadline time.Time) {
 	p.repair.Store(nil)
 }
 
-func (p *Publisher) frameHeader(f tsframes.Frame, video bool, parts int) nats.Header {
-	h := make(nats.Header, 6)
+// mergeAudio returns the packets of group as one frame: their data end to
+// end, the first's PTS, their total duration.
+func mergeAudio(group []tsframes.Frame) tsframes.Frame {
+	size := 0
+	var dur int64
+	for _, g := range group {
+		size += len(g.Data)
+		dur += g.Duration
+	}
+	f := group[0]
+	f.Duration, f.More = dur, false
+	f.Data = make([]byte, 0, size)
+	for _, g := range group {
+		f.Data = append(f.Data, g.Data...)
+	}
+	return f
+}
+
+func (p *Publisher) frameHeader(f tsframes.Frame, video bool, parts int, group []tsframes.Frame) nats.Header {
+	h := make(nats.Header, 8)
 	h[HeaderEpoch] = []string{p.epochStr}
 	h[HeaderCodec] = []string{string(f.Codec)}
 	h[HeaderPTS] = []string{strconv.FormatInt(f.PTS, 10)}
@@ -450,6 +516,18 @@ func (p *Publisher) frameHeader(f tsframes.Frame, video bool, parts int) nats.He
 		}
 	} else {
 		h[HeaderDur] = []string{strconv.FormatInt(f.Duration, 10)}
+		if len(group) > 1 {
+			var sizes, durs []byte
+			for i, g := range group {
+				if i > 0 {
+					sizes, durs = append(sizes, ','), append(durs, ',')
+				}
+				sizes = strconv.AppendInt(sizes, int64(len(g.Data)), 10)
+				durs = strconv.AppendInt(durs, g.Duration, 10)
+			}
+			h[HeaderSizes] = []string{string(sizes)}
+			h[HeaderDurs] = []string{string(durs)}
+		}
 	}
 	if parts > 1 {
 		h[HeaderParts] = []string{strconv.Itoa(parts)}
@@ -480,6 +558,9 @@ func (p *Publisher) publishAsync(m *nats.Msg, deadline time.Time) error {
 	}
 	if p.cfg.OnAck != nil {
 		p.sent.Store(m, time.Now())
+	}
+	if p.js.PublishAsyncPending() == 0 {
+		p.progress.Store(time.Now().UnixNano())
 	}
 	if _, err := p.js.PublishMsgAsync(m, jetstream.WithStallWait(wait)); err != nil {
 		if p.cfg.OnAck != nil {
@@ -518,7 +599,8 @@ func (p *Publisher) drop(f tsframes.Frame, video bool, cause error) error {
 }
 
 // abandonInFlight gives up the messages awaiting their acknowledgement
-// when the window stayed full for StallTimeout: JetStream acknowledges
+// when the window stayed full for StallTimeout, or nothing was
+// acknowledged for StallTimeout with messages in flight: JetStream acknowledges
 // nothing (a stream leader died, the election is under way, or it is far
 // behind). They count as errors now instead of at AckTimeout, so that
 // publishing resumes as soon as JetStream does, and the video is broken (the
@@ -538,6 +620,7 @@ func (p *Publisher) abandonInFlight() {
 }
 
 func (p *Publisher) onAck(_ jetstream.JetStream, m *nats.Msg, _ *jetstream.PubAck) {
+	p.progress.Store(time.Now().UnixNano())
 	p.acked.Add(1)
 	p.videoGOP.Delete(m)
 	if r := p.repair.Load(); r != nil && r.msg == m {
@@ -666,6 +749,15 @@ func (p *Publisher) Close(ctx context.Context) error {
 
 func (p *Publisher) close(ctx context.Context) error {
 	p.mu.Lock()
+	if n := len(p.audioGroup); n > 0 {
+		// The ingest ended within a PES: its packets go out now.
+		last := p.audioGroup[n-1]
+		p.audioGroup = p.audioGroup[:n-1]
+		last.More = false
+		if err := p.publishLocked(ctx, last); err != nil {
+			p.logger.Debug("last audio packets not published", "err", err)
+		}
+	}
 	p.closed = true
 	p.mu.Unlock()
 	p.stopRefresh()

@@ -95,7 +95,15 @@ func TestPublisherFailover(t *testing.T) {
 	if took := mustDrop(videoFrame(15000, false, []byte{6})); took < stall-10*time.Millisecond {
 		t.Fatalf("delta dropped after %v, without waiting for its keyframe's acknowledgement", took)
 	}
+	// Nothing was acknowledged for more than StallTimeout (the delta at
+	// 15000 waited that long): this publish also abandons the 3 messages
+	// still in flight (the audio packet, the announcement before the
+	// keyframe, the keyframe), although the window is not full.
+	errsBefore = p.Stats().Errors
 	mustDrop(videoFrame(18000, false, []byte{7}))
+	if st := p.Stats(); st.InFlight != 0 || st.Errors != errsBefore+3 {
+		t.Fatalf("after the second stall: %+v, want the 3 messages in flight abandoned", st)
+	}
 
 	// JetStream answers again: the next keyframe, once acknowledged,
 	// repairs the video.
@@ -124,11 +132,59 @@ func TestPublisherFailover(t *testing.T) {
 	if len(got) != 3 || got[0] != 21000 || got[1] != 24000 || got[2] != 27000 {
 		t.Fatalf("video stored after the failover: pts %v, want [21000 24000 27000]", got)
 	}
-	// The lost keyframe is still awaiting its acknowledgement: Close gives
-	// up flushing it when its context ends.
-	cctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	// Nothing is left waiting for an acknowledgement that cannot come.
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	if err := p.Close(cctx); err == nil {
-		t.Fatal("Close flushed a message JetStream never acknowledged")
+	if err := p.Close(cctx); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+}
+
+// TestPublisherStallWithoutFullWindow: a stream with few messages never
+// fills the in-flight window, yet when JetStream stops answering, the next
+// publish after StallTimeout without an acknowledgement abandons what is in
+// flight and breaks the video, so no delta is stored after lost frames.
+func TestPublisherStallWithoutFullWindow(t *testing.T) {
+	ctx := testCtx(t, 30*time.Second)
+	srv := startServer(t, embedded.Config{})
+	nc := connect(t, srv)
+	other := connect(t, srv)
+	js := newJS(t, other)
+	const stall = 100 * time.Millisecond
+	p := newPublisher(t, ctx, nc, "slow", PublisherConfig{MaxInFlight: 256, StallTimeout: stall})
+	if err := p.Announce(ctx, h264Opus); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Publish(ctx, videoFrame(0, true, []byte{1})); err != nil {
+		t.Fatal(err)
+	}
+	pollUntil(t, ctx, "acknowledgement", func() bool { return p.Stats().InFlight == 0 })
+	if err := js.DeleteStream(ctx, p.Subjects().Stream); err != nil {
+		t.Fatal(err)
+	}
+	mute, err := other.Subscribe(p.Subjects().All, func(*nats.Msg) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mute.Unsubscribe()
+	if err := other.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	errsBefore := p.Stats().Errors
+	sent := time.Now()
+	for _, pts := range []int64{3000, 6000} {
+		if err := p.Publish(ctx, videoFrame(pts, false, []byte{byte(pts / 3000)})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Past StallTimeout without an acknowledgement (the window of 256 is
+	// far from full): the next publish abandons both and the delta waits
+	// for a keyframe.
+	pollUntil(t, ctx, "the stall timeout to pass", func() bool { return time.Since(sent) > stall })
+	if err := p.Publish(ctx, videoFrame(9000, false, []byte{4})); !errors.Is(err, ErrDropped) {
+		t.Fatalf("delta after the stall: %v, want ErrDropped", err)
+	}
+	if st := p.Stats(); st.InFlight != 0 || st.Errors != errsBefore+2 {
+		t.Fatalf("after the stall: %+v, want the 2 messages in flight abandoned", st)
 	}
 }

@@ -50,6 +50,7 @@ type Subscription struct {
 	subj    Subjects
 	handler func(Message)
 	logger  *slog.Logger
+	frames  []Message // scratch of the run loop: the frames of one message
 
 	cancel   context.CancelFunc
 	done     chan struct{}
@@ -220,7 +221,14 @@ func (s *Subscription) run(ctx context.Context) {
 		}
 		if ok {
 			msg.Published = meta.Timestamp
-			s.handler(msg)
+			var ferr error
+			if s.frames, ferr = msg.Frames(s.frames[:0]); ferr != nil {
+				s.logBad(ferr)
+			}
+			for _, fm := range s.frames {
+				s.handler(fm)
+			}
+			clear(s.frames)
 		}
 		if reconnected {
 			s.logger.Info("reconnected, resuming on a new consumer", "resume_seq", s.cursor+1)

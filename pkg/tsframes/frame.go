@@ -70,4 +70,9 @@ type Frame struct {
 	// Data is an Annex-B access unit (video) or one Opus packet (audio).
 	// It is owned by the receiver.
 	Data []byte
+	// More is true on an audio packet when the next frame delivered is
+	// another packet of the same PES, delivered at once (muxers put several
+	// Opus packets in one PES): a receiver may carry them together without
+	// adding latency. False on video and on the last packet of a PES.
+	More bool
 }

@@ -31,6 +31,7 @@ func appendOpusFrames(frames []Frame, pid uint16, pts int64, packets [][]byte, b
 		size += len(p)
 	}
 	buf := make([]byte, 0, size)
+	first := len(frames)
 	for i, p := range packets {
 		d := opusDuration90k(p)
 		if d <= 0 {
@@ -50,6 +51,9 @@ func appendOpusFrames(frames []Frame, pid uint16, pts int64, packets [][]byte, b
 			Data:     buf[start:len(buf):len(buf)],
 		})
 		pts += d
+	}
+	for i := first; i < len(frames)-1; i++ {
+		frames[i].More = true
 	}
 	return frames
 }

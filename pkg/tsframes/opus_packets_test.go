@@ -68,6 +68,10 @@ func TestOpusFrames(t *testing.T) {
 		if f.PID != 257 || f.PTS != w.pts || f.DTS != w.pts || f.Duration != w.dur || !bytes.Equal(f.Data, w.data) {
 			t.Errorf("frame %d = %+v, want %+v", i, f, w)
 		}
+		// More: another packet of the PES follows (all but the last kept).
+		if f.More != (i < len(want)-1) {
+			t.Errorf("frame %d: More = %v", i, f.More)
+		}
 		if cap(f.Data) != len(f.Data) {
 			t.Errorf("frame %d: capacity %d beyond its length %d", i, cap(f.Data), len(f.Data))
 		}
@@ -98,15 +102,22 @@ func TestOpusFixture(t *testing.T) {
 	if len(audio) != want.audioPackets {
 		t.Fatalf("%d Opus packets, want %d", len(audio), want.audioPackets)
 	}
+	pes := 0
 	for i, f := range audio {
 		if f.Duration != 1800 || f.DTS != f.PTS || len(f.Data) == 0 || f.Codec != CodecOpus {
 			t.Fatalf("packet %d: %+v", i, f)
+		}
+		if !f.More {
+			pes++
 		}
 		if i > 0 && f.PTS-audio[i-1].PTS != audio[i-1].Duration {
 			t.Fatalf("packet %d: PTS %d, previous %d + %d", i, f.PTS, audio[i-1].PTS, audio[i-1].Duration)
 		}
 	}
 	// ffmpeg puts 5 packets in a PES; the first PES starts at 1.4 s.
+	if pes != (len(audio)+4)/5 || audio[len(audio)-1].More {
+		t.Errorf("%d PES ends (More false) for %d packets, want one per 5", pes, len(audio))
+	}
 	if audio[0].PTS != 126000 {
 		t.Errorf("first Opus PTS %d, want 126000", audio[0].PTS)
 	}
