@@ -13,6 +13,10 @@ type TrackStats struct {
 	NACKs       uint64 // packets the receiver asked for again
 	Retransmits uint64 // packets resent from the stream's buffer
 	Missed      uint64 // NACKed packets no longer in the buffer
+	// Suppressed counts NACKed packets not resent because they were resent
+	// MaxResends times already, or less than a round trip ago: a receiver
+	// behind a slow or lossy link must not multiply its own traffic.
+	Suppressed  uint64
 	PLIs        uint64 // picture loss indications received (counted only)
 	FIRs        uint64 // full intra requests received (counted only)
 	WriteErrors uint64 // packets the WriteStream refused

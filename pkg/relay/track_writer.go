@@ -20,6 +20,25 @@ type segment struct {
 	viewerStart uint16
 }
 
+// Retransmission bounds, per viewer and packet.
+const (
+	// MaxResends is how many times one packet is resent to one viewer.
+	MaxResends = 2
+	// minResendGap is the least time between two resends of one packet
+	// (a longer round trip, once known, is used instead).
+	minResendGap = 20 * time.Millisecond
+	// resendSlots is how many recent resends a track writer remembers
+	// (a power of two).
+	resendSlots = 512
+)
+
+// resend is the resend history of one packet (by stream sequence).
+type resend struct {
+	stream uint64
+	count  uint32
+	at     int64 // ns, of the last resend
+}
+
 // trackWriter sends one track's frames to one viewer. It is owned by the
 // viewer's writer goroutine, except for the counters (atomics, read by
 // Stats) and the RTCP-derived fields (written by the RTCP reader).
@@ -50,11 +69,14 @@ type trackWriter struct {
 
 	packets, bytes, frames, drops atomic.Uint64
 	nacks, retransmits, misses    atomic.Uint64
-	plis, firs, writeErrs         atomic.Uint64
-	fractionLost                  atomic.Uint32 // 1/256 units
-	packetsLost                   atomic.Int64
-	jitter                        atomic.Uint32 // RTP clock units
-	clockRate                     uint32
+	suppressed                    atomic.Uint64
+	// resends is allocated at the first NACK (most viewers never send one).
+	resends               *[resendSlots]resend
+	plis, firs, writeErrs atomic.Uint64
+	fractionLost          atomic.Uint32 // 1/256 units
+	packetsLost           atomic.Int64
+	jitter                atomic.Uint32 // RTP clock units
+	clockRate             uint32
 }
 
 func newTrackWriter(t *track, buffer *retransmitBuffer, clockRate uint32) *trackWriter {
@@ -159,8 +181,9 @@ func (w *trackWriter) streamSeq(seq uint16) (uint64, bool) {
 }
 
 // retransmit resends the packet the viewer got as seq, from the stream's
-// shared buffer. It returns false when it is no longer there.
-func (w *trackWriter) retransmit(seq uint16) bool {
+// shared buffer, unless it was resent MaxResends times already or less than
+// gap ago (at now, in ns). It returns false when it did not.
+func (w *trackWriter) retransmit(seq uint16, now int64, gap time.Duration) bool {
 	b := w.t.current.Load()
 	if b == nil {
 		return false
@@ -173,6 +196,16 @@ func (w *trackWriter) retransmit(seq uint16) bool {
 	p := w.buffer.get(s)
 	if p == nil {
 		w.misses.Add(1)
+		return false
+	}
+	if w.resends == nil {
+		w.resends = new([resendSlots]resend)
+	}
+	r := &w.resends[s%resendSlots]
+	if r.stream != s || r.count == 0 {
+		*r = resend{stream: s}
+	} else if r.count >= MaxResends || now-r.at < int64(gap) {
+		w.suppressed.Add(1)
 		return false
 	}
 	h := &w.hdr
@@ -188,6 +221,8 @@ func (w *trackWriter) retransmit(seq uint16) bool {
 		w.writeErrs.Add(1)
 		return false
 	}
+	r.count++
+	r.at = now
 	w.retransmits.Add(1)
 	w.packets.Add(1)
 	w.bytes.Add(uint64(len(p.payload)))
@@ -204,6 +239,7 @@ func (w *trackWriter) stats() TrackStats {
 		NACKs:        w.nacks.Load(),
 		Retransmits:  w.retransmits.Load(),
 		Missed:       w.misses.Load(),
+		Suppressed:   w.suppressed.Load(),
 		PLIs:         w.plis.Load(),
 		FIRs:         w.firs.Load(),
 		WriteErrors:  w.writeErrs.Load(),

@@ -3,6 +3,7 @@ package relay
 import (
 	"reflect"
 	"testing"
+	"time"
 
 	"github.com/pion/webrtc/v4"
 )
@@ -62,12 +63,32 @@ func TestTrackWriterSegments(t *testing.T) {
 		}
 	}
 	// Retransmission resends the identical packet.
-	if !w.retransmit(pkts[7].hdr.SequenceNumber) {
+	const gap = 50 * time.Millisecond
+	now := int64(time.Second)
+	if !w.retransmit(pkts[7].hdr.SequenceNumber, now, gap) {
 		t.Fatal("retransmit failed")
 	}
 	got := rec.snapshot()[10]
 	if !reflect.DeepEqual(got.hdr, pkts[7].hdr) || &got.payload[0] != &pkts[7].payload[0] {
 		t.Fatalf("retransmission %+v, want %+v", got.hdr, pkts[7].hdr)
+	}
+	// Asked again within the gap: not resent; after it: resent; then not
+	// beyond MaxResends. Another packet is not affected.
+	seq := pkts[7].hdr.SequenceNumber
+	steps := []struct {
+		at   int64
+		sent bool
+	}{{now + int64(gap) - 1, false}, {now + int64(gap), true}, {now + 10*int64(gap), false}, {now + 100*int64(gap), false}}
+	for i, st := range steps {
+		if got := w.retransmit(seq, st.at, gap); got != st.sent {
+			t.Fatalf("step %d: resent %v, want %v", i, got, st.sent)
+		}
+	}
+	if !w.retransmit(pkts[8].hdr.SequenceNumber, now, gap) {
+		t.Fatal("another packet was not resent")
+	}
+	if st := w.stats(); st.Retransmits != MaxResends+1 || st.Suppressed != 3 || st.Missed != 0 || len(rec.snapshot()) != 10+MaxResends+1 {
+		t.Fatalf("stats %+v after %d packets", st, len(rec.snapshot()))
 	}
 }
 
@@ -90,7 +111,7 @@ func TestTrackWriterReplayTimestamps(t *testing.T) {
 		}
 	}
 	// A retransmitted replay packet keeps its compressed timestamp.
-	w.retransmit(pkts[2].hdr.SequenceNumber)
+	w.retransmit(pkts[2].hdr.SequenceNumber, 0, minResendGap)
 	if got := rec.snapshot()[5]; got.hdr.Timestamp != top-1 {
 		t.Fatalf("retransmitted replay packet ts %d, want %d", got.hdr.Timestamp, top-1)
 	}
@@ -133,7 +154,7 @@ func TestViewerPathAllocationFree(t *testing.T) {
 		buf.put(f)
 		v.offerLocked(f)
 		w.write(<-v.queue)
-		w.retransmit(w.lastSeq)
+		w.retransmit(w.lastSeq, int64(seq)*int64(time.Second), minResendGap)
 	})
 	if allocs != 0 {
 		t.Fatalf("%.1f allocations per frame on the per-viewer path", allocs)

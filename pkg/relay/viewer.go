@@ -290,11 +290,13 @@ func (v *Viewer) retransmit(n nackRequest) {
 	if v.batch != nil && v.batch.Begin() {
 		defer v.batch.Flush()
 	}
+	now := time.Since(v.hub.clock).Nanoseconds()
+	gap := max(minResendGap, time.Duration(v.rtt.Load()))
 	for _, p := range n.pairs {
-		w.retransmit(p.PacketID)
+		w.retransmit(p.PacketID, now, gap)
 		for i := uint16(0); i < 16; i++ {
 			if p.LostPackets&(1<<i) != 0 {
-				w.retransmit(p.PacketID + i + 1)
+				w.retransmit(p.PacketID+i+1, now, gap)
 			}
 		}
 	}

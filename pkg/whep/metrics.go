@@ -44,6 +44,7 @@ func addTrack(t *relay.TrackStats, v relay.TrackStats) {
 	t.NACKs += v.NACKs
 	t.Retransmits += v.Retransmits
 	t.Missed += v.Missed
+	t.Suppressed += v.Suppressed
 	t.PLIs += v.PLIs
 	t.FIRs += v.FIRs
 	t.WriteErrors += v.WriteErrors
@@ -158,7 +159,7 @@ func delayHistogram(desc *prometheus.Desc, h relay.DelayHistogram, stream string
 }
 
 var statsDescs = struct {
-	bytes, packets, frames, drops, nacks, retransmits, missed, plis, firs, writeErrors *prometheus.Desc
+	bytes, packets, frames, drops, nacks, retransmits, missed, suppressed, plis, firs, writeErrors *prometheus.Desc
 }{
 	bytes:       statsDesc("bytes_out_total", "RTP payload bytes sent, retransmissions included."),
 	packets:     statsDesc("packets_out_total", "RTP packets sent, retransmissions included."),
@@ -167,6 +168,7 @@ var statsDescs = struct {
 	nacks:       statsDesc("nacks_total", "Packets viewers asked for again (NACK)."),
 	retransmits: statsDesc("retransmits_total", "Packets resent after a NACK."),
 	missed:      statsDesc("nack_missed_total", "NACKed packets no longer in the retransmit buffer."),
+	suppressed:  statsDesc("nack_suppressed_total", "NACKed packets not resent: resent twice already, or less than a round trip ago."),
 	plis:        statsDesc("plis_total", "Picture loss indications received."),
 	firs:        statsDesc("firs_total", "Full intra requests received."),
 	writeErrors: statsDesc("write_errors_total", "RTP packets the transport refused."),
@@ -178,7 +180,7 @@ func statsDesc(name, help string) *prometheus.Desc {
 
 func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
 	d := statsDescs
-	for _, x := range []*prometheus.Desc{d.bytes, d.packets, d.frames, d.drops, d.nacks, d.retransmits, d.missed, d.plis, d.firs, d.writeErrors,
+	for _, x := range []*prometheus.Desc{d.bytes, d.packets, d.frames, d.drops, d.nacks, d.retransmits, d.missed, d.suppressed, d.plis, d.firs, d.writeErrors,
 		delayDescs.busToRTP, delayDescs.ingestToRTP} {
 		ch <- x
 	}
@@ -227,6 +229,7 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 			emit(d.nacks, k.v.NACKs)
 			emit(d.retransmits, k.v.Retransmits)
 			emit(d.missed, k.v.Missed)
+			emit(d.suppressed, k.v.Suppressed)
 			emit(d.plis, k.v.PLIs)
 			emit(d.firs, k.v.FIRs)
 			emit(d.writeErrors, k.v.WriteErrors)
