@@ -203,7 +203,8 @@ func quote(s string) string {
 
 // pionLoggerFactory sends pion's logs to slog: trace is dropped, debug and
 // info go to debug (pion's info is per-connection chatter), warn and error to
-// warn (they mostly report what remote peers send).
+// warn (they mostly report what remote peers send), except the routine ones
+// of every session's life (pionRoutine), at debug.
 type pionLoggerFactory struct{ logger *slog.Logger }
 
 func (f pionLoggerFactory) NewLogger(scope string) logging.LeveledLogger {
@@ -226,7 +227,33 @@ func (l pionLogger) Debug(msg string)                  { l.log(slog.LevelDebug, 
 func (l pionLogger) Debugf(format string, args ...any) { l.log(slog.LevelDebug, format, args...) }
 func (l pionLogger) Info(msg string)                   { l.log(slog.LevelDebug, "%s", msg) }
 func (l pionLogger) Infof(format string, args ...any)  { l.log(slog.LevelDebug, format, args...) }
-func (l pionLogger) Warn(msg string)                   { l.log(slog.LevelWarn, "%s", msg) }
-func (l pionLogger) Warnf(format string, args ...any)  { l.log(slog.LevelWarn, format, args...) }
-func (l pionLogger) Error(msg string)                  { l.log(slog.LevelWarn, "%s", msg) }
-func (l pionLogger) Errorf(format string, args ...any) { l.log(slog.LevelWarn, format, args...) }
+func (l pionLogger) Warn(msg string)                   { l.warn("%s", msg) }
+func (l pionLogger) Warnf(format string, args ...any)  { l.warn(format, args...) }
+func (l pionLogger) Error(msg string)                  { l.warn("%s", msg) }
+func (l pionLogger) Errorf(format string, args ...any) { l.warn(format, args...) }
+
+// pionRoutine are pion warnings that every session produces in its normal
+// life (an ICE check before the remote candidates are known, RTP read after
+// the close): logged at debug, not at warn, so that a node's warnings mean
+// something.
+var pionRoutine = []string{
+	"Failed to ping without candidate pairs",
+	"Failed to accept RTP io: read/write on closed pipe",
+	"Failed to accept RTP stream is already closed",
+}
+
+func (l pionLogger) warn(format string, args ...any) {
+	ctx := context.Background()
+	if !l.logger.Enabled(ctx, slog.LevelWarn) {
+		return
+	}
+	msg := fmt.Sprintf(format, args...)
+	level := slog.LevelWarn
+	for _, r := range pionRoutine {
+		if strings.HasPrefix(msg, r) {
+			level = slog.LevelDebug
+			break
+		}
+	}
+	l.logger.Log(ctx, level, msg)
+}

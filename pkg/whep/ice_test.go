@@ -2,6 +2,7 @@ package whep
 
 import (
 	"errors"
+	"log/slog"
 	"strings"
 	"testing"
 
@@ -113,4 +114,25 @@ func TestICEAddresses(t *testing.T) {
 func hostPort(addr string) string {
 	i := strings.LastIndexByte(addr, ':')
 	return addr[:i] + " " + addr[i+1:]
+}
+
+func TestPionRoutineWarningsAtDebug(t *testing.T) {
+	var buf strings.Builder
+	logger := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	l := pionLoggerFactory{logger: logger}.NewLogger("ice")
+	l.Warn("Failed to ping without candidate pairs. Connection is not possible yet.")
+	l.Warnf("Failed to accept RTP %v", "stream is already closed")
+	l.Errorf("Failed to handle %s", "a real problem")
+	l.Info("chatter")
+	got := buf.String()
+	for _, want := range []string{
+		`level=DEBUG msg="Failed to ping without candidate pairs. Connection is not possible yet." pion=ice`,
+		`level=DEBUG msg="Failed to accept RTP stream is already closed" pion=ice`,
+		`level=WARN msg="Failed to handle a real problem" pion=ice`,
+		`level=DEBUG msg=chatter pion=ice`,
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("log lacks %q:\n%s", want, got)
+		}
+	}
 }
