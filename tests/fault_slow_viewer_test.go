@@ -13,12 +13,10 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/pion/ice/v4"
 	"github.com/pion/webrtc/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -423,59 +421,7 @@ func playThroughLink(t *testing.T, ctx context.Context, url, stream string, cfg 
 // link delivers, so that its count can be checked against the link's.
 func newLinkedRTPViewer(t *testing.T) *rtpViewer {
 	t.Helper()
-	var se webrtc.SettingEngine
-	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
-	se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
-	se.SetIncludeLoopbackCandidate(true)
-	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
-	se.DisableSRTPReplayProtection(true)
-	m := &webrtc.MediaEngine{}
-	if err := m.RegisterDefaultCodecs(); err != nil {
-		t.Fatal(err)
-	}
-	pc, err := webrtc.NewAPI(webrtc.WithSettingEngine(se), webrtc.WithMediaEngine(m)).NewPeerConnection(webrtc.Configuration{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &whepClient{pc: pc, connected: make(chan struct{}), closed: make(chan struct{}),
-		packets: map[string]int{}, tracks: map[string]bool{}}
-	v := &rtpViewer{whepClient: c, pkts: map[string][]rtpPacket{}}
-	t.Cleanup(func() {
-		_ = pc.Close()
-		v.wg.Wait()
-	})
-	for _, k := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio} {
-		if _, err := pc.AddTransceiverFromKind(k, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	var once1, once2 sync.Once
-	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
-		switch s {
-		case webrtc.PeerConnectionStateConnected:
-			once1.Do(func() { close(c.connected) })
-		case webrtc.PeerConnectionStateFailed, webrtc.PeerConnectionStateClosed:
-			once2.Do(func() { close(c.closed) })
-		}
-	})
-	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
-		mime := tr.Codec().MimeType
-		c.mu.Lock()
-		c.tracks[mime] = true
-		c.mu.Unlock()
-		v.wg.Add(1)
-		go func() {
-			defer v.wg.Done()
-			for {
-				p, _, err := tr.ReadRTP()
-				if err != nil {
-					return
-				}
-				v.add(mime, p)
-			}
-		}()
-	})
-	return v
+	return newRTPViewerWith(t, func(se *webrtc.SettingEngine) { se.DisableSRTPReplayProtection(true) })
 }
 
 // ssrc returns the SSRC of the viewer's track of mime.

@@ -45,7 +45,14 @@ type rtpViewer struct {
 // the readers.
 func newRTPViewer(t *testing.T) *rtpViewer {
 	t.Helper()
-	c := newWHEPClient(t, webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio)
+	return newRTPViewerWith(t, nil)
+}
+
+// newRTPViewerWith is newRTPViewer with tune applied to the client's
+// SettingEngine (see newWHEPClientWith).
+func newRTPViewerWith(t *testing.T, tune func(*webrtc.SettingEngine)) *rtpViewer {
+	t.Helper()
+	c := newWHEPClientWith(t, tune, webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio)
 	v := &rtpViewer{whepClient: c, pkts: map[string][]rtpPacket{}}
 	t.Cleanup(func() {
 		_ = c.pc.Close()

@@ -248,11 +248,21 @@ type whepClient struct {
 
 func newWHEPClient(t *testing.T, kinds ...webrtc.RTPCodecType) *whepClient {
 	t.Helper()
+	return newWHEPClientWith(t, nil, kinds...)
+}
+
+// newWHEPClientWith is newWHEPClient with tune (when not nil) applied to
+// its SettingEngine.
+func newWHEPClientWith(t *testing.T, tune func(*webrtc.SettingEngine), kinds ...webrtc.RTPCodecType) *whepClient {
+	t.Helper()
 	var se webrtc.SettingEngine
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
 	se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
 	se.SetIncludeLoopbackCandidate(true)
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	if tune != nil {
+		tune(&se)
+	}
 	m := &webrtc.MediaEngine{}
 	if err := m.RegisterDefaultCodecs(); err != nil {
 		t.Fatal(err)
