@@ -27,7 +27,9 @@
 // A subscriber finds the latest keyframe with one direct get of the last
 // message on media.NAME.v.key (LatestKeyframe) and replays from its sequence
 // with one consumer on media.NAME.> that delivers in stream order, without
-// acks (Subscribe), which also delivers announcements in order.
+// acks (Subscribe), which also delivers announcements in order. A
+// subscription that resumes (reconnect, new consumer) more than StaleBacklog
+// behind the stream skips to the latest keyframe stored since, if any.
 //
 // # Messages
 //

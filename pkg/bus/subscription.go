@@ -62,6 +62,7 @@ type Subscription struct {
 	created     time.Time // creation time of the stream being read
 	cursor      uint64    // stream sequence of the last message received
 	lastDeliver uint64    // consumer sequence of the last message received
+	lastStored  time.Time // store time of the last message received
 	consName    string
 	it          jetstream.MessagesContext
 	dec         decoder
@@ -215,6 +216,7 @@ func (s *Subscription) run(ctx context.Context) {
 			s.dec.reset()
 		}
 		s.cursor = meta.Sequence.Stream
+		s.lastStored = meta.Timestamp
 		msg, ok, err := s.dec.push(meta.Sequence.Stream, m.Subject(), m.Headers(), m.Data())
 		if err != nil {
 			s.logBad(err)
@@ -325,6 +327,7 @@ func (s *Subscription) restart(ctx context.Context) bool {
 			s.dec.reset()
 			s.cursor = start - 1
 		}
+		start = s.skipStale(ctx, info, start)
 		err = s.startConsumer(ctx, start)
 		if err == nil {
 			return true
@@ -459,4 +462,50 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 	case <-t.C:
 		return true
 	}
+}
+
+// StaleBacklog is how far behind the stream's newest message a resuming
+// subscription may be before it skips ahead to the latest keyframe.
+const StaleBacklog = time.Second
+
+// skipStale returns where a resuming subscription starts: at start, or,
+// when the messages stored since the last one it received span more than
+// StaleBacklog and a keyframe was stored since, at that keyframe (at the
+// announcement before it, when it was stored after start): playing the
+// backlog would send its viewers seconds of stale media in one burst.
+func (s *Subscription) skipStale(ctx context.Context, info *jetstream.StreamInfo, start uint64) uint64 {
+	if s.lastStored.IsZero() || info.State.LastTime.Sub(s.lastStored) <= StaleBacklog {
+		return start
+	}
+	key, err := LatestKeyframe(ctx, s.js, s.subj.Name)
+	if err != nil {
+		return start
+	}
+	annSeq := uint64(0)
+	if a, err := LatestAnnouncement(ctx, s.js, s.subj.Name); err == nil {
+		annSeq = a.Seq
+	}
+	to := resumeAt(start, key, annSeq)
+	if to != start {
+		s.logger.Info("resuming at the latest keyframe, past the backlog stored while away",
+			"from_seq", start, "to_seq", to, "backlog", info.State.LastTime.Sub(s.lastStored).Round(time.Millisecond))
+		s.dec.reset()
+		s.cursor = to - 1
+	}
+	return to
+}
+
+// resumeAt is where to resume instead of start when the keyframe at key
+// (0: none) and the announcement at ann (0: none) are the latest: the
+// keyframe, or the announcement when it lies between start and the keyframe
+// (it is published just before each keyframe, and may begin a new epoch);
+// start when the keyframe is not past it.
+func resumeAt(start, key, ann uint64) uint64 {
+	if key <= start {
+		return start
+	}
+	if ann >= start && ann < key {
+		return ann
+	}
+	return key
 }

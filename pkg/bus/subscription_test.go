@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -281,4 +282,119 @@ func TestSubscriptionEndsWithConnection(t *testing.T) {
 	}
 	s.Stop()
 	s.Stop()
+}
+
+func TestResumeAt(t *testing.T) {
+	for _, tc := range []struct{ start, key, ann, want uint64 }{
+		{100, 0, 0, 100},     // no keyframe: the backlog, in order
+		{100, 90, 89, 100},   // the latest keyframe is not past start
+		{100, 100, 99, 100},  // start is the keyframe
+		{100, 150, 149, 149}, // skip to the announcement before the keyframe
+		{100, 150, 120, 120}, // announcement earlier in the backlog: from there
+		{100, 150, 60, 150},  // announcement before start: the keyframe
+		{100, 150, 0, 150},   // no announcement
+	} {
+		if got := resumeAt(tc.start, tc.key, tc.ann); got != tc.want {
+			t.Errorf("resumeAt(start %d, key %d, ann %d) = %d, want %d", tc.start, tc.key, tc.ann, got, tc.want)
+		}
+	}
+}
+
+// TestSubscriptionSkipsStaleBacklog: a subscription that resumes (here
+// after a reconnect) more than StaleBacklog behind the stream, with a
+// keyframe stored since, resumes at that keyframe (the announcement before
+// it) instead of delivering the backlog of stale frames in one burst.
+func TestSubscriptionSkipsStaleBacklog(t *testing.T) {
+	ctx := testCtx(t, 30*time.Second)
+	srv := startServer(t, embedded.Config{})
+	pubConn := connect(t, srv)
+	subConn := connect(t, srv)
+	p := newPublisher(t, ctx, pubConn, "stale", PublisherConfig{})
+	if err := p.Announce(ctx, h264Opus); err != nil {
+		t.Fatal(err)
+	}
+	// A live source: 30 fps, a keyframe every 10 frames.
+	stop := make(chan struct{})
+	published := make(chan struct{})
+	go func() {
+		defer close(published)
+		tick := time.NewTicker(33 * time.Millisecond)
+		defer tick.Stop()
+		for i := int64(0); ; i++ {
+			if err := p.Publish(ctx, videoFrame(i*3000, i%10 == 0, []byte{byte(i)})); err != nil {
+				t.Errorf("publish %d: %v", i, err)
+				return
+			}
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	defer func() { close(stop); <-published }()
+
+	// The subscriber's handler blocks on the first keyframe it gets.
+	gate := make(chan struct{})
+	c := newCollector()
+	var blocked atomic.Bool
+	s, err := Subscribe(ctx, subConn, "stale", SubscribeOptions{}, func(m Message) {
+		c.handle(m)
+		if m.IsFrame() && m.Frame.Key && blocked.CompareAndSwap(false, true) {
+			<-gate
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop()
+	first := c.waitFor(t, ctx, "the first keyframe", func(m []Message) bool { return blocked.Load() })
+	held := first[len(first)-1]
+
+	// Wait until more than StaleBacklog of frames, keyframes included, is
+	// stored after the held one, then reconnect the subscriber's connection
+	// and let its handler return: it resumes.
+	js := newJS(t, pubConn)
+	pollUntil(t, ctx, "a stale backlog", func() bool {
+		info, err := js.Stream(ctx, "MEDIA_stale")
+		return err == nil && info.CachedInfo().State.LastTime.Sub(held.Published) > StaleBacklog+300*time.Millisecond
+	})
+	key, err := LatestKeyframe(ctx, js, "stale")
+	if err != nil || key <= held.Seq+1 {
+		t.Fatalf("latest keyframe %d (%v), want one after seq %d", key, err, held.Seq)
+	}
+	if err := subConn.ForceReconnect(); err != nil {
+		t.Fatal(err)
+	}
+	pollUntil(t, ctx, "the reconnect", func() bool { return subConn.Stats().Reconnects > 0 && subConn.IsConnected() })
+	close(gate)
+
+	// The backlog is skipped: the frames already fetched when the reconnect
+	// was noticed may still come (the consumer prefetches a few), then the
+	// keyframe at or after key, not the rest of the stale frames.
+	msgs := c.waitFor(t, ctx, "the keyframe after the resume", func(m []Message) bool {
+		for _, x := range m[len(first):] {
+			if x.IsFrame() && x.Seq >= key {
+				return true
+			}
+		}
+		return false
+	})
+	var stale []uint64
+	for _, m := range msgs[len(first):] {
+		if !m.IsFrame() {
+			continue
+		}
+		if m.Seq >= key {
+			if !m.Frame.Key {
+				t.Fatalf("resumed at seq %d, a delta; want the keyframe at %d", m.Seq, key)
+			}
+			break
+		}
+		stale = append(stale, m.Seq)
+	}
+	if backlog := key - held.Seq - 1; len(stale) > 5 {
+		t.Fatalf("%d of the %d stale messages delivered (%v): the backlog was not skipped", len(stale), backlog, stale)
+	}
+	t.Logf("held seq %d, resumed at keyframe %d after %d prefetched frames", held.Seq, key, len(stale))
 }
