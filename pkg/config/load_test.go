@@ -28,13 +28,15 @@ func defaultBroker() Broker {
 
 func defaultWHEP() WHEP {
 	return WHEP{
-		ICEUDPAddr:   ":8189",
-		UDPGSO:       true,
-		WaitTimeout:  30 * time.Second,
-		MaxWaiting:   1000,
-		Start:        "gop",
-		AllowOrigin:  "*",
-		DrainTimeout: 30 * time.Second,
+		ICEUDPAddr:             ":8189",
+		UDPGSO:                 true,
+		WaitTimeout:            30 * time.Second,
+		ICEDisconnectedTimeout: 5 * time.Second,
+		ICEFailedTimeout:       25 * time.Second,
+		MaxWaiting:             1000,
+		Start:                  "gop",
+		AllowOrigin:            "*",
+		DrainTimeout:           30 * time.Second,
 	}
 }
 

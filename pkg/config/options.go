@@ -53,6 +53,9 @@ const (
 	DefaultMaxWaiting  = 1000
 	DefaultStart       = "gop"
 	DefaultAllowOrigin = "*"
+	// DefaultICEDisconnectedTimeout and DefaultICEFailedTimeout are pion's.
+	DefaultICEDisconnectedTimeout = 5 * time.Second
+	DefaultICEFailedTimeout       = 25 * time.Second
 	// DefaultDrainTimeout is how long a draining node keeps its sessions.
 	DefaultDrainTimeout = 30 * time.Second
 )
@@ -76,6 +79,8 @@ func whepOptions() []option {
 		{key: "whep.ice-udp-addr", flag: "ice-udp-addr", kind: kindString, def: DefaultICEUDPAddr, usage: "UDP address shared by all WebRTC sessions"},
 		{key: "whep.ice-tcp-addr", flag: "ice-tcp-addr", kind: kindString, def: "", usage: "TCP address for ICE-TCP (off when empty)"},
 		{key: "whep.udp-gso", flag: "udp-gso", kind: kindBool, def: true, usage: "send each video frame to a viewer with one system call (Linux UDP GSO; falls back by itself)"},
+		{key: "whep.ice-disconnected-timeout", flag: "ice-disconnected-timeout", kind: kindDuration, def: DefaultICEDisconnectedTimeout, usage: "silence from a viewer after which its connection is disconnected (media stops)"},
+		{key: "whep.ice-failed-timeout", flag: "ice-failed-timeout", kind: kindDuration, def: DefaultICEFailedTimeout, usage: "further silence after which the session is closed and its resources freed"},
 		{key: "whep.public-ip", flag: "public-ip", kind: kindStrings, def: []string{}, usage: "IP announced as host candidate (NAT 1:1), repeatable"},
 		{key: "whep.ice-server", flag: "ice-server", kind: kindStrings, def: []string{}, usage: "STUN/TURN URL (turn:host:3478?username=u&credential=p), repeatable"},
 		{key: "whep.token", flag: "token", kind: kindStrings, def: []string{}, usage: "Bearer token accepted by WHEP, repeatable (open when none)"},

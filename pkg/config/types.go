@@ -39,6 +39,12 @@ type WHEP struct {
 	// UDPGSO sends the packets of a video frame to a viewer with one
 	// system call (Linux UDP segmentation offload; default true).
 	UDPGSO bool `mapstructure:"udp-gso"`
+	// ICEDisconnectedTimeout and ICEFailedTimeout are how long a session
+	// hears nothing from its client before ICE is disconnected, and then
+	// failed, which closes the session (defaults 5s and 25s; 0 in a
+	// whep.Config takes those).
+	ICEDisconnectedTimeout time.Duration `mapstructure:"ice-disconnected-timeout"`
+	ICEFailedTimeout       time.Duration `mapstructure:"ice-failed-timeout"`
 	// PublicIPs are announced as host candidates (NAT 1:1).
 	PublicIPs []string `mapstructure:"public-ip"`
 	// ICEServers are STUN/TURN URLs, also sent as Link rel="ice-server".

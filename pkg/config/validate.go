@@ -133,6 +133,12 @@ func (w *WHEP) validate(p *problems) {
 	if w.Start != "gop" && w.Start != "live" {
 		p.add("whep.start", "must be gop or live, got %q", w.Start)
 	}
+	if w.ICEDisconnectedTimeout < 0 {
+		p.add("whep.ice-disconnected-timeout", "must be >= 0 (0: the default), got %v", w.ICEDisconnectedTimeout)
+	}
+	if w.ICEFailedTimeout < 0 {
+		p.add("whep.ice-failed-timeout", "must be >= 0 (0: the default), got %v", w.ICEFailedTimeout)
+	}
 	if w.DrainTimeout < 0 {
 		p.add("whep.drain-timeout", "must be >= 0 (0 = close sessions at once), got %v", w.DrainTimeout)
 	}

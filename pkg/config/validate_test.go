@@ -53,6 +53,7 @@ func TestBrokerValidate(t *testing.T) {
 		{"max sessions per stream", func(b *Broker) { b.WHEP.MaxSessionsPerStream = -2 }, `whep.max-sessions-per-stream: must be >= 0 (0 = unlimited), got -2`},
 		{"whep token", func(b *Broker) { b.WHEP.Tokens = []string{" "} }, `whep.token: must not be empty`},
 		{"drain timeout", func(b *Broker) { b.WHEP.DrainTimeout = -time.Second }, `whep.drain-timeout: must be >= 0 (0 = close sessions at once), got -1s`},
+		{"ice failed timeout", func(b *Broker) { b.WHEP.ICEFailedTimeout = -time.Second }, `whep.ice-failed-timeout: must be >= 0 (0: the default), got -1s`},
 		{"log level", func(b *Broker) { b.Log.Level = "loud" }, `log.level: must be debug, info, warn or error, got "loud"`},
 		{"log format", func(b *Broker) { b.Log.Format = "xml" }, `log.format: must be text or json, got "xml"`},
 	}

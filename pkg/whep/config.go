@@ -36,11 +36,6 @@ type Config struct {
 	// BodyTimeout bounds the reading of a request body (default
 	// DefaultBodyTimeout).
 	BodyTimeout time.Duration
-	// ICEDisconnectedTimeout and ICEFailedTimeout are how long a session
-	// hears nothing from its client before ICE is disconnected, and then
-	// failed, which closes the session (defaults 5 s and 25 s, pion's).
-	ICEDisconnectedTimeout time.Duration
-	ICEFailedTimeout       time.Duration
 }
 
 // Deps are the services a Server uses.
