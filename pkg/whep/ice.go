@@ -233,13 +233,14 @@ func (l pionLogger) Error(msg string)                  { l.warn("%s", msg) }
 func (l pionLogger) Errorf(format string, args ...any) { l.warn(format, args...) }
 
 // pionRoutine are pion warnings that every session produces in its normal
-// life (an ICE check before the remote candidates are known, RTP read after
-// the close): logged at debug, not at warn, so that a node's warnings mean
-// something.
+// life (an ICE check before the remote candidates are known; reads that end
+// because the session closed): logged at debug, not at warn, so that a
+// node's warnings mean something. A warning containing one of them is
+// routine.
 var pionRoutine = []string{
 	"Failed to ping without candidate pairs",
-	"Failed to accept RTP io: read/write on closed pipe",
-	"Failed to accept RTP stream is already closed",
+	"stream is already closed",
+	"read/write on closed pipe",
 }
 
 func (l pionLogger) warn(format string, args ...any) {
@@ -250,7 +251,7 @@ func (l pionLogger) warn(format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
 	level := slog.LevelWarn
 	for _, r := range pionRoutine {
-		if strings.HasPrefix(msg, r) {
+		if strings.Contains(msg, r) {
 			level = slog.LevelDebug
 			break
 		}

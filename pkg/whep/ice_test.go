@@ -122,12 +122,14 @@ func TestPionRoutineWarningsAtDebug(t *testing.T) {
 	l := pionLoggerFactory{logger: logger}.NewLogger("ice")
 	l.Warn("Failed to ping without candidate pairs. Connection is not possible yet.")
 	l.Warnf("Failed to accept RTP %v", "stream is already closed")
+	l.Warnf("Failed to read from candidate udp4 host 192.0.2.2:8189: %v", "io: read/write on closed pipe")
 	l.Errorf("Failed to handle %s", "a real problem")
 	l.Info("chatter")
 	got := buf.String()
 	for _, want := range []string{
 		`level=DEBUG msg="Failed to ping without candidate pairs. Connection is not possible yet." pion=ice`,
 		`level=DEBUG msg="Failed to accept RTP stream is already closed" pion=ice`,
+		`level=DEBUG msg="Failed to read from candidate udp4 host 192.0.2.2:8189: io: read/write on closed pipe" pion=ice`,
 		`level=WARN msg="Failed to handle a real problem" pion=ice`,
 		`level=DEBUG msg=chatter pion=ice`,
 	} {
