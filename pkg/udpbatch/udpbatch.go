@@ -7,7 +7,8 @@
 // the system call and the per-packet network stack traversal most of the
 // node's CPU. With UDP generic segmentation offload (Linux UDP_SEGMENT,
 // 4.18+) one sendmsg(2) carries a run of equal-size datagrams (the last may
-// be shorter) and the stack is traversed once for the run.
+// be shorter): one system call, and one pass through most of the stack, for
+// the run (BenchmarkFrame: about 3.5 times less per frame on loopback).
 //
 // Contract:
 //   - A Group is shared by the sockets of one mux. Wrap a socket with
