@@ -27,7 +27,7 @@ import (
 func TestClusterReplicas(t *testing.T) {
 	whepLeakCheck(t)
 	ctx := clusterContext(t)
-	cluster := startNATSCluster(t, ctx, natstest.Config{System: natstest.Auth{User: "sys", Password: "sys"}})
+	cluster := startNATSCluster(t, ctx, natstest.Config{InProcess: true, System: natstest.Auth{User: "sys", Password: "sys"}})
 	url := whepNode(t, nodeConn(t, "--nats-url", cluster.URL()), nil)
 	js := testJS(t, cluster.URL())
 	if info := streamInfo(t, ctx, js, catalogStream); info.Config.Replicas != 1 {
@@ -101,8 +101,9 @@ func TestClusterAuth(t *testing.T) {
 	// The accounts of docs/operations.md: whepcast's users in APP, an
 	// administrator in SYS.
 	cluster := startNATSCluster(t, ctx, natstest.Config{
-		Auth:   natstest.Auth{User: "whepcast", Password: "s3cret", NKeys: []string{pub}},
-		System: natstest.Auth{User: "admin", Password: "adm1n"},
+		InProcess: true,
+		Auth:      natstest.Auth{User: "whepcast", Password: "s3cret", NKeys: []string{pub}},
+		System:    natstest.Auth{User: "admin", Password: "adm1n"},
 	})
 
 	b := startBroker(t, ctx, broker.Options{}, "--nats-url", cluster.URL(), "--replicas", "3",
@@ -134,7 +135,7 @@ func TestClusterAuth(t *testing.T) {
 func TestClusterToken(t *testing.T) {
 	whepLeakCheck(t)
 	ctx := clusterContext(t)
-	cluster := startNATSCluster(t, ctx, natstest.Config{Servers: 1, Auth: natstest.Auth{Token: "t0ken"}})
+	cluster := startNATSCluster(t, ctx, natstest.Config{InProcess: true, Servers: 1, Auth: natstest.Auth{Token: "t0ken"}})
 	b := startBroker(t, ctx, broker.Options{}, "--nats-url", cluster.URL(), "--nats-token", "t0ken")
 	brokerHealthy(t, ctx, b)
 	whepNode(t, nodeConn(t, "--nats-url", cluster.URL(), "--nats-token", "t0ken"), nil)
@@ -157,7 +158,7 @@ func TestClusterTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cluster := startNATSCluster(t, ctx, natstest.Config{TLS: files.Server(true)})
+	cluster := startNATSCluster(t, ctx, natstest.Config{InProcess: true, TLS: files.Server(true)})
 	tlsArgs := []string{"--nats-url", cluster.URL(), "--nats-tls-ca", files.CA, "--nats-tls-cert", files.ClientCert, "--nats-tls-key", files.ClientKey}
 
 	b := startBroker(t, ctx, broker.Options{}, append(tlsArgs, "--replicas", "3")...)
@@ -195,7 +196,7 @@ func TestClusterTLS(t *testing.T) {
 func TestClusterCreds(t *testing.T) {
 	whepLeakCheck(t)
 	ctx := clusterContext(t)
-	cluster := startNATSCluster(t, ctx, natstest.Config{JWT: true})
+	cluster := startNATSCluster(t, ctx, natstest.Config{InProcess: true, JWT: true})
 	creds := func(account, name string) string {
 		t.Helper()
 		path, err := cluster.Creds(account, name)

@@ -27,17 +27,21 @@ func clusterContext(t *testing.T) context.Context {
 	return ctx
 }
 
-// startNATSCluster builds nats-server and starts a cluster of it on
-// loopback (3 servers unless cfg says otherwise), ready with a JetStream
-// meta leader. The cleanup stops every server; when the test failed, it
+// startNATSCluster starts a cluster of nats-server on loopback (3 servers
+// unless cfg says otherwise), ready with a JetStream meta leader: in this
+// process with cfg.InProcess, else as child processes of a binary it builds
+// (the fault tests, whose servers are killed for real). The cleanup stops every server; when the test failed, it
 // logs the end of each server's log.
 func startNATSCluster(t *testing.T, ctx context.Context, cfg natstest.Config) *natstest.Cluster {
 	t.Helper()
-	bin, err := natstest.Build(ctx, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
+	if !cfg.InProcess {
+		bin, err := natstest.Build(ctx, t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.Binary = bin
 	}
-	cfg.Binary, cfg.Dir = bin, t.TempDir()
+	cfg.Dir = t.TempDir()
 	c, err := natstest.Start(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	natsserver "github.com/nats-io/nats-server/v2/server"
 	"io"
 	"net/http"
 	"os"
@@ -17,8 +18,8 @@ import (
 	"time"
 )
 
-// pollInterval is how often readiness is polled (the servers are other
-// processes: their monitoring endpoints are the only signal).
+// pollInterval is how often readiness is polled (through the servers'
+// monitoring endpoints, in process or not).
 const pollInterval = 50 * time.Millisecond
 
 // Cluster is a running test cluster. Its methods are safe for concurrent
@@ -38,7 +39,8 @@ type server struct {
 	logPath  string
 	mu       sync.Mutex
 	cmd      *exec.Cmd
-	exited   chan struct{} // closed when cmd has exited
+	ns       *natsserver.Server // in-process, instead of cmd
+	exited   chan struct{}      // closed when cmd (ns) has exited
 	exitErr  error
 	stopping bool
 }
@@ -47,8 +49,8 @@ type server struct {
 // cluster is ready (see WaitReady), bounded by ctx. On error every server
 // that was started is killed.
 func Start(ctx context.Context, cfg Config) (*Cluster, error) {
-	if cfg.Binary == "" || cfg.Dir == "" {
-		return nil, fmt.Errorf("%w: Binary and Dir are required", ErrInvalidConfig)
+	if cfg.Binary == "" && !cfg.InProcess || cfg.Dir == "" {
+		return nil, fmt.Errorf("%w: Dir, and Binary unless InProcess, are required", ErrInvalidConfig)
 	}
 	if cfg.Servers == 0 {
 		cfg.Servers = DefaultServers
@@ -94,7 +96,7 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 		c.servers = append(c.servers, s)
 	}
 	for _, s := range c.servers {
-		if err := s.start(cfg.Binary); err != nil {
+		if err := c.startServer(s); err != nil {
 			c.Close()
 			return nil, err
 		}
@@ -106,10 +108,46 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	return c, nil
 }
 
+// startServer starts s as configured: a process, or in this process.
+func (c *Cluster) startServer(s *server) error {
+	if c.cfg.InProcess {
+		return s.startInProcess()
+	}
+	return s.start(c.cfg.Binary)
+}
+
+// startInProcess runs s as a library server, logging to its log file.
+func (s *server) startInProcess() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd != nil || s.ns != nil {
+		return fmt.Errorf("%w: %s", ErrRunning, serverName(s.i))
+	}
+	opts, err := natsserver.ProcessConfigFile(s.conf)
+	if err != nil {
+		return fmt.Errorf("natstest: %s configuration: %w", serverName(s.i), err)
+	}
+	opts.NoSigs = true
+	opts.LogFile = s.logPath
+	ns, err := natsserver.NewServer(opts)
+	if err != nil {
+		return fmt.Errorf("natstest: starting %s: %w", serverName(s.i), err)
+	}
+	ns.ConfigureLogger()
+	go ns.Start()
+	exited := make(chan struct{})
+	s.ns, s.exited, s.stopping = ns, exited, false
+	go func() {
+		ns.WaitForShutdown()
+		close(exited)
+	}()
+	return nil
+}
+
 func (s *server) start(binary string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.cmd != nil {
+	if s.cmd != nil || s.ns != nil {
 		return fmt.Errorf("%w: %s", ErrRunning, serverName(s.i))
 	}
 	logf, err := os.OpenFile(s.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
@@ -141,7 +179,7 @@ func (s *server) start(binary string) error {
 func (s *server) running() (*exec.Cmd, chan struct{}) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.cmd == nil {
+	if s.cmd == nil && s.ns == nil {
 		return nil, nil
 	}
 	select {
@@ -152,16 +190,32 @@ func (s *server) running() (*exec.Cmd, chan struct{}) {
 	return s.cmd, s.exited
 }
 
+// isRunning reports whether the server runs (as a process or in process).
+func (s *server) isRunning() bool {
+	_, exited := s.running()
+	return exited != nil
+}
+
 // signal sends sig and waits for the process to exit, killing it after
 // timeout; the server is then marked stopped.
 func (s *server) signal(sig os.Signal, timeout time.Duration) error {
 	cmd, exited := s.running()
-	if cmd == nil {
+	if exited == nil {
 		return fmt.Errorf("%w: %s", ErrNotRunning, serverName(s.i))
 	}
 	s.mu.Lock()
 	s.stopping = true
+	ns := s.ns
 	s.mu.Unlock()
+	if ns != nil {
+		// In process there is no crash: any signal is a shutdown.
+		ns.Shutdown()
+		<-exited
+		s.mu.Lock()
+		s.ns = nil
+		s.mu.Unlock()
+		return nil
+	}
 	_ = cmd.Process.Signal(sig)
 	t := time.NewTimer(timeout)
 	defer t.Stop()
@@ -212,13 +266,13 @@ func (c *Cluster) Restart(ctx context.Context, i int) error {
 	if err != nil {
 		return err
 	}
-	if cmd, _ := s.running(); cmd != nil {
+	if s.isRunning() {
 		return fmt.Errorf("%w: %s", ErrRunning, serverName(i))
 	}
 	s.mu.Lock()
-	s.cmd = nil
+	s.cmd, s.ns = nil, nil
 	s.mu.Unlock()
-	if err := s.start(c.cfg.Binary); err != nil {
+	if err := c.startServer(s); err != nil {
 		return err
 	}
 	return c.WaitReady(ctx)
@@ -230,7 +284,7 @@ func (c *Cluster) Close() error {
 	var wg sync.WaitGroup
 	errs := make([]error, len(c.servers))
 	for i, s := range c.servers {
-		if cmd, _ := s.running(); cmd == nil {
+		if !s.isRunning() {
 			continue
 		}
 		wg.Add(1)
@@ -273,9 +327,9 @@ func (c *Cluster) readiness(ctx context.Context) error {
 	up := 0
 	for _, s := range c.servers {
 		s.mu.Lock()
-		cmd, exited, stopping := s.cmd, s.exited, s.stopping
+		started, exited, stopping := s.cmd != nil || s.ns != nil, s.exited, s.stopping
 		s.mu.Unlock()
-		if cmd == nil {
+		if !started {
 			continue
 		}
 		select {
@@ -417,8 +471,7 @@ func (c *Cluster) Running(i int) bool {
 	if err != nil {
 		return false
 	}
-	cmd, _ := s.running()
-	return cmd != nil
+	return s.isRunning()
 }
 
 // LogTail returns the last n lines of server i's log (all its runs).

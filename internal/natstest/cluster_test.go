@@ -203,7 +203,7 @@ func TestAuthAndTLS(t *testing.T) {
 
 func TestStartErrors(t *testing.T) {
 	ctx := testContext(t, 10*time.Second)
-	for _, cfg := range []Config{{}, {Binary: "x"}, {Binary: "x", Dir: t.TempDir(), Servers: -1},
+	for _, cfg := range []Config{{}, {Binary: "x"}, {Dir: t.TempDir()}, {Binary: "x", Dir: t.TempDir(), Servers: -1},
 		{Binary: "x", Dir: t.TempDir(), Auth: Auth{Token: "t", User: "u"}}} {
 		if _, err := Start(ctx, cfg); !errors.Is(err, ErrInvalidConfig) {
 			t.Errorf("Start(%+v) = %v", cfg, err)
@@ -238,5 +238,98 @@ func TestSystemAccount(t *testing.T) {
 	}
 	if _, err := Start(ctx, Config{Binary: "x", Dir: t.TempDir(), Auth: Auth{Token: "t"}, System: Auth{User: "s"}}); !errors.Is(err, ErrInvalidConfig) {
 		t.Fatalf("token with a system account: %v", err)
+	}
+}
+
+// TestInProcess: the same cluster with the servers in this process: an R3
+// stream survives the shutdown of its leader, the server restarts on its
+// store, and nothing is left running after Close.
+func TestInProcess(t *testing.T) {
+	ctx := testContext(t, 60*time.Second)
+	c, err := Start(ctx, Config{InProcess: true, Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc := connect(t, c.URL())
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "IP", Subjects: []string{"ip.>"}, Replicas: 3, Storage: jetstream.FileStorage})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		if _, err := js.Publish(ctx, "ip.x", []byte(strconv.Itoa(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	info, err := st.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leader := c.Index(info.Cluster.Leader)
+	if leader < 0 || !c.Running(leader) {
+		t.Fatalf("leader %q not a running server", info.Cluster.Leader)
+	}
+	if err := c.Kill(leader); err != nil {
+		t.Fatal(err)
+	}
+	if c.Running(leader) {
+		t.Fatal("killed server still running")
+	}
+	// Another server leads with every message.
+	pollInfo := func(what string, ok func(*jetstream.StreamInfo) bool) *jetstream.StreamInfo {
+		t.Helper()
+		var last *jetstream.StreamInfo
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			info, err := st.Info(rctx)
+			cancel()
+			if err == nil && ok(info) {
+				return info
+			}
+			if err == nil {
+				last = info
+			}
+			select {
+			case <-ctx.Done():
+				t.Fatalf("%s: %v (last info: %+v)", what, ctx.Err(), last)
+			case <-tick.C:
+			}
+		}
+	}
+	after := pollInfo("a new leader", func(i *jetstream.StreamInfo) bool {
+		return i.Cluster != nil && i.Cluster.Leader != "" && i.Cluster.Leader != info.Cluster.Leader
+	})
+	if after.State.Msgs != 5 {
+		t.Fatalf("new leader %s has %d messages, want 5", after.Cluster.Leader, after.State.Msgs)
+	}
+	if err := c.Restart(ctx, leader); err != nil {
+		t.Fatal(err)
+	}
+	pollInfo("two current replicas", func(i *jetstream.StreamInfo) bool {
+		if i.Cluster == nil || len(i.Cluster.Replicas) != 2 {
+			return false
+		}
+		for _, r := range i.Cluster.Replicas {
+			if !r.Current {
+				return false
+			}
+		}
+		return true
+	})
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range c.Len() {
+		if c.Running(i) {
+			t.Errorf("server %d running after Close", i)
+		}
+	}
+	if !strings.Contains(c.LogTail(0, 200), "Server is ready") {
+		t.Errorf("server log lacks the start:\n%s", c.LogTail(0, 20))
 	}
 }

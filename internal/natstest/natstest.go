@@ -12,11 +12,14 @@
 // the form nats.UserCredentials takes; a client without credentials is
 // refused.
 //
-// The servers are child processes, not goroutines, so that Kill is a real
-// crash: SIGKILL, no Raft leader stepdown, no flush of the store. Stop is the
-// graceful shutdown (SIGINT), Restart starts a stopped or killed server again
-// on the same ports and store. Build compiles the nats-server binary once per
-// test (it is cached by the go command).
+// By default the servers are child processes, not goroutines, so that Kill
+// is a real crash: SIGKILL, no Raft leader stepdown, no flush of the store.
+// Stop is the graceful shutdown (SIGINT), Restart starts a stopped or killed
+// server again on the same ports and store. Build compiles the nats-server
+// binary once per test (it is cached by the go command). With
+// Config.InProcess the same servers run in the test's process, from the
+// nats-server/v2 library (server.NewServer on the same configuration files):
+// nothing to build, but Kill is a shutdown too.
 //
 // Start returns once every server reports itself healthy (its /healthz
 // endpoint: JetStream enabled and current with a meta leader) and all of them
@@ -44,8 +47,14 @@ const (
 
 // Config describes a cluster.
 type Config struct {
-	// Binary is the nats-server executable (see Build). Required.
+	// Binary is the nats-server executable (see Build). Required unless
+	// InProcess.
 	Binary string
+	// InProcess runs the servers as nats-server/v2 library servers in this
+	// process (goroutines) instead of child processes: no build, but Kill
+	// is then a shutdown like Stop (no crash), and a server's goroutines
+	// share the test's race detector and CPU.
+	InProcess bool
 	// Dir holds the configuration files, stores and logs (a t.TempDir()).
 	// Required.
 	Dir string
