@@ -355,7 +355,9 @@ func (p *Publisher) publishLocked(ctx context.Context, f tsframes.Frame) error {
 			return nil
 		}
 		if len(p.audioGroup) > 0 {
-			group = append(p.audioGroup, f)
+			// A copy: the header is built from it after the held
+			// packets are released.
+			group = append(append(make([]tsframes.Frame, 0, len(p.audioGroup)+1), p.audioGroup...), f)
 			f = mergeAudio(group)
 			clear(p.audioGroup)
 			p.audioGroup = p.audioGroup[:0]

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -659,5 +660,75 @@ func TestPublishOnClosedConnection(t *testing.T) {
 	defer cancel()
 	if err := p.Close(cctx); err == nil {
 		t.Fatal("Close could not mark the entry ended, yet returned nil")
+	}
+}
+
+// TestPublishAudioGroupEdges: the packets held for the end of their PES go
+// out alone when a frame of another PID comes first, and as one message
+// when the publisher closes within the PES; a group never exceeds
+// MaxAudioGroup packets.
+func TestPublishAudioGroupEdges(t *testing.T) {
+	ctx := testCtx(t, 30*time.Second)
+	srv := startServer(t, embedded.Config{})
+	nc := connect(t, srv)
+	p := newPublisher(t, ctx, nc, "grp", PublisherConfig{})
+	if err := p.Announce(ctx, h264Opus); err != nil {
+		t.Fatal(err)
+	}
+	more := func(pts int64, b byte) tsframes.Frame {
+		f := audioFrame(pts, []byte{0xfc, b})
+		f.More = true
+		return f
+	}
+	publish := func(fs ...tsframes.Frame) {
+		t.Helper()
+		for _, f := range fs {
+			if err := p.Publish(ctx, f); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// 1. Two held packets, then a video frame: the packets go out alone.
+	publish(more(0, 1), more(1800, 2), videoFrame(3000, true, []byte{9}))
+	// 2. MaxAudioGroup+3 packets of one PES: a full group, then the rest.
+	for i := range MaxAudioGroup + 2 {
+		publish(more(int64(10+i)*1800, byte(i)))
+	}
+	publish(audioFrame(int64(10+MaxAudioGroup+2)*1800, []byte{0xfc, 0xff}))
+	// 3. Closed within a PES: the held packets go out as one message.
+	publish(more(100*1800, 1), more(101*1800, 2))
+	if err := p.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	c := newCollector()
+	subscribe(t, ctx, nc, "grp", SubscribeOptions{FromSeq: 1}, c)
+	total := 2 + 1 + MaxAudioGroup + 3 + 2
+	msgs := c.waitFor(t, ctx, "every frame", func(m []Message) bool { return countFrames(m) >= total })
+	var audio []Message
+	perSeq := map[uint64]int{}
+	for _, m := range msgs {
+		if m.IsFrame() && m.Frame.Kind == tsframes.KindAudio {
+			audio = append(audio, m)
+			perSeq[m.Seq]++
+		}
+	}
+	var sizes []int
+	for i, m := range audio {
+		if i == 0 || m.Seq != audio[i-1].Seq {
+			sizes = append(sizes, perSeq[m.Seq])
+		}
+	}
+	want := []int{1, 1, MaxAudioGroup, 3, 2}
+	if !slices.Equal(sizes, want) {
+		t.Fatalf("audio messages carry %v packets, want %v", sizes, want)
+	}
+	for i := 1; i < len(audio); i++ {
+		if audio[i].Frame.PTS <= audio[i-1].Frame.PTS {
+			t.Fatalf("audio packet %d: pts %d after %d", i, audio[i].Frame.PTS, audio[i-1].Frame.PTS)
+		}
+	}
+	if st := p.Stats(); st.Frames != uint64(total) || st.Dropped != 0 {
+		t.Fatalf("stats %+v, want %d frames", st, total)
 	}
 }
