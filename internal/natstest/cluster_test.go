@@ -46,6 +46,24 @@ func startCluster(t *testing.T, ctx context.Context, cfg Config) *Cluster {
 	return c
 }
 
+// createStream creates a stream, each attempt bounded (a JetStream API
+// request can be lost while the cluster settles), until ctx ends.
+func createStream(t *testing.T, ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) jetstream.Stream {
+	t.Helper()
+	for {
+		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		st, err := js.CreateStream(actx, cfg)
+		cancel()
+		if err == nil {
+			return st
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("create stream %s: %v", cfg.Name, err)
+		}
+		t.Logf("create stream %s: %v; retrying", cfg.Name, err)
+	}
+}
+
 func connect(t *testing.T, url string, opts ...nats.Option) *nats.Conn {
 	t.Helper()
 	nc, err := nats.Connect(url, append(opts, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))...)
@@ -71,10 +89,7 @@ func TestKillAndRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "T", Subjects: []string{"t.>"}, Replicas: 3, Storage: jetstream.FileStorage})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := createStream(t, ctx, js, jetstream.StreamConfig{Name: "T", Subjects: []string{"t.>"}, Replicas: 3, Storage: jetstream.FileStorage})
 	sent := 0
 	// publish stores n more messages, each retried until acknowledged (a
 	// message ID makes the retries idempotent).
@@ -255,10 +270,7 @@ func TestInProcess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "IP", Subjects: []string{"ip.>"}, Replicas: 3, Storage: jetstream.FileStorage})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := createStream(t, ctx, js, jetstream.StreamConfig{Name: "IP", Subjects: []string{"ip.>"}, Replicas: 3, Storage: jetstream.FileStorage})
 	for i := range 5 {
 		if _, err := js.Publish(ctx, "ip.x", []byte(strconv.Itoa(i))); err != nil {
 			t.Fatal(err)

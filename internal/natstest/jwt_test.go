@@ -80,10 +80,7 @@ func TestJWT(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "T", Subjects: []string{"t.>"}, Replicas: 3, Storage: jetstream.FileStorage})
-	if err != nil {
-		t.Fatalf("R3 stream in APP: %v", err)
-	}
+	st := createStream(t, ctx, js, jetstream.StreamConfig{Name: "T", Subjects: []string{"t.>"}, Replicas: 3, Storage: jetstream.FileStorage})
 	for range 5 {
 		if _, err := js.Publish(ctx, "t.x", []byte("m")); err != nil {
 			t.Fatal(err)
