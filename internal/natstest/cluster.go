@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -21,6 +22,9 @@ import (
 // pollInterval is how often readiness is polled (through the servers'
 // monitoring endpoints, in process or not).
 const pollInterval = 50 * time.Millisecond
+
+// clusterSeq numbers the clusters of this process (default names).
+var clusterSeq atomic.Int64
 
 // Cluster is a running test cluster. Its methods are safe for concurrent
 // use.
@@ -59,7 +63,10 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 		return nil, fmt.Errorf("%w: %d servers", ErrInvalidConfig, cfg.Servers)
 	}
 	if cfg.ClusterName == "" {
-		cfg.ClusterName = DefaultClusterName
+		// Unique per cluster: should two test processes ever pick the
+		// same free port, their servers refuse each other's routes
+		// instead of forming one cluster.
+		cfg.ClusterName = fmt.Sprintf("%s-%d-%d", DefaultClusterName, os.Getpid(), clusterSeq.Add(1))
 	}
 	if cfg.Auth.Token != "" && (cfg.Auth.User != "" || len(cfg.Auth.NKeys) > 0 || cfg.System.User != "") {
 		return nil, fmt.Errorf("%w: a token excludes users, NKeys and a system account", ErrInvalidConfig)

@@ -61,7 +61,8 @@ type Config struct {
 	// Servers is the number of servers (default 3; 1 runs a single server
 	// without routes).
 	Servers int
-	// ClusterName names the cluster (default "whepcast-test").
+	// ClusterName names the cluster (default "whepcast-test-PID-N", unique
+	// per cluster).
 	ClusterName string
 	// Auth, when set, is required from clients.
 	Auth Auth
