@@ -1,10 +1,8 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -12,9 +10,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/whepcast/whepcast/internal/proctest"
 )
 
 // buildBroker builds this command into a temporary directory.
@@ -60,45 +59,11 @@ func TestBinary(t *testing.T) {
 
 	t.Run("ingest then SIGTERM", func(t *testing.T) {
 		dir := t.TempDir()
-		cmd := exec.CommandContext(ctx, bin, "--log-format", "json")
-		cmd.Env = append(os.Environ(),
+		p := proctest.Start(t, ctx, bin, []string{
 			"WHEPCAST_INGEST_ADDR=127.0.0.1:0", "WHEPCAST_NATS_LISTEN=127.0.0.1:0",
-			"WHEPCAST_DATA_DIR="+dir, "WHEPCAST_INGEST_TOKEN=tok")
-		stderr, err := cmd.StderrPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		defer cmd.Process.Kill()
-
+			"WHEPCAST_DATA_DIR=" + dir, "WHEPCAST_INGEST_TOKEN=tok"}, "--log-format", "json")
 		// The JSON log tells the bound address.
-		lines := make(chan map[string]any, 64)
-		go func() {
-			defer close(lines)
-			sc := bufio.NewScanner(stderr)
-			for sc.Scan() {
-				var rec map[string]any
-				if json.Unmarshal(sc.Bytes(), &rec) == nil {
-					lines <- rec
-				}
-			}
-		}()
-		var addr string
-		for addr == "" {
-			select {
-			case rec, ok := <-lines:
-				if !ok {
-					t.Fatal("broker exited before it started")
-				}
-				if rec["msg"] == "broker started" {
-					addr, _ = rec["ingest_addr"].(string)
-				}
-			case <-ctx.Done():
-				t.Fatal("broker did not start")
-			}
-		}
+		addr, _ := p.Wait(t, ctx, "broker started")["ingest_addr"].(string)
 
 		data, err := os.ReadFile(filepath.Join("..", "..", "testdata", "av.ts"))
 		if err != nil {
@@ -117,20 +82,6 @@ func TestBinary(t *testing.T) {
 		}
 		http.DefaultClient.CloseIdleConnections()
 
-		if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-			t.Fatal(err)
-		}
-		var stopped bool
-		for rec := range lines { // drains until the process closes stderr
-			if rec["msg"] == "broker stopped" {
-				stopped = true
-			}
-		}
-		if err := cmd.Wait(); err != nil {
-			t.Fatalf("exit after SIGTERM: %v", err)
-		}
-		if !stopped {
-			t.Fatal(`no "broker stopped" log line`)
-		}
+		p.Stop(t, "broker stopped")
 	})
 }

@@ -1,19 +1,18 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/whepcast/whepcast/internal/proctest"
 
 	"github.com/whepcast/whepcast/embedded"
 )
@@ -104,42 +103,9 @@ func TestBinary(t *testing.T) {
 			defer scancel()
 			_ = ns.Shutdown(sctx)
 		}()
-		cmd := exec.CommandContext(ctx, bin, "--log-format", "json", "--nats-url", ns.ClientURL(),
+		p := proctest.Start(t, ctx, bin, nil, "--log-format", "json", "--nats-url", ns.ClientURL(),
 			"--http-addr", "127.0.0.1:0", "--ice-udp-addr", "127.0.0.1:0", "--wait-timeout", "200ms")
-		stderr, err := cmd.StderrPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		defer cmd.Process.Kill()
-
-		lines := make(chan map[string]any, 64)
-		go func() {
-			defer close(lines)
-			sc := bufio.NewScanner(stderr)
-			for sc.Scan() {
-				var rec map[string]any
-				if json.Unmarshal(sc.Bytes(), &rec) == nil {
-					lines <- rec
-				}
-			}
-		}()
-		var addr string
-		for addr == "" {
-			select {
-			case rec, ok := <-lines:
-				if !ok {
-					t.Fatal("whep-node exited before it started")
-				}
-				if rec["msg"] == "whep-node serving" {
-					addr, _ = rec["http"].(string)
-				}
-			case <-ctx.Done():
-				t.Fatal("whep-node did not start")
-			}
-		}
+		addr, _ := p.Wait(t, ctx, "whep-node serving")["http"].(string)
 		base := "http://" + addr
 		if code, body := get(t, ctx, http.MethodGet, base+"/healthz", ""); code != 200 || body != "ok\n" {
 			t.Fatalf("/healthz = %d %q", code, body)
@@ -159,20 +125,6 @@ func TestBinary(t *testing.T) {
 			t.Fatalf("/sessions = %d %q", code, body)
 		}
 
-		if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-			t.Fatal(err)
-		}
-		var stopped bool
-		for rec := range lines {
-			if rec["msg"] == "stopped" {
-				stopped = true
-			}
-		}
-		if err := cmd.Wait(); err != nil {
-			t.Fatalf("exit after SIGTERM: %v", err)
-		}
-		if !stopped {
-			t.Fatal(`no "stopped" log line`)
-		}
+		p.Stop(t, "stopped")
 	})
 }
