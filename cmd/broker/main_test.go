@@ -3,11 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -16,44 +14,22 @@ import (
 	"github.com/whepcast/whepcast/internal/proctest"
 )
 
-// buildBroker builds this command into a temporary directory.
-func buildBroker(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "broker")
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
-
 func TestBinary(t *testing.T) {
-	bin := buildBroker(t)
+	bin := proctest.Build(t, "broker")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 
 	t.Run("help exits 0", func(t *testing.T) {
-		out, err := exec.CommandContext(ctx, bin, "--help").Output()
-		if err != nil {
-			t.Fatalf("--help: %v", err)
-		}
-		if !strings.Contains(string(out), "Usage: broker") || !strings.Contains(string(out), "--udp-ingest") {
-			t.Fatalf("usage: %s", out)
+		out, _, code := proctest.Run(t, ctx, bin, "--help")
+		if code != 0 || !strings.Contains(out, "Usage: broker") || !strings.Contains(out, "--udp-ingest") {
+			t.Fatalf("--help: exit %d, usage: %s", code, out)
 		}
 	})
 
 	t.Run("bad config exits 2", func(t *testing.T) {
-		var stderr bytes.Buffer
-		cmd := exec.CommandContext(ctx, bin, "--storage", "disk")
-		cmd.Stderr = &stderr
-		err := cmd.Run()
-		var ee *exec.ExitError
-		if !errors.As(err, &ee) || ee.ExitCode() != 2 {
-			t.Fatalf("exit: %v", err)
-		}
-		if !strings.Contains(stderr.String(), `storage: must be file or memory, got "disk"`) {
-			t.Fatalf("stderr: %s", stderr.String())
+		_, stderr, code := proctest.Run(t, ctx, bin, "--storage", "disk")
+		if code != 2 || !strings.Contains(stderr, `storage: must be file or memory, got "disk"`) {
+			t.Fatalf("exit %d, stderr: %s", code, stderr)
 		}
 	})
 

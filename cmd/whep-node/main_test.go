@@ -1,13 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"io"
 	"net/http"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -16,18 +12,6 @@ import (
 
 	"github.com/whepcast/whepcast/embedded"
 )
-
-// buildNode builds this command into a temporary directory.
-func buildNode(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "whep-node")
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
 
 const offer = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n" +
 	"a=fingerprint:sha-256 AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB:AB\r\n" +
@@ -55,41 +39,28 @@ func get(t *testing.T, ctx context.Context, method, url, body string) (int, stri
 }
 
 func TestBinary(t *testing.T) {
-	bin := buildNode(t)
+	bin := proctest.Build(t, "whep-node")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 
 	t.Run("help exits 0", func(t *testing.T) {
-		out, err := exec.CommandContext(ctx, bin, "--help").Output()
-		if err != nil {
-			t.Fatalf("--help: %v", err)
-		}
-		if !strings.Contains(string(out), "Usage: whep-node") || !strings.Contains(string(out), "--ice-udp-addr") {
-			t.Fatalf("usage: %s", out)
+		out, _, code := proctest.Run(t, ctx, bin, "--help")
+		if code != 0 || !strings.Contains(out, "Usage: whep-node") || !strings.Contains(out, "--ice-udp-addr") {
+			t.Fatalf("--help: exit %d, usage: %s", code, out)
 		}
 	})
 
 	t.Run("bad config exits 2", func(t *testing.T) {
-		var stderr bytes.Buffer
-		cmd := exec.CommandContext(ctx, bin, "--start", "never")
-		cmd.Stderr = &stderr
-		err := cmd.Run()
-		var ee *exec.ExitError
-		if !errors.As(err, &ee) || ee.ExitCode() != 2 {
-			t.Fatalf("exit: %v", err)
-		}
-		if !strings.Contains(stderr.String(), "whep.start") {
-			t.Fatalf("stderr: %s", stderr.String())
+		_, stderr, code := proctest.Run(t, ctx, bin, "--start", "never")
+		if code != 2 || !strings.Contains(stderr, "whep.start") {
+			t.Fatalf("exit %d, stderr: %s", code, stderr)
 		}
 	})
 
 	t.Run("unreachable NATS exits 1", func(t *testing.T) {
-		cmd := exec.CommandContext(ctx, bin, "--nats-url", "nats://127.0.0.1:1", "--http-addr", "127.0.0.1:0",
-			"--ice-udp-addr", "127.0.0.1:0")
-		err := cmd.Run()
-		var ee *exec.ExitError
-		if !errors.As(err, &ee) || ee.ExitCode() != 1 {
-			t.Fatalf("exit: %v", err)
+		if _, stderr, code := proctest.Run(t, ctx, bin, "--nats-url", "nats://127.0.0.1:1", "--http-addr", "127.0.0.1:0",
+			"--ice-udp-addr", "127.0.0.1:0"); code != 1 {
+			t.Fatalf("exit %d, stderr: %s", code, stderr)
 		}
 	})
 

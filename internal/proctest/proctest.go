@@ -1,17 +1,23 @@
-// Package proctest runs a whepcast binary in a test and follows its JSON
-// log (--log-format json on stderr): wait for a record, then stop the
-// process with SIGTERM and check it said goodbye and exited with status 0.
+// Package proctest builds and runs a whepcast binary in a test: Run runs it
+// to its end (usage, exit codes); Start runs it in the background and
+// follows its JSON log (--log-format json on stderr): wait for a record,
+// then stop the process with SIGTERM and check it said goodbye and exited
+// with status 0.
 // Every wait is bounded by the test's context; the cleanup kills the
 // process if the test ends first.
 package proctest
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"os/exec"
+	"path/filepath"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // Proc is a running binary.
@@ -87,4 +93,39 @@ func (p *Proc) Stop(t *testing.T, goodbye string) {
 	if !said {
 		t.Fatalf("%s: no %q log record", p.name, goodbye)
 	}
+}
+
+// buildTimeout bounds Build.
+const buildTimeout = 2 * time.Minute
+
+// Build compiles the main package in the current directory (a command's
+// own tests run there) into a temporary directory and returns the binary.
+func Build(t *testing.T, name string) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), name)
+	ctx, cancel := context.WithTimeout(context.Background(), buildTimeout)
+	defer cancel()
+	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// Run runs bin with args to its end and returns its stdout, its stderr and
+// its exit code (the test fails when it cannot run at all).
+func Run(t *testing.T, ctx context.Context, bin string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err := cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee):
+		code = ee.ExitCode()
+	default:
+		t.Fatalf("%s %v: %v", bin, args, err)
+	}
+	return out.String(), errOut.String(), code
 }

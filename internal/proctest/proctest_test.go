@@ -21,3 +21,15 @@ while :; do sleep 0.05; done`
 	}
 	p.Stop(t, "bye")
 }
+
+func TestRunExitCodes(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out, errOut, code := Run(t, ctx, "/bin/sh", "-c", "echo out; echo err >&2; exit 3")
+	if out != "out\n" || errOut != "err\n" || code != 3 {
+		t.Fatalf("got %q %q %d, want \"out\\n\" \"err\\n\" 3", out, errOut, code)
+	}
+	if _, _, code := Run(t, ctx, "/bin/sh", "-c", "true"); code != 0 {
+		t.Fatalf("true: exit %d", code)
+	}
+}
