@@ -17,7 +17,7 @@ import (
 // MB/s is of MPEG-TS input; frames/s of access units published.
 func BenchmarkIngest(b *testing.B) {
 	data := readFixture(b, "av.ts")
-	frames := len(demux(b, data).frames)
+	frames := len(demux(b, data).Frames)
 	for _, storage := range []string{"memory", "file"} {
 		cfg := testConfig(b, "--storage", storage, "--log-level", "error")
 		br, err := Start(context.Background(), cfg, nil, Options{})

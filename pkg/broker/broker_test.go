@@ -21,6 +21,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/goleak"
 
+	"github.com/whepcast/whepcast/internal/tstest"
 	"github.com/whepcast/whepcast/pkg/bus"
 	"github.com/whepcast/whepcast/pkg/config"
 	"github.com/whepcast/whepcast/pkg/tsframes"
@@ -39,23 +40,12 @@ func testContext(t testing.TB) context.Context {
 	return ctx
 }
 
-func fixture(t testing.TB, name string) string {
-	t.Helper()
-	p, err := filepath.Abs(filepath.Join("..", "..", "testdata", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
+// fixture, readFixture and demux: the shared test inputs (internal/tstest).
+func fixture(t testing.TB, name string) string { return tstest.Path(t, name) }
 
-func readFixture(t testing.TB, name string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(fixture(t, name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
+func readFixture(t testing.TB, name string) []byte { return tstest.Read(t, name) }
+
+func demux(t testing.TB, data []byte) *tstest.Demuxed { return tstest.Demux(t, data) }
 
 // testConfig is a broker on loopback ports chosen by the kernel, with an
 // embedded in-process-only NATS server storing in a temporary directory.
@@ -90,27 +80,6 @@ func startBroker(t testing.TB, cfg *config.Broker, opts Options) *Broker {
 		}
 	})
 	return b
-}
-
-// demux is what tsframes makes of data directly.
-type demuxed struct {
-	anns   []tsframes.Announcement
-	frames []tsframes.Frame
-}
-
-func (d *demuxed) Tracks(a tsframes.Announcement) error { d.anns = append(d.anns, a); return nil }
-func (d *demuxed) Frame(f tsframes.Frame) error         { d.frames = append(d.frames, f); return nil }
-
-func demux(t testing.TB, data []byte) *demuxed {
-	t.Helper()
-	var d demuxed
-	if err := tsframes.NewDemuxer(bytes.NewReader(data), tsframes.Options{}).Run(context.Background(), &d); err != nil {
-		t.Fatal(err)
-	}
-	if len(d.frames) == 0 || len(d.anns) == 0 {
-		t.Fatalf("demuxed %d frames, %d announcements", len(d.frames), len(d.anns))
-	}
-	return &d
 }
 
 // subscribe delivers every message of stream name from its first one, until
@@ -273,11 +242,11 @@ func TestHTTPIngestRoundTrip(t *testing.T) {
 	if status != http.StatusOK {
 		t.Fatalf("status %d: %s", status, body)
 	}
-	if !strings.Contains(body, fmt.Sprintf("bytes=%d frames=%d", len(data), len(want.frames))) {
+	if !strings.Contains(body, fmt.Sprintf("bytes=%d frames=%d", len(data), len(want.Frames))) {
 		t.Fatalf("summary %q", body)
 	}
 
-	msgs := subscribe(t, b.Conn(), "cam1", countFrames(nil, len(want.frames)))
+	msgs := subscribe(t, b.Conn(), "cam1", countFrames(nil, len(want.Frames)))
 	epoch := msgs[len(msgs)-1].Epoch
 	if epoch == 0 {
 		t.Fatal("epoch 0")
@@ -287,8 +256,8 @@ func TestHTTPIngestRoundTrip(t *testing.T) {
 			t.Fatalf("message %d of epoch %d, want only %d", m.Seq, m.Epoch, epoch)
 		}
 	}
-	sameFrames(t, framesOf(msgs, epoch), want.frames)
-	checkAnnouncement(t, msgs, "cam1", epoch, want.anns[len(want.anns)-1])
+	sameFrames(t, framesOf(msgs, epoch), want.Frames)
+	checkAnnouncement(t, msgs, "cam1", epoch, want.Announcements[len(want.Announcements)-1])
 
 	// The catalog says the session ended, with its statistics.
 	js, err := jetstream.New(b.Conn())
@@ -304,12 +273,12 @@ func TestHTTPIngestRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	var keys uint64
-	for _, f := range want.frames {
+	for _, f := range want.Frames {
 		if f.Key {
 			keys++
 		}
 	}
-	if e.State != bus.StateEnded || e.Epoch != epoch || e.Stats.Bytes != uint64(len(data)) || e.Stats.Frames != uint64(len(want.frames)) || e.Stats.Keyframes != keys {
+	if e.State != bus.StateEnded || e.Epoch != epoch || e.Stats.Bytes != uint64(len(data)) || e.Stats.Frames != uint64(len(want.Frames)) || e.Stats.Keyframes != keys {
 		t.Fatalf("catalog entry %+v", e)
 	}
 
@@ -320,7 +289,7 @@ func TestHTTPIngestRoundTrip(t *testing.T) {
 	}
 	for _, line := range []string{
 		fmt.Sprintf(`whepcast_ingest_bytes_total{stream="cam1"} %d`, len(data)),
-		fmt.Sprintf(`whepcast_ingest_frames_total{stream="cam1"} %d`, len(want.frames)),
+		fmt.Sprintf(`whepcast_ingest_frames_total{stream="cam1"} %d`, len(want.Frames)),
 		fmt.Sprintf(`whepcast_ingest_keyframes_total{stream="cam1"} %d`, keys),
 		`whepcast_ingest_decode_errors_total{stream="cam1"} 0`,
 		`whepcast_publish_errors_total{stream="cam1"} 0`,
@@ -385,7 +354,7 @@ func TestTakeoverBumpsEpoch(t *testing.T) {
 	var epoch2 uint64
 	msgs := subscribe(t, b.Conn(), "cam1", func(m []bus.Message) bool {
 		e := m[len(m)-1].Epoch
-		return e != epoch1 && len(framesOf(m, e)) >= len(want.frames)
+		return e != epoch1 && len(framesOf(m, e)) >= len(want.Frames)
 	})
 	epoch2 = msgs[len(msgs)-1].Epoch
 	if epoch2 <= epoch1 {
@@ -405,9 +374,9 @@ func TestTakeoverBumpsEpoch(t *testing.T) {
 			t.Fatalf("message %d of unknown epoch %d", m.Seq, m.Epoch)
 		}
 	}
-	sameFrames(t, framesOf(msgs, epoch2), want.frames)
-	checkAnnouncement(t, msgs, "cam1", epoch2, want.anns[len(want.anns)-1])
-	if n := len(framesOf(msgs, epoch1)); n < 10 || n >= len(want.frames) {
+	sameFrames(t, framesOf(msgs, epoch2), want.Frames)
+	checkAnnouncement(t, msgs, "cam1", epoch2, want.Announcements[len(want.Announcements)-1])
+	if n := len(framesOf(msgs, epoch1)); n < 10 || n >= len(want.Frames) {
 		t.Fatalf("epoch 1 published %d frames", n)
 	}
 	_, metrics := get(t, "http://"+b.IngestAddr().String()+"/metrics")
@@ -431,7 +400,7 @@ func TestLargeFrameArrivesWhole(t *testing.T) {
 	}
 	want := demux(t, data)
 	largest := 0
-	for _, f := range want.frames {
+	for _, f := range want.Frames {
 		largest = max(largest, len(f.Data))
 	}
 	const maxPayload = 64 << 10
@@ -443,8 +412,8 @@ func TestLargeFrameArrivesWhole(t *testing.T) {
 	if status, body := put(t, ingestURL(b, "big"), bytes.NewReader(data)); status != http.StatusOK {
 		t.Fatalf("status %d: %s", status, body)
 	}
-	msgs := subscribe(t, b.Conn(), "big", countFrames(nil, len(want.frames)))
-	sameFrames(t, framesOf(msgs, msgs[len(msgs)-1].Epoch), want.frames)
+	msgs := subscribe(t, b.Conn(), "big", countFrames(nil, len(want.Frames)))
+	sameFrames(t, framesOf(msgs, msgs[len(msgs)-1].Epoch), want.Frames)
 
 	// The frames were split into parts on the bus.
 	js, _ := jetstream.New(b.Conn())
@@ -456,7 +425,7 @@ func TestLargeFrameArrivesWhole(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if info.State.Subjects["media.big.part"] < uint64(len(want.frames)) {
+	if info.State.Subjects["media.big.part"] < uint64(len(want.Frames)) {
 		t.Fatalf("part messages: %v", info.State.Subjects)
 	}
 }
@@ -520,8 +489,8 @@ func TestFFmpegPUT(t *testing.T) {
 
 	b := startBroker(t, testConfig(t, "--storage", "memory"), Options{})
 	run("-re", "-i", mp4, "-c", "copy", "-f", "mpegts", "-method", "PUT", ingestURL(b, "cam1"))
-	msgs := subscribe(t, b.Conn(), "cam1", countFrames(nil, len(want.frames)))
-	sameFrames(t, framesOf(msgs, msgs[len(msgs)-1].Epoch), want.frames)
+	msgs := subscribe(t, b.Conn(), "cam1", countFrames(nil, len(want.Frames)))
+	sameFrames(t, framesOf(msgs, msgs[len(msgs)-1].Epoch), want.Frames)
 }
 
 func TestCurlUpload(t *testing.T) {
@@ -533,11 +502,11 @@ func TestCurlUpload(t *testing.T) {
 	if err != nil {
 		t.Fatalf("curl: %v\n%s", err, out)
 	}
-	if !strings.Contains(string(out), fmt.Sprintf("bytes=%d frames=%d", len(data), len(want.frames))) {
+	if !strings.Contains(string(out), fmt.Sprintf("bytes=%d frames=%d", len(data), len(want.Frames))) {
 		t.Fatalf("curl output %q", out)
 	}
-	msgs := subscribe(t, b.Conn(), "cam1", countFrames(nil, len(want.frames)))
-	sameFrames(t, framesOf(msgs, msgs[len(msgs)-1].Epoch), want.frames)
+	msgs := subscribe(t, b.Conn(), "cam1", countFrames(nil, len(want.Frames)))
+	sameFrames(t, framesOf(msgs, msgs[len(msgs)-1].Epoch), want.Frames)
 }
 
 // sendDatagrams sends data to the broker's first UDP ingest in 1316-byte
@@ -547,26 +516,7 @@ func TestCurlUpload(t *testing.T) {
 func sendDatagrams(t *testing.T, b *Broker, data []byte) {
 	t.Helper()
 	l := b.udp[0]
-	conn, err := net.Dial("udp", l.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	base := l.Datagrams()
-	deadline := time.Now().Add(testDeadline)
-	for sent := uint64(0); len(data) > 0; sent++ {
-		for base+sent > l.Datagrams()+32 {
-			if time.Now().After(deadline) {
-				t.Fatalf("listener read %d of %d datagrams", l.Datagrams()-base, sent)
-			}
-			time.Sleep(100 * time.Microsecond) // flow control: polling the read count
-		}
-		n := min(len(data), 1316)
-		if _, err := conn.Write(data[:n]); err != nil {
-			t.Fatal(err)
-		}
-		data = data[n:]
-	}
+	tstest.SendDatagrams(t, l.Addr().String(), l.Datagrams, data, testDeadline)
 }
 
 // waitEnded waits until the catalog shows a session of stream newer than
@@ -603,16 +553,16 @@ func TestUDPIngest(t *testing.T) {
 	sendDatagrams(t, b, data)
 	// The idle gap ends the session.
 	epoch1 := waitEnded(t, b, "udpcam", 0)
-	msgs := subscribe(t, b.Conn(), "udpcam", countFrames(&epoch1, len(want.frames)))
-	sameFrames(t, framesOf(msgs, epoch1), want.frames)
-	checkAnnouncement(t, msgs, "udpcam", epoch1, want.anns[len(want.anns)-1])
+	msgs := subscribe(t, b.Conn(), "udpcam", countFrames(&epoch1, len(want.Frames)))
+	sameFrames(t, framesOf(msgs, epoch1), want.Frames)
+	checkAnnouncement(t, msgs, "udpcam", epoch1, want.Announcements[len(want.Announcements)-1])
 
 	// After the idle gap, datagrams start a new session.
 	sendDatagrams(t, b, data)
 	epoch2 := waitEnded(t, b, "udpcam", epoch1)
-	msgs = subscribe(t, b.Conn(), "udpcam", countFrames(&epoch2, len(want.frames)))
-	sameFrames(t, framesOf(msgs, epoch2), want.frames)
-	checkAnnouncement(t, msgs, "udpcam", epoch2, want.anns[len(want.anns)-1])
+	msgs = subscribe(t, b.Conn(), "udpcam", countFrames(&epoch2, len(want.Frames)))
+	sameFrames(t, framesOf(msgs, epoch2), want.Frames)
+	checkAnnouncement(t, msgs, "udpcam", epoch2, want.Announcements[len(want.Announcements)-1])
 }
 
 func TestShutdownEndsEverything(t *testing.T) {

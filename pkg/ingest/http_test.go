@@ -53,7 +53,7 @@ func TestHTTPIngest(t *testing.T) {
 		if status != http.StatusOK {
 			t.Fatalf("%s: status %d: %s", method, status, body)
 		}
-		if !strings.Contains(body, fmt.Sprintf("stream=cam1 epoch=")) || !strings.Contains(body, fmt.Sprintf("bytes=%d frames=%d", len(data), len(want.frames))) {
+		if !strings.Contains(body, fmt.Sprintf("stream=cam1 epoch=")) || !strings.Contains(body, fmt.Sprintf("bytes=%d frames=%d", len(data), len(want.Frames))) {
 			t.Fatalf("%s: summary %q", method, body)
 		}
 	}
@@ -66,7 +66,7 @@ func TestHTTPIngest(t *testing.T) {
 		if !closed {
 			t.Fatal("publisher not closed")
 		}
-		sameFrames(t, frames, want.frames)
+		sameFrames(t, frames, want.Frames)
 	}
 }
 
@@ -255,7 +255,7 @@ func TestHTTPClientClosesAfterBody(t *testing.T) {
 	p := f.nextPub(t)
 	waitClosed(t, p)
 	_, frames, _, _ := p.snapshot()
-	sameFrames(t, frames, want.frames)
+	sameFrames(t, frames, want.Frames)
 }
 
 // A refused publisher hears so at once, while its (real-time, chunked) body

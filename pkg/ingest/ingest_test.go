@@ -5,14 +5,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
 
+	"github.com/whepcast/whepcast/internal/tstest"
 	"github.com/whepcast/whepcast/pkg/bus"
 	"github.com/whepcast/whepcast/pkg/tsframes"
 )
@@ -31,36 +30,10 @@ func testContext(t *testing.T) context.Context {
 	return ctx
 }
 
-func readFixture(t testing.TB, name string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "..", "testdata", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
+// readFixture and demux: the shared test inputs (internal/tstest).
+func readFixture(t testing.TB, name string) []byte { return tstest.Read(t, name) }
 
-// collector is a tsframes.Handler that keeps everything.
-type collector struct {
-	anns   []tsframes.Announcement
-	frames []tsframes.Frame
-}
-
-func (c *collector) Tracks(a tsframes.Announcement) error { c.anns = append(c.anns, a); return nil }
-func (c *collector) Frame(f tsframes.Frame) error         { c.frames = append(c.frames, f); return nil }
-
-// demux returns what tsframes makes of data directly.
-func demux(t testing.TB, data []byte) *collector {
-	t.Helper()
-	var c collector
-	if err := tsframes.NewDemuxer(bytes.NewReader(data), tsframes.Options{}).Run(context.Background(), &c); err != nil {
-		t.Fatal(err)
-	}
-	if len(c.frames) == 0 || len(c.anns) == 0 {
-		t.Fatalf("fixture demuxes to %d frames, %d announcements", len(c.frames), len(c.anns))
-	}
-	return &c
-}
+func demux(t testing.TB, data []byte) *tstest.Demuxed { return tstest.Demux(t, data) }
 
 func sameFrames(t *testing.T, got, want []tsframes.Frame) {
 	t.Helper()

@@ -32,18 +32,18 @@ func TestIngestPublishesEverything(t *testing.T) {
 	if !closed {
 		t.Fatal("publisher not closed")
 	}
-	if fmt.Sprint(anns) != fmt.Sprint(want.anns) {
-		t.Fatalf("announcements %v, want %v", anns, want.anns)
+	if fmt.Sprint(anns) != fmt.Sprint(want.Announcements) {
+		t.Fatalf("announcements %v, want %v", anns, want.Announcements)
 	}
-	sameFrames(t, frames, want.frames)
+	sameFrames(t, frames, want.Frames)
 
 	var keys uint64
-	for _, fr := range want.frames {
+	for _, fr := range want.Frames {
 		if fr.Key {
 			keys++
 		}
 	}
-	wantStats := bus.IngestStats{Bytes: uint64(len(data)), Frames: uint64(len(want.frames)), Keyframes: keys}
+	wantStats := bus.IngestStats{Bytes: uint64(len(data)), Frames: uint64(len(want.Frames)), Keyframes: keys}
 	if len(stats) == 0 || stats[len(stats)-1] != wantStats {
 		t.Fatalf("last ingest stats %+v, want %+v", stats, wantStats)
 	}
@@ -53,7 +53,7 @@ func TestIngestPublishesEverything(t *testing.T) {
 	if want := []string{fmt.Sprintf("open cam1 %d", p.epoch), fmt.Sprintf("close cam1 %d", p.epoch)}; fmt.Sprint(events) != fmt.Sprint(want) {
 		t.Fatalf("events %v, want %v", events, want)
 	}
-	if !strings.Contains(sum.String(), fmt.Sprintf("stream=cam1 epoch=%d bytes=%d frames=%d keyframes=%d decode_errors=0 publish_errors=0", p.epoch, len(data), len(want.frames), keys)) {
+	if !strings.Contains(sum.String(), fmt.Sprintf("stream=cam1 epoch=%d bytes=%d frames=%d keyframes=%d decode_errors=0 publish_errors=0", p.epoch, len(data), len(want.Frames), keys)) {
 		t.Fatalf("summary string %q", sum)
 	}
 
@@ -62,7 +62,7 @@ func TestIngestPublishesEverything(t *testing.T) {
 		want float64
 	}{
 		"bytes":      {testutil.ToFloat64(m.bytes.WithLabelValues("cam1")), float64(len(data))},
-		"frames":     {testutil.ToFloat64(m.frames.WithLabelValues("cam1")), float64(len(want.frames))},
+		"frames":     {testutil.ToFloat64(m.frames.WithLabelValues("cam1")), float64(len(want.Frames))},
 		"keyframes":  {testutil.ToFloat64(m.keyframes.WithLabelValues("cam1")), float64(keys)},
 		"sessions":   {testutil.ToFloat64(m.sessions.WithLabelValues("cam1")), 0},
 		"takeovers":  {testutil.ToFloat64(m.takeovers), 0},
@@ -145,7 +145,7 @@ func TestIngestTakeover(t *testing.T) {
 		t.Fatalf("takeovers = %v", got)
 	}
 	_, frames, _, _ := p2.snapshot()
-	sameFrames(t, frames, demux(t, data).frames)
+	sameFrames(t, frames, demux(t, data).Frames)
 }
 
 func TestIngestOtherStreamsIndependent(t *testing.T) {
@@ -206,10 +206,10 @@ func TestIngestErrors(t *testing.T) {
 			t.Fatal(err)
 		}
 		want := demux(t, data)
-		if sum.PublishErrors != uint64(len(want.frames)) || sum.Frames != uint64(len(want.frames)) {
-			t.Fatalf("summary %+v, want %d publish errors", sum, len(want.frames))
+		if sum.PublishErrors != uint64(len(want.Frames)) || sum.Frames != uint64(len(want.Frames)) {
+			t.Fatalf("summary %+v, want %d publish errors", sum, len(want.Frames))
 		}
-		if got := testutil.ToFloat64(m.publishErrors.WithLabelValues("cam1")); got != float64(len(want.frames)) {
+		if got := testutil.ToFloat64(m.publishErrors.WithLabelValues("cam1")); got != float64(len(want.Frames)) {
 			t.Fatalf("publish errors metric %v", got)
 		}
 	})

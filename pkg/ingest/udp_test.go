@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/whepcast/whepcast/internal/tstest"
 )
 
 // sendDatagrams sends data to l in 1316-byte datagrams (7 TS packets),
@@ -15,26 +16,7 @@ import (
 // that a busy machine does not overflow the loopback socket buffer.
 func sendDatagrams(t *testing.T, l *UDPListener, data []byte) {
 	t.Helper()
-	conn, err := net.Dial("udp", l.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	base := l.Datagrams()
-	deadline := time.Now().Add(testDeadline)
-	for sent := uint64(0); len(data) > 0; sent++ {
-		for base+sent > l.Datagrams()+32 {
-			if time.Now().After(deadline) {
-				t.Fatalf("listener read %d of %d datagrams", l.Datagrams()-base, sent)
-			}
-			time.Sleep(100 * time.Microsecond) // flow control: polling the read count
-		}
-		n := min(len(data), 1316)
-		if _, err := conn.Write(data[:n]); err != nil {
-			t.Fatal(err)
-		}
-		data = data[n:]
-	}
+	tstest.SendDatagrams(t, l.Addr().String(), l.Datagrams, data, testDeadline)
 }
 
 func startUDP(t *testing.T, reg *Registry, idle time.Duration) *UDPListener {
@@ -93,7 +75,7 @@ func TestUDPIngest(t *testing.T) {
 	p1 := f.nextPub(t)
 	waitClosed(t, p1) // the idle gap ends the session
 	_, frames, _, _ := p1.snapshot()
-	sameFrames(t, frames, want.frames)
+	sameFrames(t, frames, want.Frames)
 	if got := testutil.ToFloat64(m.bytes.WithLabelValues("udpcam")); got != float64(len(data)) {
 		t.Fatalf("bytes %v, want %d", got, len(data))
 	}
@@ -106,7 +88,7 @@ func TestUDPIngest(t *testing.T) {
 		t.Fatalf("epoch %d after %d", p2.epoch, p1.epoch)
 	}
 	_, frames, _, _ = p2.snapshot()
-	sameFrames(t, frames, want.frames)
+	sameFrames(t, frames, want.Frames)
 }
 
 func TestUDPTakenOverIsMuted(t *testing.T) {

@@ -1,0 +1,102 @@
+// Package tstest gives tests their MPEG-TS inputs: the fixtures of the
+// repository's testdata (made by testdata/gen.sh), what pkg/tsframes makes
+// of them (the reference a test compares its output with), and a UDP
+// sender with flow control.
+package tstest
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/whepcast/whepcast/pkg/tsframes"
+)
+
+// Path returns the absolute path of testdata/name.
+func Path(t testing.TB, name string) string {
+	t.Helper()
+	_, file, _, ok := runtime.Caller(0)
+	if !ok {
+		t.Fatal("tstest: cannot locate the repository")
+	}
+	return filepath.Join(filepath.Dir(file), "..", "..", "testdata", name)
+}
+
+// Read returns the bytes of testdata/name.
+func Read(t testing.TB, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(Path(t, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// Demuxed is what tsframes delivered, in order; it is a tsframes.Handler.
+type Demuxed struct {
+	Announcements []tsframes.Announcement
+	Frames        []tsframes.Frame
+}
+
+// Tracks keeps a.
+func (d *Demuxed) Tracks(a tsframes.Announcement) error {
+	d.Announcements = append(d.Announcements, a)
+	return nil
+}
+
+// Frame keeps f.
+func (d *Demuxed) Frame(f tsframes.Frame) error {
+	d.Frames = append(d.Frames, f)
+	return nil
+}
+
+// Demux returns what tsframes makes of data directly; the test fails when
+// that is no frame or no announcement.
+func Demux(t testing.TB, data []byte) *Demuxed {
+	t.Helper()
+	var d Demuxed
+	if err := tsframes.NewDemuxer(bytes.NewReader(data), tsframes.Options{}).Run(context.Background(), &d); err != nil {
+		t.Fatal(err)
+	}
+	if len(d.Frames) == 0 || len(d.Announcements) == 0 {
+		t.Fatalf("demuxed %d frames, %d announcements", len(d.Frames), len(d.Announcements))
+	}
+	return &d
+}
+
+// sendWindow is how many datagrams SendDatagrams has in flight at most.
+const sendWindow = 32
+
+// SendDatagrams sends data to addr in datagrams of 7 TS packets, with at
+// most sendWindow in flight: read is the receiver's count of datagrams
+// read, and SendDatagrams waits for it, so that a busy machine does not
+// overflow the loopback socket buffer. It fails the test when the receiver
+// stops reading for timeout.
+func SendDatagrams(t testing.TB, addr string, read func() uint64, data []byte, timeout time.Duration) {
+	t.Helper()
+	conn, err := net.Dial("udp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	base := read()
+	deadline := time.Now().Add(timeout)
+	for sent := uint64(0); len(data) > 0; sent++ {
+		for base+sent > read()+sendWindow {
+			if time.Now().After(deadline) {
+				t.Fatalf("receiver read %d of %d datagrams", read()-base, sent)
+			}
+			time.Sleep(100 * time.Microsecond) // flow control: polling the read count
+		}
+		n := min(len(data), 7*188)
+		if _, err := conn.Write(data[:n]); err != nil {
+			t.Fatal(err)
+		}
+		data = data[n:]
+	}
+}
