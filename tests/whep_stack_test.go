@@ -18,11 +18,11 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/pion/ice/v4"
 	"github.com/pion/webrtc/v4"
 	"go.uber.org/goleak"
 
 	"github.com/whepcast/whepcast/embedded"
+	"github.com/whepcast/whepcast/internal/piontest"
 	"github.com/whepcast/whepcast/pkg/bus"
 	"github.com/whepcast/whepcast/pkg/config"
 	"github.com/whepcast/whepcast/pkg/node"
@@ -255,22 +255,7 @@ func newWHEPClient(t *testing.T, kinds ...webrtc.RTPCodecType) *whepClient {
 // its SettingEngine.
 func newWHEPClientWith(t *testing.T, tune func(*webrtc.SettingEngine), kinds ...webrtc.RTPCodecType) *whepClient {
 	t.Helper()
-	var se webrtc.SettingEngine
-	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
-	se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
-	se.SetIncludeLoopbackCandidate(true)
-	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
-	if tune != nil {
-		tune(&se)
-	}
-	m := &webrtc.MediaEngine{}
-	if err := m.RegisterDefaultCodecs(); err != nil {
-		t.Fatal(err)
-	}
-	pc, err := webrtc.NewAPI(webrtc.WithSettingEngine(se), webrtc.WithMediaEngine(m)).NewPeerConnection(webrtc.Configuration{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	pc := piontest.RecvOnly(t, tune, kinds...)
 	c := &whepClient{pc: pc, connected: make(chan struct{}), closed: make(chan struct{}),
 		packets: map[string]int{}, tracks: map[string]bool{}}
 	var wg sync.WaitGroup
@@ -278,11 +263,6 @@ func newWHEPClientWith(t *testing.T, tune func(*webrtc.SettingEngine), kinds ...
 		_ = pc.GracefulClose()
 		wg.Wait()
 	})
-	for _, k := range kinds {
-		if _, err := pc.AddTransceiverFromKind(k, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
-			t.Fatal(err)
-		}
-	}
 	var once1, once2 sync.Once
 	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
 		switch s {
@@ -315,27 +295,12 @@ func newWHEPClientWith(t *testing.T, tune func(*webrtc.SettingEngine), kinds ...
 
 func (c *whepClient) offer(t *testing.T) string {
 	t.Helper()
-	o, err := c.pc.CreateOffer(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gathered := webrtc.GatheringCompletePromise(c.pc)
-	if err := c.pc.SetLocalDescription(o); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-gathered:
-	case <-time.After(10 * time.Second):
-		t.Fatal("client gathering timed out")
-	}
-	return c.pc.LocalDescription().SDP
+	return piontest.Offer(t, c.pc)
 }
 
 func (c *whepClient) answer(t *testing.T, sdp string) {
 	t.Helper()
-	if err := c.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: sdp}); err != nil {
-		t.Fatalf("SetRemoteDescription: %v", err)
-	}
+	piontest.Answer(t, c.pc, sdp)
 }
 
 func (c *whepClient) count(mime string) int {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -15,9 +14,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pion/ice/v4"
 	"github.com/pion/webrtc/v4"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/whepcast/whepcast/internal/piontest"
 	"go.uber.org/goleak"
 )
 
@@ -137,32 +136,14 @@ type testClient struct {
 	failed    chan struct{}
 }
 
-func clientAPI() *webrtc.API {
-	var se webrtc.SettingEngine
-	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
-	se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
-	se.SetIncludeLoopbackCandidate(true)
-	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
-	se.LoggerFactory = pionLoggerFactory{logger: slog.New(slog.DiscardHandler)}
-	m := &webrtc.MediaEngine{}
-	_ = m.RegisterDefaultCodecs()
-	return webrtc.NewAPI(webrtc.WithSettingEngine(se), webrtc.WithMediaEngine(m))
-}
-
 // newTestClient returns a client with a recvonly transceiver per kind.
 func newTestClient(t *testing.T, kinds ...webrtc.RTPCodecType) *testClient {
 	t.Helper()
-	pc, err := clientAPI().NewPeerConnection(webrtc.Configuration{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	pc := piontest.RecvOnly(t, func(se *webrtc.SettingEngine) {
+		se.LoggerFactory = pionLoggerFactory{logger: slog.New(slog.DiscardHandler)}
+	}, kinds...)
 	c := &testClient{pc: pc, tracks: make(chan *webrtc.TrackRemote, 4), connected: make(chan struct{}), failed: make(chan struct{})}
 	t.Cleanup(func() { _ = pc.GracefulClose() })
-	for _, k := range kinds {
-		if _, err := pc.AddTransceiverFromKind(k, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
-			t.Fatal(err)
-		}
-	}
 	// pion calls this from a new goroutine per state change.
 	var connOnce, failOnce sync.Once
 	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
@@ -194,27 +175,12 @@ func newTestClient(t *testing.T, kinds ...webrtc.RTPCodecType) *testClient {
 // offer returns the client's offer with all its candidates.
 func (c *testClient) offer(t *testing.T) string {
 	t.Helper()
-	o, err := c.pc.CreateOffer(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gathered := webrtc.GatheringCompletePromise(c.pc)
-	if err := c.pc.SetLocalDescription(o); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-gathered:
-	case <-time.After(10 * time.Second):
-		t.Fatal("client gathering timed out")
-	}
-	return c.pc.LocalDescription().SDP
+	return piontest.Offer(t, c.pc)
 }
 
 func (c *testClient) setAnswer(t *testing.T, sdp string) {
 	t.Helper()
-	if err := c.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: sdp}); err != nil {
-		t.Fatalf("SetRemoteDescription(answer): %v\n%s", err, sdp)
-	}
+	piontest.Answer(t, c.pc, sdp)
 }
 
 func (c *testClient) waitConnected(t *testing.T, ctx context.Context) {

@@ -13,9 +13,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pion/ice/v4"
 	"github.com/pion/webrtc/v4"
 
+	"github.com/whepcast/whepcast/internal/piontest"
 	"github.com/whepcast/whepcast/pkg/relay"
 )
 
@@ -181,19 +181,12 @@ func TestICEFailureEndsSession(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var se webrtc.SettingEngine
-	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
-	se.SetIncludeLoopbackCandidate(true)
-	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
-	se.LoggerFactory = pionLoggerFactory{logger: slog.New(slog.DiscardHandler)}
-	mux := webrtc.NewICEUDPMux(se.LoggerFactory.NewLogger("mux"), conn)
-	se.SetICEUDPMux(mux)
-	m := &webrtc.MediaEngine{}
-	_ = m.RegisterDefaultCodecs()
-	pc, err := webrtc.NewAPI(webrtc.WithSettingEngine(se), webrtc.WithMediaEngine(m)).NewPeerConnection(webrtc.Configuration{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	lf := pionLoggerFactory{logger: slog.New(slog.DiscardHandler)}
+	mux := webrtc.NewICEUDPMux(lf.NewLogger("mux"), conn)
+	pc := piontest.RecvOnly(t, func(se *webrtc.SettingEngine) {
+		se.LoggerFactory = lf
+		se.SetICEUDPMux(mux) // the client's socket, which the test then closes
+	}, webrtc.RTPCodecTypeVideo)
 	connected := make(chan struct{})
 	var once sync.Once
 	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
@@ -202,9 +195,6 @@ func TestICEFailureEndsSession(t *testing.T) {
 		}
 	})
 	t.Cleanup(func() { _ = pc.Close(); _ = mux.Close() })
-	if _, err := pc.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
-		t.Fatal(err)
-	}
 	c := &testClient{pc: pc}
 	resp, body := ts.post(t, ctx, "cam", c.offer(t), nil)
 	if resp.StatusCode != 201 {

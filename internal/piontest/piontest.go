@@ -1,0 +1,74 @@
+// Package piontest builds the pion/webrtc peers of tests: receive-only
+// players on loopback (UDP over IPv4 on 127.0.0.1, no mDNS, pion's default
+// codecs) and the offer/answer steps of a WHEP exchange, each bounded. The
+// caller owns and closes the PeerConnection.
+package piontest
+
+import (
+	"net"
+	"testing"
+	"time"
+
+	"github.com/pion/ice/v4"
+	"github.com/pion/webrtc/v4"
+)
+
+// GatherTimeout bounds candidate gathering in Offer.
+const GatherTimeout = 10 * time.Second
+
+// RecvOnly returns a PeerConnection with a receive-only transceiver per
+// kind; tune, when not nil, adjusts its SettingEngine first.
+func RecvOnly(t testing.TB, tune func(*webrtc.SettingEngine), kinds ...webrtc.RTPCodecType) *webrtc.PeerConnection {
+	t.Helper()
+	var se webrtc.SettingEngine
+	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
+	se.SetIncludeLoopbackCandidate(true)
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	if tune != nil {
+		tune(&se)
+	}
+	m := &webrtc.MediaEngine{}
+	if err := m.RegisterDefaultCodecs(); err != nil {
+		t.Fatal(err)
+	}
+	pc, err := webrtc.NewAPI(webrtc.WithSettingEngine(se), webrtc.WithMediaEngine(m)).NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range kinds {
+		if _, err := pc.AddTransceiverFromKind(k, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+			_ = pc.Close()
+			t.Fatal(err)
+		}
+	}
+	return pc
+}
+
+// Offer creates pc's offer, waits for its candidates (at most
+// GatherTimeout) and returns the SDP with them.
+func Offer(t testing.TB, pc *webrtc.PeerConnection) string {
+	t.Helper()
+	o, err := pc.CreateOffer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gathered := webrtc.GatheringCompletePromise(pc)
+	if err := pc.SetLocalDescription(o); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-gathered:
+	case <-time.After(GatherTimeout):
+		t.Fatal("client gathering timed out")
+	}
+	return pc.LocalDescription().SDP
+}
+
+// Answer applies the server's answer to pc.
+func Answer(t testing.TB, pc *webrtc.PeerConnection, sdp string) {
+	t.Helper()
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: sdp}); err != nil {
+		t.Fatalf("SetRemoteDescription(answer): %v\n%s", err, sdp)
+	}
+}
