@@ -294,7 +294,7 @@ func startSlowNode(t *testing.T, nc *nats.Conn, iceDisconnected, iceFailed time.
 		// leave in one system call, to the selected pair's address (here
 		// the link's, learned as a peer-reflexive candidate).
 		WHEP: config.WHEP{ICEUDPAddr: "127.0.0.1:0", UDPGSO: true, WaitTimeout: 20 * time.Second, MaxWaiting: 8,
-			Start: relay.StartGOP, ICEDisconnectedTimeout: iceDisconnected, ICEFailedTimeout: iceFailed},
+			Start: string(relay.StartGOP), ICEDisconnectedTimeout: iceDisconnected, ICEFailedTimeout: iceFailed},
 	}, whep.Deps{Conn: nc, Catalog: watcher, Media: whep.FromRelay(rl), Logger: logger.With("component", "whep"), Registerer: metrics})
 	if err != nil {
 		rl.Close()

@@ -167,7 +167,7 @@ func Serve(ctx context.Context, ln net.Listener, nc *nats.Conn, cfg config.WHEP,
 		return fmt.Errorf("node: catalog: %w", err)
 	}
 	defer watcher.Stop()
-	rl, err := relay.New(relay.Config{Conn: nc, Catalog: watcher, Logger: logger.With("component", "relay"), Start: cfg.Start})
+	rl, err := relay.New(relay.Config{Conn: nc, Catalog: watcher, Logger: logger.With("component", "relay"), Start: relay.StartMode(cfg.Start)})
 	if err != nil {
 		return fmt.Errorf("node: relay: %w", err)
 	}

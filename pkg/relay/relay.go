@@ -83,13 +83,26 @@ const (
 	DefaultEndGrace          = 5 * time.Second
 )
 
-// Start modes (Config.Start).
+// StartMode is where a new viewer starts (Config.Start).
+type StartMode string
+
+// Start modes.
 const (
 	// StartGOP starts a viewer from the stream's latest keyframe at once.
-	StartGOP = "gop"
+	StartGOP StartMode = "gop"
 	// StartLive starts a viewer's video at the next keyframe.
-	StartLive = "live"
+	StartLive StartMode = "live"
 )
+
+// ParseStartMode returns the start mode named s ("gop" or "live"), or an
+// error wrapping ErrInvalidConfig.
+func ParseStartMode(s string) (StartMode, error) {
+	switch m := StartMode(s); m {
+	case StartGOP, StartLive:
+		return m, nil
+	}
+	return "", fmt.Errorf("relay: %w: start mode %q (want %q or %q)", ErrInvalidConfig, s, StartGOP, StartLive)
+}
 
 // Config configures a Relay. Zero values take the defaults.
 type Config struct {
@@ -102,7 +115,7 @@ type Config struct {
 	// Logger receives the relay's logs (default: discarded).
 	Logger *slog.Logger
 	// Start is StartGOP (default) or StartLive.
-	Start string
+	Start StartMode
 	// ViewerQueue is each viewer's queue, in frames (default 256).
 	ViewerQueue int
 	// RetransmitPackets is the per-stream, per-track NACK buffer, in packets
