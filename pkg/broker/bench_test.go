@@ -28,7 +28,7 @@ func BenchmarkIngest(b *testing.B) {
 			b.SetBytes(int64(len(data)))
 			b.ReportAllocs()
 			for b.Loop() {
-				sum, err := br.Registry().Ingest(context.Background(), "bench", ingest.Source{Kind: "bench", Body: bytes.NewReader(data)})
+				sum, err := br.Publications().Ingest(context.Background(), "bench", ingest.Source{Kind: "bench", Body: bytes.NewReader(data)})
 				if err != nil || sum.Frames != uint64(frames) {
 					b.Fatalf("%v: %d frames", err, sum.Frames)
 				}

@@ -13,7 +13,7 @@
 //
 // The HTTP listener serves:
 //
-//	PUT|POST /ingest/{stream}  MPEG-TS ingest (see ingest.Handler)
+//	PUT|POST /ingest/{stream}  MPEG-TS ingest (see ingest.HTTPHandler)
 //	GET /healthz               200 "ok" while the NATS connection is up, else 503
 //	GET /metrics               Prometheus metrics (whepcast_* and Go runtime)
 package broker
@@ -91,7 +91,7 @@ type Broker struct {
 	server   *embedded.Server // nil when connected to --nats-url
 	nc       *nats.Conn
 	ncClosed chan struct{}
-	reg      *ingest.Registry
+	reg      *ingest.Publications
 	http     *http.Server
 	metrics  *prometheus.Registry
 
@@ -170,7 +170,7 @@ func Start(ctx context.Context, cfg *config.Broker, logger *slog.Logger, opts Op
 	pc.Logger = logger.With("component", "bus")
 	b.pubCfg = pc
 	ingestLog := logger.With("component", "ingest")
-	b.reg, err = ingest.NewRegistry(ingest.Config{
+	b.reg, err = ingest.NewPublications(ingest.Config{
 		NewPublisher:  ingest.BusPublishers(b.nc, pc),
 		Metrics:       im,
 		Logger:        ingestLog,
@@ -180,7 +180,7 @@ func Start(ctx context.Context, cfg *config.Broker, logger *slog.Logger, opts Op
 		return nil, fmt.Errorf("broker: %w", err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle(ingest.PathPrefix, ingest.NewHandler(b.reg, ingest.HandlerConfig{Tokens: cfg.IngestTokens, Logger: ingestLog}))
+	mux.Handle(ingest.PathPrefix, ingest.NewHTTPHandler(b.reg, ingest.HTTPConfig{Tokens: cfg.IngestTokens, Logger: ingestLog}))
 	mux.HandleFunc("GET /healthz", b.healthz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(b.metrics, promhttp.HandlerOpts{}))
 	b.http = &http.Server{
@@ -442,8 +442,8 @@ func (b *Broker) NATSURL() string {
 // Conn is the broker's NATS connection, for in-process users.
 func (b *Broker) Conn() *nats.Conn { return b.nc }
 
-// Registry is the ingest registry, for in-process publishers.
-func (b *Broker) Registry() *ingest.Registry { return b.reg }
+// Publications are the ingest publications, for in-process publishers.
+func (b *Broker) Publications() *ingest.Publications { return b.reg }
 
 // Done is closed when the broker has stopped.
 func (b *Broker) Done() <-chan struct{} { return b.done }

@@ -10,14 +10,15 @@ import (
 
 // Errors returned by the package.
 var (
-	// ErrTakenOver ends a session when another publisher of its stream starts.
+	// ErrTakenOver ends a publication when another publisher of its stream starts.
 	ErrTakenOver = errors.New("taken over by a new publisher of the stream")
-	// ErrClosed is returned by Registry.Ingest after Registry.Close, and ends
-	// the sessions that Close stops.
+	// ErrClosed is returned by Publications.Ingest after
+	// Publications.Close, and ends the publications that Close stops.
 	ErrClosed = errors.New("ingest is shutting down")
 	// ErrUnauthorized is returned for a missing or wrong ingest token.
 	ErrUnauthorized = errors.New("missing or invalid ingest token")
-	// ErrPublisher wraps a failure to open or use the session's Publisher.
+	// ErrPublisher wraps a failure to open or use the publication's
+	// Publisher.
 	ErrPublisher = errors.New("publisher failed")
 	// ErrSource wraps a failure to read the source (connection reset, client
 	// gone).
@@ -28,7 +29,7 @@ var (
 	errInterrupted = errors.New("source interrupted")
 )
 
-// StatusCode maps an error of Registry.Ingest (or of the handler) to the HTTP
+// StatusCode maps an error of Publications.Ingest (or of the handler) to the HTTP
 // status of the ingest response.
 func StatusCode(err error) int {
 	switch {

@@ -15,47 +15,47 @@ import (
 	"github.com/whepcast/whepcast/pkg/bus"
 )
 
-// PathPrefix is the path under which Handler serves, /ingest/{stream}.
+// PathPrefix is the path under which HTTPHandler serves, /ingest/{stream}.
 const PathPrefix = "/ingest/"
 
-// Handler serves PUT and POST /ingest/{stream}: the request body, MPEG-TS of
-// any length (chunked or not), is ingested as stream until it ends. The
-// response comes when the session ends: 200 with its Summary as text, or the
+// HTTPHandler serves PUT and POST /ingest/{stream}: the request body,
+// MPEG-TS of any length (chunked or not), is published as stream until it
+// ends. The response comes when the publication ends: 200 with its Summary as text, or the
 // status of StatusCode with the error. Other methods get 405; a missing or
 // wrong Bearer token (when tokens are configured) 401; an invalid stream name
 // 400, before anything is created. A body that sends nothing for
-// HandlerConfig.IdleTimeout ends its session (ErrSource, 400).
-type Handler struct {
-	reg    *Registry
+// HTTPConfig.IdleTimeout ends its publication (ErrSource, 400).
+type HTTPHandler struct {
+	pubs   *Publications
 	tokens [][sha256.Size]byte
 	idle   time.Duration
 	log    *slog.Logger
 }
 
-// HandlerConfig configures a Handler.
-type HandlerConfig struct {
+// HTTPConfig configures an HTTPHandler.
+type HTTPConfig struct {
 	// Tokens, when not empty, are the accepted Bearer tokens: requests must
 	// carry "Authorization: Bearer T" with T one of them.
 	Tokens []string
-	// IdleTimeout ends a session whose body sends nothing for that long
+	// IdleTimeout ends a publication whose body sends nothing for that long
 	// (default 30 s; a negative value disables it).
 	IdleTimeout time.Duration
 	// Logger; nil discards.
 	Logger *slog.Logger
 }
 
-// DefaultIdleTimeout is the default HandlerConfig.IdleTimeout.
+// DefaultIdleTimeout is the default HTTPConfig.IdleTimeout.
 const DefaultIdleTimeout = 30 * time.Second
 
-// NewHandler returns a Handler running sessions in reg.
-func NewHandler(reg *Registry, cfg HandlerConfig) *Handler {
+// NewHTTPHandler returns an HTTPHandler running publications in pubs.
+func NewHTTPHandler(pubs *Publications, cfg HTTPConfig) *HTTPHandler {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if cfg.IdleTimeout == 0 {
 		cfg.IdleTimeout = DefaultIdleTimeout
 	}
-	h := &Handler{reg: reg, idle: cfg.IdleTimeout, log: cfg.Logger}
+	h := &HTTPHandler{pubs: pubs, idle: cfg.IdleTimeout, log: cfg.Logger}
 	for _, t := range cfg.Tokens {
 		h.tokens = append(h.tokens, sha256.Sum256([]byte(t)))
 	}
@@ -72,7 +72,7 @@ func refuse(w http.ResponseWriter, msg string, code int) {
 	http.Error(w, msg, code)
 }
 
-func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (h *HTTPHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPut && r.Method != http.MethodPost {
 		w.Header().Set("Allow", "PUT, POST")
 		refuse(w, "method not allowed: use PUT or POST", http.StatusMethodNotAllowed)
@@ -102,14 +102,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body := &deadlineBody{r: r.Body, rc: http.NewResponseController(w), idle: h.idle}
 	// A server ReadTimeout must not cut a long ingest; an error means the
 	// writer does not support deadlines (then neither idle timeout nor
-	// Interrupt work, and only the end of the body ends the session).
+	// Interrupt work, and only the end of the body ends the publication).
 	_ = body.rc.SetReadDeadline(time.Time{})
 	src := Source{Kind: "http", Remote: r.RemoteAddr, Body: body, Interrupt: body.interrupt}
 	// Not r.Context(): net/http cancels it when the client closes the
 	// connection, which ffmpeg does right after the last byte of the body,
 	// before the demuxer has flushed the last frames. A client that goes
-	// away early makes the body read fail, which ends the session.
-	sum, err := h.reg.Ingest(context.WithoutCancel(r.Context()), stream, src)
+	// away early makes the body read fail, which ends the publication.
+	sum, err := h.pubs.Ingest(context.WithoutCancel(r.Context()), stream, src)
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	if err != nil {
 		// The body may not have been read to its end: do not reuse the
@@ -126,7 +126,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // authorized reports whether r carries an accepted token, comparing in
 // constant time (over hashes, so the length leaks nothing either).
-func (h *Handler) authorized(r *http.Request) bool {
+func (h *HTTPHandler) authorized(r *http.Request) bool {
 	if len(h.tokens) == 0 {
 		return true
 	}

@@ -12,9 +12,9 @@ import (
 	"time"
 )
 
-func newTestServer(t *testing.T, reg *Registry, tokens ...string) *httptest.Server {
+func newTestServer(t *testing.T, ps *Publications, tokens ...string) *httptest.Server {
 	t.Helper()
-	srv := httptest.NewServer(NewHandler(reg, HandlerConfig{Tokens: tokens}))
+	srv := httptest.NewServer(NewHTTPHandler(ps, HTTPConfig{Tokens: tokens}))
 	t.Cleanup(srv.Close)
 	return srv
 }
@@ -44,8 +44,8 @@ func TestHTTPIngest(t *testing.T) {
 	data := readFixture(t, "av.ts")
 	want := demux(t, data)
 	f := newFakeFactory()
-	reg, _ := newTestRegistry(t, f)
-	srv := newTestServer(t, reg)
+	ps, _ := newTestPublications(t, f)
+	srv := newTestServer(t, ps)
 
 	for _, method := range []string{http.MethodPut, http.MethodPost} {
 		// A reader of unknown length makes the request chunked.
@@ -72,9 +72,9 @@ func TestHTTPIngest(t *testing.T) {
 
 func TestHTTPRejects(t *testing.T) {
 	f := newFakeFactory()
-	reg, _ := newTestRegistry(t, f)
-	open := newTestServer(t, reg)
-	closed := newTestServer(t, reg, "secret", "other")
+	ps, _ := newTestPublications(t, f)
+	open := newTestServer(t, ps)
+	closed := newTestServer(t, ps, "secret", "other")
 	ts := readFixture(t, "av.ts")[:188*10]
 
 	cases := []struct {
@@ -146,8 +146,8 @@ func TestHTTPRejects(t *testing.T) {
 func TestHTTPTakeoverEndsFirstConnection(t *testing.T) {
 	data := readFixture(t, "av.ts")
 	f := newFakeFactory()
-	reg, _ := newTestRegistry(t, f)
-	srv := newTestServer(t, reg)
+	ps, _ := newTestPublications(t, f)
+	srv := newTestServer(t, ps)
 	ctx := testContext(t)
 
 	// The first publisher sends half of the file and keeps the body open.
@@ -201,8 +201,8 @@ func TestHTTPTakeoverEndsFirstConnection(t *testing.T) {
 func TestHTTPIdleTimeout(t *testing.T) {
 	data := readFixture(t, "av.ts")
 	f := newFakeFactory()
-	reg, _ := newTestRegistry(t, f)
-	srv := httptest.NewServer(NewHandler(reg, HandlerConfig{IdleTimeout: 200 * time.Millisecond}))
+	ps, _ := newTestPublications(t, f)
+	srv := httptest.NewServer(NewHTTPHandler(ps, HTTPConfig{IdleTimeout: 200 * time.Millisecond}))
 	t.Cleanup(srv.Close)
 
 	// The body sends part of the file, then nothing.
@@ -225,7 +225,7 @@ func TestHTTPIdleTimeout(t *testing.T) {
 	p := f.nextPub(t)
 	waitClosed(t, p)
 	if d := time.Since(start); d < 200*time.Millisecond {
-		t.Fatalf("session ended after %v, before the idle timeout", d)
+		t.Fatalf("publication ended after %v, before the idle timeout", d)
 	}
 	_, frames, _, _ := p.snapshot()
 	if len(frames) == 0 {
@@ -239,8 +239,8 @@ func TestHTTPClientClosesAfterBody(t *testing.T) {
 	data := readFixture(t, "av.ts")
 	want := demux(t, data)
 	f := newFakeFactory()
-	reg, _ := newTestRegistry(t, f)
-	srv := newTestServer(t, reg)
+	ps, _ := newTestPublications(t, f)
+	srv := newTestServer(t, ps)
 
 	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
 	if err != nil {
@@ -262,8 +262,8 @@ func TestHTTPClientClosesAfterBody(t *testing.T) {
 // is still open: the server must not first read the body it will not use.
 func TestHTTPRefusalWhileBodyOpen(t *testing.T) {
 	f := newFakeFactory()
-	reg, _ := newTestRegistry(t, f)
-	srv := newTestServer(t, reg, "secret")
+	ps, _ := newTestPublications(t, f)
+	srv := newTestServer(t, ps, "secret")
 	for _, tc := range []struct {
 		path, token string
 		want        int

@@ -49,7 +49,7 @@ func sameFrames(t *testing.T, got, want []tsframes.Frame) {
 	}
 }
 
-// fakePub records what a session publishes.
+// fakePub records what a publication publishes.
 type fakePub struct {
 	f      *fakeFactory
 	stream string
@@ -168,22 +168,22 @@ func (f *fakeFactory) nextPub(t *testing.T) *fakePub {
 	}
 }
 
-func newTestRegistry(t *testing.T, f *fakeFactory) (*Registry, *Metrics) {
+func newTestPublications(t *testing.T, f *fakeFactory) (*Publications, *Metrics) {
 	t.Helper()
 	m, err := NewMetrics(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg, err := NewRegistry(Config{NewPublisher: f.open, Metrics: m, StatsInterval: 10 * time.Millisecond})
+	ps, err := NewPublications(Config{NewPublisher: f.open, Metrics: m, StatsInterval: 10 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if err := reg.Close(testContext(t)); err != nil {
+		if err := ps.Close(testContext(t)); err != nil {
 			t.Error(err)
 		}
 	})
-	return reg, m
+	return ps, m
 }
 
 // blockingSource is a Body that serves data, then blocks until interrupted

@@ -15,14 +15,14 @@ import (
 //	whepcast_ingest_udp_dropped_total{stream}    UDP datagrams dropped (queue full)
 //	whepcast_publish_errors_total{stream}        failed publishes and acks
 //	whepcast_publish_latency_seconds{stream}     publish-to-ack latency
-//	whepcast_ingest_sessions{stream}             active sessions (0 or 1)
-//	whepcast_ingest_takeovers_total              sessions taken over
+//	whepcast_ingest_sessions{stream}             live publications (0 or 1)
+//	whepcast_ingest_takeovers_total              publications taken over
 //
-// Series of a stream stay after its session ends (sessions drops to 0).
+// Series of a stream stay after its publication ends (the gauge drops to 0).
 type Metrics struct {
 	bytes, frames, keyframes, decodeErrors, udpDropped, publishErrors *prometheus.CounterVec
 	latency                                                           *prometheus.HistogramVec
-	sessions                                                          *prometheus.GaugeVec
+	publications                                                      *prometheus.GaugeVec
 	takeovers                                                         prometheus.Counter
 }
 
@@ -44,15 +44,15 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help:    "Latency from publish to JetStream acknowledgement.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 13), // 0.5 ms .. 2 s
 		}, []string{"stream"}),
-		sessions: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Namespace: "whepcast", Name: "ingest_sessions", Help: "Active ingest sessions.",
+		publications: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "whepcast", Name: "ingest_sessions", Help: "Live publications of the stream (0 or 1).",
 		}, []string{"stream"}),
 		takeovers: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: "whepcast", Name: "ingest_takeovers_total", Help: "Ingest sessions taken over by a new publisher of their stream.",
+			Namespace: "whepcast", Name: "ingest_takeovers_total", Help: "Publications taken over by a new publisher of their stream.",
 		}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.bytes, m.frames, m.keyframes, m.decodeErrors, m.udpDropped, m.publishErrors, m.latency, m.sessions, m.takeovers} {
+		for _, c := range []prometheus.Collector{m.bytes, m.frames, m.keyframes, m.decodeErrors, m.udpDropped, m.publishErrors, m.latency, m.publications, m.takeovers} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("ingest: registering metrics: %w", err)
 			}
@@ -61,11 +61,12 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	return m, nil
 }
 
-// streamMetrics are the series of one stream, resolved once per session.
+// streamMetrics are the series of one stream, resolved once per
+// publication.
 type streamMetrics struct {
 	bytes, frames, keyframes, decodeErrors, udpDropped, publishErrors prometheus.Counter
 	latency                                                           prometheus.Observer
-	sessions                                                          prometheus.Gauge
+	publications                                                      prometheus.Gauge
 }
 
 func (m *Metrics) stream(name string) streamMetrics {
@@ -77,6 +78,6 @@ func (m *Metrics) stream(name string) streamMetrics {
 		udpDropped:    m.udpDropped.WithLabelValues(name),
 		publishErrors: m.publishErrors.WithLabelValues(name),
 		latency:       m.latency.WithLabelValues(name),
-		sessions:      m.sessions.WithLabelValues(name),
+		publications:  m.publications.WithLabelValues(name),
 	}
 }

@@ -10,7 +10,7 @@ import (
 	"github.com/whepcast/whepcast/pkg/tsframes"
 )
 
-// Publisher is where a session publishes; *bus.Publisher implements it.
+// Publisher is where a publication publishes; *bus.Publisher implements it.
 type Publisher interface {
 	Announce(ctx context.Context, a tsframes.Announcement) error
 	Publish(ctx context.Context, f tsframes.Frame) error
@@ -18,13 +18,13 @@ type Publisher interface {
 	Close(ctx context.Context) error
 }
 
-// NewPublisherFunc opens the Publisher of one session of stream with the
+// NewPublisherFunc opens the Publisher of one publication of stream with the
 // given epoch. onAck is to be called with the latency (or error) of every
 // publish acknowledgement.
 type NewPublisherFunc func(ctx context.Context, stream string, epoch uint64, onAck func(time.Duration, error)) (Publisher, error)
 
 // BusPublishers returns a NewPublisherFunc that opens bus Publishers on nc
-// with cfg, its Epoch, OnAck and Logger set per session (the logger gains
+// with cfg, its Epoch, OnAck and Logger set per publication (the logger gains
 // the stream and epoch fields).
 func BusPublishers(nc *nats.Conn, cfg bus.PublisherConfig) NewPublisherFunc {
 	return func(ctx context.Context, stream string, epoch uint64, onAck func(time.Duration, error)) (Publisher, error) {

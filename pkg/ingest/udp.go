@@ -18,7 +18,7 @@ type UDPConfig struct {
 	Stream string
 	// Addr is the UDP address to listen on.
 	Addr string
-	// Idle is the silence that ends a session (default 5 s).
+	// Idle is the silence that ends a publication (default 5 s).
 	Idle time.Duration
 	// Queue is how many datagrams may wait for the demuxer before new ones
 	// are dropped (default 4096, about 5 MB of 1316-byte datagrams).
@@ -27,12 +27,22 @@ type UDPConfig struct {
 	Logger *slog.Logger
 }
 
-// retryAfterError is how long datagrams are dropped after a session failed
-// (publisher unavailable, ...), before the next one starts a new session.
+// retryAfterError is how long datagrams are dropped after a publication
+// failed (publisher unavailable, ...), before the next one starts a new
+// publication.
 const retryAfterError = time.Second
 
-// UDPListener receives MPEG-TS datagrams on one address for one stream. See
-// the package documentation for its sessions.
+// UDPListener receives MPEG-TS datagrams on one address for one stream,
+// each a burst of 188-byte TS packets (typically 7: 1316 bytes).
+//
+// The first datagram starts a publication; a silence of UDPConfig.Idle ends
+// it as if a body had ended, and the next datagram starts a new publication
+// with a new epoch. A publication that is taken over (by an HTTP publisher
+// of the same stream, say) leaves the listener muted: datagrams are dropped
+// until the sender has been silent for Idle, so that two sources do not
+// take the stream from each other back and forth. Datagrams arriving faster
+// than the demuxer consumes them are dropped once UDPConfig.Queue are
+// waiting.
 type UDPListener struct {
 	cfg  UDPConfig
 	conn net.PacketConn
@@ -84,11 +94,11 @@ func (l *UDPListener) Close() error {
 	return err
 }
 
-// Serve receives datagrams and runs sessions in reg until ctx is done or
-// Close is called (then it returns nil, after its last session has ended),
-// or the socket fails.
-func (l *UDPListener) Serve(ctx context.Context, reg *Registry) error {
-	var sessions sync.WaitGroup
+// Serve receives datagrams and runs publications in pubs until ctx is done
+// or Close is called (then it returns nil, after its last publication has
+// ended), or the socket fails.
+func (l *UDPListener) Serve(ctx context.Context, pubs *Publications) error {
+	var running sync.WaitGroup
 	serveDone := make(chan struct{})
 	go func() {
 		select {
@@ -100,7 +110,7 @@ func (l *UDPListener) Serve(ctx context.Context, reg *Registry) error {
 	}()
 
 	var (
-		cur        *udpSession
+		cur        *udpBody
 		muted      bool      // taken over: drop until the sender is idle
 		retryAt    time.Time // failed: drop until then
 		buf        = make([]byte, 64<<10)
@@ -116,7 +126,7 @@ func (l *UDPListener) Serve(ctx context.Context, reg *Registry) error {
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
 				if cur != nil {
-					cur.end() // the body ends: the session finishes normally
+					cur.end() // the body ends: the publication finishes normally
 					cur = nil
 				}
 				muted = false
@@ -146,12 +156,12 @@ func (l *UDPListener) Serve(ctx context.Context, reg *Registry) error {
 			continue
 		}
 		if cur == nil {
-			cur = newUDPSession(l.cfg.Queue)
-			sessions.Add(1)
-			go func(s *udpSession, remote string) {
-				defer sessions.Done()
+			cur = newUDPBody(l.cfg.Queue)
+			running.Add(1)
+			go func(s *udpBody, remote string) {
+				defer running.Done()
 				defer close(s.done)
-				s.sum, s.err = reg.Ingest(ctx, l.cfg.Stream, Source{Kind: "udp", Remote: remote, Body: s, Interrupt: s.interrupt})
+				s.sum, s.err = pubs.Ingest(ctx, l.cfg.Stream, Source{Kind: "udp", Remote: remote, Body: s, Interrupt: s.interrupt})
 				if d := s.dropped.Load(); d > 0 {
 					l.log.Warn("udp datagrams dropped: the demuxer fell behind", "epoch", s.sum.Epoch, "dropped", d)
 				}
@@ -163,19 +173,19 @@ func (l *UDPListener) Serve(ctx context.Context, reg *Registry) error {
 		case cur.q <- d:
 		default:
 			cur.dropped.Add(1)
-			reg.metrics.stream(l.cfg.Stream).udpDropped.Inc()
+			pubs.metrics.stream(l.cfg.Stream).udpDropped.Inc()
 		}
 	}
 	close(serveDone)
 	if cur != nil {
 		cur.end()
 	}
-	sessions.Wait()
+	running.Wait()
 	return serveError
 }
 
-// udpSession is the Body of one UDP session: the queued datagrams.
-type udpSession struct {
+// udpBody is the Body of one UDP publication: the queued datagrams.
+type udpBody struct {
 	q        chan []byte
 	endOnce  sync.Once
 	stop     chan struct{}
@@ -187,17 +197,17 @@ type udpSession struct {
 	cur      []byte // owned by the reading goroutine
 }
 
-func newUDPSession(queue int) *udpSession {
-	return &udpSession{q: make(chan []byte, queue), stop: make(chan struct{}), done: make(chan struct{})}
+func newUDPBody(queue int) *udpBody {
+	return &udpBody{q: make(chan []byte, queue), stop: make(chan struct{}), done: make(chan struct{})}
 }
 
 // end makes Read return io.EOF once the queued datagrams are read. Only the
 // Serve goroutine calls it (it is the only sender on q).
-func (s *udpSession) end() { s.endOnce.Do(func() { close(s.q) }) }
+func (s *udpBody) end() { s.endOnce.Do(func() { close(s.q) }) }
 
-func (s *udpSession) interrupt() { s.stopOnce.Do(func() { close(s.stop) }) }
+func (s *udpBody) interrupt() { s.stopOnce.Do(func() { close(s.stop) }) }
 
-func (s *udpSession) Read(p []byte) (int, error) {
+func (s *udpBody) Read(p []byte) (int, error) {
 	if len(s.cur) == 0 {
 		select {
 		case <-s.stop:

@@ -19,7 +19,7 @@ func sendDatagrams(t *testing.T, l *UDPListener, data []byte) {
 	tstest.SendDatagrams(t, l.Addr().String(), l.Datagrams, data, testDeadline)
 }
 
-func startUDP(t *testing.T, reg *Registry, idle time.Duration) *UDPListener {
+func startUDP(t *testing.T, ps *Publications, idle time.Duration) *UDPListener {
 	t.Helper()
 	l, err := ListenUDP(UDPConfig{Stream: "udpcam", Addr: "127.0.0.1:0", Idle: idle})
 	if err != nil {
@@ -27,7 +27,7 @@ func startUDP(t *testing.T, reg *Registry, idle time.Duration) *UDPListener {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- l.Serve(ctx, reg) }()
+	go func() { done <- l.Serve(ctx, ps) }()
 	t.Cleanup(func() {
 		cancel()
 		select {
@@ -42,13 +42,13 @@ func startUDP(t *testing.T, reg *Registry, idle time.Duration) *UDPListener {
 	return l
 }
 
-// waitClosed waits until p's session has ended.
+// waitClosed waits until p's publication has ended.
 func waitClosed(t *testing.T, p *fakePub) {
 	t.Helper()
 	select {
 	case <-p.closedCh:
 	case <-time.After(testDeadline):
-		t.Fatal("session did not end")
+		t.Fatal("publication did not end")
 	}
 }
 
@@ -68,19 +68,19 @@ func TestUDPIngest(t *testing.T) {
 	data := readFixture(t, "av.ts")
 	want := demux(t, data)
 	f := newFakeFactory()
-	reg, m := newTestRegistry(t, f)
-	l := startUDP(t, reg, time.Second)
+	ps, m := newTestPublications(t, f)
+	l := startUDP(t, ps, time.Second)
 
 	sendDatagrams(t, l, data)
 	p1 := f.nextPub(t)
-	waitClosed(t, p1) // the idle gap ends the session
+	waitClosed(t, p1) // the idle gap ends the publication
 	_, frames, _, _ := p1.snapshot()
 	sameFrames(t, frames, want.Frames)
 	if got := testutil.ToFloat64(m.bytes.WithLabelValues("udpcam")); got != float64(len(data)) {
 		t.Fatalf("bytes %v, want %d", got, len(data))
 	}
 
-	// Datagrams after the gap start a new session with a new epoch.
+	// Datagrams after the gap start a new publication with a new epoch.
 	sendDatagrams(t, l, data)
 	p2 := f.nextPub(t)
 	waitClosed(t, p2)
@@ -94,8 +94,8 @@ func TestUDPIngest(t *testing.T) {
 func TestUDPTakenOverIsMuted(t *testing.T) {
 	data := readFixture(t, "av.ts")
 	f := newFakeFactory()
-	reg, _ := newTestRegistry(t, f)
-	l := startUDP(t, reg, 2*time.Second)
+	ps, _ := newTestPublications(t, f)
+	l := startUDP(t, ps, 2*time.Second)
 	ctx := testContext(t)
 
 	sendDatagrams(t, l, data[:len(data)/2])
@@ -106,7 +106,7 @@ func TestUDPTakenOverIsMuted(t *testing.T) {
 	src := newBlockingSource(data)
 	done := make(chan error, 1)
 	go func() {
-		_, err := reg.Ingest(ctx, "udpcam", Source{Kind: "other", Body: src, Interrupt: src.interrupt})
+		_, err := ps.Ingest(ctx, "udpcam", Source{Kind: "other", Body: src, Interrupt: src.interrupt})
 		done <- err
 	}()
 	p2 := f.nextPub(t)
@@ -114,10 +114,10 @@ func TestUDPTakenOverIsMuted(t *testing.T) {
 	sendDatagrams(t, l, data[len(data)/2:])
 	datagrams := func(n int) uint64 { return uint64((n + 1315) / 1316) }
 	waitReceived(t, l, datagrams(len(data)/2)+datagrams(len(data)-len(data)/2))
-	// The listener is muted: no session takes the stream back, the other
+	// The listener is muted: no publication takes the stream back, the other
 	// publisher stays active.
-	if s := reg.Sessions(); len(s) != 1 || s[0].Epoch != p2.epoch {
-		t.Fatalf("sessions %+v, want only the other publisher", s)
+	if s := ps.Live(); len(s) != 1 || s[0].Epoch != p2.epoch {
+		t.Fatalf("publications %+v, want only the other publisher", s)
 	}
 	select {
 	case p := <-f.opened:
@@ -143,8 +143,8 @@ func TestUDPListenFails(t *testing.T) {
 		t.Fatal(err)
 	}
 	f := newFakeFactory()
-	reg, _ := newTestRegistry(t, f)
-	if err := l.Serve(context.Background(), reg); err != nil && !errors.Is(err, net.ErrClosed) {
+	ps, _ := newTestPublications(t, f)
+	if err := l.Serve(context.Background(), ps); err != nil && !errors.Is(err, net.ErrClosed) {
 		t.Fatalf("Serve after Close: %v", err)
 	}
 }

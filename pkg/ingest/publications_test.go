@@ -17,9 +17,9 @@ func TestIngestPublishesEverything(t *testing.T) {
 	data := readFixture(t, "av.ts")
 	want := demux(t, data)
 	f := newFakeFactory()
-	reg, m := newTestRegistry(t, f)
+	ps, m := newTestPublications(t, f)
 
-	sum, err := reg.Ingest(testContext(t), "cam1", Source{Kind: "test", Body: bytes.NewReader(data)})
+	sum, err := ps.Ingest(testContext(t), "cam1", Source{Kind: "test", Body: bytes.NewReader(data)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,12 +61,12 @@ func TestIngestPublishesEverything(t *testing.T) {
 		got  float64
 		want float64
 	}{
-		"bytes":      {testutil.ToFloat64(m.bytes.WithLabelValues("cam1")), float64(len(data))},
-		"frames":     {testutil.ToFloat64(m.frames.WithLabelValues("cam1")), float64(len(want.Frames))},
-		"keyframes":  {testutil.ToFloat64(m.keyframes.WithLabelValues("cam1")), float64(keys)},
-		"sessions":   {testutil.ToFloat64(m.sessions.WithLabelValues("cam1")), 0},
-		"takeovers":  {testutil.ToFloat64(m.takeovers), 0},
-		"pub errors": {testutil.ToFloat64(m.publishErrors.WithLabelValues("cam1")), 0},
+		"bytes":        {testutil.ToFloat64(m.bytes.WithLabelValues("cam1")), float64(len(data))},
+		"frames":       {testutil.ToFloat64(m.frames.WithLabelValues("cam1")), float64(len(want.Frames))},
+		"keyframes":    {testutil.ToFloat64(m.keyframes.WithLabelValues("cam1")), float64(keys)},
+		"publications": {testutil.ToFloat64(m.publications.WithLabelValues("cam1")), 0},
+		"takeovers":    {testutil.ToFloat64(m.takeovers), 0},
+		"pub errors":   {testutil.ToFloat64(m.publishErrors.WithLabelValues("cam1")), 0},
 	} {
 		if c.got != c.want {
 			t.Errorf("metric %s = %v, want %v", name, c.got, c.want)
@@ -75,16 +75,16 @@ func TestIngestPublishesEverything(t *testing.T) {
 	if n := testutil.CollectAndCount(m.latency); n != 1 {
 		t.Errorf("latency series: %d", n)
 	}
-	if len(reg.Sessions()) != 0 {
-		t.Fatalf("sessions left: %v", reg.Sessions())
+	if len(ps.Live()) != 0 {
+		t.Fatalf("publications left: %v", ps.Live())
 	}
 }
 
 func TestIngestRejectsBadName(t *testing.T) {
 	f := newFakeFactory()
-	reg, _ := newTestRegistry(t, f)
+	ps, _ := newTestPublications(t, f)
 	for _, name := range []string{"", "a.b", "a/b", "a b", strings.Repeat("x", 65), "ü"} {
-		_, err := reg.Ingest(testContext(t), name, Source{Body: bytes.NewReader(nil)})
+		_, err := ps.Ingest(testContext(t), name, Source{Body: bytes.NewReader(nil)})
 		if !errors.Is(err, bus.ErrInvalidName) {
 			t.Errorf("%q: err = %v, want ErrInvalidName", name, err)
 		}
@@ -97,32 +97,32 @@ func TestIngestRejectsBadName(t *testing.T) {
 func TestIngestTakeover(t *testing.T) {
 	data := readFixture(t, "av.ts")
 	f := newFakeFactory()
-	reg, m := newTestRegistry(t, f)
+	ps, m := newTestPublications(t, f)
 	ctx := testContext(t)
 
 	first := newBlockingSource(data[:len(data)/2])
 	firstDone := make(chan error, 1)
 	go func() {
-		_, err := reg.Ingest(ctx, "cam1", Source{Kind: "first", Body: first, Interrupt: first.interrupt})
+		_, err := ps.Ingest(ctx, "cam1", Source{Kind: "first", Body: first, Interrupt: first.interrupt})
 		firstDone <- err
 	}()
 	p1 := f.nextPub(t)
-	<-p1.got // the first session is publishing
-	if s := reg.Sessions(); len(s) != 1 || s[0].Epoch != p1.epoch || s[0].Kind != "first" {
-		t.Fatalf("sessions %+v", s)
+	<-p1.got // the first publication is publishing
+	if s := ps.Live(); len(s) != 1 || s[0].Epoch != p1.epoch || s[0].Kind != "first" {
+		t.Fatalf("publications %+v", s)
 	}
 
-	sum, err := reg.Ingest(ctx, "cam1", Source{Kind: "second", Body: bytes.NewReader(data)})
+	sum, err := ps.Ingest(ctx, "cam1", Source{Kind: "second", Body: bytes.NewReader(data)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	select {
 	case err := <-firstDone:
 		if !errors.Is(err, ErrTakenOver) {
-			t.Fatalf("first session: %v, want ErrTakenOver", err)
+			t.Fatalf("first publication: %v, want ErrTakenOver", err)
 		}
 	case <-ctx.Done():
-		t.Fatal("first session did not end")
+		t.Fatal("first publication did not end")
 	}
 	pubs, events := f.snapshot()
 	if len(pubs) != 2 {
@@ -151,32 +151,32 @@ func TestIngestTakeover(t *testing.T) {
 func TestIngestOtherStreamsIndependent(t *testing.T) {
 	data := readFixture(t, "av.ts")
 	f := newFakeFactory()
-	reg, m := newTestRegistry(t, f)
+	ps, m := newTestPublications(t, f)
 	ctx := testContext(t)
 
 	a := newBlockingSource(data)
 	aDone := make(chan error, 1)
 	go func() {
-		_, err := reg.Ingest(ctx, "a", Source{Body: a, Interrupt: a.interrupt})
+		_, err := ps.Ingest(ctx, "a", Source{Body: a, Interrupt: a.interrupt})
 		aDone <- err
 	}()
 	<-f.nextPub(t).got
-	if _, err := reg.Ingest(ctx, "b", Source{Body: bytes.NewReader(data)}); err != nil {
+	if _, err := ps.Ingest(ctx, "b", Source{Body: bytes.NewReader(data)}); err != nil {
 		t.Fatal(err)
 	}
-	if s := reg.Sessions(); len(s) != 1 || s[0].Stream != "a" {
-		t.Fatalf("sessions %+v, want only a", s)
+	if s := ps.Live(); len(s) != 1 || s[0].Stream != "a" {
+		t.Fatalf("publications %+v, want only a", s)
 	}
-	if got := testutil.ToFloat64(m.sessions.WithLabelValues("a")); got != 1 {
-		t.Fatalf("sessions{a} = %v", got)
+	if got := testutil.ToFloat64(m.publications.WithLabelValues("a")); got != 1 {
+		t.Fatalf("publications{a} = %v", got)
 	}
-	if err := reg.Close(ctx); err != nil {
+	if err := ps.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if err := <-aDone; !errors.Is(err, ErrClosed) {
 		t.Fatalf("a: %v, want ErrClosed", err)
 	}
-	if _, err := reg.Ingest(ctx, "c", Source{Body: bytes.NewReader(data)}); !errors.Is(err, ErrClosed) {
+	if _, err := ps.Ingest(ctx, "c", Source{Body: bytes.NewReader(data)}); !errors.Is(err, ErrClosed) {
 		t.Fatalf("after Close: %v, want ErrClosed", err)
 	}
 	if got := testutil.ToFloat64(m.takeovers); got != 0 {
@@ -191,8 +191,8 @@ func TestIngestErrors(t *testing.T) {
 	t.Run("publisher unavailable", func(t *testing.T) {
 		f := newFakeFactory()
 		f.openErr = errors.New("no jetstream")
-		reg, _ := newTestRegistry(t, f)
-		_, err := reg.Ingest(ctx, "cam1", Source{Body: bytes.NewReader(data)})
+		ps, _ := newTestPublications(t, f)
+		_, err := ps.Ingest(ctx, "cam1", Source{Body: bytes.NewReader(data)})
 		if !errors.Is(err, ErrPublisher) || StatusCode(err) != 503 {
 			t.Fatalf("err = %v (status %d), want ErrPublisher 503", err, StatusCode(err))
 		}
@@ -200,8 +200,8 @@ func TestIngestErrors(t *testing.T) {
 	t.Run("publish errors are counted", func(t *testing.T) {
 		f := newFakeFactory()
 		f.publishErr = errors.New("timeout")
-		reg, m := newTestRegistry(t, f)
-		sum, err := reg.Ingest(ctx, "cam1", Source{Body: bytes.NewReader(data)})
+		ps, m := newTestPublications(t, f)
+		sum, err := ps.Ingest(ctx, "cam1", Source{Body: bytes.NewReader(data)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -215,10 +215,10 @@ func TestIngestErrors(t *testing.T) {
 	})
 	t.Run("source fails", func(t *testing.T) {
 		f := newFakeFactory()
-		reg, _ := newTestRegistry(t, f)
+		ps, _ := newTestPublications(t, f)
 		src := newBlockingSource(data[:20000])
 		close(src.eof)
-		_, err := reg.Ingest(ctx, "cam1", Source{Body: src})
+		_, err := ps.Ingest(ctx, "cam1", Source{Body: src})
 		if !errors.Is(err, ErrSource) || StatusCode(err) != 400 {
 			t.Fatalf("err = %v, want ErrSource 400", err)
 		}
@@ -228,12 +228,12 @@ func TestIngestErrors(t *testing.T) {
 	})
 	t.Run("context cancelled", func(t *testing.T) {
 		f := newFakeFactory()
-		reg, _ := newTestRegistry(t, f)
+		ps, _ := newTestPublications(t, f)
 		cctx, cancel := context.WithCancel(ctx)
 		src := newBlockingSource(data[:20000])
 		done := make(chan error, 1)
 		go func() {
-			_, err := reg.Ingest(cctx, "cam1", Source{Body: src, Interrupt: src.interrupt})
+			_, err := ps.Ingest(cctx, "cam1", Source{Body: src, Interrupt: src.interrupt})
 			done <- err
 		}()
 		<-f.nextPub(t).got

@@ -14,9 +14,10 @@ import (
 	"github.com/whepcast/whepcast/pkg/tsframes"
 )
 
-// session is one run of Registry.Ingest.
-type session struct {
-	reg     *Registry
+// publication is one run of Publications.Ingest: one publisher of one
+// stream.
+type publication struct {
+	pubs    *Publications
 	stream  string
 	epoch   uint64
 	src     Source
@@ -27,7 +28,7 @@ type session struct {
 	log     *slog.Logger
 
 	mu          sync.Mutex
-	live        bool // Ingest has not returned: Interrupt may be called
+	running     bool // Ingest has not returned: Interrupt may be called
 	interrupted bool
 
 	publishing atomic.Bool
@@ -38,12 +39,12 @@ type session struct {
 	pubErrs    atomic.Uint64
 }
 
-// stop cancels the session with cause and interrupts its source.
-func (s *session) stop(cause error) {
+// stop cancels the publication with cause and interrupts its source.
+func (s *publication) stop(cause error) {
 	s.cancel(cause)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.live && !s.interrupted && s.src.Interrupt != nil {
+	if s.running && !s.interrupted && s.src.Interrupt != nil {
 		s.interrupted = true
 		s.src.Interrupt()
 	}
@@ -51,13 +52,13 @@ func (s *session) stop(cause error) {
 
 // wasInterrupted reports whether stop interrupted the source (so that its
 // read error is a consequence, not a cause).
-func (s *session) wasInterrupted() bool {
+func (s *publication) wasInterrupted() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.interrupted
 }
 
-func (s *session) summary() Summary {
+func (s *publication) summary() Summary {
 	return Summary{
 		Stream:        s.stream,
 		Epoch:         s.epoch,
@@ -73,7 +74,7 @@ func (s *session) summary() Summary {
 	}
 }
 
-func (s *session) ingestStats() bus.IngestStats {
+func (s *publication) ingestStats() bus.IngestStats {
 	return bus.IngestStats{
 		Bytes:        s.bytes.Load(),
 		Frames:       s.frames.Load(),
@@ -84,11 +85,11 @@ func (s *session) ingestStats() bus.IngestStats {
 }
 
 // run opens the Publisher and demuxes the source into it.
-func (s *session) run(ctx context.Context) (Summary, error) {
-	if ctx.Err() != nil { // stopped while waiting for the previous session
+func (s *publication) run(ctx context.Context) (Summary, error) {
+	if ctx.Err() != nil { // stopped while waiting for the previous publication
 		return s.end(context.Cause(ctx), nil)
 	}
-	pub, err := s.reg.cfg.NewPublisher(ctx, s.stream, s.epoch, s.onAck)
+	pub, err := s.pubs.cfg.NewPublisher(ctx, s.stream, s.epoch, s.onAck)
 	if err != nil {
 		if ctx.Err() != nil {
 			return s.end(context.Cause(ctx), nil)
@@ -96,8 +97,8 @@ func (s *session) run(ctx context.Context) (Summary, error) {
 		return s.end(fmt.Errorf("%w: opening: %w", ErrPublisher, err), nil)
 	}
 	s.publishing.Store(true)
-	s.metrics.sessions.Inc()
-	defer s.metrics.sessions.Dec()
+	s.metrics.publications.Inc()
+	defer s.metrics.publications.Dec()
 	s.log.Info("ingest started")
 
 	// Statistics go to the Publisher periodically; the goroutine ends
@@ -106,7 +107,7 @@ func (s *session) run(ctx context.Context) (Summary, error) {
 	statsStop := make(chan struct{})
 	go func() {
 		defer close(statsDone)
-		t := time.NewTicker(s.reg.cfg.StatsInterval)
+		t := time.NewTicker(s.pubs.cfg.StatsInterval)
 		defer t.Stop()
 		for {
 			select {
@@ -120,13 +121,13 @@ func (s *session) run(ctx context.Context) (Summary, error) {
 
 	body := &countingReader{r: s.src.Body, s: s}
 	dm := tsframes.NewDemuxer(body, tsframes.Options{OnDecodeError: s.onDecodeError})
-	h := &frameHandler{s: s, pub: pub, ctx: ctx}
+	h := &frameForwarder{s: s, pub: pub, ctx: ctx}
 	runErr := dm.Run(ctx, h)
 
 	close(statsStop)
 	<-statsDone
 	pub.SetIngestStats(s.ingestStats())
-	closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.reg.cfg.CloseTimeout)
+	closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.pubs.cfg.CloseTimeout)
 	defer cancel()
 	closeErr := pub.Close(closeCtx)
 
@@ -153,8 +154,8 @@ func (s *session) run(ctx context.Context) (Summary, error) {
 	return s.end(result, closeErr)
 }
 
-// end logs the end of the session and returns its summary and err.
-func (s *session) end(err, closeErr error) (Summary, error) {
+// end logs the end of the publication and returns its summary and err.
+func (s *publication) end(err, closeErr error) (Summary, error) {
 	sum := s.summary()
 	attrs := []any{
 		"bytes", sum.Bytes, "frames", sum.Frames, "keyframes", sum.Keyframes,
@@ -175,7 +176,7 @@ func (s *session) end(err, closeErr error) (Summary, error) {
 	return sum, err
 }
 
-func (s *session) onAck(latency time.Duration, err error) {
+func (s *publication) onAck(latency time.Duration, err error) {
 	if err != nil {
 		s.publishError(err)
 		return
@@ -183,7 +184,7 @@ func (s *session) onAck(latency time.Duration, err error) {
 	s.metrics.latency.Observe(latency.Seconds())
 }
 
-func (s *session) onDecodeError(err error) {
+func (s *publication) onDecodeError(err error) {
 	n := s.decodeErrs.Add(1)
 	s.metrics.decodeErrors.Inc()
 	if n == 1 {
@@ -193,7 +194,7 @@ func (s *session) onDecodeError(err error) {
 	}
 }
 
-func (s *session) publishError(err error) {
+func (s *publication) publishError(err error) {
 	n := s.pubErrs.Add(1)
 	s.metrics.publishErrors.Inc()
 	if n == 1 {
@@ -203,23 +204,23 @@ func (s *session) publishError(err error) {
 	}
 }
 
-// frameHandler publishes what the demuxer produces.
-type frameHandler struct {
-	s       *session
+// frameForwarder publishes what the demuxer produces.
+type frameForwarder struct {
+	s       *publication
 	pub     Publisher
 	ctx     context.Context
 	fatal   error
 	pending *tsframes.Announcement // announcement to retry
 }
 
-func (h *frameHandler) Tracks(a tsframes.Announcement) error {
+func (h *frameForwarder) Tracks(a tsframes.Announcement) error {
 	h.s.log.Info("tracks", "tracks", a.Tracks)
 	return h.announce(a)
 }
 
 // announce publishes a; when that fails, it is retried before the next
 // keyframe, since the Publisher ignores frames until it has announced.
-func (h *frameHandler) announce(a tsframes.Announcement) error {
+func (h *frameForwarder) announce(a tsframes.Announcement) error {
 	err := h.pub.Announce(h.ctx, a)
 	if err != nil && h.ctx.Err() == nil && !errors.Is(err, bus.ErrClosed) {
 		h.pending = &a
@@ -229,7 +230,7 @@ func (h *frameHandler) announce(a tsframes.Announcement) error {
 	return h.check(err)
 }
 
-func (h *frameHandler) Frame(f tsframes.Frame) error {
+func (h *frameForwarder) Frame(f tsframes.Frame) error {
 	h.s.frames.Add(1)
 	h.s.metrics.frames.Inc()
 	if f.Key {
@@ -244,10 +245,10 @@ func (h *frameHandler) Frame(f tsframes.Frame) error {
 	return h.check(h.pub.Publish(h.ctx, f))
 }
 
-// check decides whether a publish error ends the session: a closed
+// check decides whether a publish error ends the publication: a closed
 // Publisher or a done context does; other errors are counted and the
-// session goes on (the next frames may get through).
-func (h *frameHandler) check(err error) error {
+// publication goes on (the next frames may get through).
+func (h *frameForwarder) check(err error) error {
 	switch {
 	case err == nil:
 		return nil
@@ -265,7 +266,7 @@ func (h *frameHandler) check(err error) error {
 // countingReader counts the bytes of the source and keeps its read error.
 type countingReader struct {
 	r   io.Reader
-	s   *session
+	s   *publication
 	err error
 	// errInterrupted is true when err came after stop interrupted the
 	// source: a consequence of the stop, not a failure of the source.

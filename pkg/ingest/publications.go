@@ -1,0 +1,221 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/whepcast/whepcast/pkg/bus"
+)
+
+// Config configures Publications.
+type Config struct {
+	// NewPublisher opens the Publisher of each publication (required).
+	NewPublisher NewPublisherFunc
+	// Metrics receives the ingest metrics; nil creates unregistered ones.
+	Metrics *Metrics
+	// Logger receives publication logs, with stream and epoch fields; nil
+	// discards them.
+	Logger *slog.Logger
+	// StatsInterval is how often a publication hands its statistics to its
+	// Publisher (default 2 s).
+	StatsInterval time.Duration
+	// CloseTimeout bounds the flush of a publication's Publisher when it
+	// ends (default 5 s).
+	CloseTimeout time.Duration
+}
+
+// Source is the input of a publication.
+type Source struct {
+	// Kind ("http", "udp", ...) and Remote (the peer address) are logged.
+	Kind   string
+	Remote string
+	// Body is read until io.EOF, which ends the publication normally.
+	Body io.Reader
+	// Interrupt makes a Read of Body in progress return, and later Reads
+	// fail. Publications call it at most once, from another goroutine,
+	// while Ingest runs, to stop the publication (takeover, Close). A Source
+	// whose Reads can block must set it.
+	Interrupt func()
+}
+
+// Summary describes a publication, returned when it ends.
+type Summary struct {
+	Stream        string
+	Epoch         uint64
+	Kind          string
+	Remote        string
+	Started       time.Time
+	Duration      time.Duration
+	Bytes         uint64
+	Frames        uint64
+	Keyframes     uint64
+	DecodeErrors  uint64
+	PublishErrors uint64
+}
+
+// String renders the summary as one line of key=value pairs.
+func (s Summary) String() string {
+	return fmt.Sprintf("stream=%s epoch=%d bytes=%d frames=%d keyframes=%d decode_errors=%d publish_errors=%d duration=%s",
+		s.Stream, s.Epoch, s.Bytes, s.Frames, s.Keyframes, s.DecodeErrors, s.PublishErrors, s.Duration.Round(time.Millisecond))
+}
+
+// Publications runs the publications of every stream, one live publication
+// per stream.
+type Publications struct {
+	cfg     Config
+	log     *slog.Logger
+	metrics *Metrics
+
+	mu        sync.Mutex
+	live      map[string]*publication
+	lastEpoch uint64
+	closed    bool
+	running   sync.WaitGroup
+}
+
+// NewPublications returns Publications. It fails when cfg.NewPublisher is
+// nil.
+func NewPublications(cfg Config) (*Publications, error) {
+	if cfg.NewPublisher == nil {
+		return nil, errors.New("ingest: Config.NewPublisher is nil")
+	}
+	if cfg.StatsInterval <= 0 {
+		cfg.StatsInterval = 2 * time.Second
+	}
+	if cfg.CloseTimeout <= 0 {
+		cfg.CloseTimeout = 5 * time.Second
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	m := cfg.Metrics
+	if m == nil {
+		m, _ = NewMetrics(nil) // cannot fail without a registerer
+	}
+	return &Publications{cfg: cfg, log: log, metrics: m, live: make(map[string]*publication)}, nil
+}
+
+// Ingest runs a publication of stream reading src until src.Body ends (nil
+// error), ctx is done, the publication is taken over (ErrTakenOver) or
+// Publications is closed (ErrClosed). It first stops the live publication
+// of the stream, if any, and waits until its Publisher is closed. Other
+// errors wrap bus.ErrInvalidName (nothing was started), ErrPublisher,
+// ErrSource or ErrStream. The Summary is filled in as far as the
+// publication got.
+func (ps *Publications) Ingest(ctx context.Context, stream string, src Source) (Summary, error) {
+	sum := Summary{Stream: stream, Kind: src.Kind, Remote: src.Remote}
+	if err := bus.ValidateName(stream); err != nil {
+		return sum, fmt.Errorf("ingest: %w", err)
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+
+	ps.mu.Lock()
+	if ps.closed {
+		ps.mu.Unlock()
+		return sum, ErrClosed
+	}
+	epoch := uint64(time.Now().UnixNano())
+	if epoch <= ps.lastEpoch {
+		epoch = ps.lastEpoch + 1
+	}
+	ps.lastEpoch = epoch
+	s := &publication{
+		pubs:    ps,
+		stream:  stream,
+		epoch:   epoch,
+		src:     src,
+		started: time.Now(),
+		cancel:  cancel,
+		done:    make(chan struct{}),
+		running: true,
+		metrics: ps.metrics.stream(stream),
+		log:     ps.log.With("stream", stream, "epoch", epoch, "source", src.Kind, "remote", src.Remote),
+	}
+	prev := ps.live[stream]
+	ps.live[stream] = s
+	ps.running.Add(1)
+	ps.mu.Unlock()
+	defer ps.running.Done()
+	defer ps.finish(s)
+	// Whatever ends the publication's context (its parent, a takeover, Close)
+	// also interrupts its source, so that a blocked Read returns.
+	defer context.AfterFunc(ctx, func() { s.stop(context.Cause(ctx)) })()
+
+	if prev != nil {
+		ps.metrics.takeovers.Inc()
+		s.log.Info("taking over stream", "previous_epoch", prev.epoch, "previous_source", prev.src.Kind, "previous_remote", prev.src.Remote)
+		prev.stop(ErrTakenOver)
+		// The previous publication is interrupted; its Publisher.Close is bounded
+		// by CloseTimeout. Waiting even if ctx is done keeps one publication
+		// publishing at a time.
+		<-prev.done
+	}
+	return s.run(ctx)
+}
+
+// finish removes s from the live publications and marks it done.
+func (ps *Publications) finish(s *publication) {
+	ps.mu.Lock()
+	if ps.live[s.stream] == s {
+		delete(ps.live, s.stream)
+	}
+	ps.mu.Unlock()
+	s.mu.Lock()
+	s.running = false
+	s.mu.Unlock()
+	close(s.done)
+}
+
+// PublicationInfo describes a live publication.
+type PublicationInfo struct {
+	Summary
+	// Waiting is true while the publication waits for the publication it
+	// took over to end.
+	Waiting bool
+}
+
+// Live returns the live publications, sorted by stream.
+func (ps *Publications) Live() []PublicationInfo {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	out := make([]PublicationInfo, 0, len(ps.live))
+	for _, s := range ps.live {
+		out = append(out, PublicationInfo{Summary: s.summary(), Waiting: !s.publishing.Load()})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Stream < out[j].Stream })
+	return out
+}
+
+// Close rejects new publications, stops the live ones (ErrClosed) and waits
+// until they have ended and closed their Publishers, or ctx is done.
+func (ps *Publications) Close(ctx context.Context) error {
+	ps.mu.Lock()
+	ps.closed = true
+	live := make([]*publication, 0, len(ps.live))
+	for _, s := range ps.live {
+		live = append(live, s)
+	}
+	ps.mu.Unlock()
+	for _, s := range live {
+		s.stop(ErrClosed)
+	}
+	done := make(chan struct{})
+	go func() {
+		ps.running.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("ingest: closing: %w", ctx.Err())
+	}
+}
