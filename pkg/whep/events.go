@@ -3,6 +3,7 @@ package whep
 import (
 	"crypto/rand"
 	"encoding/json"
+	"log/slog"
 	"strings"
 	"sync"
 	"time"
@@ -182,10 +183,39 @@ type sessionEvents struct {
 	advanced time.Time // when frames last grew
 }
 
+// eventSessions is what the extension needs of a server's sessions; the
+// server's registry provides it.
+type eventSessions interface {
+	// get returns the session id of stream, or nil.
+	get(stream, id string) *session
+	// streamCounts returns the number of sessions of each stream and the
+	// ids of all sessions.
+	streamCounts() (counts map[string]int, ids map[string]bool)
+	// isDraining reports whether the server drains: a new event stream
+	// starts with reconnect.
+	isDraining() bool
+}
+
+// eventHubConfig is what an eventHub works with.
+type eventHubConfig struct {
+	sessions eventSessions
+	// catalog tells whether a session's stream is live.
+	catalog Catalog
+	// conn serves this node's events subject and reaches the other
+	// nodes' sessions; nil serves this node's sessions only.
+	conn *nats.Conn
+	// tokens guard the POST and DELETE of event streams.
+	tokens tokens
+	nodeID string
+	// forwardTimeout bounds a request to another node.
+	forwardTimeout time.Duration
+	logger         *slog.Logger
+}
+
 // eventHub is a server's side of the extension: the sessions that have
 // event streams, and the goroutine that samples their state.
 type eventHub struct {
-	s *Server
+	eventHubConfig
 	// Timing (the event* constants); set before the first event stream.
 	tick, inactiveAfter, keepAlive time.Duration
 
@@ -200,15 +230,15 @@ type eventHub struct {
 	done      chan struct{} // closed when the sampler returns
 }
 
-func newEventHub(s *Server) *eventHub {
+func newEventHub(cfg eventHubConfig) *eventHub {
 	return &eventHub{
-		s:             s,
-		tick:          eventTick,
-		inactiveAfter: eventInactiveAfter,
-		keepAlive:     eventKeepAlive,
-		closing:       make(chan struct{}),
-		bySession:     make(map[string]*sessionEvents),
-		done:          make(chan struct{}),
+		eventHubConfig: cfg,
+		tick:           eventTick,
+		inactiveAfter:  eventInactiveAfter,
+		keepAlive:      eventKeepAlive,
+		closing:        make(chan struct{}),
+		bySession:      make(map[string]*sessionEvents),
+		done:           make(chan struct{}),
 	}
 }
 
@@ -311,10 +341,10 @@ func (h *eventHub) update(now time.Time) {
 	if len(samples) == 0 {
 		return
 	}
-	counts, registered := h.s.reg.streamCounts()
+	counts, registered := h.sessions.streamCounts()
 	for i := range samples {
 		ss := samples[i].se.ss
-		samples[i].live = h.s.streamLive(ss.stream)
+		samples[i].live = h.streamLive(ss.stream)
 		samples[i].frames = framesSent(ss)
 	}
 	var after []func()
@@ -349,8 +379,8 @@ func (se *sessionEvents) pushAll(e sseEvent, after []func()) []func() {
 }
 
 // streamLive reports whether the catalog has stream live with tracks.
-func (s *Server) streamLive(stream string) bool {
-	e, ok := s.catalog.Get(stream)
+func (h *eventHub) streamLive(stream string) bool {
+	e, ok := h.catalog.Get(stream)
 	return ok && e.Playable()
 }
 
@@ -361,29 +391,16 @@ func framesSent(ss *session) uint64 {
 	return st.Video.Packets + st.Audio.Packets
 }
 
-// streamCounts returns the number of sessions of each stream, and the ids
-// of the sessions.
-func (r *registry) streamCounts() (counts map[string]int, ids map[string]bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	counts, ids = make(map[string]int), make(map[string]bool, len(r.sessions))
-	for id, ss := range r.sessions {
-		counts[ss.stream]++
-		ids[id] = true
-	}
-	return counts, ids
-}
-
 // create makes an event stream of ss for the events of want and returns
 // its id. It starts with active (when the stream plays), viewercount and,
 // on a draining server, reconnect. A session already at maxEventStreams
 // loses its oldest stream. errSessionNotFound when ss is closed.
 func (h *eventHub) create(ss *session, want eventMask) (string, error) {
-	live := h.s.streamLive(ss.stream)
-	counts, _ := h.s.reg.streamCounts()
+	live := h.streamLive(ss.stream)
+	counts, _ := h.sessions.streamCounts()
 	viewers := counts[ss.stream]
 	frames := framesSent(ss)
-	draining := h.s.reg.isDraining()
+	draining := h.sessions.isDraining()
 	now := time.Now()
 
 	var after []func()
@@ -602,7 +619,7 @@ func (h *eventHub) shutdown() {
 	h.mu.Unlock()
 	if h.sub != nil {
 		if err := h.sub.Unsubscribe(); err != nil {
-			h.s.logger.Debug("unsubscribe events", "err", err)
+			h.logger.Debug("unsubscribe events", "err", err)
 		}
 	}
 	close(h.closing)

@@ -48,12 +48,12 @@ type eventsReply struct {
 // a poll with nothing pending is answered later, from the event that ends
 // it or from its timer.
 func (h *eventHub) subscribe() error {
-	subject := eventsSubject(h.s.cfg.NodeID)
-	sub, err := h.s.conn.Subscribe(subject, h.serveNATS)
+	subject := eventsSubject(h.nodeID)
+	sub, err := h.conn.Subscribe(subject, h.serveNATS)
 	if err != nil {
 		return fmt.Errorf("whep: subscribe %s: %w", subject, err)
 	}
-	if err := h.s.conn.FlushTimeout(h.s.cfg.ForwardTimeout); err != nil {
+	if err := h.conn.FlushTimeout(h.forwardTimeout); err != nil {
 		_ = sub.Unsubscribe()
 		return fmt.Errorf("whep: subscribe %s: %w", subject, err)
 	}
@@ -70,7 +70,7 @@ func (h *eventHub) serveNATS(msg *nats.Msg) {
 		h.reply(msg, eventsReply{response: errorResponse(fmt.Errorf("%w: events request: %w", errBadRequest, err))})
 		return
 	}
-	local := &localEvents{s: h.s}
+	local := &localEvents{h: h}
 	switch req.Op {
 	case eventsOpCreate:
 		id, err := local.create(context.Background(), req.Ref, req.Want)
@@ -115,14 +115,14 @@ func (h *eventHub) reply(msg *nats.Msg, r eventsReply) {
 		err = msg.Respond(data)
 	}
 	if err != nil {
-		h.s.logger.Debug("cannot answer an events request", "err", err)
+		h.logger.Debug("cannot answer an events request", "err", err)
 	}
 }
 
 // remoteEvents are the operations on the sessions of another node, sent
 // over NATS.
 type remoteEvents struct {
-	s    *Server
+	h    *eventHub
 	node string
 }
 
@@ -135,7 +135,7 @@ func (o remoteEvents) request(ctx context.Context, req eventsRequest, timeout ti
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	msg, err := o.s.conn.RequestWithContext(ctx, eventsSubject(o.node), data)
+	msg, err := o.h.conn.RequestWithContext(ctx, eventsSubject(o.node), data)
 	switch {
 	case errors.Is(err, nats.ErrNoResponders):
 		return eventsReply{}, fmt.Errorf("%w: %q (node %q is gone)", errSessionNotFound, req.Ref.Session, o.node)
@@ -150,7 +150,7 @@ func (o remoteEvents) request(ctx context.Context, req eventsRequest, timeout ti
 }
 
 func (o remoteEvents) create(ctx context.Context, ref eventsRef, want eventMask) (string, error) {
-	r, err := o.request(ctx, eventsRequest{Op: eventsOpCreate, Ref: ref, Want: want}, o.s.cfg.ForwardTimeout)
+	r, err := o.request(ctx, eventsRequest{Op: eventsOpCreate, Ref: ref, Want: want}, o.h.forwardTimeout)
 	if err != nil {
 		return "", err
 	}
@@ -161,7 +161,7 @@ func (o remoteEvents) create(ctx context.Context, ref eventsRef, want eventMask)
 }
 
 func (o remoteEvents) remove(ctx context.Context, ref eventsRef) error {
-	r, err := o.request(ctx, eventsRequest{Op: eventsOpDelete, Ref: ref}, o.s.cfg.ForwardTimeout)
+	r, err := o.request(ctx, eventsRequest{Op: eventsOpDelete, Ref: ref}, o.h.forwardTimeout)
 	if err != nil {
 		return err
 	}
@@ -175,7 +175,7 @@ func (o remoteEvents) remove(ctx context.Context, ref eventsRef) error {
 // until it has some or wait passes.
 func (o remoteEvents) poll(ctx context.Context, ref eventsRef, reader uint64, wait time.Duration) ([]sseEvent, bool, uint64, error) {
 	req := eventsRequest{Op: eventsOpPoll, Ref: ref, Reader: reader, WaitMS: wait.Milliseconds()}
-	r, err := o.request(ctx, req, wait+o.s.cfg.ForwardTimeout)
+	r, err := o.request(ctx, req, wait+o.h.forwardTimeout)
 	if err != nil {
 		return nil, true, reader, err
 	}

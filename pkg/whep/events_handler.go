@@ -71,14 +71,14 @@ func answerOf(err error) response {
 	return errorResponse(err)
 }
 
-// serveEvents serves the resources of the server-sent events extension
+// serve serves the resources of the server-sent events extension
 // and returns the status sent:
 //
 //	POST   /whep/{stream}/{session}/events       201, Location of a new event stream
 //	GET    /whep/{stream}/{session}/events       an event stream of every event, for this request only
 //	GET    /whep/{stream}/{session}/events/{id}  the event stream (text/event-stream)
 //	DELETE /whep/{stream}/{session}/events/{id}  200; the event stream is gone
-func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request, ref eventsRef) int {
+func (h *eventHub) serve(w http.ResponseWriter, r *http.Request, ref eventsRef) int {
 	entry := ref.ID == ""
 	allow := allowEventStream
 	if entry {
@@ -99,14 +99,14 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request, ref eventsR
 	// given only to a client that showed the token): EventSource cannot
 	// send an Authorization header.
 	if entry || r.Method != http.MethodGet {
-		if err := s.tokens.check(r); err != nil {
+		if err := h.tokens.check(r); err != nil {
 			return write(errorResponse(err))
 		}
 	}
 	var want eventMask
 	if r.Method == http.MethodPost {
 		var err error
-		if want, err = s.readWant(w, r); err != nil {
+		if want, err = readWant(w, r); err != nil {
 			return write(errorResponse(err))
 		}
 	}
@@ -114,12 +114,12 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request, ref eventsR
 	if !ok || bus.ValidateName(ref.Stream) != nil || !entry && !validEventStreamID(ref.ID) {
 		return write(errorResponse(fmt.Errorf("%w: no events at %q", errSessionNotFound, r.URL.Path)))
 	}
-	var ops eventOps = &localEvents{s: s}
-	if node != s.cfg.NodeID {
-		if s.conn == nil {
+	var ops eventOps = &localEvents{h: h}
+	if node != h.nodeID {
+		if h.conn == nil {
 			return write(errorResponse(fmt.Errorf("%w: %q belongs to node %q and this node has no bus", errSessionNotFound, ref.Session, node)))
 		}
-		ops = remoteEvents{s: s, node: node}
+		ops = remoteEvents{h: h, node: node}
 	}
 	switch {
 	case r.Method == http.MethodPost:
@@ -128,10 +128,10 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request, ref eventsR
 			return write(answerOf(err))
 		}
 		ref.ID = id
-		h := http.Header{}
-		h.Set("Location", ref.location())
-		h.Set("Cache-Control", "no-store")
-		return write(response{Status: http.StatusCreated, Header: h})
+		hdr := http.Header{}
+		hdr.Set("Location", ref.location())
+		hdr.Set("Cache-Control", "no-store")
+		return write(response{Status: http.StatusCreated, Header: hdr})
 	case r.Method == http.MethodDelete:
 		if err := ops.remove(r.Context(), ref); err != nil {
 			return write(answerOf(err))
@@ -144,12 +144,12 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request, ref eventsR
 		}
 		ref.ID = id
 		defer func() {
-			ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), s.cfg.ForwardTimeout)
+			ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), h.forwardTimeout)
 			defer cancel()
 			_ = ops.remove(ctx, ref)
 		}()
 	}
-	return s.streamEvents(w, r, ops, ref)
+	return h.streamEvents(w, r, ops, ref)
 }
 
 // eventsOptions answers OPTIONS on the extension's resources, CORS
@@ -169,7 +169,7 @@ func eventsOptions(w http.ResponseWriter, r *http.Request, allow string) respons
 // readWant reads the body of a POST to the entry point: none, or a JSON
 // array of event names (application/json). No body and [] ask for every
 // event; names this server does not send are ignored.
-func (s *Server) readWant(w http.ResponseWriter, r *http.Request) (eventMask, error) {
+func readWant(w http.ResponseWriter, r *http.Request) (eventMask, error) {
 	if r.ContentLength > maxEventsBody {
 		return 0, fmt.Errorf("%w: %d bytes, limit %d", errTooLarge, r.ContentLength, maxEventsBody)
 	}
@@ -200,12 +200,12 @@ func (s *Server) readWant(w http.ResponseWriter, r *http.Request) (eventMask, er
 // streamEvents sends the event stream ref as text/event-stream until it
 // ends, the client goes away, the owner cannot be reached or the server
 // closes. A comment line is sent after KeepAlive without events.
-func (s *Server) streamEvents(w http.ResponseWriter, r *http.Request, ops eventOps, ref eventsRef) int {
+func (h *eventHub) streamEvents(w http.ResponseWriter, r *http.Request, ops eventOps, ref eventsRef) int {
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
 	go func() {
 		select {
-		case <-s.events.closing:
+		case <-h.closing:
 			cancel()
 		case <-ctx.Done():
 		}
@@ -216,10 +216,10 @@ func (s *Server) streamEvents(w http.ResponseWriter, r *http.Request, ops eventO
 		resp.write(w)
 		return resp.Status
 	}
-	h := w.Header()
-	h.Set("Content-Type", mediaTypeEventStream)
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Accel-Buffering", "no") // nginx: do not buffer
+	hdr := w.Header()
+	hdr.Set("Content-Type", mediaTypeEventStream)
+	hdr.Set("Cache-Control", "no-store")
+	hdr.Set("X-Accel-Buffering", "no") // nginx: do not buffer
 	w.WriteHeader(http.StatusOK)
 	rc := http.NewResponseController(w)
 	defer func() { _ = rc.SetWriteDeadline(time.Time{}) }()
@@ -236,8 +236,8 @@ func (s *Server) streamEvents(w http.ResponseWriter, r *http.Request, ops eventO
 		if err := rc.Flush(); err != nil || end {
 			return http.StatusOK
 		}
-		if evs, end, _, err = ops.poll(ctx, ref, reader, s.events.keepAlive); err != nil {
-			s.logger.Debug("event stream ended", "stream", ref.Stream, "session", ref.Session, "events", ref.ID, "err", err)
+		if evs, end, _, err = ops.poll(ctx, ref, reader, h.keepAlive); err != nil {
+			h.logger.Debug("event stream ended", "stream", ref.Stream, "session", ref.Session, "events", ref.ID, "err", err)
 			return http.StatusOK
 		}
 	}
@@ -260,12 +260,12 @@ func appendEvents(b []byte, evs []sseEvent) []byte {
 // stream it reads (es), so that it gets the last events of a session that
 // closes between two polls.
 type localEvents struct {
-	s  *Server
+	h  *eventHub
 	es *eventStream
 }
 
 func (o *localEvents) session(ref eventsRef) (*session, error) {
-	ss := o.s.reg.get(ref.Stream, ref.Session)
+	ss := o.h.sessions.get(ref.Stream, ref.Session)
 	if ss == nil {
 		return nil, fmt.Errorf("%w: %q", errSessionNotFound, ref.Session)
 	}
@@ -277,7 +277,7 @@ func (o *localEvents) stream(ref eventsRef) (*eventStream, error) {
 	if err != nil {
 		return nil, err
 	}
-	es := o.s.events.find(ss.id, ref.ID)
+	es := o.h.find(ss.id, ref.ID)
 	if es == nil {
 		return nil, fmt.Errorf("%w: event stream %q of session %q", errSessionNotFound, ref.ID, ref.Session)
 	}
@@ -289,7 +289,7 @@ func (o *localEvents) create(_ context.Context, ref eventsRef, want eventMask) (
 	if err != nil {
 		return "", err
 	}
-	id, err := o.s.events.create(ss, want)
+	id, err := o.h.create(ss, want)
 	if errors.Is(err, errSessionNotFound) {
 		return "", fmt.Errorf("%w: %q", errSessionNotFound, ref.Session)
 	}
@@ -301,7 +301,7 @@ func (o *localEvents) remove(_ context.Context, ref eventsRef) error {
 	if err != nil {
 		return err
 	}
-	if !o.s.events.remove(ss.id, ref.ID) {
+	if !o.h.remove(ss.id, ref.ID) {
 		return fmt.Errorf("%w: event stream %q of session %q", errSessionNotFound, ref.ID, ref.Session)
 	}
 	return nil
@@ -314,10 +314,10 @@ func (o *localEvents) poll(ctx context.Context, ref eventsRef, reader uint64, wa
 		if es, err = o.stream(ref); err != nil {
 			return nil, true, reader, err
 		}
-		reader, o.es = o.s.events.attach(es), es
+		reader, o.es = o.h.attach(es), es
 	}
 	if wait <= 0 {
-		evs, end := o.s.events.take(es, reader)
+		evs, end := o.h.take(es, reader)
 		return evs, end, reader, nil
 	}
 	type result struct {
@@ -325,7 +325,7 @@ func (o *localEvents) poll(ctx context.Context, ref eventsRef, reader uint64, wa
 		end bool
 	}
 	ch := make(chan result, 1)
-	cancel := o.s.events.wait(es, reader, wait, func(evs []sseEvent, end bool) { ch <- result{evs, end} })
+	cancel := o.h.wait(es, reader, wait, func(evs []sseEvent, end bool) { ch <- result{evs, end} })
 	select {
 	case res := <-ch:
 		return res.evs, res.end, reader, nil

@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go"
 )
@@ -17,7 +19,11 @@ const maxForwardWorkers = 64
 // forwarder carries session requests between nodes: it serves this node's
 // subject and sends requests for other nodes' sessions to theirs.
 type forwarder struct {
-	s   *Server
+	conn    *nats.Conn
+	timeout time.Duration // bounds a forwarded request, here and at the owner
+	logger  *slog.Logger
+	// op performs a request on a session of this node.
+	op  func(context.Context, sessionRequest) response
 	sub *nats.Subscription
 	sem chan struct{}
 
@@ -31,15 +37,18 @@ func nodeSubject(node string) string {
 	return forwardSubjectPrefix + node + ".session"
 }
 
-func newForwarder(s *Server) (*forwarder, error) {
-	f := &forwarder{s: s, sem: make(chan struct{}, maxForwardWorkers)}
-	sub, err := s.conn.Subscribe(nodeSubject(s.cfg.NodeID), f.serve)
+// newForwarder serves the subject of node on conn with op, each request
+// bounded by timeout, which also bounds the requests it sends.
+func newForwarder(conn *nats.Conn, node string, timeout time.Duration, logger *slog.Logger,
+	op func(context.Context, sessionRequest) response) (*forwarder, error) {
+	f := &forwarder{conn: conn, timeout: timeout, logger: logger, op: op, sem: make(chan struct{}, maxForwardWorkers)}
+	sub, err := conn.Subscribe(nodeSubject(node), f.serve)
 	if err != nil {
-		return nil, fmt.Errorf("whep: subscribe %s: %w", nodeSubject(s.cfg.NodeID), err)
+		return nil, fmt.Errorf("whep: subscribe %s: %w", nodeSubject(node), err)
 	}
-	if err := s.conn.FlushTimeout(s.cfg.ForwardTimeout); err != nil {
+	if err := conn.FlushTimeout(timeout); err != nil {
 		_ = sub.Unsubscribe()
-		return nil, fmt.Errorf("whep: subscribe %s: %w", nodeSubject(s.cfg.NodeID), err)
+		return nil, fmt.Errorf("whep: subscribe %s: %w", nodeSubject(node), err)
 	}
 	f.sub = sub
 	return f, nil
@@ -72,9 +81,9 @@ func (f *forwarder) serve(msg *nats.Msg) {
 			f.reply(msg, errorResponse(fmt.Errorf("%w: forwarded request: %w", errBadRequest, err)))
 			return
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), f.s.cfg.ForwardTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), f.timeout)
 		defer cancel()
-		f.reply(msg, f.s.sessionOp(ctx, req))
+		f.reply(msg, f.op(ctx, req))
 	}()
 }
 
@@ -84,7 +93,7 @@ func (f *forwarder) reply(msg *nats.Msg, resp response) {
 		err = msg.Respond(data)
 	}
 	if err != nil {
-		f.s.logger.Warn("cannot answer a forwarded request", "err", err)
+		f.logger.Warn("cannot answer a forwarded request", "err", err)
 	}
 }
 
@@ -95,9 +104,9 @@ func (f *forwarder) forward(ctx context.Context, node string, req sessionRequest
 	if err != nil {
 		return errorResponse(err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, f.s.cfg.ForwardTimeout)
+	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
-	msg, err := f.s.conn.RequestWithContext(ctx, nodeSubject(node), data)
+	msg, err := f.conn.RequestWithContext(ctx, nodeSubject(node), data)
 	switch {
 	case errors.Is(err, nats.ErrNoResponders):
 		return errorResponse(fmt.Errorf("%w: %q (node %q is gone)", errSessionNotFound, req.Session, node))
@@ -111,14 +120,14 @@ func (f *forwarder) forward(ctx context.Context, node string, req sessionRequest
 	if resp.Header == nil {
 		resp.Header = http.Header{}
 	}
-	f.s.logger.Debug("forwarded", "method", req.Method, "session", req.Session, "owner", node, "status", resp.Status)
+	f.logger.Debug("forwarded", "method", req.Method, "session", req.Session, "owner", node, "status", resp.Status)
 	return resp
 }
 
 // stop stops serving forwarded requests and waits for those in progress.
 func (f *forwarder) stop() {
 	if err := f.sub.Unsubscribe(); err != nil {
-		f.s.logger.Debug("unsubscribe", "err", err)
+		f.logger.Debug("unsubscribe", "err", err)
 	}
 	f.mu.Lock()
 	f.stopped = true

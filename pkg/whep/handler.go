@@ -42,7 +42,7 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 		if len(parts) == 4 {
 			ref.ID = parts[3]
 		}
-		status := s.serveEvents(w, r, ref)
+		status := s.events.serve(w, r, ref)
 		s.metrics.requests.WithLabelValues(methodLabel(r.Method), strconv.Itoa(status)).Inc()
 		return
 	}

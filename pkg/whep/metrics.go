@@ -50,7 +50,16 @@ func addTrack(t *relay.TrackStats, v relay.TrackStats) {
 	t.WriteErrors += v.WriteErrors
 }
 
-func newMetrics(s *Server) *metrics {
+// metricSessions is what the metrics read of a server's sessions; the
+// server's registry provides it.
+type metricSessions interface {
+	// counts returns the number of sessions and of held POSTs.
+	counts() (sessions, held int)
+	// list returns the sessions.
+	list() []*session
+}
+
+func newMetrics(sessions metricSessions) *metrics {
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "whepcast_whep_requests_total",
@@ -75,16 +84,16 @@ func newMetrics(s *Server) *metrics {
 		}, []string{"stream"}),
 		closedStats: make(map[string]*streamTotals),
 	}
-	sessions := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+	open := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "whepcast_whep_sessions",
 		Help: "WHEP sessions on this node.",
-	}, func() float64 { n, _ := s.reg.counts(); return float64(n) })
+	}, func() float64 { n, _ := sessions.counts(); return float64(n) })
 	held := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "whepcast_whep_held_requests",
 		Help: "WHEP POSTs waiting for their stream to go live.",
-	}, func() float64 { _, n := s.reg.counts(); return float64(n) })
+	}, func() float64 { _, n := sessions.counts(); return float64(n) })
 	m.collectors = []prometheus.Collector{m.requests, m.created, m.closed, m.failed, m.firstFrame,
-		sessions, held, &statsCollector{s: s}}
+		open, held, &statsCollector{m: m, sessions: sessions}}
 	return m
 }
 
@@ -133,7 +142,10 @@ func (m *metrics) sessionClosed(reason string, connected bool) {
 // statsCollector exports the relay counters of the node's sessions per
 // stream and kind, and the relay's delay histograms per stream: those of
 // closed sessions plus the live ones.
-type statsCollector struct{ s *Server }
+type statsCollector struct {
+	m        *metrics
+	sessions metricSessions
+}
 
 // delayDescs are the relay's delay histograms (relay.ViewerStats.BusToRTP,
 // IngestToRTP): each sampled frame counts once per session that got it.
@@ -187,14 +199,14 @@ func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
-	m := c.s.metrics
+	m := c.m
 	m.mu.Lock()
 	totals := make(map[string]*streamTotals, len(m.closedStats))
 	for k, v := range m.closedStats {
 		cp := *v
 		totals[k] = &cp
 	}
-	for _, ss := range c.s.reg.list() {
+	for _, ss := range c.sessions.list() {
 		t := totals[ss.stream]
 		if t == nil {
 			t = &streamTotals{}

@@ -132,6 +132,19 @@ func (r *registry) counts() (sessions, held int) {
 	return len(r.sessions), len(r.holds)
 }
 
+// streamCounts returns the number of sessions of each stream, and the ids
+// of the sessions.
+func (r *registry) streamCounts() (counts map[string]int, ids map[string]bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	counts, ids = make(map[string]int), make(map[string]bool, len(r.sessions))
+	for id, ss := range r.sessions {
+		counts[ss.stream]++
+		ids[id] = true
+	}
+	return counts, ids
+}
+
 // hold admits a POST to wait for its stream, with cancel to wake it on
 // drain: errNotLive when nothing may wait (MaxWaiting 0),
 // errTooManyWaiting beyond MaxWaiting, errDraining or ErrClosed. release

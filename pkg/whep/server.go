@@ -67,11 +67,19 @@ func New(cfg Config, deps Deps) (_ *Server, err error) {
 		registerer: deps.Registerer,
 		reg:        newRegistry(cfg),
 	}
-	s.events = newEventHub(s)
 	s.drain.init()
 	if s.tokens, err = loadTokens(cfg.Tokens, cfg.TokenFile); err != nil {
 		return nil, err
 	}
+	s.events = newEventHub(eventHubConfig{
+		sessions:       s.reg,
+		catalog:        s.catalog,
+		conn:           s.conn,
+		tokens:         s.tokens,
+		nodeID:         cfg.NodeID,
+		forwardTimeout: cfg.ForwardTimeout,
+		logger:         logger,
+	})
 	if s.iceServers, s.links, err = iceServers(cfg.ICEServers); err != nil {
 		return nil, err
 	}
@@ -83,7 +91,7 @@ func New(cfg Config, deps Deps) (_ *Server, err error) {
 			s.ice.close()
 		}
 	}()
-	s.metrics = newMetrics(s)
+	s.metrics = newMetrics(s.reg)
 	if s.registerer != nil {
 		if err = s.metrics.register(s.registerer); err != nil {
 			return nil, fmt.Errorf("whep: metrics: %w", err)
@@ -95,7 +103,7 @@ func New(cfg Config, deps Deps) (_ *Server, err error) {
 		}()
 	}
 	if s.conn != nil {
-		if s.fwd, err = newForwarder(s); err != nil {
+		if s.fwd, err = newForwarder(s.conn, cfg.NodeID, cfg.ForwardTimeout, logger, s.sessionOp); err != nil {
 			return nil, err
 		}
 		if err = s.events.subscribe(); err != nil {
