@@ -16,7 +16,6 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/whepcast/whepcast/pkg/bus"
-	"github.com/whepcast/whepcast/pkg/config"
 	"github.com/whepcast/whepcast/pkg/demo"
 	"github.com/whepcast/whepcast/pkg/player"
 	"github.com/whepcast/whepcast/pkg/relay"
@@ -73,8 +72,8 @@ func TestBrowserDrainMovesPlayer(t *testing.T) {
 	}
 	t.Cleanup(rel.Close)
 	newNode := func(id string) *whep.Server {
-		ws, err := whep.New(whep.Config{WHEP: config.WHEP{ICEUDPAddr: "127.0.0.1:0", WaitTimeout: 10 * time.Second, MaxWaiting: 8,
-			DrainTimeout: time.Minute}, NodeID: id}, whep.Deps{Conn: nc, Catalog: watcher, Media: whep.FromRelay(rel), Logger: logger})
+		ws, err := whep.New(whep.Config{ICEUDPAddr: "127.0.0.1:0", WaitTimeout: 10 * time.Second, MaxWaiting: 8,
+			DrainTimeout: time.Minute, NodeID: id}, whep.Deps{Conn: nc, Catalog: watcher, Media: whep.FromRelay(rel), Logger: logger})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -18,7 +18,6 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/whepcast/whepcast/pkg/bus"
-	"github.com/whepcast/whepcast/pkg/config"
 	"github.com/whepcast/whepcast/pkg/demo"
 	"github.com/whepcast/whepcast/pkg/player"
 	"github.com/whepcast/whepcast/pkg/relay"
@@ -131,9 +130,9 @@ func startBrowserStack(t *testing.T) *browserStack {
 		t.Fatal(err)
 	}
 	t.Cleanup(rel.Close)
-	ws, err := whep.New(whep.Config{WHEP: config.WHEP{
+	ws, err := whep.New(whep.Config{
 		ICEUDPAddr: "127.0.0.1:0", WaitTimeout: 10 * time.Second, MaxWaiting: 8,
-	}}, whep.Deps{Conn: nc, Catalog: watcher, Media: whep.FromRelay(rel), Logger: logger})
+	}, whep.Deps{Conn: nc, Catalog: watcher, Media: whep.FromRelay(rel), Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,7 +22,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/whepcast/whepcast/pkg/bus"
-	"github.com/whepcast/whepcast/pkg/config"
 	"github.com/whepcast/whepcast/pkg/relay"
 	"github.com/whepcast/whepcast/pkg/tsframes"
 	"github.com/whepcast/whepcast/pkg/whep"
@@ -263,8 +262,7 @@ func TestSlowViewerBlackhole(t *testing.T) {
 }
 
 // slowNode is a whep-node assembled in the test (as node.Serve does) so
-// that its ICE timeouts can be set: config.WHEP, which node.Serve takes, has
-// no field for them.
+// that its ICE timeouts can be set.
 type slowNode struct {
 	url   string
 	ws    *whep.Server
@@ -293,8 +291,8 @@ func startSlowNode(t *testing.T, nc *nats.Conn, iceDisconnected, iceFailed time.
 		// UDPGSO as cmd/whep-node has it by default: a frame's packets
 		// leave in one system call, to the selected pair's address (here
 		// the link's, learned as a peer-reflexive candidate).
-		WHEP: config.WHEP{ICEUDPAddr: "127.0.0.1:0", UDPGSO: true, WaitTimeout: 20 * time.Second, MaxWaiting: 8,
-			Start: string(relay.StartGOP), ICEDisconnectedTimeout: iceDisconnected, ICEFailedTimeout: iceFailed},
+		ICEUDPAddr: "127.0.0.1:0", UDPGSO: true, WaitTimeout: 20 * time.Second, MaxWaiting: 8,
+		Start: relay.StartGOP, ICEDisconnectedTimeout: iceDisconnected, ICEFailedTimeout: iceFailed,
 	}, whep.Deps{Conn: nc, Catalog: watcher, Media: whep.FromRelay(rl), Logger: logger.With("component", "whep"), Registerer: metrics})
 	if err != nil {
 		rl.Close()

@@ -9,7 +9,7 @@ import (
 
 	"github.com/pion/webrtc/v4"
 
-	"github.com/whepcast/whepcast/pkg/config"
+	"github.com/whepcast/whepcast/pkg/whep"
 )
 
 const (
@@ -100,7 +100,7 @@ func TestWHEPWaitTimeout(t *testing.T) {
 	whepLeakCheck(t)
 	ctx := whepContext(t)
 	connect := whepBus(t)
-	url := whepNode(t, connect(), func(c *config.WHEP) { c.WaitTimeout = 300 * time.Millisecond })
+	url := whepNode(t, connect(), func(c *whep.Config) { c.WaitTimeout = 300 * time.Millisecond })
 	c := newWHEPClient(t, webrtc.RTPCodecTypeVideo)
 	start := time.Now()
 	resp, body := whepPost(t, ctx, url+"/whep/never", c.offer(t))

@@ -25,6 +25,7 @@ import (
 	"github.com/whepcast/whepcast/pkg/bus"
 	"github.com/whepcast/whepcast/pkg/config"
 	"github.com/whepcast/whepcast/pkg/tsframes"
+	"github.com/whepcast/whepcast/pkg/whep"
 )
 
 func TestMain(m *testing.M) {
@@ -676,11 +677,11 @@ func TestWHEPHook(t *testing.T) {
 	type call struct {
 		addr net.Addr
 		nc   *nats.Conn
-		cfg  config.WHEP
+		cfg  whep.Config
 	}
 	calls := make(chan call, 1)
 	returned := make(chan struct{})
-	whep := func(ctx context.Context, ln net.Listener, nc *nats.Conn, cfg config.WHEP, _ *slog.Logger) error {
+	serve := func(ctx context.Context, ln net.Listener, nc *nats.Conn, cfg whep.Config, _ *slog.Logger) error {
 		calls <- call{ln.Addr(), nc, cfg}
 		<-ctx.Done()
 		ln.Close()
@@ -688,7 +689,7 @@ func TestWHEPHook(t *testing.T) {
 		return nil
 	}
 	cfg := testConfig(t, "--whep-addr", "127.0.0.1:0", "--start", "live")
-	b := startBroker(t, cfg, Options{WHEP: whep})
+	b := startBroker(t, cfg, Options{WHEP: serve})
 	select {
 	case c := <-calls:
 		if c.addr.String() != b.WHEPAddr().String() || c.nc != b.Conn() || c.cfg.Start != "live" {

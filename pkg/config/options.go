@@ -1,8 +1,14 @@
 package config
 
 import (
+	"net"
+	"strconv"
 	"strings"
 	"time"
+
+	"github.com/whepcast/whepcast/embedded"
+	"github.com/whepcast/whepcast/pkg/bus"
+	"github.com/whepcast/whepcast/pkg/whep"
 )
 
 // kind is the type of an option's value, which decides its flag type.
@@ -37,28 +43,18 @@ const (
 	envConfig = envPrefix + "CONFIG"
 )
 
-// Defaults shared by both binaries.
+// Defaults of the binaries' own settings. The settings of a library take
+// that library's defaults (whep.DefaultICEUDPAddr, bus.DefaultMaxAge, ...).
 const (
 	DefaultIngestAddr  = ":8080"
 	DefaultHTTPAddr    = ":8889"
 	DefaultNodeNATSURL = "nats://127.0.0.1:4222"
-	DefaultNATSListen  = "127.0.0.1:4222"
-	DefaultDataDir     = "./data"
-	DefaultStorage     = "file"
-	DefaultMaxAge      = 30 * time.Second
-	DefaultMaxBytes    = int64(256 << 20)
-	DefaultUDPIdle     = 5 * time.Second
-	DefaultICEUDPAddr  = ":8189"
-	DefaultWaitTimeout = 30 * time.Second
-	DefaultMaxWaiting  = 1000
-	DefaultStart       = "gop"
-	DefaultAllowOrigin = "*"
-	// DefaultICEDisconnectedTimeout and DefaultICEFailedTimeout are pion's.
-	DefaultICEDisconnectedTimeout = 5 * time.Second
-	DefaultICEFailedTimeout       = 25 * time.Second
-	// DefaultDrainTimeout is how long a draining node keeps its sessions.
-	DefaultDrainTimeout = 30 * time.Second
+	// DefaultUDPIdle is the default of --udp-idle.
+	DefaultUDPIdle = 5 * time.Second
 )
+
+// defaultNATSListen is the embedded server's conventional client address.
+var defaultNATSListen = net.JoinHostPort(embedded.DefaultHost, strconv.Itoa(embedded.DefaultPort))
 
 func natsOptions(defaultURL, urlUsage string) []option {
 	return []option{
@@ -76,22 +72,22 @@ func natsOptions(defaultURL, urlUsage string) []option {
 
 func whepOptions() []option {
 	return []option{
-		{key: "whep.ice-udp-addr", flag: "ice-udp-addr", kind: kindString, def: DefaultICEUDPAddr, usage: "UDP address shared by all WebRTC sessions"},
+		{key: "whep.ice-udp-addr", flag: "ice-udp-addr", kind: kindString, def: whep.DefaultICEUDPAddr, usage: "UDP address shared by all WebRTC sessions"},
 		{key: "whep.ice-tcp-addr", flag: "ice-tcp-addr", kind: kindString, def: "", usage: "TCP address for ICE-TCP (off when empty)"},
-		{key: "whep.udp-gso", flag: "udp-gso", kind: kindBool, def: true, usage: "send each video frame to a viewer with one system call (Linux UDP GSO; falls back by itself)"},
-		{key: "whep.ice-disconnected-timeout", flag: "ice-disconnected-timeout", kind: kindDuration, def: DefaultICEDisconnectedTimeout, usage: "silence from a viewer after which its connection is disconnected (media stops)"},
-		{key: "whep.ice-failed-timeout", flag: "ice-failed-timeout", kind: kindDuration, def: DefaultICEFailedTimeout, usage: "further silence after which the session is closed and its resources freed"},
+		{key: "whep.udp-gso", flag: "udp-gso", kind: kindBool, def: whep.DefaultUDPGSO, usage: "send each video frame to a viewer with one system call (Linux UDP GSO; falls back by itself)"},
+		{key: "whep.ice-disconnected-timeout", flag: "ice-disconnected-timeout", kind: kindDuration, def: whep.DefaultICEDisconnectedTimeout, usage: "silence from a viewer after which its connection is disconnected (media stops)"},
+		{key: "whep.ice-failed-timeout", flag: "ice-failed-timeout", kind: kindDuration, def: whep.DefaultICEFailedTimeout, usage: "further silence after which the session is closed and its resources freed"},
 		{key: "whep.public-ip", flag: "public-ip", kind: kindStrings, def: []string{}, usage: "IP announced as host candidate (NAT 1:1), repeatable"},
 		{key: "whep.ice-server", flag: "ice-server", kind: kindStrings, def: []string{}, usage: "STUN/TURN URL (turn:host:3478?username=u&credential=p), repeatable"},
 		{key: "whep.token", flag: "token", kind: kindStrings, def: []string{}, usage: "Bearer token accepted by WHEP, repeatable (open when none)"},
 		{key: "whep.token-file", flag: "token-file", kind: kindString, def: "", usage: "file of WHEP tokens, one per line"},
-		{key: "whep.wait-timeout", flag: "wait-timeout", kind: kindDuration, def: DefaultWaitTimeout, usage: "how long a WHEP POST waits for a stream that is not live"},
-		{key: "whep.max-waiting", flag: "max-waiting", kind: kindInt, def: DefaultMaxWaiting, usage: "maximum number of waiting WHEP POSTs"},
+		{key: "whep.wait-timeout", flag: "wait-timeout", kind: kindDuration, def: whep.DefaultWaitTimeout, usage: "how long a WHEP POST waits for a stream that is not live"},
+		{key: "whep.max-waiting", flag: "max-waiting", kind: kindInt, def: whep.DefaultMaxWaiting, usage: "maximum number of waiting WHEP POSTs"},
 		{key: "whep.max-sessions", flag: "max-sessions", kind: kindInt, def: 0, usage: "maximum WHEP sessions (0 = unlimited)"},
 		{key: "whep.max-sessions-per-stream", flag: "max-sessions-per-stream", kind: kindInt, def: 0, usage: "maximum WHEP sessions per stream (0 = unlimited)"},
-		{key: "whep.start", flag: "start", kind: kindString, def: DefaultStart, usage: "where a new viewer starts: gop (latest keyframe) or live"},
-		{key: "whep.allow-origin", flag: "allow-origin", kind: kindString, def: DefaultAllowOrigin, usage: "CORS Access-Control-Allow-Origin"},
-		{key: "whep.drain-timeout", flag: "drain-timeout", kind: kindDuration, def: DefaultDrainTimeout, usage: "on shutdown, how long sessions told to reconnect elsewhere are kept before they are closed (0: close at once)"},
+		{key: "whep.start", flag: "start", kind: kindString, def: string(whep.DefaultStart), usage: "where a new viewer starts: gop (latest keyframe) or live"},
+		{key: "whep.allow-origin", flag: "allow-origin", kind: kindString, def: whep.DefaultAllowOrigin, usage: "CORS Access-Control-Allow-Origin"},
+		{key: "whep.drain-timeout", flag: "drain-timeout", kind: kindDuration, def: whep.DefaultDrainTimeout, usage: "on shutdown, how long sessions told to reconnect elsewhere are kept before they are closed (0: close at once)"},
 	}
 }
 
@@ -113,11 +109,11 @@ func brokerOptions() []option {
 	opts = append(opts, natsOptions("", "NATS server URLs, comma-separated (empty: run an embedded server)")...)
 	opts = append(opts, []option{
 		{key: "replicas", flag: "replicas", kind: kindInt, def: 1, usage: "JetStream replicas of each media stream"},
-		{key: "nats-listen", flag: "nats-listen", kind: kindString, def: DefaultNATSListen, usage: "client address of the embedded NATS server (empty: in-process only)"},
-		{key: "data-dir", flag: "data-dir", kind: kindString, def: DefaultDataDir, usage: "JetStream directory of the embedded NATS server"},
-		{key: "storage", flag: "storage", kind: kindString, def: DefaultStorage, usage: "media stream storage: file or memory"},
-		{key: "max-age", flag: "max-age", kind: kindDuration, def: DefaultMaxAge, usage: "how long a media stream keeps messages"},
-		{key: "max-bytes", flag: "max-bytes", kind: kindSize, def: DefaultMaxBytes, usage: "maximum size of each media stream (e.g. 268435456, 256MiB)"},
+		{key: "nats-listen", flag: "nats-listen", kind: kindString, def: defaultNATSListen, usage: "client address of the embedded NATS server (empty: in-process only)"},
+		{key: "data-dir", flag: "data-dir", kind: kindString, def: embedded.DefaultDataDir, usage: "JetStream directory of the embedded NATS server"},
+		{key: "storage", flag: "storage", kind: kindString, def: bus.StorageFile, usage: "media stream storage: file or memory"},
+		{key: "max-age", flag: "max-age", kind: kindDuration, def: bus.DefaultMaxAge, usage: "how long a media stream keeps messages"},
+		{key: "max-bytes", flag: "max-bytes", kind: kindSize, def: int64(bus.DefaultMaxBytes), usage: "maximum size of each media stream (e.g. 268435456, 256MiB)"},
 		{key: "whep-addr", flag: "whep-addr", kind: kindString, def: "", usage: "serve WHEP in process on this HTTP address (off when empty)"},
 	}...)
 	opts = append(opts, whepOptions()...)

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/whepcast/whepcast/pkg/bus"
+	"github.com/whepcast/whepcast/pkg/relay"
 )
 
 // problems collects validation failures, each "key: message".
@@ -130,7 +131,7 @@ func (w *WHEP) validate(p *problems) {
 	if w.MaxSessionsPerStream < 0 {
 		p.add("whep.max-sessions-per-stream", "must be >= 0 (0 = unlimited), got %d", w.MaxSessionsPerStream)
 	}
-	if w.Start != "gop" && w.Start != "live" {
+	if _, err := relay.ParseStartMode(w.Start); err != nil {
 		p.add("whep.start", "must be gop or live, got %q", w.Start)
 	}
 	if w.ICEDisconnectedTimeout < 0 {

@@ -87,7 +87,7 @@ func Run(ctx context.Context, cfg config.Node, logger *slog.Logger) error {
 		_ = ln.Close()
 		return err
 	}
-	serveErr := Serve(ctx, ln, nc, cfg.WHEP, logger)
+	serveErr := Serve(ctx, ln, nc, cfg.WHEP.Config(), logger)
 	if err := drain(nc); err != nil {
 		logger.Warn("NATS drain", "err", err)
 	}
@@ -154,7 +154,7 @@ func waitDrained(ws *whep.Server, limit time.Duration, logger *slog.Logger) {
 // Serve plays the streams of nc over WHEP on ln until ctx ends, then shuts
 // down (see the package doc). It owns ln. It returns nil after a clean
 // shutdown, or the error that stopped it.
-func Serve(ctx context.Context, ln net.Listener, nc *nats.Conn, cfg config.WHEP, logger *slog.Logger) (err error) {
+func Serve(ctx context.Context, ln net.Listener, nc *nats.Conn, cfg whep.Config, logger *slog.Logger) (err error) {
 	defer ln.Close()
 	metrics := prometheus.NewRegistry()
 	for _, c := range []prometheus.Collector{collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
@@ -167,12 +167,12 @@ func Serve(ctx context.Context, ln net.Listener, nc *nats.Conn, cfg config.WHEP,
 		return fmt.Errorf("node: catalog: %w", err)
 	}
 	defer watcher.Stop()
-	rl, err := relay.New(relay.Config{Conn: nc, Catalog: watcher, Logger: logger.With("component", "relay"), Start: relay.StartMode(cfg.Start)})
+	rl, err := relay.New(relay.Config{Conn: nc, Catalog: watcher, Logger: logger.With("component", "relay"), Start: cfg.Start})
 	if err != nil {
 		return fmt.Errorf("node: relay: %w", err)
 	}
 	defer rl.Close()
-	ws, err := whep.New(whep.Config{WHEP: cfg}, whep.Deps{
+	ws, err := whep.New(cfg, whep.Deps{
 		Conn:       nc,
 		Catalog:    watcher,
 		Media:      whep.FromRelay(rl),

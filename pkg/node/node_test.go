@@ -16,8 +16,8 @@ import (
 
 	"github.com/whepcast/whepcast/embedded"
 	"github.com/whepcast/whepcast/pkg/bus"
-	"github.com/whepcast/whepcast/pkg/config"
 	"github.com/whepcast/whepcast/pkg/tsframes"
+	"github.com/whepcast/whepcast/pkg/whep"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -57,7 +57,7 @@ func TestServe(t *testing.T) {
 	serveCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() {
-		done <- Serve(serveCtx, ln, nc, config.WHEP{ICEUDPAddr: "127.0.0.1:0", WaitTimeout: time.Second, MaxWaiting: 4},
+		done <- Serve(serveCtx, ln, nc, whep.Config{ICEUDPAddr: "127.0.0.1:0", WaitTimeout: time.Second, MaxWaiting: 4},
 			slog.New(slog.DiscardHandler))
 	}()
 	base := "http://" + ln.Addr().String()
@@ -151,7 +151,7 @@ func TestServeDrains(t *testing.T) {
 	defer stop()
 	done := make(chan error, 1)
 	go func() {
-		done <- Serve(serveCtx, ln, nc, config.WHEP{ICEUDPAddr: "127.0.0.1:0", WaitTimeout: 10 * time.Second, MaxWaiting: 4,
+		done <- Serve(serveCtx, ln, nc, whep.Config{ICEUDPAddr: "127.0.0.1:0", WaitTimeout: 10 * time.Second, MaxWaiting: 4,
 			DrainTimeout: 30 * time.Second}, slog.New(slog.DiscardHandler))
 	}()
 	base := "http://" + ln.Addr().String()

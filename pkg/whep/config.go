@@ -11,15 +11,55 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/whepcast/whepcast/pkg/bus"
-	"github.com/whepcast/whepcast/pkg/config"
+	"github.com/whepcast/whepcast/pkg/relay"
 )
 
-// Config configures a Server. The embedded config.WHEP holds the operator's
-// settings; zero fields get the package defaults (DefaultICEUDPAddr, ...).
-// MaxWaiting 0 holds no request (409 at once for a stream that is not live);
-// MaxSessions and MaxSessionsPerStream 0 are unlimited.
+// Config configures a Server. Zero fields get the package defaults
+// (DefaultICEUDPAddr, ...), except where a zero value means something:
+// MaxWaiting 0 holds no request (409 at once for a stream that is not
+// live), MaxSessions and MaxSessionsPerStream 0 are unlimited, DrainTimeout
+// 0 closes the sessions at once, UDPGSO false sends one packet per system
+// call. Operators get DefaultMaxWaiting, DefaultDrainTimeout and
+// DefaultUDPGSO from pkg/config.
 type Config struct {
-	config.WHEP
+	// ICEUDPAddr is the single UDP address all sessions share.
+	ICEUDPAddr string
+	// ICETCPAddr enables ICE-TCP on this address when set.
+	ICETCPAddr string
+	// UDPGSO sends the packets of a video frame to a viewer with one
+	// system call (Linux UDP segmentation offload; falls back by itself).
+	UDPGSO bool
+	// ICEDisconnectedTimeout and ICEFailedTimeout are how long a session
+	// hears nothing from its client before ICE is disconnected, and then
+	// failed, which closes the session.
+	ICEDisconnectedTimeout time.Duration
+	ICEFailedTimeout       time.Duration
+	// PublicIPs are announced as host candidates (NAT 1:1).
+	PublicIPs []string
+	// ICEServers are STUN/TURN URLs, also sent as Link rel="ice-server".
+	// Credentials: turn:host:3478?username=u&credential=p
+	ICEServers []string
+	// Tokens are accepted as Bearer on POST/PATCH/DELETE (and the event
+	// streams' POST/DELETE); none, and no TokenFile, leaves them open.
+	Tokens []string
+	// TokenFile holds more tokens, one per line.
+	TokenFile string
+	// WaitTimeout bounds how long a POST is held for a stream that is not
+	// live.
+	WaitTimeout time.Duration
+	// MaxWaiting bounds the number of held POSTs (503 beyond).
+	MaxWaiting int
+	// MaxSessions and MaxSessionsPerStream bound the sessions of this node
+	// (503 beyond).
+	MaxSessions          int
+	MaxSessionsPerStream int
+	// Start is where a new viewer starts (relay.StartGOP by default).
+	Start relay.StartMode
+	// AllowOrigin is the CORS Access-Control-Allow-Origin value.
+	AllowOrigin string
+	// DrainTimeout is how long a draining server keeps the sessions it told
+	// to reconnect elsewhere before it closes them.
+	DrainTimeout time.Duration
 	// NodeID names this node in session ids and in its NATS subject; it
 	// must match [A-Za-z0-9_-]{1,64} and be unique on the bus. Empty picks
 	// a random one.
@@ -91,16 +131,27 @@ func (cfg Config) withDefaults() (Config, error) {
 		_, _ = rand.Read(b[:])
 		cfg.NodeID = "n" + hex.EncodeToString(b[:])
 	}
-	switch {
-	case bus.ValidateName(cfg.NodeID) != nil:
-		return cfg, fmt.Errorf("%w: node id %q: want 1 to 64 of A-Z a-z 0-9 _ -", ErrInvalidConfig, cfg.NodeID)
-	case cfg.WaitTimeout < 0, cfg.ConnectTimeout < 0, cfg.GatherTimeout < 0, cfg.ForwardTimeout < 0, cfg.BodyTimeout < 0,
-		cfg.ICEDisconnectedTimeout < 0, cfg.ICEFailedTimeout < 0:
-		return cfg, fmt.Errorf("%w: timeouts must be > 0", ErrInvalidConfig)
-	case cfg.MaxWaiting < 0, cfg.MaxSessions < 0, cfg.MaxSessionsPerStream < 0:
-		return cfg, fmt.Errorf("%w: max-waiting, max-sessions and max-sessions-per-stream must be >= 0", ErrInvalidConfig)
-	case cfg.Start != "gop" && cfg.Start != "live":
-		return cfg, fmt.Errorf("%w: start must be gop or live, got %q", ErrInvalidConfig, cfg.Start)
+	if err := cfg.validate(); err != nil {
+		return cfg, err
 	}
 	return cfg, nil
+}
+
+// validate checks a Config with its defaults applied.
+func (cfg Config) validate() error {
+	switch {
+	case bus.ValidateName(cfg.NodeID) != nil:
+		return fmt.Errorf("%w: node id %q: want 1 to 64 of A-Z a-z 0-9 _ -", ErrInvalidConfig, cfg.NodeID)
+	case cfg.WaitTimeout < 0, cfg.ConnectTimeout < 0, cfg.GatherTimeout < 0, cfg.ForwardTimeout < 0, cfg.BodyTimeout < 0,
+		cfg.ICEDisconnectedTimeout < 0, cfg.ICEFailedTimeout < 0:
+		return fmt.Errorf("%w: timeouts must be > 0", ErrInvalidConfig)
+	case cfg.DrainTimeout < 0:
+		return fmt.Errorf("%w: drain timeout must be >= 0", ErrInvalidConfig)
+	case cfg.MaxWaiting < 0, cfg.MaxSessions < 0, cfg.MaxSessionsPerStream < 0:
+		return fmt.Errorf("%w: max-waiting, max-sessions and max-sessions-per-stream must be >= 0", ErrInvalidConfig)
+	}
+	if _, err := relay.ParseStartMode(string(cfg.Start)); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
+	return nil
 }

@@ -161,7 +161,11 @@
 // _nack_missed_total, _plis_total, _firs_total, _write_errors_total.
 package whep
 
-import "time"
+import (
+	"time"
+
+	"github.com/whepcast/whepcast/pkg/relay"
+)
 
 // MaxOfferSize is the largest POST or PATCH body read (413 beyond).
 const MaxOfferSize = 128 << 10
@@ -175,7 +179,7 @@ const (
 const (
 	DefaultICEUDPAddr     = ":8189"
 	DefaultWaitTimeout    = 30 * time.Second
-	DefaultStart          = "gop"
+	DefaultStart          = relay.StartGOP
 	DefaultAllowOrigin    = "*"
 	DefaultConnectTimeout = 30 * time.Second
 	DefaultGatherTimeout  = 10 * time.Second
@@ -186,6 +190,17 @@ const (
 	DefaultICEFailedTimeout       = 25 * time.Second
 	// iceKeepalive is the interval of ICE keepalives (consent checks).
 	iceKeepalive = 2 * time.Second
+)
+
+// Defaults for the Config fields whose zero value means something (New
+// keeps a zero): the values an operator gets when they set nothing.
+const (
+	// DefaultMaxWaiting is the default Config.MaxWaiting.
+	DefaultMaxWaiting = 1000
+	// DefaultDrainTimeout is the default Config.DrainTimeout.
+	DefaultDrainTimeout = 30 * time.Second
+	// DefaultUDPGSO is the default Config.UDPGSO.
+	DefaultUDPGSO = true
 )
 
 // Retry-After values, in seconds.

@@ -1,0 +1,29 @@
+package config
+
+import (
+	"github.com/whepcast/whepcast/pkg/relay"
+	"github.com/whepcast/whepcast/pkg/whep"
+)
+
+// Config maps the WHEP settings onto the whep.Config of a server. It does
+// not validate: Validate has (and whep.New does again).
+func (w WHEP) Config() whep.Config {
+	return whep.Config{
+		ICEUDPAddr:             w.ICEUDPAddr,
+		ICETCPAddr:             w.ICETCPAddr,
+		UDPGSO:                 w.UDPGSO,
+		ICEDisconnectedTimeout: w.ICEDisconnectedTimeout,
+		ICEFailedTimeout:       w.ICEFailedTimeout,
+		PublicIPs:              w.PublicIPs,
+		ICEServers:             w.ICEServers,
+		Tokens:                 w.Tokens,
+		TokenFile:              w.TokenFile,
+		WaitTimeout:            w.WaitTimeout,
+		MaxWaiting:             w.MaxWaiting,
+		MaxSessions:            w.MaxSessions,
+		MaxSessionsPerStream:   w.MaxSessionsPerStream,
+		Start:                  relay.StartMode(w.Start),
+		AllowOrigin:            w.AllowOrigin,
+		DrainTimeout:           w.DrainTimeout,
+	}
+}
