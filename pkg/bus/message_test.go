@@ -179,12 +179,25 @@ func TestDecoder(t *testing.T) {
 	}
 }
 
-// FuzzDecoder feeds arbitrary headers and payloads: the decoder must never
-// panic, and reassembled frames stay within MaxFrameSize.
+// FuzzDecoder feeds arbitrary headers and payloads, starting from the
+// messages of casesDecode and casesWire: the decoder must never panic, and
+// reassembled frames stay within MaxFrameSize.
 func FuzzDecoder(f *testing.F) {
+	seed := func(s stored) {
+		parts, part := s.hdr[HeaderParts], s.hdr[HeaderPart]
+		if v := s.hdr[HeaderSizes]; v != "" {
+			parts, part = v, s.hdr[HeaderDurs]
+		}
+		f.Add(strings.TrimPrefix(s.subject, "media.c."), s.hdr[HeaderEpoch], s.hdr[HeaderPTS], parts, part, []byte(s.data))
+	}
 	for _, tc := range casesDecode {
 		for _, s := range tc.in {
-			f.Add(strings.TrimPrefix(s.subject, "media.c."), s.hdr[HeaderEpoch], s.hdr[HeaderPTS], s.hdr[HeaderParts], s.hdr[HeaderPart], []byte(s.data))
+			seed(s)
+		}
+	}
+	for _, tc := range casesWire {
+		for _, s := range tc.msgs {
+			seed(s)
 		}
 	}
 	d := decoder{subj: mustSubjects("c")}
@@ -192,8 +205,20 @@ func FuzzDecoder(f *testing.F) {
 	f.Fuzz(func(t *testing.T, suffix, epoch, pts, parts, part string, data []byte) {
 		seq++
 		h := nats.Header{}
-		// parts doubles as the audio packet sizes, part as their durations.
-		for k, v := range map[string]string{HeaderEpoch: epoch, HeaderPTS: pts, HeaderParts: parts, HeaderPart: part, HeaderDTS: pts, HeaderDur: pts, HeaderSizes: parts, HeaderDurs: part} {
+		// pts doubles as the DTS and the duration; parts and part are the
+		// audio packet sizes and durations when they are lists.
+		hdr := map[string]string{HeaderEpoch: epoch, HeaderPTS: pts, HeaderDTS: pts, HeaderDur: pts}
+		if strings.Contains(parts, ",") {
+			hdr[HeaderSizes] = parts
+		} else {
+			hdr[HeaderParts] = parts
+		}
+		if strings.Contains(part, ",") {
+			hdr[HeaderDurs] = part
+		} else {
+			hdr[HeaderPart] = part
+		}
+		for k, v := range hdr {
 			if v != "" {
 				h.Set(k, v)
 			}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -118,48 +117,32 @@ type PublishStats struct {
 // are serialized. Publish is meant to be called from the ingest loop: it
 // never blocks longer than StallTimeout.
 type Publisher struct {
-	nc       *nats.Conn
-	js       jetstream.JetStream
-	subj     Subjects
-	cfg      PublisherConfig
-	epoch    uint64
-	epochStr string
-	started  time.Time
-	logger   *slog.Logger
-	catalog  *Catalog
+	// The Publisher orchestrates: enc builds the messages (wire.go),
+	// video decides which video frames may go after a loss
+	// (video_gate.go), catalog keeps the catalog entry
+	// (catalog_refresher.go); the Publisher itself holds the asynchronous
+	// send window and the counters.
+	nc      *nats.Conn
+	js      jetstream.JetStream
+	subj    Subjects
+	cfg     PublisherConfig
+	epoch   uint64
+	enc     encoder
+	logger  *slog.Logger
+	catalog *catalogRefresher
 
-	// mu serializes Announce, Publish and Close and guards the fields below.
-	mu          sync.Mutex
-	closed      bool
-	annJSON     []byte // latest announcement, nil before Announce
-	videoPID    uint16
-	audioPID    uint16
-	audioGroup  []tsframes.Frame // the first packets of a PES, held for its last (mu)
-	videoBroken bool             // a video frame was dropped: deltas wait for a keyframe
-	// needKeyAck is set when JetStream lost (or may have lost) video: the
-	// video is repaired only once a keyframe is acknowledged, not merely
-	// published (published into a stream without a leader, it is lost
-	// while the deltas after it may be stored once the leader is back).
-	needKeyAck bool
-	// repair is the keyframe published to repair the video, whose
-	// acknowledgement the next delta waits for.
-	repair atomic.Pointer[keyRepair]
-	// videoLost is set (from a NATS goroutine) when a video message of
-	// the current GOP was not acknowledged: it may not be stored, so
-	// Publish breaks the video as if it had dropped it.
-	videoLost atomic.Bool
-	// gop counts the keyframes handed to NATS; videoGOP maps each video
-	// message awaiting its acknowledgement to the GOP it belongs to.
-	gop      atomic.Uint64
-	videoGOP sync.Map // *nats.Msg -> uint64
+	// mu serializes Announce, Publish and Close and guards the fields
+	// below, and the publishing side of video.
+	mu         sync.Mutex
+	closed     bool
+	annJSON    []byte // latest announcement, nil before Announce
+	videoPID   uint16
+	audioPID   uint16
+	audioGroup []tsframes.Frame // the first packets of a PES, held for its last
+	video      videoGate
 
-	// entryMu guards the catalog state shared with the refresher.
-	entryMu    sync.Mutex
-	announced  bool
-	superseded bool
-	tracks     Announcement
-	ingest     IngestStats
-
+	// The send window and the counters, shared with the acknowledgement
+	// handlers.
 	messages, bytes, frames, acked, errs, dropped atomic.Uint64
 	sent                                          sync.Map // *nats.Msg -> time.Time, only with OnAck
 	// progress is when JetStream last showed progress (Unix ns): an ack, or
@@ -167,10 +150,8 @@ type Publisher struct {
 	progress                  atomic.Int64
 	dropLog, errLog, stallLog logLimiter
 
-	stopRefresh context.CancelFunc
-	refreshDone chan struct{}
-	closeOnce   sync.Once
-	closeErr    error
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // NewPublisher validates name and cfg, creates or updates the JetStream
@@ -198,13 +179,12 @@ func NewPublisher(ctx context.Context, nc *nats.Conn, name string, cfg Publisher
 		epoch = uint64(time.Now().UnixNano())
 	}
 	p := &Publisher{
-		nc:       nc,
-		subj:     subj,
-		cfg:      cfg,
-		epoch:    epoch,
-		epochStr: strconv.FormatUint(epoch, 10),
-		started:  time.Now().UTC(),
-		logger:   cfg.Logger.With("stream", name, "epoch", epoch),
+		nc:     nc,
+		subj:   subj,
+		cfg:    cfg,
+		epoch:  epoch,
+		enc:    newEncoder(subj, epoch),
+		logger: cfg.Logger.With("stream", name, "epoch", epoch),
 	}
 	p.js, err = jetstream.New(nc,
 		jetstream.WithPublishAsyncMaxPending(cfg.MaxInFlight),
@@ -219,14 +199,21 @@ func NewPublisher(ctx context.Context, nc *nats.Conn, name string, cfg Publisher
 		return nil, fmt.Errorf("bus: create or update stream %s (storage %s, replicas %d; storage cannot change on an existing stream): %w",
 			subj.Stream, cfg.Stream.Storage, cfg.Stream.Replicas, err)
 	}
-	p.catalog, err = OpenCatalog(ctx, p.js, cfg.Stream.Replicas)
+	cat, err := OpenCatalog(ctx, p.js, cfg.Stream.Replicas)
 	if err != nil {
 		return nil, err
 	}
-	rctx, cancel := context.WithCancel(context.Background())
-	p.stopRefresh = cancel
-	p.refreshDone = make(chan struct{})
-	go p.refreshLoop(rctx)
+	p.catalog = &catalogRefresher{
+		catalog:     cat,
+		stream:      name,
+		epoch:       epoch,
+		started:     time.Now().UTC(),
+		period:      cfg.CatalogRefresh,
+		publishErrs: func() uint64 { return p.errs.Load() + p.dropped.Load() },
+		logger:      p.logger,
+		errLog:      &p.errLog,
+	}
+	p.catalog.start()
 	return p, nil
 }
 
@@ -250,45 +237,20 @@ func (p *Publisher) Announce(ctx context.Context, a tsframes.Announcement) error
 	if err != nil {
 		return fmt.Errorf("bus: encode announcement: %w", err)
 	}
-	if _, err := p.js.PublishMsg(ctx, p.announcementMsg(data)); err != nil {
+	if _, err := p.js.PublishMsg(ctx, p.enc.announcement(data)); err != nil {
 		p.errs.Add(1)
 		return fmt.Errorf("bus: publish announcement of %s: %w", p.subj.Name, err)
 	}
 	p.messages.Add(1)
 	p.bytes.Add(uint64(len(data)))
 	if ann.Video != p.videoPID {
-		p.videoBroken, p.needKeyAck = false, false
+		p.video.reset()
 	}
 	p.annJSON, p.videoPID, p.audioPID = data, ann.Video, ann.Audio
-
-	p.entryMu.Lock()
-	p.announced, p.tracks = true, ann
-	superseded := p.superseded
-	entry := p.entryLocked(StateLive)
-	p.entryMu.Unlock()
-	if superseded {
-		return nil
-	}
-	if err := p.catalog.put(ctx, entry); err != nil {
-		if errors.Is(err, errSuperseded) {
-			p.markSuperseded()
-			return nil
-		}
+	if err := p.catalog.live(ctx, ann); err != nil {
 		return fmt.Errorf("bus: announce %s: %w", p.subj.Name, err)
 	}
 	return nil
-}
-
-func (p *Publisher) announcementMsg(data []byte) *nats.Msg {
-	return &nats.Msg{
-		Subject: p.subj.Tracks,
-		Data:    data,
-		Header: nats.Header{
-			HeaderEpoch:            []string{p.epochStr},
-			jetstream.MsgRollup:    []string{jetstream.MsgRollupSubject},
-			jetstream.MsgTTLHeader: []string{"never"},
-		},
-	}
 }
 
 // Publish publishes one frame asynchronously: it returns once the frame's
@@ -307,9 +269,9 @@ func (p *Publisher) announcementMsg(data []byte) *nats.Msg {
 // keyframe waits for its acknowledgement, within the StallTimeout bound.
 //
 // Audio packets with More set (the first packets of a PES) are held and
-// published with the PES's last packet as one message (see the package
-// doc); Publish returns nil for them, and the message's outcome is that of
-// the last packet's Publish.
+// published with the PES's last packet as one message (see docs/bus.md);
+// Publish returns nil for them, and the message's outcome is that of the
+// last packet's Publish.
 func (p *Publisher) Publish(ctx context.Context, f tsframes.Frame) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -324,9 +286,6 @@ func (p *Publisher) publishLocked(ctx context.Context, f tsframes.Frame) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	var subject string
-	var group []tsframes.Frame // the audio packets merged into f
-	video := false
 	if len(p.audioGroup) > 0 && (f.PID != p.audioPID || p.audioPID == 0) {
 		// Cannot happen with tsframes (More is followed by its PES's
 		// next packet); should it, the packets held go out alone.
@@ -339,15 +298,12 @@ func (p *Publisher) publishLocked(ctx context.Context, f tsframes.Frame) error {
 			}
 		}
 	}
+	packets := []tsframes.Frame{f} // the frame, or the audio packets of one PES
+	video := false
 	switch {
 	case p.videoPID != 0 && f.PID == p.videoPID:
 		video = true
-		subject = p.subj.Delta
-		if f.Key {
-			subject = p.subj.Key
-		}
 	case p.audioPID != 0 && f.PID == p.audioPID:
-		subject = p.subj.Audio
 		// The packets of one PES go out as one message when the last
 		// arrives (they arrive together: nothing waits).
 		if f.More && len(p.audioGroup) < MaxAudioGroup-1 {
@@ -355,16 +311,16 @@ func (p *Publisher) publishLocked(ctx context.Context, f tsframes.Frame) error {
 			return nil
 		}
 		if len(p.audioGroup) > 0 {
-			// A copy: the header is built from it after the held
+			// A copy: the messages are built from it after the held
 			// packets are released.
-			group = append(append(make([]tsframes.Frame, 0, len(p.audioGroup)+1), p.audioGroup...), f)
-			f = mergeAudio(group)
+			packets = append(append(make([]tsframes.Frame, 0, len(p.audioGroup)+1), p.audioGroup...), f)
 			clear(p.audioGroup)
 			p.audioGroup = p.audioGroup[:0]
 		}
 	default:
 		return nil
 	}
+	key := f.Key
 	deadline := time.Now().Add(p.cfg.StallTimeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
@@ -375,178 +331,51 @@ func (p *Publisher) publishLocked(ctx context.Context, f tsframes.Frame) error {
 	if p.js.PublishAsyncPending() > 0 && time.Since(time.Unix(0, p.progress.Load())) > p.cfg.StallTimeout {
 		p.abandonInFlight()
 	}
-	if video && p.videoLost.Swap(false) {
-		p.breakVideo()
+	if video && !p.video.admit(ctx, key, deadline) {
+		return p.drop(packets, video, errors.New("waiting for a keyframe after a dropped video frame"))
 	}
-	if video && !f.Key && p.needKeyAck {
-		p.awaitRepair(ctx, deadline)
-	}
-	if video && !f.Key && p.videoBroken {
-		return p.drop(f, video, errors.New("waiting for a keyframe after a dropped video frame"))
-	}
-	if f.Key && p.annJSON != nil {
+	if key && p.annJSON != nil {
 		// The rollup keeps only this copy; it guarantees that the
 		// announcement outlives byte-based discard of older frames.
-		if err := p.publishAsync(p.announcementMsg(p.annJSON), deadline); err != nil {
-			return p.drop(f, video, fmt.Errorf("announcement before keyframe: %w", err))
+		if err := p.publishAsync(p.enc.announcement(p.annJSON), deadline); err != nil {
+			return p.drop(packets, video, fmt.Errorf("announcement before keyframe: %w", err))
 		}
 	}
-
-	maxData := int(p.nc.MaxPayload()) - HeaderRoom
-	if maxData < HeaderRoom {
-		maxData = HeaderRoom
-	}
-	n := max(1, (len(f.Data)+maxData-1)/maxData)
-	if n > MaxParts {
-		return p.drop(f, video, fmt.Errorf("frame of %d bytes needs %d parts, more than %d", len(f.Data), n, MaxParts))
+	msgs, err := p.enc.frame(video, packets, partSize(p.nc.MaxPayload()))
+	if err != nil {
+		return p.drop(packets, video, err)
 	}
 	var gop uint64
 	if video {
-		gop = p.gop.Load()
-		if f.Key {
-			gop = p.gop.Add(1)
+		gop = p.video.begin(key, msgs[0])
+	}
+	for i, m := range msgs {
+		if err := p.publishFrameMsg(m, video, gop, deadline); err != nil {
+			p.video.abort()
+			p.dropped.Add(uint64(len(packets) - 1))
+			if i > 0 {
+				err = fmt.Errorf("part %d/%d: %w", i+1, len(msgs), err)
+			}
+			return p.drop(packets, video, err)
 		}
 	}
-	first := &nats.Msg{Subject: subject, Header: p.frameHeader(f, video, n, group)}
-	first.Data = f.Data[:min(len(f.Data), maxData)]
-	if video && f.Key && p.needKeyAck {
-		// The next delta waits for this keyframe's acknowledgement
-		// (which may come before Publish returns).
-		p.repair.Store(&keyRepair{msg: first, done: make(chan struct{})})
-	}
-	packets := uint64(max(1, len(group)))
-	if err := p.publishVideoAsync(first, video, gop, deadline); err != nil {
-		p.repair.Store(nil)
-		p.dropped.Add(packets - 1)
-		return p.drop(f, video, err)
-	}
-	for i := 2; i <= n; i++ {
-		part := &nats.Msg{
-			Subject: p.subj.Part,
-			Data:    f.Data[(i-1)*maxData : min(len(f.Data), i*maxData)],
-			Header: nats.Header{
-				HeaderEpoch: []string{p.epochStr},
-				HeaderPart:  []string{strconv.Itoa(i) + "/" + strconv.Itoa(n)},
-			},
-		}
-		if err := p.publishVideoAsync(part, video, gop, deadline); err != nil {
-			p.repair.Store(nil)
-			p.dropped.Add(packets - 1)
-			return p.drop(f, video, fmt.Errorf("part %d/%d: %w", i, n, err))
-		}
-	}
-	p.frames.Add(packets)
-	if video && f.Key && !p.needKeyAck {
-		p.videoBroken = false
+	p.frames.Add(uint64(len(packets)))
+	if video {
+		p.video.published(key)
 	}
 	return nil
 }
 
-// keyRepair is a keyframe published after JetStream lost video: the deltas
-// of its GOP are published once it is acknowledged.
-type keyRepair struct {
-	msg  *nats.Msg
-	done chan struct{} // closed when settled
-	ok   bool          // acknowledged; set before done is closed
-	once sync.Once
-}
-
-func (r *keyRepair) settle(ok bool) {
-	r.once.Do(func() {
-		r.ok = ok
-		close(r.done)
-	})
-}
-
-// breakVideo makes deltas wait for a keyframe that JetStream acknowledges.
-// Called with mu held.
-func (p *Publisher) breakVideo() {
-	p.videoBroken, p.needKeyAck = true, true
-	p.repair.Store(nil)
-}
-
-// awaitRepair waits (until deadline) for the acknowledgement of the
-// keyframe published to repair the video: acknowledged, its GOP goes on;
-// refused, or not acknowledged in time (the delta is then dropped, which
-// breaks the GOP), the video waits for the next keyframe. Called with mu
-// held, for a delta, while needKeyAck.
-func (p *Publisher) awaitRepair(ctx context.Context, deadline time.Time) {
-	r := p.repair.Load()
-	if r == nil {
-		return
-	}
-	t := time.NewTimer(time.Until(deadline))
-	defer t.Stop()
-	select {
-	case <-r.done:
-		if r.ok {
-			p.videoBroken, p.needKeyAck = false, false
-		}
-	case <-t.C:
-	case <-ctx.Done():
-	}
-	p.repair.Store(nil)
-}
-
-// mergeAudio returns the packets of group as one frame: their data end to
-// end, the first's PTS, their total duration.
-func mergeAudio(group []tsframes.Frame) tsframes.Frame {
-	size := 0
-	var dur int64
-	for _, g := range group {
-		size += len(g.Data)
-		dur += g.Duration
-	}
-	f := group[0]
-	f.Duration, f.More = dur, false
-	f.Data = make([]byte, 0, size)
-	for _, g := range group {
-		f.Data = append(f.Data, g.Data...)
-	}
-	return f
-}
-
-func (p *Publisher) frameHeader(f tsframes.Frame, video bool, parts int, group []tsframes.Frame) nats.Header {
-	h := make(nats.Header, 8)
-	h[HeaderEpoch] = []string{p.epochStr}
-	h[HeaderCodec] = []string{string(f.Codec)}
-	h[HeaderPTS] = []string{strconv.FormatInt(f.PTS, 10)}
-	if video {
-		h[HeaderDTS] = []string{strconv.FormatInt(f.DTS, 10)}
-		if f.Key {
-			h[HeaderKey] = []string{"1"}
-		}
-	} else {
-		h[HeaderDur] = []string{strconv.FormatInt(f.Duration, 10)}
-		if len(group) > 1 {
-			var sizes, durs []byte
-			for i, g := range group {
-				if i > 0 {
-					sizes, durs = append(sizes, ','), append(durs, ',')
-				}
-				sizes = strconv.AppendInt(sizes, int64(len(g.Data)), 10)
-				durs = strconv.AppendInt(durs, g.Duration, 10)
-			}
-			h[HeaderSizes] = []string{string(sizes)}
-			h[HeaderDurs] = []string{string(durs)}
-		}
-	}
-	if parts > 1 {
-		h[HeaderParts] = []string{strconv.Itoa(parts)}
-	}
-	return h
-}
-
-// publishVideoAsync is publishAsync that, for a message of a video frame,
-// remembers the GOP it belongs to until it is acknowledged.
-func (p *Publisher) publishVideoAsync(m *nats.Msg, video bool, gop uint64, deadline time.Time) error {
+// publishFrameMsg is publishAsync that, for a message of a video frame,
+// has the video gate remember the GOP it belongs to until it is settled.
+func (p *Publisher) publishFrameMsg(m *nats.Msg, video bool, gop uint64, deadline time.Time) error {
 	if !video {
 		return p.publishAsync(m, deadline)
 	}
-	p.videoGOP.Store(m, gop)
+	p.video.track(m, gop)
 	err := p.publishAsync(m, deadline)
 	if err != nil {
-		p.videoGOP.Delete(m)
+		p.video.untrack(m)
 	}
 	return err
 }
@@ -583,18 +412,23 @@ func (p *Publisher) publishAsync(m *nats.Msg, deadline time.Time) error {
 	return nil
 }
 
-// drop counts a frame that was not published and returns the error wrapping
-// ErrDropped. Called with mu held.
-func (p *Publisher) drop(f tsframes.Frame, video bool, cause error) error {
+// drop counts a frame (packets: the frame, or the audio packets of one PES,
+// counted by the caller beyond the first) that was not published and
+// returns the error wrapping ErrDropped. Called with mu held.
+func (p *Publisher) drop(packets []tsframes.Frame, video bool, cause error) error {
 	n := p.dropped.Add(1)
 	if video {
-		p.videoBroken = true
+		p.video.dropped()
 	}
 	if errors.Is(cause, jetstream.ErrTooManyStalledMsgs) {
 		p.abandonInFlight()
 	}
 	if p.dropLog.allow(time.Now()) {
-		p.logger.Warn("frame dropped", "pid", f.PID, "key", f.Key, "size", len(f.Data),
+		size := 0
+		for _, f := range packets {
+			size += len(f.Data)
+		}
+		p.logger.Warn("frame dropped", "pid", packets[0].PID, "key", packets[0].Key, "size", size,
 			"dropped_total", n, "in_flight", p.js.PublishAsyncPending(), "err", cause)
 	}
 	return fmt.Errorf("bus: publish %s: %w: %w", p.subj.Name, ErrDropped, cause)
@@ -609,7 +443,7 @@ func (p *Publisher) drop(f tsframes.Frame, video bool, cause error) error {
 // frames in flight are likely lost): it resumes at a keyframe. Called with
 // mu held.
 func (p *Publisher) abandonInFlight() {
-	p.breakVideo()
+	p.video.breakVideo()
 	n := p.js.PublishAsyncPending()
 	if p.stallLog.allow(time.Now()) {
 		p.logger.Warn("JetStream acknowledged nothing within the stall timeout: abandoning the messages in flight",
@@ -624,10 +458,7 @@ func (p *Publisher) abandonInFlight() {
 func (p *Publisher) onAck(_ jetstream.JetStream, m *nats.Msg, _ *jetstream.PubAck) {
 	p.progress.Store(time.Now().UnixNano())
 	p.acked.Add(1)
-	p.videoGOP.Delete(m)
-	if r := p.repair.Load(); r != nil && r.msg == m {
-		r.settle(true)
-	}
+	p.video.acked(m)
 	if p.cfg.OnAck != nil {
 		if t, ok := p.sent.LoadAndDelete(m); ok {
 			p.cfg.OnAck(time.Since(t.(time.Time)), nil)
@@ -637,15 +468,7 @@ func (p *Publisher) onAck(_ jetstream.JetStream, m *nats.Msg, _ *jetstream.PubAc
 
 func (p *Publisher) onAckErr(_ jetstream.JetStream, m *nats.Msg, err error) {
 	n := p.errs.Add(1)
-	if r := p.repair.Load(); r != nil && r.msg == m {
-		r.settle(false)
-	}
-	if gop, ok := p.videoGOP.LoadAndDelete(m); ok && gop.(uint64) == p.gop.Load() {
-		// The deltas that follow it in its GOP would reference a frame
-		// that may be missing: the next video frame stored must be a
-		// keyframe. A message of an earlier GOP no longer matters.
-		p.videoLost.Store(true)
-	}
+	p.video.failed(m)
 	if p.errLog.allow(time.Now()) {
 		p.logger.Warn("publish not acknowledged", "subject", m.Subject, "errors_total", n, "err", err)
 	}
@@ -660,11 +483,7 @@ func (p *Publisher) onAckErr(_ jetstream.JetStream, m *nats.Msg, err error) {
 
 // SetIngestStats sets the ingest counters shown in the catalog entry from
 // the next refresh on. PublishErrs is replaced by the publisher's own count.
-func (p *Publisher) SetIngestStats(s IngestStats) {
-	p.entryMu.Lock()
-	p.ingest = s
-	p.entryMu.Unlock()
-}
+func (p *Publisher) SetIngestStats(s IngestStats) { p.catalog.setIngest(s) }
 
 // Stats returns the publisher's counters.
 func (p *Publisher) Stats() PublishStats {
@@ -678,66 +497,6 @@ func (p *Publisher) Stats() PublishStats {
 		InFlight: p.js.PublishAsyncPending(),
 	}
 }
-
-// entryLocked builds the catalog entry; entryMu must be held.
-func (p *Publisher) entryLocked(state string) CatalogEntry {
-	st := p.ingest
-	st.PublishErrs = p.errs.Load() + p.dropped.Load()
-	return CatalogEntry{
-		Stream:  p.subj.Name,
-		Epoch:   p.epoch,
-		State:   state,
-		Started: p.started,
-		Updated: time.Now().UTC(),
-		Tracks:  p.tracks,
-		Stats:   st,
-	}
-}
-
-func (p *Publisher) markSuperseded() {
-	p.entryMu.Lock()
-	already := p.superseded
-	p.superseded = true
-	p.entryMu.Unlock()
-	if !already {
-		p.logger.Warn("catalog entry taken over by a later epoch; no longer refreshing it")
-	}
-}
-
-func (p *Publisher) refreshLoop(ctx context.Context) {
-	defer close(p.refreshDone)
-	t := time.NewTicker(p.cfg.CatalogRefresh)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		p.entryMu.Lock()
-		skip := !p.announced || p.superseded
-		entry := p.entryLocked(StateLive)
-		p.entryMu.Unlock()
-		if skip {
-			continue
-		}
-		rctx, cancel := context.WithTimeout(ctx, max(p.cfg.CatalogRefresh, time.Second))
-		err := p.catalog.put(rctx, entry)
-		cancel()
-		switch {
-		case errors.Is(err, errSuperseded):
-			p.markSuperseded()
-		case err != nil && ctx.Err() == nil:
-			if p.errLog.allow(time.Now()) {
-				p.logger.Warn("catalog refresh failed", "err", err)
-			}
-		}
-	}
-}
-
-// closeGrace bounds the catalog update of Close when ctx ended during the
-// flush, so that the entry is still marked ended.
-const closeGrace = 2 * time.Second
 
 // Close stops the publisher: later calls return ErrClosed, in-flight
 // messages are flushed (bounded by ctx), the catalog entry is marked ended
@@ -762,8 +521,7 @@ func (p *Publisher) close(ctx context.Context) error {
 	}
 	p.closed = true
 	p.mu.Unlock()
-	p.stopRefresh()
-	<-p.refreshDone
+	p.catalog.close()
 
 	var errs []error
 	select {
@@ -772,37 +530,9 @@ func (p *Publisher) close(ctx context.Context) error {
 		errs = append(errs, fmt.Errorf("bus: close %s: flush %d in-flight messages: %w",
 			p.subj.Name, p.js.PublishAsyncPending(), ctx.Err()))
 	}
-
-	p.entryMu.Lock()
-	mark := p.announced && !p.superseded
-	entry := p.entryLocked(StateEnded)
-	p.entryMu.Unlock()
-	if mark {
-		cctx, cancel := ctx, context.CancelFunc(func() {})
-		if ctx.Err() != nil {
-			cctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), closeGrace)
-		}
-		err := p.catalog.put(cctx, entry)
-		cancel()
-		if err != nil && !errors.Is(err, errSuperseded) {
-			errs = append(errs, fmt.Errorf("bus: close %s: mark catalog entry ended: %w", p.subj.Name, err))
-		}
+	if err := p.catalog.end(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("bus: close %s: mark catalog entry ended: %w", p.subj.Name, err))
 	}
 	p.js.CleanupPublisher()
 	return errors.Join(errs...)
-}
-
-// logLimiter lets one log line through per interval.
-type logLimiter struct {
-	last atomic.Int64
-}
-
-const logInterval = 5 * time.Second
-
-func (l *logLimiter) allow(now time.Time) bool {
-	last := l.last.Load()
-	if last != 0 && now.UnixNano()-last < int64(logInterval) {
-		return false
-	}
-	return l.last.CompareAndSwap(last, now.UnixNano())
 }
