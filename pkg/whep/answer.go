@@ -17,15 +17,11 @@ func bundleTag(sd *sdp.SessionDescription) *sdp.MediaDescription {
 	return nil
 }
 
-// moveCandidates returns the answer with its candidates (and
-// end-of-candidates) in the bundle's first accepted section. pion writes
-// them into the first section even when that one is rejected, where a
-// browser ignores them.
-func moveCandidates(answer string) (string, error) {
-	sd, err := parseSDP(answer)
-	if err != nil {
-		return "", fmt.Errorf("local answer: %w", err)
-	}
+// moveCandidates returns the answer sd (parsed from answer) with its
+// candidates (and end-of-candidates) in the bundle's first accepted
+// section. pion writes them into the first section even when that one is
+// rejected, where a browser ignores them. sd is modified.
+func moveCandidates(sd *sdp.SessionDescription, answer string) (string, error) {
 	tag := bundleTag(sd)
 	if tag == nil {
 		return answer, nil

@@ -14,6 +14,9 @@ import (
 // offer is a parsed SDP offer and what the client can receive.
 type offer struct {
 	sdp string
+	// ufrag and pwd are the client's ICE credentials (session level, or
+	// else those of the first section that has them).
+	ufrag, pwd string
 	// video and audio are the first section of each kind the client can
 	// receive (recvonly or sendrecv, port not 0), nil when none.
 	video, audio *offerSection
@@ -78,6 +81,7 @@ func parseOffer(b []byte) (*offer, error) {
 	if o.video == nil && o.audio == nil {
 		return nil, fmt.Errorf("%w: the offer has no audio or video section to receive (recvonly or sendrecv)", errNotPlayable)
 	}
+	o.ufrag, o.pwd = iceCredentials(&sd)
 	o.sdp = string(b)
 	if rewritten {
 		out, err := sd.Marshal()

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/pion/interceptor"
+	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/whepcast/whepcast/pkg/bus"
@@ -169,11 +170,13 @@ func (s *Server) createSession(ctx context.Context, entry bus.CatalogEntry, o *o
 	if err = s.waitGathered(ctx, gathered); err != nil {
 		return nil, "", err
 	}
-	local := ss.pc.LocalDescription()
-	if err = ss.describe(local.SDP, o.sdp); err != nil {
-		return nil, "", err
+	local := ss.pc.LocalDescription().SDP
+	localSD, err := parseSDP(local)
+	if err != nil {
+		return nil, "", fmt.Errorf("local answer: %w", err)
 	}
-	if answer, err = moveCandidates(local.SDP); err != nil {
+	ss.describe(localSD, o)
+	if answer, err = moveCandidates(localSD, local); err != nil {
 		return nil, "", err
 	}
 	if !ss.sending() {
@@ -205,23 +208,14 @@ func (s *Server) waitGathered(ctx context.Context, gathered <-chan struct{}) err
 	return nil
 }
 
-// describe records the session's mids and the client's ICE credentials
-// from the local answer and the remote offer.
-func (ss *session) describe(answer, offerSDP string) error {
-	a, err := parseSDP(answer)
-	if err != nil {
-		return fmt.Errorf("local answer: %w", err)
-	}
-	for _, md := range a.MediaDescriptions {
+// describe records the session's mids from the local answer and the
+// client's ICE credentials from its offer.
+func (ss *session) describe(answer *sdp.SessionDescription, o *offer) {
+	for _, md := range answer.MediaDescriptions {
 		mid, _ := md.Attribute("mid")
 		ss.mids[mid] = md.MediaName.Media
 	}
-	o, err := parseSDP(offerSDP)
-	if err != nil {
-		return fmt.Errorf("%w: %w", errBadOffer, err)
-	}
-	ss.remoteUfrag, ss.remotePwd = iceCredentials(o)
-	return nil
+	ss.remoteUfrag, ss.remotePwd = o.ufrag, o.pwd
 }
 
 // sending reports whether a track was negotiated: a sender with a codec.
