@@ -48,7 +48,7 @@ func (s *Server) startDrain() {
 	}
 	d.mu.Unlock()
 	told := s.events.reconnectAll()
-	sessions, _ := s.reg.counts()
+	sessions, _ := s.sessions.counts()
 	s.logger.Info("draining", "sessions", sessions, "told_to_reconnect", told, "drain_timeout", s.cfg.DrainTimeout)
 	s.checkDrained()
 }
@@ -66,7 +66,7 @@ func (s *Server) drainTimer(timeout time.Duration) {
 	case <-s.drain.stop:
 		return
 	}
-	list := s.reg.list()
+	list := s.sessions.list()
 	s.logger.Info("drain timeout: closing the sessions left", "sessions", len(list), "after", timeout)
 	var wg sync.WaitGroup
 	for _, ss := range list {
@@ -94,7 +94,7 @@ func (s *Server) checkDrained() {
 	if !d.started || d.isClosed {
 		return
 	}
-	if n, _ := s.reg.counts(); n == 0 {
+	if n, _ := s.sessions.counts(); n == 0 {
 		d.isClosed = true
 		close(d.drained)
 	}

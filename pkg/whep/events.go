@@ -32,13 +32,13 @@ const (
 	eventViewerCount = "viewercount"
 )
 
-// Timing of the events; an eventHub copies them so that tests can shorten
-// them before the first event stream is made.
+// Timing of the events; an eventNotifier copies them so that tests can
+// shorten them before the first event stream is made.
 const (
 	// eventTick is how often the state of the sessions with event streams
-	// (frames flowing, viewer count) is sampled.
+	// (packets flowing, viewer count) is sampled.
 	eventTick = time.Second
-	// eventInactiveAfter is how long a connected session may send no frame
+	// eventInactiveAfter is how long a connected session may send no packet
 	// before it is reported inactive.
 	eventInactiveAfter = 3 * time.Second
 	// eventKeepAlive is the longest silence on an event stream: a comment
@@ -152,7 +152,7 @@ func reconnectEvent(stream string) sseEvent {
 
 // eventStream is one event stream of a session: the events it asked for,
 // those not yet delivered (at most one per class), and the reader waiting
-// for them. Its fields are guarded by eventHub.mu.
+// for them. Its fields are guarded by eventNotifier.mu.
 type eventStream struct {
 	id     string
 	want   eventMask
@@ -163,7 +163,7 @@ type eventStream struct {
 }
 
 // eventPoll is a reader waiting for events; deliver is called exactly once,
-// without eventHub.mu held: with the pending events, with none when the wait
+// without eventNotifier.mu held: with the pending events, with none when the wait
 // ends, or with end set when the stream is gone or another reader took over.
 // A reader is one GET of the stream (here, or on another node): it attaches
 // first, then polls again and again.
@@ -173,18 +173,18 @@ type eventPoll struct {
 }
 
 // sessionEvents are the event streams of one session and the state last
-// announced to them. Guarded by eventHub.mu.
+// announced to them. Guarded by eventNotifier.mu.
 type sessionEvents struct {
 	ss       *session
 	streams  []*eventStream // oldest first
 	active   bool
 	viewers  int
-	frames   uint64    // frames sent, at the latest sample
-	advanced time.Time // when frames last grew
+	packets  uint64    // RTP packets sent, at the latest sample
+	advanced time.Time // when packets last grew
 }
 
 // eventSessions is what the extension needs of a server's sessions; the
-// server's registry provides it.
+// server's session table provides it.
 type eventSessions interface {
 	// get returns the session id of stream, or nil.
 	get(stream, id string) *session
@@ -196,8 +196,8 @@ type eventSessions interface {
 	isDraining() bool
 }
 
-// eventHubConfig is what an eventHub works with.
-type eventHubConfig struct {
+// eventNotifierConfig is what an eventNotifier works with.
+type eventNotifierConfig struct {
 	sessions eventSessions
 	// catalog tells whether a session's stream is live.
 	catalog Catalog
@@ -212,10 +212,10 @@ type eventHubConfig struct {
 	logger         *slog.Logger
 }
 
-// eventHub is a server's side of the extension: the sessions that have
+// eventNotifier is a server's side of the extension: the sessions that have
 // event streams, and the goroutine that samples their state.
-type eventHub struct {
-	eventHubConfig
+type eventNotifier struct {
+	eventNotifierConfig
 	// Timing (the event* constants); set before the first event stream.
 	tick, inactiveAfter, keepAlive time.Duration
 
@@ -230,21 +230,21 @@ type eventHub struct {
 	done      chan struct{} // closed when the sampler returns
 }
 
-func newEventHub(cfg eventHubConfig) *eventHub {
-	return &eventHub{
-		eventHubConfig: cfg,
-		tick:           eventTick,
-		inactiveAfter:  eventInactiveAfter,
-		keepAlive:      eventKeepAlive,
-		closing:        make(chan struct{}),
-		bySession:      make(map[string]*sessionEvents),
-		done:           make(chan struct{}),
+func newEventNotifier(cfg eventNotifierConfig) *eventNotifier {
+	return &eventNotifier{
+		eventNotifierConfig: cfg,
+		tick:                eventTick,
+		inactiveAfter:       eventInactiveAfter,
+		keepAlive:           eventKeepAlive,
+		closing:             make(chan struct{}),
+		bySession:           make(map[string]*sessionEvents),
+		done:                make(chan struct{}),
 	}
 }
 
 // push queues e on es when es wants it, replacing a pending event of its
 // class, and hands the queue to a waiting reader. It returns what to call
-// once eventHub.mu is released.
+// once eventNotifier.mu is released.
 func (es *eventStream) push(e sseEvent) func() {
 	if es.closed || es.want&bitOf(e.Name) == 0 {
 		return nil
@@ -295,69 +295,69 @@ func runAll(fs []func()) {
 }
 
 // start starts the sampler once; false after shutdown.
-func (h *eventHub) startLocked() bool {
-	if h.closed {
+func (en *eventNotifier) startLocked() bool {
+	if en.closed {
 		return false
 	}
-	if !h.started {
-		h.started = true
-		go h.sample()
+	if !en.started {
+		en.started = true
+		go en.sample()
 	}
 	return true
 }
 
 // sample updates the state of the sessions with event streams every tick
 // until shutdown.
-func (h *eventHub) sample() {
-	defer close(h.done)
-	t := time.NewTicker(h.tick)
+func (en *eventNotifier) sample() {
+	defer close(en.done)
+	t := time.NewTicker(en.tick)
 	defer t.Stop()
 	for {
 		select {
-		case <-h.closing:
+		case <-en.closing:
 			return
 		case now := <-t.C:
-			h.update(now)
+			en.update(now)
 		}
 	}
 }
 
-// sessionSample is what update reads of a session outside eventHub.mu.
+// sessionSample is what update reads of a session outside eventNotifier.mu.
 type sessionSample struct {
-	se     *sessionEvents
-	live   bool
-	frames uint64
+	se      *sessionEvents
+	live    bool
+	packets uint64
 }
 
 // update announces the changes of state (active or inactive) and of viewer
 // count of the sessions with event streams.
-func (h *eventHub) update(now time.Time) {
-	h.mu.Lock()
-	samples := make([]sessionSample, 0, len(h.bySession))
-	for _, se := range h.bySession {
+func (en *eventNotifier) update(now time.Time) {
+	en.mu.Lock()
+	samples := make([]sessionSample, 0, len(en.bySession))
+	for _, se := range en.bySession {
 		samples = append(samples, sessionSample{se: se})
 	}
-	h.mu.Unlock()
+	en.mu.Unlock()
 	if len(samples) == 0 {
 		return
 	}
-	counts, registered := h.sessions.streamCounts()
+	counts, registered := en.sessions.streamCounts()
 	for i := range samples {
 		ss := samples[i].se.ss
-		samples[i].live = h.streamLive(ss.stream)
-		samples[i].frames = framesSent(ss)
+		samples[i].live = en.streamLive(ss.stream)
+		samples[i].packets = packetsSent(ss)
 	}
 	var after []func()
-	h.mu.Lock()
+	en.mu.Lock()
 	for _, x := range samples {
 		se := x.se
-		if h.bySession[se.ss.id] != se || !registered[se.ss.id] {
+		if en.bySession[se.ss.id] != se || !registered[se.ss.id] {
 			continue // closing: its streams end with sessionClosed
 		}
-		if x.frames != se.frames {
-			se.frames, se.advanced = x.frames, now
+		if x.packets != se.packets {
+			se.packets, se.advanced = x.packets, now
 		}
-		flowing := !se.ss.started.Load() || now.Sub(se.advanced) < h.inactiveAfter
+		flowing := !se.ss.started.Load() || now.Sub(se.advanced) < en.inactiveAfter
 		if active := x.live && flowing; active != se.active {
 			se.active = active
 			after = se.pushAll(stateEvent(active), after)
@@ -367,7 +367,7 @@ func (h *eventHub) update(now time.Time) {
 			after = se.pushAll(viewerCountEvent(n), after)
 		}
 	}
-	h.mu.Unlock()
+	en.mu.Unlock()
 	runAll(after)
 }
 
@@ -379,14 +379,14 @@ func (se *sessionEvents) pushAll(e sseEvent, after []func()) []func() {
 }
 
 // streamLive reports whether the catalog has stream live with tracks.
-func (h *eventHub) streamLive(stream string) bool {
-	e, ok := h.catalog.Get(stream)
+func (en *eventNotifier) streamLive(stream string) bool {
+	e, ok := en.catalog.Get(stream)
 	return ok && e.Playable()
 }
 
-// framesSent counts what the session's viewer has sent: RTP packets, which
+// packetsSent counts what the session's viewer has sent: RTP packets, which
 // grow while frames flow.
-func framesSent(ss *session) uint64 {
+func packetsSent(ss *session) uint64 {
 	st := ss.viewer.Stats()
 	return st.Video.Packets + st.Audio.Packets
 }
@@ -395,30 +395,30 @@ func framesSent(ss *session) uint64 {
 // its id. It starts with active (when the stream plays), viewercount and,
 // on a draining server, reconnect. A session already at maxEventStreams
 // loses its oldest stream. errSessionNotFound when ss is closed.
-func (h *eventHub) create(ss *session, want eventMask) (string, error) {
-	live := h.streamLive(ss.stream)
-	counts, _ := h.sessions.streamCounts()
+func (en *eventNotifier) create(ss *session, want eventMask) (string, error) {
+	live := en.streamLive(ss.stream)
+	counts, _ := en.sessions.streamCounts()
 	viewers := counts[ss.stream]
-	frames := framesSent(ss)
-	draining := h.sessions.isDraining()
+	packets := packetsSent(ss)
+	draining := en.sessions.isDraining()
 	now := time.Now()
 
 	var after []func()
-	h.mu.Lock()
-	if !h.startLocked() {
-		h.mu.Unlock()
+	en.mu.Lock()
+	if !en.startLocked() {
+		en.mu.Unlock()
 		return "", ErrClosed
 	}
 	select {
 	case <-ss.done: // its hook (sessionClosed) has run or waits for mu
-		h.mu.Unlock()
+		en.mu.Unlock()
 		return "", errSessionNotFound
 	default:
 	}
-	se := h.bySession[ss.id]
+	se := en.bySession[ss.id]
 	if se == nil {
-		se = &sessionEvents{ss: ss, active: live, viewers: viewers, frames: frames, advanced: now}
-		h.bySession[ss.id] = se
+		se = &sessionEvents{ss: ss, active: live, viewers: viewers, packets: packets, advanced: now}
+		en.bySession[ss.id] = se
 	}
 	if len(se.streams) >= maxEventStreams {
 		after = append(after, se.streams[0].end(false))
@@ -433,7 +433,7 @@ func (h *eventHub) create(ss *session, want eventMask) (string, error) {
 		es.push(reconnectEvent(ss.stream))
 	}
 	se.streams = append(se.streams, es)
-	h.mu.Unlock()
+	en.mu.Unlock()
 	runAll(after)
 	ss.logger.Debug("event stream created", "events", es.id, "streams", len(se.streams))
 	return es.id, nil
@@ -446,10 +446,10 @@ func randomBytes() []byte {
 }
 
 // find returns the event stream id of the session sessionID, or nil.
-func (h *eventHub) find(sessionID, id string) *eventStream {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if se := h.bySession[sessionID]; se != nil {
+func (en *eventNotifier) find(sessionID, id string) *eventStream {
+	en.mu.Lock()
+	defer en.mu.Unlock()
+	if se := en.bySession[sessionID]; se != nil {
 		for _, es := range se.streams {
 			if es.id == id {
 				return es
@@ -461,11 +461,11 @@ func (h *eventHub) find(sessionID, id string) *eventStream {
 
 // remove ends the event stream id of the session sessionID; false when
 // there is none.
-func (h *eventHub) remove(sessionID, id string) bool {
-	h.mu.Lock()
-	se := h.bySession[sessionID]
+func (en *eventNotifier) remove(sessionID, id string) bool {
+	en.mu.Lock()
+	se := en.bySession[sessionID]
 	if se == nil {
-		h.mu.Unlock()
+		en.mu.Unlock()
 		return false
 	}
 	var f func()
@@ -478,9 +478,9 @@ func (h *eventHub) remove(sessionID, id string) bool {
 		}
 	}
 	if len(se.streams) == 0 {
-		delete(h.bySession, sessionID)
+		delete(en.bySession, sessionID)
 	}
-	h.mu.Unlock()
+	en.mu.Unlock()
 	if f != nil {
 		f()
 	}
@@ -489,16 +489,16 @@ func (h *eventHub) remove(sessionID, id string) bool {
 
 // attach makes a new reader the reader of es and returns its id; the
 // reader before it ends (at its current poll, or its next one).
-func (h *eventHub) attach(es *eventStream) uint64 {
-	h.mu.Lock()
-	h.readers++
-	es.reader = h.readers
+func (en *eventNotifier) attach(es *eventStream) uint64 {
+	en.mu.Lock()
+	en.readers++
+	es.reader = en.readers
 	old := es.poll
 	es.poll = nil
 	if old != nil {
 		old.timer.Stop()
 	}
-	h.mu.Unlock()
+	en.mu.Unlock()
 	if old != nil {
 		old.deliver(nil, true)
 	}
@@ -507,9 +507,9 @@ func (h *eventHub) attach(es *eventStream) uint64 {
 
 // take returns the pending events of es without waiting, and whether the
 // reader is done (es is over, or another reader took over).
-func (h *eventHub) take(es *eventStream, reader uint64) ([]sseEvent, bool) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
+func (en *eventNotifier) take(es *eventStream, reader uint64) ([]sseEvent, bool) {
+	en.mu.Lock()
+	defer en.mu.Unlock()
 	if es.reader != reader {
 		return nil, true
 	}
@@ -522,8 +522,8 @@ func (h *eventHub) take(es *eventStream, reader uint64) ([]sseEvent, bool) {
 // pending, es is gone or another reader took over, else when one comes, es
 // ends, another reader takes over (end), or maxWait passes (no events).
 // cancel withdraws a wait not yet delivered.
-func (h *eventHub) wait(es *eventStream, reader uint64, maxWait time.Duration, deliver func([]sseEvent, bool)) (cancel func()) {
-	h.mu.Lock()
+func (en *eventNotifier) wait(es *eventStream, reader uint64, maxWait time.Duration, deliver func([]sseEvent, bool)) (cancel func()) {
+	en.mu.Lock()
 	if es.reader != reader || es.closed || len(es.queue) > 0 {
 		evs, end := es.queue, es.closed || es.reader != reader
 		if es.reader == reader {
@@ -531,7 +531,7 @@ func (h *eventHub) wait(es *eventStream, reader uint64, maxWait time.Duration, d
 		} else {
 			evs = nil
 		}
-		h.mu.Unlock()
+		en.mu.Unlock()
 		deliver(evs, end)
 		return func() {}
 	}
@@ -542,51 +542,51 @@ func (h *eventHub) wait(es *eventStream, reader uint64, maxWait time.Duration, d
 	p := &eventPoll{deliver: deliver}
 	es.poll = p
 	p.timer = time.AfterFunc(maxWait, func() {
-		h.mu.Lock()
+		en.mu.Lock()
 		if es.poll != p {
-			h.mu.Unlock()
+			en.mu.Unlock()
 			return
 		}
 		es.poll = nil
-		h.mu.Unlock()
+		en.mu.Unlock()
 		deliver(nil, false)
 	})
-	h.mu.Unlock()
+	en.mu.Unlock()
 	if old != nil {
 		old.deliver(nil, true) // superseded
 	}
 	return func() {
-		h.mu.Lock()
+		en.mu.Lock()
 		if es.poll == p {
 			es.poll = nil
 			p.timer.Stop()
 		}
-		h.mu.Unlock()
+		en.mu.Unlock()
 	}
 }
 
 // reconnectAll sends reconnect to every event stream; it returns the number
 // of sessions told.
-func (h *eventHub) reconnectAll() int {
+func (en *eventNotifier) reconnectAll() int {
 	var after []func()
-	h.mu.Lock()
+	en.mu.Lock()
 	n := 0
-	for _, se := range h.bySession {
+	for _, se := range en.bySession {
 		n++
 		after = se.pushAll(reconnectEvent(se.ss.stream), after)
 	}
-	h.mu.Unlock()
+	en.mu.Unlock()
 	runAll(after)
 	return n
 }
 
 // sessionClosed ends the event streams of a closed session. When its viewer
 // ended (the stream stopped) they get inactive first.
-func (h *eventHub) sessionClosed(ss *session, reason string) {
+func (en *eventNotifier) sessionClosed(ss *session, reason string) {
 	var after []func()
-	h.mu.Lock()
-	se := h.bySession[ss.id]
-	delete(h.bySession, ss.id)
+	en.mu.Lock()
+	se := en.bySession[ss.id]
+	delete(en.bySession, ss.id)
 	if se != nil {
 		if reason == reasonViewerEnded && se.active {
 			after = se.pushAll(stateEvent(false), after)
@@ -595,37 +595,37 @@ func (h *eventHub) sessionClosed(ss *session, reason string) {
 			after = append(after, es.end(true))
 		}
 	}
-	h.mu.Unlock()
+	en.mu.Unlock()
 	runAll(after)
 }
 
 // shutdown stops the sampler and the events subject and ends the readers
 // this node serves (for its sessions and, over NATS, for other nodes').
-func (h *eventHub) shutdown() {
-	h.mu.Lock()
-	if h.closed {
-		h.mu.Unlock()
+func (en *eventNotifier) shutdown() {
+	en.mu.Lock()
+	if en.closed {
+		en.mu.Unlock()
 		return
 	}
-	h.closed = true
-	started := h.started
+	en.closed = true
+	started := en.started
 	var after []func()
-	for id, se := range h.bySession {
+	for id, se := range en.bySession {
 		for _, es := range se.streams {
 			after = append(after, es.end(false))
 		}
-		delete(h.bySession, id)
+		delete(en.bySession, id)
 	}
-	h.mu.Unlock()
-	if h.sub != nil {
-		if err := h.sub.Unsubscribe(); err != nil {
-			h.logger.Debug("unsubscribe events", "err", err)
+	en.mu.Unlock()
+	if en.sub != nil {
+		if err := en.sub.Unsubscribe(); err != nil {
+			en.logger.Debug("unsubscribe events", "err", err)
 		}
 	}
-	close(h.closing)
+	close(en.closing)
 	runAll(after)
 	if started {
-		<-h.done
+		<-en.done
 	}
 }
 

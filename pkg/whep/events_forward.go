@@ -47,82 +47,82 @@ type eventsReply struct {
 // subscribe serves this node's events subject. The handler never blocks:
 // a poll with nothing pending is answered later, from the event that ends
 // it or from its timer.
-func (h *eventHub) subscribe() error {
-	subject := eventsSubject(h.nodeID)
-	sub, err := h.conn.Subscribe(subject, h.serveNATS)
+func (en *eventNotifier) subscribe() error {
+	subject := eventsSubject(en.nodeID)
+	sub, err := en.conn.Subscribe(subject, en.serveNATS)
 	if err != nil {
 		return fmt.Errorf("whep: subscribe %s: %w", subject, err)
 	}
-	if err := h.conn.FlushTimeout(h.forwardTimeout); err != nil {
+	if err := en.conn.FlushTimeout(en.forwardTimeout); err != nil {
 		_ = sub.Unsubscribe()
 		return fmt.Errorf("whep: subscribe %s: %w", subject, err)
 	}
-	h.sub = sub
+	en.sub = sub
 	return nil
 }
 
-func (h *eventHub) serveNATS(msg *nats.Msg) {
+func (en *eventNotifier) serveNATS(msg *nats.Msg) {
 	if msg.Reply == "" {
 		return
 	}
 	var req eventsRequest
 	if err := json.Unmarshal(msg.Data, &req); err != nil {
-		h.reply(msg, eventsReply{response: errorResponse(fmt.Errorf("%w: events request: %w", errBadRequest, err))})
+		en.reply(msg, eventsReply{response: errorResponse(fmt.Errorf("%w: events request: %w", errBadRequest, err))})
 		return
 	}
-	local := &localEvents{h: h}
+	local := &localEvents{en: en}
 	switch req.Op {
 	case eventsOpCreate:
 		id, err := local.create(context.Background(), req.Ref, req.Want)
 		if err != nil {
-			h.reply(msg, eventsReply{response: errorResponse(err)})
+			en.reply(msg, eventsReply{response: errorResponse(err)})
 			return
 		}
-		h.reply(msg, eventsReply{response: response{Status: http.StatusCreated}, ID: id})
+		en.reply(msg, eventsReply{response: response{Status: http.StatusCreated}, ID: id})
 	case eventsOpDelete:
 		if err := local.remove(context.Background(), req.Ref); err != nil {
-			h.reply(msg, eventsReply{response: errorResponse(err)})
+			en.reply(msg, eventsReply{response: errorResponse(err)})
 			return
 		}
-		h.reply(msg, eventsReply{response: response{Status: http.StatusOK}})
+		en.reply(msg, eventsReply{response: response{Status: http.StatusOK}})
 	case eventsOpPoll:
 		es, err := local.stream(req.Ref)
 		if err != nil {
-			h.reply(msg, eventsReply{response: errorResponse(err)})
+			en.reply(msg, eventsReply{response: errorResponse(err)})
 			return
 		}
 		reader := req.Reader
 		if reader == 0 {
-			reader = h.attach(es)
+			reader = en.attach(es)
 		}
-		wait := min(time.Duration(req.WaitMS)*time.Millisecond, h.keepAlive)
+		wait := min(time.Duration(req.WaitMS)*time.Millisecond, en.keepAlive)
 		if wait <= 0 {
-			evs, end := h.take(es, reader)
-			h.reply(msg, eventsReply{response: response{Status: http.StatusOK}, Reader: reader, Events: evs, End: end})
+			evs, end := en.take(es, reader)
+			en.reply(msg, eventsReply{response: response{Status: http.StatusOK}, Reader: reader, Events: evs, End: end})
 			return
 		}
-		h.wait(es, reader, wait, func(evs []sseEvent, end bool) {
-			h.reply(msg, eventsReply{response: response{Status: http.StatusOK}, Reader: reader, Events: evs, End: end})
+		en.wait(es, reader, wait, func(evs []sseEvent, end bool) {
+			en.reply(msg, eventsReply{response: response{Status: http.StatusOK}, Reader: reader, Events: evs, End: end})
 		})
 	default:
-		h.reply(msg, eventsReply{response: errorResponse(fmt.Errorf("%w: events operation %q", errBadRequest, req.Op))})
+		en.reply(msg, eventsReply{response: errorResponse(fmt.Errorf("%w: events operation %q", errBadRequest, req.Op))})
 	}
 }
 
-func (h *eventHub) reply(msg *nats.Msg, r eventsReply) {
+func (en *eventNotifier) reply(msg *nats.Msg, r eventsReply) {
 	data, err := json.Marshal(r)
 	if err == nil {
 		err = msg.Respond(data)
 	}
 	if err != nil {
-		h.logger.Debug("cannot answer an events request", "err", err)
+		en.logger.Debug("cannot answer an events request", "err", err)
 	}
 }
 
 // remoteEvents are the operations on the sessions of another node, sent
 // over NATS.
 type remoteEvents struct {
-	h    *eventHub
+	en   *eventNotifier
 	node string
 }
 
@@ -135,7 +135,7 @@ func (o remoteEvents) request(ctx context.Context, req eventsRequest, timeout ti
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	msg, err := o.h.conn.RequestWithContext(ctx, eventsSubject(o.node), data)
+	msg, err := o.en.conn.RequestWithContext(ctx, eventsSubject(o.node), data)
 	switch {
 	case errors.Is(err, nats.ErrNoResponders):
 		return eventsReply{}, fmt.Errorf("%w: %q (node %q is gone)", errSessionNotFound, req.Ref.Session, o.node)
@@ -150,7 +150,7 @@ func (o remoteEvents) request(ctx context.Context, req eventsRequest, timeout ti
 }
 
 func (o remoteEvents) create(ctx context.Context, ref eventsRef, want eventMask) (string, error) {
-	r, err := o.request(ctx, eventsRequest{Op: eventsOpCreate, Ref: ref, Want: want}, o.h.forwardTimeout)
+	r, err := o.request(ctx, eventsRequest{Op: eventsOpCreate, Ref: ref, Want: want}, o.en.forwardTimeout)
 	if err != nil {
 		return "", err
 	}
@@ -161,7 +161,7 @@ func (o remoteEvents) create(ctx context.Context, ref eventsRef, want eventMask)
 }
 
 func (o remoteEvents) remove(ctx context.Context, ref eventsRef) error {
-	r, err := o.request(ctx, eventsRequest{Op: eventsOpDelete, Ref: ref}, o.h.forwardTimeout)
+	r, err := o.request(ctx, eventsRequest{Op: eventsOpDelete, Ref: ref}, o.en.forwardTimeout)
 	if err != nil {
 		return err
 	}
@@ -175,7 +175,7 @@ func (o remoteEvents) remove(ctx context.Context, ref eventsRef) error {
 // until it has some or wait passes.
 func (o remoteEvents) poll(ctx context.Context, ref eventsRef, reader uint64, wait time.Duration) ([]sseEvent, bool, uint64, error) {
 	req := eventsRequest{Op: eventsOpPoll, Ref: ref, Reader: reader, WaitMS: wait.Milliseconds()}
-	r, err := o.request(ctx, req, wait+o.h.forwardTimeout)
+	r, err := o.request(ctx, req, wait+o.en.forwardTimeout)
 	if err != nil {
 		return nil, true, reader, err
 	}

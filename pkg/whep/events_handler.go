@@ -78,7 +78,7 @@ func answerOf(err error) response {
 //	GET    /whep/{stream}/{session}/events       an event stream of every event, for this request only
 //	GET    /whep/{stream}/{session}/events/{id}  the event stream (text/event-stream)
 //	DELETE /whep/{stream}/{session}/events/{id}  200; the event stream is gone
-func (h *eventHub) serve(w http.ResponseWriter, r *http.Request, ref eventsRef) int {
+func (en *eventNotifier) serve(w http.ResponseWriter, r *http.Request, ref eventsRef) int {
 	entry := ref.ID == ""
 	allow := allowEventStream
 	if entry {
@@ -99,7 +99,7 @@ func (h *eventHub) serve(w http.ResponseWriter, r *http.Request, ref eventsRef) 
 	// given only to a client that showed the token): EventSource cannot
 	// send an Authorization header.
 	if entry || r.Method != http.MethodGet {
-		if err := h.tokens.check(r); err != nil {
+		if err := en.tokens.check(r); err != nil {
 			return write(errorResponse(err))
 		}
 	}
@@ -114,12 +114,12 @@ func (h *eventHub) serve(w http.ResponseWriter, r *http.Request, ref eventsRef) 
 	if !ok || bus.ValidateName(ref.Stream) != nil || !entry && !validEventStreamID(ref.ID) {
 		return write(errorResponse(fmt.Errorf("%w: no events at %q", errSessionNotFound, r.URL.Path)))
 	}
-	var ops eventOps = &localEvents{h: h}
-	if node != h.nodeID {
-		if h.conn == nil {
+	var ops eventOps = &localEvents{en: en}
+	if node != en.nodeID {
+		if en.conn == nil {
 			return write(errorResponse(fmt.Errorf("%w: %q belongs to node %q and this node has no bus", errSessionNotFound, ref.Session, node)))
 		}
-		ops = remoteEvents{h: h, node: node}
+		ops = remoteEvents{en: en, node: node}
 	}
 	switch {
 	case r.Method == http.MethodPost:
@@ -144,26 +144,26 @@ func (h *eventHub) serve(w http.ResponseWriter, r *http.Request, ref eventsRef) 
 		}
 		ref.ID = id
 		defer func() {
-			ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), h.forwardTimeout)
+			ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), en.forwardTimeout)
 			defer cancel()
 			_ = ops.remove(ctx, ref)
 		}()
 	}
-	return h.streamEvents(w, r, ops, ref)
+	return en.streamEvents(w, r, ops, ref)
 }
 
 // eventsOptions answers OPTIONS on the extension's resources, CORS
 // preflight or not.
 func eventsOptions(w http.ResponseWriter, r *http.Request, allow string) response {
-	h := http.Header{}
-	h.Set("Allow", allow)
+	hdr := http.Header{}
+	hdr.Set("Allow", allow)
 	if r.Header.Get("Origin") != "" && r.Header.Get("Access-Control-Request-Method") != "" &&
 		w.Header().Get("Access-Control-Allow-Origin") != "" {
-		h.Set("Access-Control-Allow-Methods", corsMethods)
-		h.Set("Access-Control-Allow-Headers", corsHeaders)
-		h.Set("Access-Control-Max-Age", corsMaxAge)
+		hdr.Set("Access-Control-Allow-Methods", corsMethods)
+		hdr.Set("Access-Control-Allow-Headers", corsHeaders)
+		hdr.Set("Access-Control-Max-Age", corsMaxAge)
 	}
-	return response{Status: http.StatusNoContent, Header: h}
+	return response{Status: http.StatusNoContent, Header: hdr}
 }
 
 // readWant reads the body of a POST to the entry point: none, or a JSON
@@ -200,12 +200,12 @@ func readWant(w http.ResponseWriter, r *http.Request) (eventMask, error) {
 // streamEvents sends the event stream ref as text/event-stream until it
 // ends, the client goes away, the owner cannot be reached or the server
 // closes. A comment line is sent after KeepAlive without events.
-func (h *eventHub) streamEvents(w http.ResponseWriter, r *http.Request, ops eventOps, ref eventsRef) int {
+func (en *eventNotifier) streamEvents(w http.ResponseWriter, r *http.Request, ops eventOps, ref eventsRef) int {
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
 	go func() {
 		select {
-		case <-h.closing:
+		case <-en.closing:
 			cancel()
 		case <-ctx.Done():
 		}
@@ -236,8 +236,8 @@ func (h *eventHub) streamEvents(w http.ResponseWriter, r *http.Request, ops even
 		if err := rc.Flush(); err != nil || end {
 			return http.StatusOK
 		}
-		if evs, end, _, err = ops.poll(ctx, ref, reader, h.keepAlive); err != nil {
-			h.logger.Debug("event stream ended", "stream", ref.Stream, "session", ref.Session, "events", ref.ID, "err", err)
+		if evs, end, _, err = ops.poll(ctx, ref, reader, en.keepAlive); err != nil {
+			en.logger.Debug("event stream ended", "stream", ref.Stream, "session", ref.Session, "events", ref.ID, "err", err)
 			return http.StatusOK
 		}
 	}
@@ -260,12 +260,12 @@ func appendEvents(b []byte, evs []sseEvent) []byte {
 // stream it reads (es), so that it gets the last events of a session that
 // closes between two polls.
 type localEvents struct {
-	h  *eventHub
+	en *eventNotifier
 	es *eventStream
 }
 
 func (o *localEvents) session(ref eventsRef) (*session, error) {
-	ss := o.h.sessions.get(ref.Stream, ref.Session)
+	ss := o.en.sessions.get(ref.Stream, ref.Session)
 	if ss == nil {
 		return nil, fmt.Errorf("%w: %q", errSessionNotFound, ref.Session)
 	}
@@ -277,7 +277,7 @@ func (o *localEvents) stream(ref eventsRef) (*eventStream, error) {
 	if err != nil {
 		return nil, err
 	}
-	es := o.h.find(ss.id, ref.ID)
+	es := o.en.find(ss.id, ref.ID)
 	if es == nil {
 		return nil, fmt.Errorf("%w: event stream %q of session %q", errSessionNotFound, ref.ID, ref.Session)
 	}
@@ -289,7 +289,7 @@ func (o *localEvents) create(_ context.Context, ref eventsRef, want eventMask) (
 	if err != nil {
 		return "", err
 	}
-	id, err := o.h.create(ss, want)
+	id, err := o.en.create(ss, want)
 	if errors.Is(err, errSessionNotFound) {
 		return "", fmt.Errorf("%w: %q", errSessionNotFound, ref.Session)
 	}
@@ -301,7 +301,7 @@ func (o *localEvents) remove(_ context.Context, ref eventsRef) error {
 	if err != nil {
 		return err
 	}
-	if !o.h.remove(ss.id, ref.ID) {
+	if !o.en.remove(ss.id, ref.ID) {
 		return fmt.Errorf("%w: event stream %q of session %q", errSessionNotFound, ref.ID, ref.Session)
 	}
 	return nil
@@ -314,10 +314,10 @@ func (o *localEvents) poll(ctx context.Context, ref eventsRef, reader uint64, wa
 		if es, err = o.stream(ref); err != nil {
 			return nil, true, reader, err
 		}
-		reader, o.es = o.h.attach(es), es
+		reader, o.es = o.en.attach(es), es
 	}
 	if wait <= 0 {
-		evs, end := o.h.take(es, reader)
+		evs, end := o.en.take(es, reader)
 		return evs, end, reader, nil
 	}
 	type result struct {
@@ -325,7 +325,7 @@ func (o *localEvents) poll(ctx context.Context, ref eventsRef, reader uint64, wa
 		end bool
 	}
 	ch := make(chan result, 1)
-	cancel := o.h.wait(es, reader, wait, func(evs []sseEvent, end bool) { ch <- result{evs, end} })
+	cancel := o.en.wait(es, reader, wait, func(evs []sseEvent, end bool) { ch <- result{evs, end} })
 	select {
 	case res := <-ch:
 		return res.evs, res.end, reader, nil

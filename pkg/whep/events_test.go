@@ -316,7 +316,7 @@ func TestEventStreamDelete(t *testing.T) {
 	if r, _ := ts.do(t, ctx, http.MethodDelete, esLoc, nil, ""); r.StatusCode != 404 {
 		t.Fatalf("DELETE again = %d", r.StatusCode)
 	}
-	if ts.srv.reg.get("cam", strings.TrimPrefix(location, "/whep/cam/")) == nil {
+	if ts.srv.sessions.get("cam", strings.TrimPrefix(location, "/whep/cam/")) == nil {
 		t.Fatal("the session went with its event stream")
 	}
 }
@@ -407,9 +407,9 @@ func TestEventsFrames(t *testing.T) {
 	v := &fakeViewer{stream: "cam", done: make(chan struct{}), quit: make(chan struct{})}
 	ss := &session{id: newSessionID("node-a"), stream: "cam", viewer: v, done: make(chan struct{}), logger: ts.srv.logger}
 	ss.started.Store(true)
-	ts.srv.reg.mu.Lock()
-	ts.srv.reg.sessions[ss.id] = ss // listed, not closed by Close: removed below
-	ts.srv.reg.mu.Unlock()
+	ts.srv.sessions.mu.Lock()
+	ts.srv.sessions.sessions[ss.id] = ss // listed, not closed by Close: removed below
+	ts.srv.sessions.mu.Unlock()
 	id, err := h.create(ss, maskAll)
 	if err != nil {
 		t.Fatal(err)
@@ -454,7 +454,7 @@ func TestEventsFrames(t *testing.T) {
 	h.update(t0.Add(4*time.Second + h.inactiveAfter))
 	h.update(t0.Add(5*time.Second + 2*h.inactiveAfter))
 	check(`inactive {}`)
-	ts.srv.reg.remove(ss.id)
+	ts.srv.sessions.remove(ss.id)
 	h.update(t0.Add(6*time.Second + 2*h.inactiveAfter)) // closing: nothing more
 	h.sessionClosed(ss, reasonDelete)
 	if evs, end := h.take(es, reader); !end || len(evs) != 0 {

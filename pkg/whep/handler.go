@@ -157,7 +157,7 @@ func (s *Server) post(w http.ResponseWriter, r *http.Request, stream string) (re
 	if err := checkContentType(r, mediaTypeSDP); err != nil {
 		return response{}, err
 	}
-	if s.reg.isDraining() {
+	if s.sessions.isDraining() {
 		return response{}, errDraining
 	}
 	body, err := s.readBody(w, r)
@@ -230,7 +230,7 @@ func (s *Server) waitLive(ctx context.Context, stream string) (bus.CatalogEntry,
 	}
 	holdCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	release, err := s.reg.hold(cancel)
+	release, err := s.sessions.hold(cancel)
 	if err != nil {
 		if errors.Is(err, errNotLive) {
 			return bus.CatalogEntry{}, fmt.Errorf("%w: stream %q", errNotLive, stream)

@@ -442,7 +442,7 @@ func TestOverload(t *testing.T) {
 		resp.Body.Close()
 		held <- resp.StatusCode
 	}()
-	waitFor(t, ctx, "one held request", func() bool { _, n := ts.srv.reg.counts(); return n == 1 })
+	waitFor(t, ctx, "one held request", func() bool { _, n := ts.srv.sessions.counts(); return n == 1 })
 	want("later2", 503)
 	if got := gaugeValue(t, ts.reg, "whepcast_whep_held_requests"); got != 1 {
 		t.Fatalf("held gauge = %v", got)

@@ -17,7 +17,7 @@ type metrics struct {
 	firstFrame *prometheus.HistogramVec // stream
 	collectors []prometheus.Collector
 
-	// mu makes "leave the registry, add the final stats to closedStats"
+	// mu makes "leave the session table, add the final stats to closedStats"
 	// atomic for the stats collector, so that its counters never go back.
 	mu          sync.Mutex
 	closedStats map[string]*streamTotals
@@ -51,7 +51,7 @@ func addTrack(t *relay.TrackStats, v relay.TrackStats) {
 }
 
 // metricSessions is what the metrics read of a server's sessions; the
-// server's registry provides it.
+// server's session table provides it.
 type metricSessions interface {
 	// counts returns the number of sessions and of held POSTs.
 	counts() (sessions, held int)
@@ -116,12 +116,12 @@ func (m *metrics) unregister(r prometheus.Registerer) {
 	}
 }
 
-// removeSession removes a closing session from the registry and keeps its
+// removeSession removes a closing session from the session table and keeps its
 // final relay stats, under m.mu.
-func (m *metrics) removeSession(reg *registry, ss *session) {
+func (m *metrics) removeSession(table *sessionTable, ss *session) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	reg.remove(ss.id)
+	table.remove(ss.id)
 	t := m.closedStats[ss.stream]
 	if t == nil {
 		t = &streamTotals{}
@@ -176,8 +176,8 @@ var statsDescs = struct {
 	bytes:       statsDesc("bytes_out_total", "RTP payload bytes sent, retransmissions included."),
 	packets:     statsDesc("packets_out_total", "RTP packets sent, retransmissions included."),
 	frames:      statsDesc("frames_out_total", "Access units (video) or Opus packets (audio) sent."),
-	drops:       statsDesc("drops_total", "Frames dropped because a viewer's queue was full."),
-	nacks:       statsDesc("nacks_total", "Packets viewers asked for again (NACK)."),
+	drops:       statsDesc("frames_dropped_total", "Frames dropped because a viewer's queue was full."),
+	nacks:       statsDesc("packets_nacked_total", "Packets viewers asked for again (NACK)."),
 	retransmits: statsDesc("retransmits_total", "Packets resent after a NACK."),
 	missed:      statsDesc("nack_missed_total", "NACKed packets no longer in the retransmit buffer."),
 	suppressed:  statsDesc("nack_suppressed_total", "NACKed packets not resent: resent twice already, or less than a round trip ago."),

@@ -42,7 +42,7 @@ func (s *Server) sessionOp(ctx context.Context, req sessionRequest) response {
 }
 
 func (s *Server) doSessionOp(ctx context.Context, req sessionRequest) (response, error) {
-	ss := s.reg.get(req.Stream, req.Session)
+	ss := s.sessions.get(req.Stream, req.Session)
 	if ss == nil {
 		return response{}, fmt.Errorf("%w: %q", errSessionNotFound, req.Session)
 	}

@@ -139,7 +139,7 @@ func TestTrickleAndICERestart(t *testing.T) {
 	}
 	applyRestartAnswer(t, c, answer)
 	c.waitPackets(t, ctx, 10)
-	ss := ts.srv.reg.get("cam", strings.TrimPrefix(location, "/whep/cam/"))
+	ss := ts.srv.sessions.get("cam", strings.TrimPrefix(location, "/whep/cam/"))
 	if ss == nil {
 		t.Fatal("session gone after restart")
 	}

@@ -25,11 +25,11 @@ type Server struct {
 	ice        *iceNet
 	iceServers []webrtc.ICEServer
 	links      []string
-	reg        *registry
+	sessions   *sessionTable
 	metrics    *metrics
 	registerer prometheus.Registerer
 	fwd        *forwarder
-	events     *eventHub
+	events     *eventNotifier
 	drain      drainState
 
 	// wg counts the goroutines the server started (session run loops,
@@ -65,14 +65,14 @@ func New(cfg Config, deps Deps) (_ *Server, err error) {
 		catalog:    deps.Catalog,
 		media:      deps.Media,
 		registerer: deps.Registerer,
-		reg:        newRegistry(cfg),
+		sessions:   newSessionTable(cfg),
 	}
 	s.drain.init()
 	if s.tokens, err = loadTokens(cfg.Tokens, cfg.TokenFile); err != nil {
 		return nil, err
 	}
-	s.events = newEventHub(eventHubConfig{
-		sessions:       s.reg,
+	s.events = newEventNotifier(eventNotifierConfig{
+		sessions:       s.sessions,
 		catalog:        s.catalog,
 		conn:           s.conn,
 		tokens:         s.tokens,
@@ -91,7 +91,7 @@ func New(cfg Config, deps Deps) (_ *Server, err error) {
 			s.ice.close()
 		}
 	}()
-	s.metrics = newMetrics(s.reg)
+	s.metrics = newMetrics(s.sessions)
 	if s.registerer != nil {
 		if err = s.metrics.register(s.registerer); err != nil {
 			return nil, fmt.Errorf("whep: metrics: %w", err)
@@ -135,14 +135,14 @@ func (s *Server) Handler() http.Handler {
 // With Config.DrainTimeout, the sessions still open when it has passed are
 // closed. Drained tells when no session is left. Drain is idempotent.
 func (s *Server) Drain() {
-	s.reg.drain(errDraining)
+	s.sessions.drain(errDraining)
 	s.startDrain()
 }
 
 // Ready returns nil while the server takes sessions: not draining, and the
 // NATS connection (when there is one) is connected.
 func (s *Server) Ready() error {
-	if s.reg.isDraining() {
+	if s.sessions.isDraining() {
 		return errDraining
 	}
 	if s.conn != nil && !s.conn.IsConnected() {
@@ -161,12 +161,12 @@ func (s *Server) Close(ctx context.Context) error {
 	var err error
 	s.closeOnce.Do(func() {
 		s.stopDrain()
-		s.reg.drain(ErrClosed)
+		s.sessions.drain(ErrClosed)
 		if s.fwd != nil {
 			s.fwd.stop()
 		}
 		var wg sync.WaitGroup
-		for _, ss := range s.reg.list() {
+		for _, ss := range s.sessions.list() {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()

@@ -67,7 +67,7 @@ func (s *Server) createSession(ctx context.Context, entry bus.CatalogEntry, o *o
 	if err != nil {
 		return nil, "", err
 	}
-	sl, err := s.reg.reserve(entry.Stream)
+	sl, err := s.sessions.reserve(entry.Stream)
 	if err != nil {
 		return nil, "", err
 	}
@@ -183,7 +183,7 @@ func (s *Server) createSession(ctx context.Context, entry bus.CatalogEntry, o *o
 		return nil, "", fmt.Errorf("%w: no common codec with the offer", errIncompatible)
 	}
 	ss.etag = newETag()
-	if err = s.reg.add(ss, func() { s.wg.Add(1) }); err != nil {
+	if err = s.sessions.add(ss, func() { s.wg.Add(1) }); err != nil {
 		return nil, "", err
 	}
 	s.metrics.created.WithLabelValues(ss.stream).Inc()
@@ -277,13 +277,13 @@ func (ss *session) run() {
 	}
 }
 
-// close ends the session for reason: it leaves the registry (later requests
+// close ends the session for reason: it leaves the session table (later requests
 // get 404), closes the PeerConnection (revoking ICE consent) and then the
 // viewer, and releases the slot. It returns once all of that is done.
 func (ss *session) close(reason string) {
 	ss.closeOnce.Do(func() {
 		s := ss.srv
-		s.metrics.removeSession(s.reg, ss)
+		s.metrics.removeSession(s.sessions, ss)
 		if err := ss.pc.GracefulClose(); err != nil {
 			ss.logger.Debug("peer connection close", "err", err)
 		}

@@ -28,9 +28,9 @@ func (ts *testServer) sessions(t *testing.T) float64 {
 func (ts *testServer) waitSessions(t *testing.T, ctx context.Context, n int) {
 	t.Helper()
 	waitFor(t, ctx, fmt.Sprintf("%d sessions", n), func() bool {
-		ts.srv.reg.mu.Lock()
-		defer ts.srv.reg.mu.Unlock()
-		return len(ts.srv.reg.sessions) == n && ts.srv.reg.total == n
+		ts.srv.sessions.mu.Lock()
+		defer ts.srv.sessions.mu.Unlock()
+		return len(ts.srv.sessions.sessions) == n && ts.srv.sessions.total == n
 	})
 }
 
@@ -238,14 +238,14 @@ func TestHoldUntilLive(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		res <- result{resp.StatusCode, string(b)}
 	}()
-	waitFor(t, ctx, "held request", func() bool { _, n := ts.srv.reg.counts(); return n == 1 })
+	waitFor(t, ctx, "held request", func() bool { _, n := ts.srv.sessions.counts(); return n == 1 })
 	// Held for several BodyTimeouts, nothing is answered.
 	select {
 	case r := <-res:
 		t.Fatalf("answered before live: %d %q", r.status, r.body)
 	case <-time.After(300 * time.Millisecond):
 	}
-	if _, n := ts.srv.reg.counts(); n != 1 {
+	if _, n := ts.srv.sessions.counts(); n != 1 {
 		t.Fatalf("held = %d after 300ms", n)
 	}
 	ts.catalog.set(liveEntry("later", trackH264))
@@ -261,7 +261,7 @@ func TestHoldUntilLive(t *testing.T) {
 	c.setAnswer(t, r.body)
 	c.waitConnected(t, ctx)
 	c.waitPackets(t, ctx, 2)
-	if _, n := ts.srv.reg.counts(); n != 0 {
+	if _, n := ts.srv.sessions.counts(); n != 0 {
 		t.Fatalf("held = %d", n)
 	}
 }
@@ -340,12 +340,12 @@ func TestManySessionsReturnToBaseline(t *testing.T) {
 	for _, v := range ts.media.all() {
 		waitFor(t, ctx, "viewer closed", v.isClosed)
 	}
-	if _, held := ts.srv.reg.counts(); held != 0 {
+	if _, held := ts.srv.sessions.counts(); held != 0 {
 		t.Fatalf("held = %d", held)
 	}
-	ts.srv.reg.mu.Lock()
-	streams := len(ts.srv.reg.perStream)
-	ts.srv.reg.mu.Unlock()
+	ts.srv.sessions.mu.Lock()
+	streams := len(ts.srv.sessions.perStream)
+	ts.srv.sessions.mu.Unlock()
 	if streams != 0 {
 		t.Fatalf("per-stream slots left: %d", streams)
 	}

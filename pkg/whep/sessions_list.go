@@ -20,7 +20,7 @@ type SessionInfo struct {
 
 // Sessions returns this node's sessions, oldest first.
 func (s *Server) Sessions() []SessionInfo {
-	list := s.reg.list()
+	list := s.sessions.list()
 	out := make([]SessionInfo, 0, len(list))
 	for _, ss := range list {
 		out = append(out, SessionInfo{

@@ -157,7 +157,7 @@
 // without ever connecting), _time_to_first_frame_seconds{stream} (from the
 // accepted POST to the first RTP packet sent), and the relay counters of the
 // node's sessions per stream and kind: _bytes_out_total, _packets_out_total,
-// _frames_out_total, _drops_total, _nacks_total, _retransmits_total,
+// _frames_out_total, _frames_dropped_total, _packets_nacked_total, _retransmits_total,
 // _nack_missed_total, _plis_total, _firs_total, _write_errors_total.
 package whep
 

@@ -8,8 +8,8 @@ import (
 	"sync"
 )
 
-// registry holds a node's sessions, their slots and the held POSTs.
-type registry struct {
+// sessionTable holds a node's sessions, their slots and the held POSTs.
+type sessionTable struct {
 	maxSessions, maxPerStream, maxWaiting int
 
 	mu        sync.Mutex
@@ -23,7 +23,7 @@ type registry struct {
 
 // slot is one reserved session place; release is idempotent.
 type slot struct {
-	reg    *registry
+	table  *sessionTable
 	stream string
 	once   sync.Once
 }
@@ -33,8 +33,8 @@ type hold struct {
 	cancel context.CancelCauseFunc
 }
 
-func newRegistry(cfg Config) *registry {
-	return &registry{
+func newSessionTable(cfg Config) *sessionTable {
+	return &sessionTable{
 		maxSessions:  cfg.MaxSessions,
 		maxPerStream: cfg.MaxSessionsPerStream,
 		maxWaiting:   cfg.MaxWaiting,
@@ -47,7 +47,7 @@ func newRegistry(cfg Config) *registry {
 // reserve takes a session slot on stream: errTooManySessions when the node
 // or the stream is full, errDraining or ErrClosed when no more sessions are
 // taken.
-func (r *registry) reserve(stream string) (*slot, error) {
+func (r *sessionTable) reserve(stream string) (*slot, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	switch {
@@ -62,12 +62,12 @@ func (r *registry) reserve(stream string) (*slot, error) {
 	}
 	r.total++
 	r.perStream[stream]++
-	return &slot{reg: r, stream: stream}, nil
+	return &slot{table: r, stream: stream}, nil
 }
 
 func (s *slot) release() {
 	s.once.Do(func() {
-		r := s.reg
+		r := s.table
 		r.mu.Lock()
 		defer r.mu.Unlock()
 		r.total--
@@ -79,7 +79,7 @@ func (s *slot) release() {
 
 // add registers a negotiated session and calls started under the lock (so
 // that it happens before close lists the sessions); ErrClosed after close.
-func (r *registry) add(ss *session, started func()) error {
+func (r *sessionTable) add(ss *session, started func()) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
@@ -91,14 +91,14 @@ func (r *registry) add(ss *session, started func()) error {
 }
 
 // remove unregisters a session.
-func (r *registry) remove(id string) {
+func (r *sessionTable) remove(id string) {
 	r.mu.Lock()
 	delete(r.sessions, id)
 	r.mu.Unlock()
 }
 
 // get returns the session id of stream, or nil.
-func (r *registry) get(stream, id string) *session {
+func (r *sessionTable) get(stream, id string) *session {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	ss := r.sessions[id]
@@ -109,7 +109,7 @@ func (r *registry) get(stream, id string) *session {
 }
 
 // list returns the sessions, oldest first.
-func (r *registry) list() []*session {
+func (r *sessionTable) list() []*session {
 	r.mu.Lock()
 	out := make([]*session, 0, len(r.sessions))
 	for _, ss := range r.sessions {
@@ -126,7 +126,7 @@ func (r *registry) list() []*session {
 }
 
 // counts returns the number of sessions and of held POSTs.
-func (r *registry) counts() (sessions, held int) {
+func (r *sessionTable) counts() (sessions, held int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return len(r.sessions), len(r.holds)
@@ -134,7 +134,7 @@ func (r *registry) counts() (sessions, held int) {
 
 // streamCounts returns the number of sessions of each stream, and the ids
 // of the sessions.
-func (r *registry) streamCounts() (counts map[string]int, ids map[string]bool) {
+func (r *sessionTable) streamCounts() (counts map[string]int, ids map[string]bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	counts, ids = make(map[string]int), make(map[string]bool, len(r.sessions))
@@ -149,7 +149,7 @@ func (r *registry) streamCounts() (counts map[string]int, ids map[string]bool) {
 // drain: errNotLive when nothing may wait (MaxWaiting 0),
 // errTooManyWaiting beyond MaxWaiting, errDraining or ErrClosed. release
 // ends the hold.
-func (r *registry) hold(cancel context.CancelCauseFunc) (release func(), err error) {
+func (r *sessionTable) hold(cancel context.CancelCauseFunc) (release func(), err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	switch {
@@ -172,7 +172,7 @@ func (r *registry) hold(cancel context.CancelCauseFunc) (release func(), err err
 }
 
 // drain stops new sessions and holds and wakes the held POSTs with cause.
-func (r *registry) drain(cause error) {
+func (r *sessionTable) drain(cause error) {
 	r.mu.Lock()
 	r.draining = true
 	if errors.Is(cause, ErrClosed) {
@@ -189,7 +189,7 @@ func (r *registry) drain(cause error) {
 }
 
 // isDraining reports whether POSTs are refused.
-func (r *registry) isDraining() bool {
+func (r *sessionTable) isDraining() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.draining
