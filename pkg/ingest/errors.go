@@ -13,7 +13,7 @@ var (
 	// ErrTakenOver ends a publication when another publisher of its stream starts.
 	ErrTakenOver = errors.New("taken over by a new publisher of the stream")
 	// ErrClosed is returned by Publications.Ingest after
-	// Publications.Close, and ends the publications that Close stops.
+	// Publications.Shutdown, and ends the publications that Shutdown stops.
 	ErrClosed = errors.New("ingest is shutting down")
 	// ErrUnauthorized is returned for a missing or wrong ingest token.
 	ErrUnauthorized = errors.New("missing or invalid ingest token")

@@ -12,6 +12,9 @@ import (
 	"time"
 )
 
+// testClient bounds every request of a test.
+var testClient = &http.Client{Timeout: testDeadline}
+
 func newTestServer(t *testing.T, ps *Publications, tokens ...string) *httptest.Server {
 	t.Helper()
 	srv := httptest.NewServer(NewHTTPHandler(ps, HTTPConfig{Tokens: tokens}))
@@ -21,14 +24,14 @@ func newTestServer(t *testing.T, ps *Publications, tokens ...string) *httptest.S
 
 func do(t *testing.T, method, url string, body io.Reader, header ...string) (int, http.Header, string) {
 	t.Helper()
-	req, err := http.NewRequestWithContext(testContext(t), method, url, body)
+	req, err := http.NewRequestWithContext(t.Context(), method, url, body)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i := 0; i+1 < len(header); i += 2 {
 		req.Header.Set(header[i], header[i+1])
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := testClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +151,7 @@ func TestHTTPTakeoverEndsFirstConnection(t *testing.T) {
 	f := newFakeFactory()
 	ps, _ := newTestPublications(t, f)
 	srv := newTestServer(t, ps)
-	ctx := testContext(t)
+	ctx := t.Context()
 
 	// The first publisher sends half of the file and keeps the body open.
 	pr, pw := io.Pipe()
@@ -166,7 +169,7 @@ func TestHTTPTakeoverEndsFirstConnection(t *testing.T) {
 	}
 	firstDone := make(chan result, 1)
 	go func() {
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := testClient.Do(req)
 		if err != nil {
 			firstDone <- result{err: err}
 			return
@@ -189,7 +192,7 @@ func TestHTTPTakeoverEndsFirstConnection(t *testing.T) {
 		if r.err == nil && r.status != http.StatusConflict {
 			t.Fatalf("first publisher got status %d, want 409 or a closed connection", r.status)
 		}
-	case <-ctx.Done():
+	case <-time.After(testDeadline):
 		t.Fatal("first connection did not end")
 	}
 	pubs, _ := f.snapshot()
@@ -210,11 +213,11 @@ func TestHTTPIdleTimeout(t *testing.T) {
 	defer pw.Close()
 	go func() { _, _ = pw.Write(data[:len(data)/2]) }()
 	start := time.Now()
-	req, err := http.NewRequestWithContext(testContext(t), http.MethodPut, srv.URL+"/ingest/cam1", pr)
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPut, srv.URL+"/ingest/cam1", pr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := testClient.Do(req)
 	if err == nil {
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
@@ -275,12 +278,12 @@ func TestHTTPRefusalWhileBodyOpen(t *testing.T) {
 		// 64 KiB written before the request goes out: the body is open,
 		// unread and far from its end when the handler refuses it.
 		go func() { _, _ = pw.Write(make([]byte, 64<<10)) }()
-		req, err := http.NewRequestWithContext(testContext(t), http.MethodPut, srv.URL+tc.path, pr)
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodPut, srv.URL+tc.path, pr)
 		if err != nil {
 			t.Fatal(err)
 		}
 		req.Header.Set("Authorization", "Bearer "+tc.token)
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := testClient.Do(req)
 		if err != nil {
 			t.Fatalf("%s: %v", tc.path, err)
 		}

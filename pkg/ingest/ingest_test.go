@@ -23,13 +23,6 @@ func TestMain(m *testing.M) {
 // testDeadline bounds every wait of a test.
 const testDeadline = 20 * time.Second
 
-func testContext(t *testing.T) context.Context {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), testDeadline)
-	t.Cleanup(cancel)
-	return ctx
-}
-
 // readFixture and demux: the shared test inputs (internal/tstest).
 func readFixture(t testing.TB, name string) []byte { return tstest.Read(t, name) }
 
@@ -179,7 +172,9 @@ func newTestPublications(t *testing.T, f *fakeFactory) (*Publications, *Metrics)
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if err := ps.Close(testContext(t)); err != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), testDeadline)
+		defer cancel()
+		if err := ps.Shutdown(ctx); err != nil {
 			t.Error(err)
 		}
 	})

@@ -39,7 +39,7 @@ type Source struct {
 	Body io.Reader
 	// Interrupt makes a Read of Body in progress return, and later Reads
 	// fail. Publications call it at most once, from another goroutine,
-	// while Ingest runs, to stop the publication (takeover, Close). A Source
+	// while Ingest runs, to stop the publication (takeover, Shutdown). A Source
 	// whose Reads can block must set it.
 	Interrupt func()
 }
@@ -104,7 +104,7 @@ func NewPublications(cfg Config) (*Publications, error) {
 
 // Ingest runs a publication of stream reading src until src.Body ends (nil
 // error), ctx is done, the publication is taken over (ErrTakenOver) or
-// Publications is closed (ErrClosed). It first stops the live publication
+// Publications shuts down (ErrClosed). It first stops the live publication
 // of the stream, if any, and waits until its Publisher is closed. Other
 // errors wrap bus.ErrInvalidName (nothing was started), ErrPublisher,
 // ErrSource or ErrStream. The Summary is filled in as far as the
@@ -145,8 +145,8 @@ func (ps *Publications) Ingest(ctx context.Context, stream string, src Source) (
 	ps.mu.Unlock()
 	defer ps.running.Done()
 	defer ps.finish(s)
-	// Whatever ends the publication's context (its parent, a takeover, Close)
-	// also interrupts its source, so that a blocked Read returns.
+	// Whatever ends the publication's context (its parent, a takeover,
+	// Shutdown) also interrupts its source, so that a blocked Read returns.
 	defer context.AfterFunc(ctx, func() { s.stop(context.Cause(ctx)) })()
 
 	if prev != nil {
@@ -194,9 +194,9 @@ func (ps *Publications) Live() []PublicationInfo {
 	return out
 }
 
-// Close rejects new publications, stops the live ones (ErrClosed) and waits
-// until they have ended and closed their Publishers, or ctx is done.
-func (ps *Publications) Close(ctx context.Context) error {
+// Shutdown rejects new publications, stops the live ones (ErrClosed) and
+// waits until they have ended and closed their Publishers, or ctx is done.
+func (ps *Publications) Shutdown(ctx context.Context) error {
 	ps.mu.Lock()
 	ps.closed = true
 	live := make([]*publication, 0, len(ps.live))
@@ -216,6 +216,6 @@ func (ps *Publications) Close(ctx context.Context) error {
 	case <-done:
 		return nil
 	case <-ctx.Done():
-		return fmt.Errorf("ingest: closing: %w", ctx.Err())
+		return fmt.Errorf("ingest: shutting down: %w", ctx.Err())
 	}
 }

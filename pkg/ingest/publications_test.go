@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
@@ -19,7 +20,7 @@ func TestIngestPublishesEverything(t *testing.T) {
 	f := newFakeFactory()
 	ps, m := newTestPublications(t, f)
 
-	sum, err := ps.Ingest(testContext(t), "cam1", Source{Kind: "test", Body: bytes.NewReader(data)})
+	sum, err := ps.Ingest(t.Context(), "cam1", Source{Kind: "test", Body: bytes.NewReader(data)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +85,7 @@ func TestIngestRejectsBadName(t *testing.T) {
 	f := newFakeFactory()
 	ps, _ := newTestPublications(t, f)
 	for _, name := range []string{"", "a.b", "a/b", "a b", strings.Repeat("x", 65), "ü"} {
-		_, err := ps.Ingest(testContext(t), name, Source{Body: bytes.NewReader(nil)})
+		_, err := ps.Ingest(t.Context(), name, Source{Body: bytes.NewReader(nil)})
 		if !errors.Is(err, bus.ErrInvalidName) {
 			t.Errorf("%q: err = %v, want ErrInvalidName", name, err)
 		}
@@ -98,7 +99,7 @@ func TestIngestTakeover(t *testing.T) {
 	data := readFixture(t, "av.ts")
 	f := newFakeFactory()
 	ps, m := newTestPublications(t, f)
-	ctx := testContext(t)
+	ctx := t.Context()
 
 	first := newBlockingSource(data[:len(data)/2])
 	firstDone := make(chan error, 1)
@@ -121,7 +122,7 @@ func TestIngestTakeover(t *testing.T) {
 		if !errors.Is(err, ErrTakenOver) {
 			t.Fatalf("first publication: %v, want ErrTakenOver", err)
 		}
-	case <-ctx.Done():
+	case <-time.After(testDeadline):
 		t.Fatal("first publication did not end")
 	}
 	pubs, events := f.snapshot()
@@ -152,7 +153,7 @@ func TestIngestOtherStreamsIndependent(t *testing.T) {
 	data := readFixture(t, "av.ts")
 	f := newFakeFactory()
 	ps, m := newTestPublications(t, f)
-	ctx := testContext(t)
+	ctx := t.Context()
 
 	a := newBlockingSource(data)
 	aDone := make(chan error, 1)
@@ -170,14 +171,16 @@ func TestIngestOtherStreamsIndependent(t *testing.T) {
 	if got := testutil.ToFloat64(m.publications.WithLabelValues("a")); got != 1 {
 		t.Fatalf("publications{a} = %v", got)
 	}
-	if err := ps.Close(ctx); err != nil {
+	sctx, cancel := context.WithTimeout(ctx, testDeadline)
+	defer cancel()
+	if err := ps.Shutdown(sctx); err != nil {
 		t.Fatal(err)
 	}
 	if err := <-aDone; !errors.Is(err, ErrClosed) {
 		t.Fatalf("a: %v, want ErrClosed", err)
 	}
 	if _, err := ps.Ingest(ctx, "c", Source{Body: bytes.NewReader(data)}); !errors.Is(err, ErrClosed) {
-		t.Fatalf("after Close: %v, want ErrClosed", err)
+		t.Fatalf("after Shutdown: %v, want ErrClosed", err)
 	}
 	if got := testutil.ToFloat64(m.takeovers); got != 0 {
 		t.Fatalf("takeovers = %v", got)
@@ -186,7 +189,7 @@ func TestIngestOtherStreamsIndependent(t *testing.T) {
 
 func TestIngestErrors(t *testing.T) {
 	data := readFixture(t, "av.ts")
-	ctx := testContext(t)
+	ctx := t.Context()
 
 	t.Run("publisher unavailable", func(t *testing.T) {
 		f := newFakeFactory()

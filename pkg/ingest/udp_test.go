@@ -96,7 +96,7 @@ func TestUDPTakenOverIsMuted(t *testing.T) {
 	f := newFakeFactory()
 	ps, _ := newTestPublications(t, f)
 	l := startUDP(t, ps, 2*time.Second)
-	ctx := testContext(t)
+	ctx := t.Context()
 
 	sendDatagrams(t, l, data[:len(data)/2])
 	p1 := f.nextPub(t)
