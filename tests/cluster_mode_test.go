@@ -17,7 +17,7 @@ import (
 	"github.com/whepcast/whepcast/internal/natstest"
 	"github.com/whepcast/whepcast/pkg/broker"
 	"github.com/whepcast/whepcast/pkg/config"
-	"github.com/whepcast/whepcast/pkg/node"
+	"github.com/whepcast/whepcast/pkg/natsconn"
 )
 
 // TestClusterReplicas runs a broker (--replicas 3) and a whep-node against
@@ -143,7 +143,7 @@ func TestClusterToken(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if nc, err := node.Connect(cfg.NATS, "whepcast-whep-node", whepLogger()); err == nil {
+	if nc, err := natsconn.Connect(t.Context(), cfg.NATS.Config("whepcast-whep-node"), whepLogger()); err == nil {
 		nc.Close()
 		t.Fatal("a node connected with a wrong token")
 	}
@@ -180,7 +180,7 @@ func TestClusterTLS(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if nc, err := node.Connect(cfg.NATS, "whepcast-whep-node", whepLogger()); err == nil {
+		if nc, err := natsconn.Connect(t.Context(), cfg.NATS.Config("whepcast-whep-node"), whepLogger()); err == nil {
 			nc.Close()
 			t.Fatalf("node %v connected", args)
 		}
@@ -244,7 +244,7 @@ func TestClusterCreds(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if nc, err := node.Connect(cfg.NATS, "whepcast-whep-node", whepLogger()); !errors.Is(err, nats.ErrAuthorization) {
+		if nc, err := natsconn.Connect(t.Context(), cfg.NATS.Config("whepcast-whep-node"), whepLogger()); !errors.Is(err, nats.ErrAuthorization) {
 			if err == nil {
 				nc.Close()
 			}

@@ -15,7 +15,7 @@ import (
 	"github.com/whepcast/whepcast/pkg/broker"
 	"github.com/whepcast/whepcast/pkg/bus"
 	"github.com/whepcast/whepcast/pkg/config"
-	"github.com/whepcast/whepcast/pkg/node"
+	"github.com/whepcast/whepcast/pkg/natsconn"
 )
 
 // clusterTestTimeout bounds every cluster and fault test.
@@ -92,7 +92,7 @@ func nodeConn(t *testing.T, args ...string) *nats.Conn {
 	if err != nil {
 		t.Fatal(err)
 	}
-	nc, err := node.Connect(cfg.NATS, "whepcast-whep-node", whepLogger())
+	nc, err := natsconn.Connect(t.Context(), cfg.NATS.Config("whepcast-whep-node"), whepLogger())
 	if err != nil {
 		t.Fatal(err)
 	}

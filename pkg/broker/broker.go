@@ -38,6 +38,7 @@ import (
 	"github.com/whepcast/whepcast/pkg/bus"
 	"github.com/whepcast/whepcast/pkg/config"
 	"github.com/whepcast/whepcast/pkg/ingest"
+	"github.com/whepcast/whepcast/pkg/natsconn"
 	"github.com/whepcast/whepcast/pkg/whep"
 )
 
@@ -75,10 +76,6 @@ type Options struct {
 	ShutdownTimeout time.Duration
 }
 
-// reconnectWait is the pause between two attempts to reconnect to the same
-// external NATS server (nats.go's default is 2 s).
-const reconnectWait = 250 * time.Millisecond
-
 // Broker is a running broker.
 type Broker struct {
 	cfg  *config.Broker
@@ -91,7 +88,6 @@ type Broker struct {
 	udp      []*ingest.UDPListener
 	server   *embedded.Server // nil when connected to --nats-url
 	nc       *nats.Conn
-	ncClosed chan struct{}
 	reg      *ingest.Publications
 	http     *http.Server
 	metrics  *prometheus.Registry
@@ -125,7 +121,7 @@ func Start(ctx context.Context, cfg *config.Broker, logger *slog.Logger, opts Op
 	if cfg.WHEPAddr != "" && opts.WHEP == nil {
 		return nil, fmt.Errorf("broker: whep-addr %s is set but no in-process WHEP server is wired in (Options.WHEP)", cfg.WHEPAddr)
 	}
-	b := &Broker{cfg: cfg, opts: opts, log: logger, done: make(chan struct{}), ncClosed: make(chan struct{})}
+	b := &Broker{cfg: cfg, opts: opts, log: logger, done: make(chan struct{})}
 	started := false
 	defer func() {
 		if !started {
@@ -199,58 +195,48 @@ func Start(ctx context.Context, cfg *config.Broker, logger *slog.Logger, opts Op
 	return b, nil
 }
 
+// natsName names the broker's NATS connection (and its embedded server).
+const natsName = "whepcast-broker"
+
 // connectNATS starts the embedded server and connects in process, or
 // connects to cfg.NATS.URL.
 func (b *Broker) connectNATS(ctx context.Context) error {
-	common := []nats.Option{
-		nats.Name("whepcast-broker"),
-		nats.ClosedHandler(func(*nats.Conn) { close(b.ncClosed) }),
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			if err != nil { // nil when the connection is closed on purpose
-				b.log.Warn("nats disconnected", "component", "nats", "err", err)
-			}
-		}),
-		nats.ReconnectHandler(func(nc *nats.Conn) {
-			b.log.Info("nats reconnected", "component", "nats", "url", nc.ConnectedUrlRedacted())
-		}),
-	}
-	if b.cfg.NATS.URL == "" {
-		ec := embedded.Config{
-			Port:       embedded.NoListener,
-			DataDir:    b.cfg.DataDir,
-			MaxPayload: b.opts.EmbeddedMaxPayload,
-			ServerName: "whepcast-broker",
-			Logger:     b.log,
-		}
-		if b.cfg.NATSListen != "" {
-			host, port, err := net.SplitHostPort(b.cfg.NATSListen)
-			if err != nil {
-				return fmt.Errorf("broker: nats-listen: %w", err)
-			}
-			if ec.Port, err = strconv.Atoi(port); err != nil {
-				return fmt.Errorf("broker: nats-listen port %q: %w", port, err)
-			}
-			ec.Host = host
-		}
-		srv, err := embedded.Start(ctx, ec)
+	if b.cfg.NATS.URL != "" {
+		nc, err := natsconn.Connect(ctx, b.cfg.NATS.Config(natsName), b.log.With("component", "nats"))
 		if err != nil {
 			return fmt.Errorf("broker: %w", err)
 		}
-		b.server = srv
-		if b.nc, err = srv.Connect(common...); err != nil {
-			return fmt.Errorf("broker: %w", err)
-		}
+		b.nc = nc
 		return nil
 	}
-	auth, err := b.cfg.NATS.Options()
+	ec := embedded.Config{
+		Port:       embedded.NoListener,
+		DataDir:    b.cfg.DataDir,
+		MaxPayload: b.opts.EmbeddedMaxPayload,
+		ServerName: natsName,
+		Logger:     b.log,
+	}
+	if b.cfg.NATSListen != "" {
+		host, port, err := net.SplitHostPort(b.cfg.NATSListen)
+		if err != nil {
+			return fmt.Errorf("broker: nats-listen: %w", err)
+		}
+		if ec.Port, err = strconv.Atoi(port); err != nil {
+			return fmt.Errorf("broker: nats-listen port %q: %w", port, err)
+		}
+		ec.Host = host
+	}
+	srv, err := embedded.Start(ctx, ec)
 	if err != nil {
 		return fmt.Errorf("broker: %w", err)
 	}
-	// Reconnect forever, and soon: while the connection is down, frames
-	// stall and are dropped.
-	opts := append(common, nats.MaxReconnects(-1), nats.ReconnectWait(reconnectWait))
-	if b.nc, err = nats.Connect(b.cfg.NATS.URL, append(opts, auth...)...); err != nil {
-		return fmt.Errorf("broker: connecting to nats %s: %w", b.cfg.NATS.URL, err)
+	b.server = srv
+	opts, err := natsconn.Config{Name: natsName}.Options(b.log.With("component", "nats"))
+	if err != nil {
+		return fmt.Errorf("broker: %w", err)
+	}
+	if b.nc, err = srv.Connect(opts...); err != nil {
+		return fmt.Errorf("broker: %w", err)
 	}
 	return nil
 }
@@ -345,7 +331,7 @@ func (b *Broker) stopServing(deadline time.Time) error {
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
 	var errs []error
-	if err := b.reg.Shutdown(ctx); err != nil {
+	if err := b.reg.Close(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("broker: ending ingests: %w", err))
 	}
 	if err := b.http.Shutdown(ctx); err != nil {
@@ -363,14 +349,8 @@ func (b *Broker) closeNATS(deadline time.Time) error {
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
 	var errs []error
-	if err := b.nc.Drain(); err != nil {
-		b.nc.Close()
-	}
-	select {
-	case <-b.ncClosed:
-	case <-ctx.Done():
-		errs = append(errs, fmt.Errorf("broker: draining nats: %w", ctx.Err()))
-		b.nc.Close()
+	if err := natsconn.Shutdown(ctx, b.nc); err != nil {
+		errs = append(errs, fmt.Errorf("broker: %w", err))
 	}
 	if b.server != nil {
 		if err := b.server.Shutdown(ctx); err != nil {

@@ -51,6 +51,7 @@ import (
 
 	"github.com/whepcast/whepcast/pkg/bus"
 	"github.com/whepcast/whepcast/pkg/config"
+	"github.com/whepcast/whepcast/pkg/natsconn"
 	"github.com/whepcast/whepcast/pkg/player"
 	"github.com/whepcast/whepcast/pkg/relay"
 	"github.com/whepcast/whepcast/pkg/whep"
@@ -64,16 +65,13 @@ const (
 	ReadHeaderTimeout = 10 * time.Second
 	// IdleTimeout closes idle keep-alive connections.
 	IdleTimeout = 2 * time.Minute
-	// ConnectTimeout bounds the first NATS connection.
-	ConnectTimeout = 10 * time.Second
-	// ReconnectWait is the pause between two attempts to reconnect to the
-	// same NATS server (nats.go's default is 2 s): a restarted broker is
-	// found again within it, so viewers resume quickly.
-	ReconnectWait = 250 * time.Millisecond
 	// drainGrace is how long the node waits for the drain beyond
 	// DrainTimeout, at which the WHEP server closes the sessions left.
 	drainGrace = 5 * time.Second
 )
+
+// natsName names the node's NATS connection.
+const natsName = "whepcast-whep-node"
 
 // Run runs a whep-node until ctx ends: it listens on cfg.HTTPAddr, connects
 // to NATS and serves (see Serve). It returns nil after a clean shutdown.
@@ -82,60 +80,18 @@ func Run(ctx context.Context, cfg config.Node, logger *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("node: listen %s: %w", cfg.HTTPAddr, err)
 	}
-	nc, err := Connect(cfg.NATS, "whepcast-whep-node", logger)
+	nc, err := natsconn.Connect(ctx, cfg.NATS.Config(natsName), logger)
 	if err != nil {
 		_ = ln.Close()
-		return err
+		return fmt.Errorf("node: %w", err)
 	}
 	serveErr := Serve(ctx, ln, nc, cfg.WHEP.Config(), logger)
-	if err := drain(nc); err != nil {
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ShutdownTimeout)
+	defer cancel()
+	if err := natsconn.Shutdown(sctx, nc); err != nil {
 		logger.Warn("NATS drain", "err", err)
 	}
 	return serveErr
-}
-
-// Connect connects to the NATS servers of cfg with its authentication,
-// reconnecting forever once connected.
-func Connect(cfg config.NATSClient, name string, logger *slog.Logger) (*nats.Conn, error) {
-	opts, err := cfg.Options()
-	if err != nil {
-		return nil, fmt.Errorf("node: nats: %w", err)
-	}
-	opts = append(opts,
-		nats.Name(name),
-		nats.Timeout(ConnectTimeout),
-		nats.MaxReconnects(-1),
-		nats.ReconnectWait(ReconnectWait),
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			logger.Warn("NATS disconnected", "err", err)
-		}),
-		nats.ReconnectHandler(func(nc *nats.Conn) {
-			logger.Info("NATS reconnected", "server", nc.ConnectedUrlRedacted())
-		}),
-	)
-	nc, err := nats.Connect(cfg.URL, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("node: nats connect %s: %w", cfg.URL, err)
-	}
-	logger.Info("NATS connected", "server", nc.ConnectedUrlRedacted())
-	return nc, nil
-}
-
-// drain drains nc and waits (at most ShutdownTimeout) until it is closed.
-func drain(nc *nats.Conn) error {
-	closed := make(chan struct{})
-	nc.SetClosedHandler(func(*nats.Conn) { close(closed) })
-	if err := nc.Drain(); err != nil {
-		nc.Close()
-		return err
-	}
-	select {
-	case <-closed:
-		return nil
-	case <-time.After(ShutdownTimeout):
-		nc.Close()
-		return errors.New("node: NATS drain timed out")
-	}
 }
 
 // waitDrained waits until ws has no session left, at most limit.

@@ -1,4 +1,4 @@
-package config
+package natsconn
 
 import (
 	"os"
@@ -10,9 +10,9 @@ import (
 	"github.com/nats-io/nkeys"
 )
 
-func apply(t *testing.T, c NATSClient) nats.Options {
+func apply(t *testing.T, c Config) nats.Options {
 	t.Helper()
-	opts, err := c.Options()
+	opts, err := c.authOptions()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -26,17 +26,17 @@ func apply(t *testing.T, c NATSClient) nats.Options {
 }
 
 func TestNATSOptions(t *testing.T) {
-	if o := apply(t, NATSClient{URL: "nats://x"}); o.User != "" || o.Token != "" || o.Nkey != "" || o.UserJWT != nil || o.Secure {
+	if o := apply(t, Config{URL: "nats://x"}); o.User != "" || o.Token != "" || o.Nkey != "" || o.UserJWT != nil || o.Secure {
 		t.Fatalf("no auth configured but options set: %+v", o)
 	}
-	if o := apply(t, NATSClient{User: "u", Password: "p"}); o.User != "u" || o.Password != "p" {
+	if o := apply(t, Config{User: "u", Password: "p"}); o.User != "u" || o.Password != "p" {
 		t.Fatalf("user/password: %q %q", o.User, o.Password)
 	}
-	if o := apply(t, NATSClient{Token: "tok"}); o.Token != "tok" {
+	if o := apply(t, Config{Token: "tok"}); o.Token != "tok" {
 		t.Fatalf("token: %q", o.Token)
 	}
 	// The credentials file is checked when the options are built.
-	if _, err := (NATSClient{CredsFile: "/nonexistent/x.creds"}).Options(); err == nil || !strings.Contains(err.Error(), "/nonexistent/x.creds") {
+	if _, err := (Config{CredsFile: "/nonexistent/x.creds"}).authOptions(); err == nil || !strings.Contains(err.Error(), "/nonexistent/x.creds") {
 		t.Fatalf("creds: %v, want the missing file reported", err)
 	}
 
@@ -50,15 +50,15 @@ func TestNATSOptions(t *testing.T) {
 	if err := os.WriteFile(seedFile, seed, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if o := apply(t, NATSClient{NKeyFile: seedFile}); o.Nkey != pub || o.SignatureCB == nil {
+	if o := apply(t, Config{NKeyFile: seedFile}); o.Nkey != pub || o.SignatureCB == nil {
 		t.Fatalf("nkey: %q, want %q", o.Nkey, pub)
 	}
-	if _, err := (NATSClient{NKeyFile: filepath.Join(t.TempDir(), "missing.nk")}).Options(); err == nil {
+	if _, err := (Config{NKeyFile: filepath.Join(t.TempDir(), "missing.nk")}).authOptions(); err == nil {
 		t.Fatal("missing nkey file: want error")
 	}
 
 	// TLS options only record the files; the CA file must exist when applied.
-	opts, err := NATSClient{TLSCA: "/nonexistent/ca.pem"}.Options()
+	opts, err := Config{TLSCA: "/nonexistent/ca.pem"}.authOptions()
 	if err != nil || len(opts) != 1 {
 		t.Fatalf("tls-ca: %d options, %v", len(opts), err)
 	}

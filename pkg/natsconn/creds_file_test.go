@@ -1,4 +1,4 @@
-package config
+package natsconn
 
 import (
 	"os"
@@ -59,7 +59,7 @@ func TestCredsFileChecked(t *testing.T) {
 			if err := os.WriteFile(path, tc.content, 0o600); err != nil {
 				t.Fatal(err)
 			}
-			opts, err := NATSClient{CredsFile: path}.Options()
+			opts, err := Config{CredsFile: path}.authOptions()
 			if tc.want == "" {
 				if err != nil || len(opts) != 1 {
 					t.Fatalf("valid file: %d options, %v", len(opts), err)
