@@ -46,7 +46,11 @@ func (c *collector) Frame(f tsframes.Frame) error {
 }
 
 // newClip orders the frames by DTS, computes the loop period and drops the
-// frames that would overlap the next pass.
+// frames that would overlap the next pass. Each pass adds the period to the
+// timestamps: the video span plus one frame interval (the audio span when
+// there is no video), so that the next pass's first video frame comes one
+// frame interval after the last one and its first audio packet one packet
+// duration after the last one.
 func newClip(a tsframes.Announcement, frames []tsframes.Frame) (*clip, error) {
 	var media []tsframes.Frame
 	for _, f := range frames {

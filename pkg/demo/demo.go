@@ -1,25 +1,11 @@
 // Package demo loops a small bundled clip as a live stream, for
 // `broker --demo` and for end-to-end tests.
 //
-// The clip (sample.ts, made by gen-sample.sh and embedded) is 10 s of
-// 640x360@30 H.264 constrained baseline (1 s GOP, no B-frames) with a
-// burnt-in clock and frame counter, and Opus 48 kHz stereo carrying a tone
-// whose pitch changes every second.
-//
-// Loop demuxes the clip once, publishes its announcement once, then publishes
-// its frames forever, each at the wall-clock time its decode timestamp says
-// (for this clip, without B-frames, DTS equals PTS). Each pass adds the
-// clip's period to PTS and DTS, so timestamps continue across the loop point
-// exactly as if the clip went on: the next pass's first video frame comes one
-// frame interval after the last one, its first audio packet one packet
-// duration after the last one. The period is the video span plus one frame
-// interval (the audio span when there is no video); frames of a track that
-// would overlap the next pass are dropped.
-//
-// Pacing is computed from the start time, not frame to frame, so it does not
-// drift. When publishing falls more than MaxLag behind (a stalled bus), the
-// schedule moves forward instead of bursting to catch up; timestamps stay
-// continuous.
+// Loop publishes the clip's announcement once and then its frames forever,
+// each at the wall-clock time its decode timestamp says; timestamps continue
+// across the loop point as if the clip went on, and pacing does not drift.
+// When publishing falls more than MaxLag behind, the schedule moves forward
+// instead of bursting to catch up.
 package demo
 
 import (
@@ -45,7 +31,10 @@ const MaxLag = time.Second
 //go:embed sample.ts
 var sample []byte
 
-// Sample returns a copy of the bundled MPEG-TS clip.
+// Sample returns a copy of the bundled MPEG-TS clip (sample.ts, made by
+// gen-sample.sh): 10 s of 640x360@30 H.264 constrained baseline (1 s GOP, no
+// B-frames, so DTS equals PTS) with a burnt-in clock and frame counter, and
+// Opus 48 kHz stereo carrying a tone whose pitch changes every second.
 func Sample() []byte {
 	return bytes.Clone(sample)
 }

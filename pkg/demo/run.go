@@ -13,7 +13,7 @@ import (
 )
 
 // Run publishes the bundled clip as stream StreamName on nc (a new epoch,
-// like any ingest session) until ctx is done, then closes the publisher
+// like any publication) until ctx is done, then closes the publisher
 // (the catalog marks the stream ended) and returns nil. It is what
 // `broker --demo` runs.
 func Run(ctx context.Context, nc *nats.Conn, pc bus.PublisherConfig, logger *slog.Logger) error {
