@@ -3,10 +3,7 @@ package bus
 import (
 	"bytes"
 	"context"
-	"errors"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -15,55 +12,11 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/goleak"
 
-	"github.com/whepcast/whepcast/embedded"
+	"github.com/whepcast/whepcast/internal/tstest"
 	"github.com/whepcast/whepcast/pkg/tsframes"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-// testCtx is a context bounded by d and cancelled at the end of the test.
-func testCtx(t testing.TB, d time.Duration) context.Context {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	t.Cleanup(cancel)
-	return ctx
-}
-
-// startServer starts an embedded server (in-process only unless cfg.Port is
-// set) with a temporary store, shut down at the end of the test.
-func startServer(t testing.TB, cfg embedded.Config) *embedded.Server {
-	t.Helper()
-	if cfg.Port == 0 {
-		cfg.Port = embedded.NoListener
-	}
-	if cfg.DataDir == "" {
-		cfg.DataDir = t.TempDir()
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	srv, err := embedded.Start(ctx, cfg)
-	if err != nil {
-		t.Fatalf("start nats: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown nats: %v", err)
-		}
-	})
-	return srv
-}
-
-func connect(t testing.TB, srv *embedded.Server, opts ...nats.Option) *nats.Conn {
-	t.Helper()
-	nc, err := srv.Connect(opts...)
-	if err != nil {
-		t.Fatalf("connect: %v", err)
-	}
-	t.Cleanup(nc.Close)
-	return nc
-}
 
 func newJS(t testing.TB, nc *nats.Conn) jetstream.JetStream {
 	t.Helper()
@@ -88,49 +41,10 @@ func newPublisher(t testing.TB, ctx context.Context, nc *nats.Conn, name string,
 	return p
 }
 
-// avMedia is testdata/av.ts demuxed by pkg/tsframes.
-type avMedia struct {
-	anns   []tsframes.Announcement
-	frames []tsframes.Frame
-}
-
-type collectHandler struct{ m *avMedia }
-
-func (h collectHandler) Tracks(a tsframes.Announcement) error {
-	h.m.anns = append(h.m.anns, a)
-	return nil
-}
-
-func (h collectHandler) Frame(f tsframes.Frame) error {
-	h.m.frames = append(h.m.frames, f)
-	return nil
-}
-
-var loadAV = sync.OnceValues(func() (*avMedia, error) {
-	f, err := os.Open(filepath.Join("..", "..", "testdata", "av.ts"))
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	m := &avMedia{}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := tsframes.NewDemuxer(f, tsframes.Options{}).Run(ctx, collectHandler{m}); err != nil {
-		return nil, err
-	}
-	if len(m.anns) == 0 || len(m.frames) == 0 {
-		return nil, errors.New("av.ts: no announcement or no frames")
-	}
-	return m, nil
-})
-
-func avFrames(t testing.TB) *avMedia {
+// avFrames is testdata/av.ts as pkg/tsframes demuxes it.
+func avFrames(t testing.TB) *tstest.Demuxed {
 	t.Helper()
-	m, err := loadAV()
-	if err != nil {
-		t.Fatalf("demux testdata/av.ts: %v", err)
-	}
-	return m
+	return tstest.Demux(t, tstest.Read(t, "av.ts"))
 }
 
 // h264Opus is an announcement with one H.264 (PID 256) and one Opus (PID

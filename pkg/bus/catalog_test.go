@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/whepcast/whepcast/embedded"
+	"github.com/whepcast/whepcast/internal/natstest"
 	"github.com/whepcast/whepcast/pkg/tsframes"
 )
 
@@ -29,9 +29,9 @@ func nextChange(t *testing.T, ctx context.Context, ch <-chan CatalogEntry, what 
 }
 
 func TestCatalogLifecycle(t *testing.T) {
-	ctx := testCtx(t, 30*time.Second)
-	srv := startServer(t, embedded.Config{})
-	nc := connect(t, srv)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	nc := natstest.EmbeddedConn(t)
 
 	// The node starts first: it creates the bucket.
 	w, err := WatchCatalog(ctx, nc, nil)

@@ -11,12 +11,13 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/whepcast/whepcast/embedded"
+	"github.com/whepcast/whepcast/internal/natstest"
 )
 
 func TestWatcherWaitCancelAndStop(t *testing.T) {
-	ctx := testCtx(t, 20*time.Second)
-	srv := startServer(t, embedded.Config{})
-	nc := connect(t, srv)
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	nc := natstest.EmbeddedConn(t)
 	w, err := WatchCatalog(ctx, nc, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -63,9 +64,9 @@ func TestWatcherWaitCancelAndStop(t *testing.T) {
 }
 
 func TestWatcherSlowSubscriberDropsOldest(t *testing.T) {
-	ctx := testCtx(t, 30*time.Second)
-	srv := startServer(t, embedded.Config{})
-	nc := connect(t, srv)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	nc := natstest.EmbeddedConn(t)
 	w, err := WatchCatalog(ctx, nc, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -109,14 +110,10 @@ func TestWatcherSlowSubscriberDropsOldest(t *testing.T) {
 }
 
 func TestWatcherResyncsAfterReconnect(t *testing.T) {
-	ctx := testCtx(t, 60*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
 	dir := t.TempDir()
-	srv, err := embedded.Start(ctx, embedded.Config{Port: 0, DataDir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	running := srv
-	defer func() { _ = running.Shutdown(context.Background()) }()
+	srv := natstest.Embedded(t, embedded.Config{DataDir: dir})
 	url := srv.ClientURL()
 	_, portStr, _ := net.SplitHostPort(url[len("nats://"):])
 	port, _ := strconv.Atoi(portStr)
@@ -139,10 +136,7 @@ func TestWatcherResyncsAfterReconnect(t *testing.T) {
 	if err := srv.Shutdown(ctx); err != nil {
 		t.Fatal(err)
 	}
-	running, err = embedded.Start(ctx, embedded.Config{Port: 0, DataDir: dir, Host: "127.0.0.1"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	running := natstest.Embedded(t, embedded.Config{DataDir: dir, Host: "127.0.0.1"})
 	other, err := nats.Connect(running.ClientURL())
 	if err != nil {
 		t.Fatal(err)
@@ -160,10 +154,7 @@ func TestWatcherResyncsAfterReconnect(t *testing.T) {
 	if err := running.Shutdown(ctx); err != nil {
 		t.Fatal(err)
 	}
-	running, err = embedded.Start(ctx, embedded.Config{Port: port, DataDir: dir})
-	if err != nil {
-		t.Fatalf("restart on port %d: %v", port, err)
-	}
+	natstest.Embedded(t, embedded.Config{Port: port, DataDir: dir})
 	e := nextChange(t, ctx, ch, "entry written while disconnected", func(e CatalogEntry) bool { return e.Stream == "offline" })
 	if e.Epoch != 7 || e.State != StateLive {
 		t.Fatalf("entry = %+v", e)
@@ -177,9 +168,9 @@ func TestWatcherResyncsAfterReconnect(t *testing.T) {
 // only bounds the initial load. (nats.go closes a watch when its context
 // ends; a watch tied to it made the Watcher reload in a hot loop.)
 func TestWatcherOutlivesStartContext(t *testing.T) {
-	ctx := testCtx(t, 20*time.Second)
-	srv := startServer(t, embedded.Config{})
-	nc := connect(t, srv)
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	nc := natstest.EmbeddedConn(t)
 	startCtx, cancelStart := context.WithCancel(ctx)
 	w, err := WatchCatalog(startCtx, nc, nil)
 	if err != nil {

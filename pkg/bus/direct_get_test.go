@@ -1,19 +1,20 @@
 package bus
 
 import (
+	"context"
 	"errors"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/whepcast/whepcast/embedded"
+	"github.com/whepcast/whepcast/internal/natstest"
 )
 
 func TestLatestKeyframeNotFound(t *testing.T) {
-	ctx := testCtx(t, 20*time.Second)
-	srv := startServer(t, embedded.Config{})
-	nc := connect(t, srv)
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	nc := natstest.EmbeddedConn(t)
 	js := newJS(t, nc)
 	// No stream.
 	if _, err := LatestKeyframe(ctx, js, "none"); !errors.Is(err, ErrNotFound) {
@@ -48,8 +49,7 @@ func TestLatestKeyframeNotFound(t *testing.T) {
 }
 
 func TestAPIPrefix(t *testing.T) {
-	srv := startServer(t, embedded.Config{})
-	nc := connect(t, srv)
+	nc := natstest.EmbeddedConn(t)
 	js, _ := jetstream.New(nc)
 	if got := apiPrefix(js); got != "$JS.API." {
 		t.Errorf("default prefix %q", got)

@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/whepcast/whepcast/embedded"
+	"github.com/whepcast/whepcast/internal/natstest"
 	"github.com/whepcast/whepcast/pkg/tsframes"
 )
 
@@ -21,10 +22,11 @@ import (
 // answers is lost, and the delta after it is dropped, not stored without
 // its reference.
 func TestPublisherFailover(t *testing.T) {
-	ctx := testCtx(t, 30*time.Second)
-	srv := startServer(t, embedded.Config{})
-	nc := connect(t, srv)
-	other := connect(t, srv)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	srv := natstest.Embedded(t, embedded.Config{Port: embedded.NoListener})
+	nc := natstest.Connect(t, srv)
+	other := natstest.Connect(t, srv)
 	js := newJS(t, other)
 	const (
 		window = 8
@@ -145,10 +147,11 @@ func TestPublisherFailover(t *testing.T) {
 // publish after StallTimeout without an acknowledgement abandons what is in
 // flight and breaks the video, so no delta is stored after lost frames.
 func TestPublisherStallWithoutFullWindow(t *testing.T) {
-	ctx := testCtx(t, 30*time.Second)
-	srv := startServer(t, embedded.Config{})
-	nc := connect(t, srv)
-	other := connect(t, srv)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	srv := natstest.Embedded(t, embedded.Config{Port: embedded.NoListener})
+	nc := natstest.Connect(t, srv)
+	other := natstest.Connect(t, srv)
 	js := newJS(t, other)
 	const stall = 100 * time.Millisecond
 	p := newPublisher(t, ctx, nc, "slow", PublisherConfig{MaxInFlight: 256, StallTimeout: stall})

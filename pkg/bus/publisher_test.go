@@ -17,19 +17,21 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/whepcast/whepcast/embedded"
+	"github.com/whepcast/whepcast/internal/natstest"
+	"github.com/whepcast/whepcast/internal/tstest"
 	"github.com/whepcast/whepcast/pkg/tsframes"
 )
 
 // publishAV announces and publishes every frame of av.ts and returns the
 // frames the bus carries (those of the selected PIDs), in order.
-func publishAV(t testing.TB, ctx context.Context, p *Publisher, av *avMedia) []tsframes.Frame {
+func publishAV(t testing.TB, ctx context.Context, p *Publisher, av *tstest.Demuxed) []tsframes.Frame {
 	t.Helper()
-	if err := p.Announce(ctx, av.anns[0]); err != nil {
+	if err := p.Announce(ctx, av.Announcements[0]); err != nil {
 		t.Fatalf("Announce: %v", err)
 	}
-	ann := NewAnnouncement("x", 0, av.anns[0])
+	ann := NewAnnouncement("x", 0, av.Announcements[0])
 	var carried []tsframes.Frame
-	for _, f := range av.frames {
+	for _, f := range av.Frames {
 		if err := p.Publish(ctx, f); err != nil {
 			t.Fatalf("Publish(pid %d pts %d): %v", f.PID, f.PTS, err)
 		}
@@ -41,11 +43,12 @@ func publishAV(t testing.TB, ctx context.Context, p *Publisher, av *avMedia) []t
 }
 
 func TestPublishSubscribeAV(t *testing.T) {
-	ctx := testCtx(t, 30*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
 	av := avFrames(t)
-	srv := startServer(t, embedded.Config{})
-	nc := connect(t, srv)
-	raw := connect(t, srv)
+	srv := natstest.Embedded(t, embedded.Config{Port: embedded.NoListener})
+	nc := natstest.Connect(t, srv)
+	raw := natstest.Connect(t, srv)
 
 	// A plain NATS subscriber sees what `nats sub 'media.cam1.>'` shows.
 	rawMsgs := make(chan *nats.Msg, 4096)
@@ -108,7 +111,7 @@ func TestPublishSubscribeAV(t *testing.T) {
 	msgs := c.waitFor(t, ctx, "all frames", func(m []Message) bool { return countFrames(m) >= len(carried) })
 	s.Stop()
 
-	ann := NewAnnouncement("cam1", p.Epoch(), av.anns[0])
+	ann := NewAnnouncement("cam1", p.Epoch(), av.Announcements[0])
 	var got []Message
 	var tracks []Message
 	for _, m := range msgs {
@@ -229,9 +232,10 @@ func TestPublishSubscribeAV(t *testing.T) {
 }
 
 func TestLargeFrameSplit(t *testing.T) {
-	ctx := testCtx(t, 30*time.Second)
-	srv := startServer(t, embedded.Config{MaxPayload: 64 << 10})
-	nc := connect(t, srv)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	srv := natstest.Embedded(t, embedded.Config{Port: embedded.NoListener, MaxPayload: 64 << 10})
+	nc := natstest.Connect(t, srv)
 	js := newJS(t, nc)
 	p := newPublisher(t, ctx, nc, "big", PublisherConfig{})
 	if err := p.Announce(ctx, h264Opus); err != nil {
@@ -302,9 +306,9 @@ func TestLargeFrameSplit(t *testing.T) {
 }
 
 func TestSecondPublisherNewEpoch(t *testing.T) {
-	ctx := testCtx(t, 30*time.Second)
-	srv := startServer(t, embedded.Config{})
-	nc := connect(t, srv)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	nc := natstest.EmbeddedConn(t)
 	w, err := WatchCatalog(ctx, nc, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -377,9 +381,9 @@ func TestSecondPublisherNewEpoch(t *testing.T) {
 }
 
 func TestAnnouncementSurvivesAgeOut(t *testing.T) {
-	ctx := testCtx(t, 30*time.Second)
-	srv := startServer(t, embedded.Config{})
-	nc := connect(t, srv)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	nc := natstest.EmbeddedConn(t)
 	js := newJS(t, nc)
 	p := newPublisher(t, ctx, nc, "short", PublisherConfig{Stream: StreamConfig{MaxAge: time.Second, Storage: StorageMemory}})
 	if err := p.Announce(ctx, h264Opus); err != nil {
@@ -420,13 +424,10 @@ func TestAnnouncementSurvivesAgeOut(t *testing.T) {
 }
 
 func TestBackPressureDropsWithinStallTimeout(t *testing.T) {
-	ctx := testCtx(t, 30*time.Second)
-	srv, err := embedded.Start(ctx, embedded.Config{Port: embedded.NoListener, DataDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Shutdown(context.Background())
-	nc := connect(t, srv, nats.MaxReconnects(-1), nats.ReconnectWait(time.Hour))
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	srv := natstest.Embedded(t, embedded.Config{Port: embedded.NoListener})
+	nc := natstest.Connect(t, srv, nats.MaxReconnects(-1), nats.ReconnectWait(time.Hour))
 	const stall = 200 * time.Millisecond
 	p := newPublisher(t, ctx, nc, "bp", PublisherConfig{MaxInFlight: 2, StallTimeout: stall})
 	if err := p.Announce(ctx, h264Opus); err != nil {
@@ -490,10 +491,11 @@ func TestBackPressureDropsWithinStallTimeout(t *testing.T) {
 }
 
 func TestPublishDropsDeltasUntilKeyframe(t *testing.T) {
-	ctx := testCtx(t, 30*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
 	// The smallest max payload: parts carry HeaderRoom bytes each.
-	srv := startServer(t, embedded.Config{MaxPayload: 2 * HeaderRoom})
-	nc := connect(t, srv)
+	srv := natstest.Embedded(t, embedded.Config{Port: embedded.NoListener, MaxPayload: 2 * HeaderRoom})
+	nc := natstest.Connect(t, srv)
 	p := newPublisher(t, ctx, nc, "dk", PublisherConfig{})
 	if err := p.Announce(ctx, h264Opus); err != nil {
 		t.Fatal(err)
@@ -549,9 +551,9 @@ func TestPublisherConfigValidate(t *testing.T) {
 }
 
 func TestInvalidNamesCreateNothing(t *testing.T) {
-	ctx := testCtx(t, 20*time.Second)
-	srv := startServer(t, embedded.Config{})
-	nc := connect(t, srv)
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	nc := natstest.EmbeddedConn(t)
 	js := newJS(t, nc)
 	for _, name := range []string{"", "a.b", "a b", "cam>", "*", "ü", string(make([]byte, 65))} {
 		if _, err := NewPublisher(ctx, nc, name, PublisherConfig{}); !errors.Is(err, ErrInvalidName) {
@@ -582,9 +584,9 @@ func TestInvalidNamesCreateNothing(t *testing.T) {
 }
 
 func TestNewPublisherStorageChange(t *testing.T) {
-	ctx := testCtx(t, 20*time.Second)
-	srv := startServer(t, embedded.Config{})
-	nc := connect(t, srv)
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	nc := natstest.EmbeddedConn(t)
 	newPublisher(t, ctx, nc, "s", PublisherConfig{Stream: StreamConfig{Storage: StorageMemory}})
 	// Retention may change on an existing stream.
 	p := newPublisher(t, ctx, nc, "s", PublisherConfig{Stream: StreamConfig{Storage: StorageMemory, MaxAge: time.Minute}})
@@ -609,21 +611,21 @@ func TestNewPublisherStorageChange(t *testing.T) {
 // server over an in-process connection, acknowledgements included.
 func BenchmarkPublish(b *testing.B) {
 	av := avFrames(b)
-	srv := startServer(b, embedded.Config{})
-	nc := connect(b, srv)
-	ctx := testCtx(b, 10*time.Minute)
+	srv := natstest.Embedded(b, embedded.Config{Port: embedded.NoListener})
+	nc := natstest.Connect(b, srv)
+	ctx := b.Context()
 	p := newPublisher(b, ctx, nc, "bench", PublisherConfig{Stream: StreamConfig{Storage: StorageMemory, MaxAge: 10 * time.Second}})
-	if err := p.Announce(ctx, av.anns[0]); err != nil {
+	if err := p.Announce(ctx, av.Announcements[0]); err != nil {
 		b.Fatal(err)
 	}
 	var frameBytes int
-	for _, f := range av.frames {
+	for _, f := range av.Frames {
 		frameBytes += len(f.Data)
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
 	for range b.N {
-		for _, f := range av.frames {
+		for _, f := range av.Frames {
 			if err := p.Publish(ctx, f); err != nil {
 				b.Fatal(err)
 			}
@@ -633,7 +635,7 @@ func BenchmarkPublish(b *testing.B) {
 	pollUntil(b, ctx, "acks", func() bool { return p.Stats().InFlight == 0 })
 	b.StopTimer()
 	sec := b.Elapsed().Seconds()
-	b.ReportMetric(float64(b.N*len(av.frames))/sec, "frames/s")
+	b.ReportMetric(float64(b.N*len(av.Frames))/sec, "frames/s")
 	b.ReportMetric(float64(b.N*frameBytes)/sec/1e6, "MB/s")
 	if st := p.Stats(); st.Dropped != 0 || st.Errors != 0 {
 		b.Fatalf("stats = %+v", st)
@@ -641,9 +643,9 @@ func BenchmarkPublish(b *testing.B) {
 }
 
 func TestPublishOnClosedConnection(t *testing.T) {
-	ctx := testCtx(t, 20*time.Second)
-	srv := startServer(t, embedded.Config{})
-	nc := connect(t, srv)
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	nc := natstest.EmbeddedConn(t)
 	p := newPublisher(t, ctx, nc, "gone", PublisherConfig{})
 	if err := p.Announce(ctx, h264Opus); err != nil {
 		t.Fatal(err)
@@ -668,9 +670,9 @@ func TestPublishOnClosedConnection(t *testing.T) {
 // when the publisher closes within the PES; a group never exceeds
 // MaxAudioGroup packets.
 func TestPublishAudioGroupEdges(t *testing.T) {
-	ctx := testCtx(t, 30*time.Second)
-	srv := startServer(t, embedded.Config{})
-	nc := connect(t, srv)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	nc := natstest.EmbeddedConn(t)
 	p := newPublisher(t, ctx, nc, "grp", PublisherConfig{})
 	if err := p.Announce(ctx, h264Opus); err != nil {
 		t.Fatal(err)

@@ -13,13 +13,14 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/whepcast/whepcast/embedded"
+	"github.com/whepcast/whepcast/internal/natstest"
 )
 
 func TestSubscribeFromLatestKeyframe(t *testing.T) {
-	ctx := testCtx(t, 30*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
 	av := avFrames(t)
-	srv := startServer(t, embedded.Config{})
-	nc := connect(t, srv)
+	nc := natstest.EmbeddedConn(t)
 	js := newJS(t, nc)
 	p := newPublisher(t, ctx, nc, "gop", PublisherConfig{})
 	carried := publishAV(t, ctx, p, av)
@@ -51,19 +52,19 @@ func TestSubscribeFromLatestKeyframe(t *testing.T) {
 	}
 
 	// New frames keep coming, in order, after the replay.
-	if err := p.Publish(ctx, av.frames[0]); err != nil {
+	if err := p.Publish(ctx, av.Frames[0]); err != nil {
 		t.Fatal(err)
 	}
 	msgs = c.waitFor(t, ctx, "a live frame", func(m []Message) bool { return countFrames(m) > len(want) })
-	if got := msgs[len(msgs)-1]; !bytes.Equal(got.Frame.Data, av.frames[0].Data) {
+	if got := msgs[len(msgs)-1]; !bytes.Equal(got.Frame.Data, av.Frames[0].Data) {
 		t.Fatalf("live frame differs (seq %d)", got.Seq)
 	}
 }
 
 func TestSubscribeWithoutKeyframeGetsNewMessages(t *testing.T) {
-	ctx := testCtx(t, 30*time.Second)
-	srv := startServer(t, embedded.Config{})
-	nc := connect(t, srv)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	nc := natstest.EmbeddedConn(t)
 	p := newPublisher(t, ctx, nc, "nokey", PublisherConfig{})
 	if err := p.Announce(ctx, h264Opus); err != nil {
 		t.Fatal(err)
@@ -91,9 +92,9 @@ func TestSubscribeWithoutKeyframeGetsNewMessages(t *testing.T) {
 }
 
 func TestSubscribeWaitsForStream(t *testing.T) {
-	ctx := testCtx(t, 30*time.Second)
-	srv := startServer(t, embedded.Config{})
-	nc := connect(t, srv)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	nc := natstest.EmbeddedConn(t)
 
 	c := newCollector()
 	type result struct {
@@ -141,17 +142,13 @@ func TestSubscribeWaitsForStream(t *testing.T) {
 }
 
 func TestSubscribeSurvivesBrokerRestart(t *testing.T) {
-	ctx := testCtx(t, 60*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
 	dir := t.TempDir()
-	srv, err := embedded.Start(ctx, embedded.Config{Port: 0, DataDir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv := natstest.Embedded(t, embedded.Config{DataDir: dir})
 	url := srv.ClientURL()
 	_, portStr, _ := net.SplitHostPort(url[len("nats://"):])
 	port, _ := strconv.Atoi(portStr)
-	running := srv
-	defer func() { _ = running.Shutdown(context.Background()) }()
 
 	opts := []nats.Option{nats.MaxReconnects(-1), nats.ReconnectWait(50 * time.Millisecond)}
 	pubConn, err := nats.Connect(url, opts...)
@@ -188,10 +185,7 @@ func TestSubscribeSurvivesBrokerRestart(t *testing.T) {
 	if err := srv.Shutdown(ctx); err != nil {
 		t.Fatal(err)
 	}
-	running, err = embedded.Start(ctx, embedded.Config{Port: port, DataDir: dir})
-	if err != nil {
-		t.Fatalf("restart on port %d: %v", port, err)
-	}
+	natstest.Embedded(t, embedded.Config{Port: port, DataDir: dir})
 	select {
 	case <-reconnected:
 	case <-ctx.Done():
@@ -216,9 +210,9 @@ func TestSubscribeSurvivesBrokerRestart(t *testing.T) {
 }
 
 func TestSubscribeStreamRecreated(t *testing.T) {
-	ctx := testCtx(t, 30*time.Second)
-	srv := startServer(t, embedded.Config{})
-	nc := connect(t, srv)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	nc := natstest.EmbeddedConn(t)
 	js := newJS(t, nc)
 	p1 := newPublisher(t, ctx, nc, "re", PublisherConfig{})
 	if err := p1.Announce(ctx, h264Opus); err != nil {
@@ -263,10 +257,11 @@ func TestSubscribeStreamRecreated(t *testing.T) {
 }
 
 func TestSubscriptionEndsWithConnection(t *testing.T) {
-	ctx := testCtx(t, 20*time.Second)
-	srv := startServer(t, embedded.Config{})
-	nc := connect(t, srv)
-	newPublisher(t, ctx, connect(t, srv), "cl", PublisherConfig{})
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	srv := natstest.Embedded(t, embedded.Config{Port: embedded.NoListener})
+	nc := natstest.Connect(t, srv)
+	newPublisher(t, ctx, natstest.Connect(t, srv), "cl", PublisherConfig{})
 	s, err := Subscribe(ctx, nc, "cl", SubscribeOptions{}, func(Message) {})
 	if err != nil {
 		t.Fatal(err)
@@ -305,10 +300,11 @@ func TestResumeAt(t *testing.T) {
 // keyframe stored since, resumes at that keyframe (the announcement before
 // it) instead of delivering the backlog of stale frames in one burst.
 func TestSubscriptionSkipsStaleBacklog(t *testing.T) {
-	ctx := testCtx(t, 30*time.Second)
-	srv := startServer(t, embedded.Config{})
-	pubConn := connect(t, srv)
-	subConn := connect(t, srv)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	srv := natstest.Embedded(t, embedded.Config{Port: embedded.NoListener})
+	pubConn := natstest.Connect(t, srv)
+	subConn := natstest.Connect(t, srv)
 	p := newPublisher(t, ctx, pubConn, "stale", PublisherConfig{})
 	if err := p.Announce(ctx, h264Opus); err != nil {
 		t.Fatal(err)
