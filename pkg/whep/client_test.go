@@ -24,14 +24,8 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// testTimeout bounds every test.
+// testTimeout bounds every wait of a test and every request.
 const testTimeout = 30 * time.Second
-
-func testContext(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
-	t.Cleanup(cancel)
-	return ctx
-}
 
 func testLogger(t *testing.T) *slog.Logger {
 	if os.Getenv("WHEP_TEST_LOG") != "" {
@@ -189,7 +183,7 @@ func (c *testClient) waitConnected(t *testing.T, ctx context.Context) {
 	case <-c.connected:
 	case <-c.failed:
 		t.Fatal("client connection failed")
-	case <-ctx.Done():
+	case <-time.After(testTimeout):
 		t.Fatal("client did not connect")
 	}
 }
@@ -200,21 +194,26 @@ func (c *testClient) waitTrack(t *testing.T, ctx context.Context) *webrtc.TrackR
 	select {
 	case tr := <-c.tracks:
 		return tr
-	case <-ctx.Done():
+	case <-time.After(testTimeout):
 		t.Fatal("no track received")
 		return nil
 	}
 }
 
-// waitFor polls cond until it holds or ctx ends.
+// waitFor polls cond until it holds, at most testTimeout or until ctx
+// ends.
 func waitFor(t *testing.T, ctx context.Context, what string, cond func() bool) {
 	t.Helper()
 	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
+	deadline := time.NewTimer(testTimeout)
+	defer deadline.Stop()
 	for !cond() {
 		select {
-		case <-ctx.Done():
+		case <-deadline.C:
 			t.Fatalf("timed out waiting for %s", what)
+		case <-ctx.Done():
+			t.Fatalf("waiting for %s: %v", what, ctx.Err())
 		case <-tick.C:
 		}
 	}

@@ -20,7 +20,7 @@ func isClosed(ch <-chan struct{}) bool {
 // TestDrainTimeout keeps the sessions of a draining server until
 // DrainTimeout, then closes them; Drained follows.
 func TestDrainTimeout(t *testing.T) {
-	ctx := testContext(t)
+	ctx := t.Context()
 	const timeout = 400 * time.Millisecond
 	ts := newTestServer(t, func(c *Config) { c.DrainTimeout = timeout })
 	fastEvents(ts)
@@ -48,7 +48,7 @@ func TestDrainTimeout(t *testing.T) {
 	}
 	select {
 	case <-ts.srv.Drained():
-	case <-ctx.Done():
+	case <-time.After(testTimeout):
 		t.Fatal("not drained after DrainTimeout")
 	}
 	if el := time.Since(began); el < timeout {
@@ -71,7 +71,7 @@ func TestDrainTimeout(t *testing.T) {
 // is deleted, long before DrainTimeout; a server with no session is drained
 // at once; DrainTimeout 0 keeps sessions until Close.
 func TestDrainedWhenSessionsLeave(t *testing.T) {
-	ctx := testContext(t)
+	ctx := t.Context()
 	ts := newTestServer(t, func(c *Config) { c.DrainTimeout = time.Hour })
 	ts.catalog.set(liveEntry("cam", trackH264))
 	location := ts.newSession(t, ctx, "cam")
@@ -84,7 +84,7 @@ func TestDrainedWhenSessionsLeave(t *testing.T) {
 	}
 	select {
 	case <-ts.srv.Drained():
-	case <-ctx.Done():
+	case <-time.After(testTimeout):
 		t.Fatal("not drained once the last session left")
 	}
 

@@ -12,6 +12,8 @@ import (
 
 	"github.com/pion/webrtc/v4"
 
+	"github.com/whepcast/whepcast/embedded"
+	"github.com/whepcast/whepcast/internal/natstest"
 	"github.com/whepcast/whepcast/pkg/bus"
 	"github.com/whepcast/whepcast/pkg/relay"
 )
@@ -136,7 +138,7 @@ func (c *sseClient) next(t *testing.T, ctx context.Context) (sseItem, bool) {
 				t.Fatalf("event %+v", it)
 			}
 			return it, true
-		case <-ctx.Done():
+		case <-time.After(testTimeout):
 			t.Fatal("no event in time")
 		}
 	}
@@ -197,7 +199,7 @@ func (ts *testServer) newSession(t *testing.T, ctx context.Context, stream strin
 // TestEventsLink checks that the extension is announced on the 201 only,
 // with the session's entry point.
 func TestEventsLink(t *testing.T) {
-	ctx := testContext(t)
+	ctx := t.Context()
 	ts := newTestServer(t, func(c *Config) { c.MaxWaiting = 0 })
 	ts.catalog.set(liveEntry("cam", trackH264, trackOpus))
 	ts.catalog.set(liveEntry("aac", trackAAC))
@@ -235,7 +237,7 @@ func TestEventsLink(t *testing.T) {
 // follows it: the initial viewer count, its change, keep-alives, reconnect
 // on Drain, the end on DELETE of the session, and 404 afterwards.
 func TestEventStream(t *testing.T) {
-	ctx := testContext(t)
+	ctx := t.Context()
 	ts := newTestServer(t, nil)
 	fastEvents(ts)
 	ts.catalog.set(liveEntry("cam", trackH264))
@@ -259,7 +261,7 @@ func TestEventStream(t *testing.T) {
 				t.Fatalf("got %+v, want a keep-alive", it)
 			}
 			seen++
-		case <-ctx.Done():
+		case <-time.After(testTimeout):
 			t.Fatal("no keep-alive")
 		}
 	}
@@ -298,7 +300,7 @@ func TestEventStream(t *testing.T) {
 // TestEventStreamDelete ends an event stream by DELETE: its reader ends,
 // later requests are 404, and the session goes on.
 func TestEventStreamDelete(t *testing.T) {
-	ctx := testContext(t)
+	ctx := t.Context()
 	ts := newTestServer(t, nil)
 	fastEvents(ts)
 	ts.catalog.set(liveEntry("cam", trackH264))
@@ -324,7 +326,7 @@ func TestEventStreamDelete(t *testing.T) {
 // TestEventStreamLimits checks the bounds: a fifth event stream ends the
 // oldest, and a second reader of a stream ends the first.
 func TestEventStreamLimits(t *testing.T) {
-	ctx := testContext(t)
+	ctx := t.Context()
 	ts := newTestServer(t, nil)
 	fastEvents(ts)
 	ts.catalog.set(liveEntry("cam", trackH264))
@@ -353,7 +355,7 @@ func TestEventStreamLimits(t *testing.T) {
 // TestEventsEntryGet reads every event from a GET of the entry point (for
 // EventSource-only players): its stream exists for that request only.
 func TestEventsEntryGet(t *testing.T) {
-	ctx := testContext(t)
+	ctx := t.Context()
 	ts := newTestServer(t, nil)
 	fastEvents(ts)
 	ts.catalog.set(liveEntry("cam", trackH264))
@@ -382,7 +384,7 @@ func TestEventsEntryGet(t *testing.T) {
 // TestEventsPlaying follows a connected session: active, then inactive when
 // its frames stop (the viewer ended with the stream), then the end.
 func TestEventsPlaying(t *testing.T) {
-	ctx := testContext(t)
+	ctx := t.Context()
 	ts := newTestServer(t, nil)
 	fastEvents(ts)
 	ts.catalog.set(liveEntry("cam", trackH264))
@@ -399,7 +401,7 @@ func TestEventsPlaying(t *testing.T) {
 // frames stop is inactive after inactiveAfter, active again when they
 // resume; the catalog's end of the stream makes it inactive too.
 func TestEventsFrames(t *testing.T) {
-	ctx := testContext(t)
+	ctx := t.Context()
 	ts := newTestServer(t, nil)
 	h := ts.srv.events
 	h.tick = time.Hour // update is called by the test
@@ -465,7 +467,7 @@ func TestEventsFrames(t *testing.T) {
 
 // TestEventsErrors checks the status codes of the extension's resources.
 func TestEventsErrors(t *testing.T) {
-	ctx := testContext(t)
+	ctx := t.Context()
 	open := newTestServer(t, nil)
 	auth := newTestServer(t, func(c *Config) { c.Tokens = []string{"s3cret"}; c.NodeID = "node-b" })
 	for _, ts := range []*testServer{open, auth} {
@@ -551,10 +553,10 @@ func TestEventsErrors(t *testing.T) {
 // node B: create, read, reconnect on A's Drain, and the end when the session
 // is deleted through B.
 func TestEventsForwarded(t *testing.T) {
-	ctx := testContext(t)
-	connect := startNATS(t)
-	a := newTestServer(t, func(c *Config) { c.NodeID = "node-a" }, func(d *Deps) { d.Conn = connect() })
-	b := newTestServer(t, func(c *Config) { c.NodeID = "node-b" }, func(d *Deps) { d.Conn = connect() })
+	ctx := t.Context()
+	ns := natstest.Embedded(t, embedded.Config{Port: embedded.NoListener})
+	a := newTestServer(t, func(c *Config) { c.NodeID = "node-a" }, func(d *Deps) { d.Conn = natstest.Connect(t, ns) })
+	b := newTestServer(t, func(c *Config) { c.NodeID = "node-b" }, func(d *Deps) { d.Conn = natstest.Connect(t, ns) })
 	fastEvents(a)
 	fastEvents(b)
 	a.catalog.set(liveEntry("cam", trackH264))
@@ -574,7 +576,7 @@ func TestEventsForwarded(t *testing.T) {
 				t.Fatalf("got %+v, want a keep-alive", it)
 			}
 			seen++
-		case <-ctx.Done():
+		case <-time.After(testTimeout):
 			t.Fatal("no keep-alive")
 		}
 	}
@@ -619,10 +621,10 @@ func TestEventsForwarded(t *testing.T) {
 
 // TestEventsOwnerGone ends B's relayed stream when A closes.
 func TestEventsOwnerGone(t *testing.T) {
-	ctx := testContext(t)
-	connect := startNATS(t)
-	a := newTestServer(t, func(c *Config) { c.NodeID = "node-a" }, func(d *Deps) { d.Conn = connect() })
-	b := newTestServer(t, func(c *Config) { c.NodeID = "node-b" }, func(d *Deps) { d.Conn = connect() })
+	ctx := t.Context()
+	ns := natstest.Embedded(t, embedded.Config{Port: embedded.NoListener})
+	a := newTestServer(t, func(c *Config) { c.NodeID = "node-a" }, func(d *Deps) { d.Conn = natstest.Connect(t, ns) })
+	b := newTestServer(t, func(c *Config) { c.NodeID = "node-b" }, func(d *Deps) { d.Conn = natstest.Connect(t, ns) })
 	fastEvents(b)
 	a.catalog.set(liveEntry("cam", trackH264))
 	location := a.newSession(t, ctx, "cam")
@@ -633,7 +635,7 @@ func TestEventsOwnerGone(t *testing.T) {
 	}
 	es.wantEnd(t, ctx)
 	// And B's own Close ends the streams it relays.
-	c := newTestServer(t, func(c *Config) { c.NodeID = "node-c" }, func(d *Deps) { d.Conn = connect() })
+	c := newTestServer(t, func(c *Config) { c.NodeID = "node-c" }, func(d *Deps) { d.Conn = natstest.Connect(t, ns) })
 	c.catalog.set(liveEntry("cam", trackH264))
 	loc := c.newSession(t, ctx, "cam")
 	es = b.openEvents(t, ctx, b.postEvents(t, ctx, loc, `["viewercount"]`))

@@ -1,49 +1,25 @@
 package whep
 
 import (
-	"context"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/whepcast/whepcast/embedded"
+	"github.com/whepcast/whepcast/internal/natstest"
 	"github.com/whepcast/whepcast/pkg/sdpfrag"
 )
-
-// startNATS runs an in-process NATS server and returns a connect function.
-func startNATS(t *testing.T) func() *nats.Conn {
-	t.Helper()
-	ctx := testContext(t)
-	srv, err := embedded.Start(ctx, embedded.Config{Port: embedded.NoListener, DataDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-	})
-	return func() *nats.Conn {
-		nc, err := srv.Connect()
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(nc.Close)
-		return nc
-	}
-}
 
 // TestForwarding plays a session on node A and PATCHes and DELETEs it
 // through node B.
 func TestForwarding(t *testing.T) {
-	ctx := testContext(t)
-	connect := startNATS(t)
-	a := newTestServer(t, func(c *Config) { c.NodeID = "node-a" }, func(d *Deps) { d.Conn = connect() })
-	b := newTestServer(t, func(c *Config) { c.NodeID = "node-b" }, func(d *Deps) { d.Conn = connect() })
+	ctx := t.Context()
+	ns := natstest.Embedded(t, embedded.Config{Port: embedded.NoListener})
+	a := newTestServer(t, func(c *Config) { c.NodeID = "node-a" }, func(d *Deps) { d.Conn = natstest.Connect(t, ns) })
+	b := newTestServer(t, func(c *Config) { c.NodeID = "node-b" }, func(d *Deps) { d.Conn = natstest.Connect(t, ns) })
 	a.catalog.set(liveEntry("cam", trackH264, trackOpus))
 	b.catalog.set(liveEntry("cam", trackH264, trackOpus))
 
@@ -122,10 +98,10 @@ func TestForwarding(t *testing.T) {
 // TestForwardToClosedNode checks that a node that closed answers 404 for
 // its former sessions through another node.
 func TestForwardToClosedNode(t *testing.T) {
-	ctx := testContext(t)
-	connect := startNATS(t)
-	a := newTestServer(t, func(c *Config) { c.NodeID = "node-a" }, func(d *Deps) { d.Conn = connect() })
-	b := newTestServer(t, func(c *Config) { c.NodeID = "node-b" }, func(d *Deps) { d.Conn = connect() })
+	ctx := t.Context()
+	ns := natstest.Embedded(t, embedded.Config{Port: embedded.NoListener})
+	a := newTestServer(t, func(c *Config) { c.NodeID = "node-a" }, func(d *Deps) { d.Conn = natstest.Connect(t, ns) })
+	b := newTestServer(t, func(c *Config) { c.NodeID = "node-b" }, func(d *Deps) { d.Conn = natstest.Connect(t, ns) })
 	a.catalog.set(liveEntry("cam", trackH264))
 	resp, body := a.post(t, ctx, "cam", fixedOffer("video"), nil)
 	if resp.StatusCode != 201 {

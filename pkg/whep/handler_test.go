@@ -118,7 +118,7 @@ var (
 // against one open server (with STUN and TURN servers configured) and one
 // that needs a token.
 func TestStatusCodes(t *testing.T) {
-	ctx := testContext(t)
+	ctx := t.Context()
 	turnAddr := startTURN(t)
 	open := newTestServer(t, func(c *Config) {
 		c.WaitTimeout = 200 * time.Millisecond
@@ -404,7 +404,7 @@ func TestStatusCodes(t *testing.T) {
 // TestOverload checks the 503s: MaxSessions, MaxSessionsPerStream,
 // MaxWaiting and Drain, each with Retry-After.
 func TestOverload(t *testing.T) {
-	ctx := testContext(t)
+	ctx := t.Context()
 	ts := newTestServer(t, func(c *Config) {
 		c.MaxSessions = 3
 		c.MaxSessionsPerStream = 2
@@ -455,7 +455,7 @@ func TestOverload(t *testing.T) {
 		if st != 503 {
 			t.Fatalf("held POST after Drain = %d, want 503", st)
 		}
-	case <-ctx.Done():
+	case <-time.After(testTimeout):
 		t.Fatal("held POST not woken by Drain")
 	}
 	want("a", 503)
@@ -469,7 +469,7 @@ func TestOverload(t *testing.T) {
 
 // TestNoHold checks that MaxWaiting 0 answers 409 at once.
 func TestNoHold(t *testing.T) {
-	ctx := testContext(t)
+	ctx := t.Context()
 	ts := newTestServer(t, func(c *Config) { c.MaxWaiting = 0; c.WaitTimeout = time.Hour })
 	resp, body := ts.post(t, ctx, "off", fixedOffer("video"), nil)
 	if resp.StatusCode != 409 || resp.Header.Get("Retry-After") != "5" {
@@ -484,7 +484,7 @@ var _ context.Context
 // TestSlowBody checks that a client that stops sending its body gets 400
 // after BodyTimeout instead of holding the request forever.
 func TestSlowBody(t *testing.T) {
-	ctx := testContext(t)
+	ctx := t.Context()
 	ts := newTestServer(t, func(c *Config) { c.BodyTimeout = 200 * time.Millisecond })
 	ts.catalog.set(liveEntry("cam", trackH264))
 	var d net.Dialer

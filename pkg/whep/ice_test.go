@@ -68,7 +68,7 @@ func TestNewConfigErrors(t *testing.T) {
 			mod(&c)
 			s, err := New(c, deps)
 			if err == nil {
-				_ = s.Close(testContext(t))
+				_ = s.Close(t.Context())
 				t.Fatal("New succeeded")
 			}
 			if !errors.Is(err, ErrInvalidConfig) {
@@ -85,7 +85,7 @@ func TestNewConfigErrors(t *testing.T) {
 // candidates on the one UDP port, ICE-TCP passive candidates, and public IPs
 // replacing host addresses.
 func TestICEAddresses(t *testing.T) {
-	ctx := testContext(t)
+	ctx := t.Context()
 	ts := newTestServer(t, func(c *Config) { c.ICETCPAddr = "127.0.0.1:0" })
 	ts.catalog.set(liveEntry("cam", trackH264))
 	port := ts.srv.ICEUDPAddrs()[0].String()

@@ -156,7 +156,7 @@ func histogramOfDelays(ds ...time.Duration) relay.DelayHistogram {
 }
 
 func TestDelayHistograms(t *testing.T) {
-	ctx := testContext(t)
+	ctx := t.Context()
 	busDelays := histogramOfDelays(80*time.Microsecond, 300*time.Microsecond, 3*time.Millisecond, 2*time.Second)
 	ingestDelays := histogramOfDelays(20*time.Millisecond, 40*time.Millisecond)
 	ts := newTestServer(t, nil, func(d *Deps) {

@@ -64,7 +64,7 @@ func applyRestartAnswer(t *testing.T, c *testClient, frag *sdpfrag.Fragment) {
 }
 
 func TestTrickleAndICERestart(t *testing.T) {
-	ctx := testContext(t)
+	ctx := t.Context()
 	ts := newTestServer(t, nil)
 	ts.catalog.set(liveEntry("cam", trackH264, trackOpus))
 	c, resp := ts.playSession(t, ctx, "cam", webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio)

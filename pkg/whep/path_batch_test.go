@@ -10,7 +10,7 @@ import (
 func TestSessionBatchesToSelectedPath(t *testing.T) {
 	for _, gso := range []bool{true, false} {
 		t.Run(map[bool]string{true: "gso", false: "off"}[gso], func(t *testing.T) {
-			ctx := testContext(t)
+			ctx := t.Context()
 			ts := newTestServer(t, func(c *Config) { c.UDPGSO = gso })
 			ts.catalog.set(liveEntry("cam", trackH264, trackOpus))
 			c, _ := ts.playSession(t, ctx, "cam", webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio)

@@ -35,7 +35,7 @@ func (ts *testServer) waitSessions(t *testing.T, ctx context.Context, n int) {
 }
 
 func TestDeleteReleasesEverything(t *testing.T) {
-	ctx := testContext(t)
+	ctx := t.Context()
 	ts := newTestServer(t, nil)
 	ts.catalog.set(liveEntry("cam", trackH264, trackOpus))
 	c, resp := ts.playSession(t, ctx, "cam", webrtc.RTPCodecTypeVideo)
@@ -64,7 +64,7 @@ func TestDeleteReleasesEverything(t *testing.T) {
 	ts.waitSessions(t, ctx, 0)
 	select { // ICE consent revoked: the client sees its connection close
 	case <-c.failed:
-	case <-ctx.Done():
+	case <-time.After(testTimeout):
 		t.Fatal("client connection still up after DELETE")
 	}
 	if got := metricValue(t, ts.reg, "whepcast_whep_sessions_closed_total", "reason", reasonDelete); got != 1 {
@@ -88,7 +88,7 @@ func TestDeleteReleasesEverything(t *testing.T) {
 }
 
 func TestSessionsList(t *testing.T) {
-	ctx := testContext(t)
+	ctx := t.Context()
 	ts := newTestServer(t, nil)
 	ts.catalog.set(liveEntry("cam", trackH264, trackOpus))
 	c, resp := ts.playSession(t, ctx, "cam", webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio)
@@ -112,7 +112,7 @@ func TestSessionsList(t *testing.T) {
 }
 
 func TestPeerCloseEndsSession(t *testing.T) {
-	ctx := testContext(t)
+	ctx := t.Context()
 	ts := newTestServer(t, nil)
 	ts.catalog.set(liveEntry("cam", trackH264))
 	c, _ := ts.playSession(t, ctx, "cam", webrtc.RTPCodecTypeVideo)
@@ -129,7 +129,7 @@ func TestPeerCloseEndsSession(t *testing.T) {
 }
 
 func TestConnectTimeoutEndsSession(t *testing.T) {
-	ctx := testContext(t)
+	ctx := t.Context()
 	ts := newTestServer(t, func(c *Config) { c.ConnectTimeout = 200 * time.Millisecond })
 	ts.catalog.set(liveEntry("cam", trackH264))
 	resp, body := ts.post(t, ctx, "cam", fixedOffer("video"), nil)
@@ -150,7 +150,7 @@ func TestConnectTimeoutEndsSession(t *testing.T) {
 }
 
 func TestViewerEndEndsSession(t *testing.T) {
-	ctx := testContext(t)
+	ctx := t.Context()
 	ts := newTestServer(t, nil)
 	ts.catalog.set(liveEntry("cam", trackH264))
 	c, _ := ts.playSession(t, ctx, "cam", webrtc.RTPCodecTypeVideo)
@@ -159,7 +159,7 @@ func TestViewerEndEndsSession(t *testing.T) {
 	ts.waitSessions(t, ctx, 0)
 	select {
 	case <-c.failed:
-	case <-ctx.Done():
+	case <-time.After(testTimeout):
 		t.Fatal("client still connected after the viewer ended")
 	}
 	if got := metricValue(t, ts.reg, "whepcast_whep_sessions_closed_total", "reason", reasonViewerEnded); got != 1 {
@@ -170,7 +170,7 @@ func TestViewerEndEndsSession(t *testing.T) {
 // TestICEFailureEndsSession cuts the client's socket (no DTLS close), so
 // that the server hears nothing more: ICE fails and the session closes.
 func TestICEFailureEndsSession(t *testing.T) {
-	ctx := testContext(t)
+	ctx := t.Context()
 	ts := newTestServer(t, func(c *Config) {
 		c.ICEDisconnectedTimeout = 300 * time.Millisecond
 		c.ICEFailedTimeout = 600 * time.Millisecond
@@ -203,7 +203,7 @@ func TestICEFailureEndsSession(t *testing.T) {
 	c.setAnswer(t, body)
 	select {
 	case <-connected:
-	case <-ctx.Done():
+	case <-time.After(testTimeout):
 		t.Fatal("not connected")
 	}
 	_ = conn.Close() // the client vanishes
@@ -215,7 +215,7 @@ func TestICEFailureEndsSession(t *testing.T) {
 
 // TestHoldUntilLive holds a POST until its stream goes live.
 func TestHoldUntilLive(t *testing.T) {
-	ctx := testContext(t)
+	ctx := t.Context()
 	// A short BodyTimeout: the hold must outlive it (the read deadline is
 	// lifted once the offer is in).
 	ts := newTestServer(t, func(c *Config) { c.BodyTimeout = 50 * time.Millisecond })
@@ -252,7 +252,7 @@ func TestHoldUntilLive(t *testing.T) {
 	var r result
 	select {
 	case r = <-res:
-	case <-ctx.Done():
+	case <-time.After(testTimeout):
 		t.Fatal("not answered after live")
 	}
 	if r.status != 201 {
@@ -269,7 +269,7 @@ func TestHoldUntilLive(t *testing.T) {
 // TestHoldReleasedWhenClientGoesAway cancels a held POST: the hold is
 // released at once and nothing is joined when the stream goes live later.
 func TestHoldReleasedWhenClientGoesAway(t *testing.T) {
-	ctx := testContext(t)
+	ctx := t.Context()
 	ts := newTestServer(t, func(c *Config) { c.WaitTimeout = time.Hour })
 	reqCtx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
@@ -300,7 +300,7 @@ func TestHoldReleasedWhenClientGoesAway(t *testing.T) {
 // (DELETE, client close, viewer end, connect timeout, refused offers) and
 // checks that sessions, holds, slots and goroutines return to baseline.
 func TestManySessionsReturnToBaseline(t *testing.T) {
-	ctx := testContext(t)
+	ctx := t.Context()
 	ts := newTestServer(t, func(c *Config) { c.ConnectTimeout = 2 * time.Second; c.WaitTimeout = 50 * time.Millisecond })
 	ts.catalog.set(liveEntry("cam", trackH264, trackOpus))
 	ts.catalog.set(liveEntry("aac", trackAAC))
