@@ -122,7 +122,7 @@ func TestClusterAuth(t *testing.T) {
 			t.Fatal(err)
 		}
 		if b, err := broker.Start(ctx, cfg, whepLogger(), broker.Options{}); err == nil {
-			_ = b.Stop()
+			_ = b.Shutdown(context.Background())
 			t.Fatalf("broker %v started", args)
 		} else if !strings.Contains(err.Error(), "uthorization") {
 			t.Fatalf("broker %v: %v, want an authorization error", args, err)
@@ -230,7 +230,7 @@ func TestClusterCreds(t *testing.T) {
 		}
 		b, err := broker.Start(ctx, cfg, whepLogger(), broker.Options{})
 		if err == nil {
-			_ = b.Stop()
+			_ = b.Shutdown(context.Background())
 			t.Fatalf("broker %v started", args)
 		}
 		return err

@@ -76,7 +76,7 @@ func startBroker(t *testing.T, ctx context.Context, opts broker.Options, args ..
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if err := b.Stop(); err != nil {
+		if err := b.Shutdown(context.Background()); err != nil {
 			t.Errorf("broker stop: %v", err)
 		}
 	})

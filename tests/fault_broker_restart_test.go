@@ -33,7 +33,7 @@ func TestFaultBrokerRestart(t *testing.T) {
 	v := playStream(t, ctx, url, "cam")
 	v.waitPackets(t, ctx, mimeH264, v.count(mimeH264)+30)
 
-	if err := b1.Stop(); err != nil {
+	if err := b1.Shutdown(ctx); err != nil {
 		t.Fatalf("broker stop: %v", err)
 	}
 	stopped := time.Now()

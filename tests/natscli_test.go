@@ -55,7 +55,7 @@ func TestREADMENatsRecipes(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if err := b.Stop(); err != nil {
+		if err := b.Shutdown(context.Background()); err != nil {
 			t.Errorf("broker stop: %v", err)
 		}
 	})

@@ -52,7 +52,7 @@ func BenchmarkIngest(b *testing.B) {
 			}
 			b.ReportMetric(float64(frames*b.N)/b.Elapsed().Seconds(), "frames/s")
 		})
-		if err := br.Stop(); err != nil {
+		if err := br.Shutdown(context.Background()); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -109,7 +109,7 @@ func Run(ctx context.Context, cfg *config.Broker, logger *slog.Logger, opts Opti
 }
 
 // Start binds the listeners, starts or connects to NATS and starts serving;
-// the broker runs until ctx is done or Stop is called. On error nothing is
+// the broker runs until ctx is done or Shutdown is called. On error nothing is
 // left running. cfg must be valid (config.Broker.Validate).
 func Start(ctx context.Context, cfg *config.Broker, logger *slog.Logger, opts Options) (*Broker, error) {
 	if logger == nil {
@@ -430,14 +430,21 @@ func (b *Broker) Publications() *ingest.Publications { return b.reg }
 func (b *Broker) Done() <-chan struct{} { return b.done }
 
 // Wait waits until the broker has stopped and returns why (nil after a
-// clean stop caused by the context or Stop).
+// clean stop caused by the context or Shutdown).
 func (b *Broker) Wait() error {
 	<-b.done
 	return b.err
 }
 
-// Stop stops the broker and waits for it (see Wait).
-func (b *Broker) Stop() error {
+// Shutdown stops the broker gracefully, as when its context ends, and waits
+// until it has stopped (see Wait) or ctx ends; then it returns ctx's error
+// and the shutdown goes on (bounded by Options.ShutdownTimeout).
+func (b *Broker) Shutdown(ctx context.Context) error {
 	b.cancel()
-	return b.Wait()
+	select {
+	case <-b.done:
+		return b.err
+	case <-ctx.Done():
+		return fmt.Errorf("broker: shutdown: %w", ctx.Err())
+	}
 }

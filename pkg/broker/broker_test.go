@@ -70,7 +70,7 @@ func startBroker(t testing.TB, cfg *config.Broker, opts Options) *Broker {
 	}
 	t.Cleanup(func() {
 		done := make(chan error, 1)
-		go func() { done <- b.Stop() }()
+		go func() { done <- b.Shutdown(context.Background()) }()
 		select {
 		case err := <-done:
 			if err != nil {
@@ -663,7 +663,7 @@ func TestStartFailsFast(t *testing.T) {
 			}
 			b, err := Start(testContext(t), cfg, testLogger(t), Options{ShutdownTimeout: 5 * time.Second})
 			if err == nil {
-				b.Stop()
+				b.Shutdown(context.Background())
 				t.Fatal("Start succeeded")
 			}
 			if !strings.Contains(err.Error(), c.want) {
@@ -698,7 +698,7 @@ func TestWHEPHook(t *testing.T) {
 	case <-time.After(testDeadline):
 		t.Fatal("WHEP not started")
 	}
-	if err := b.Stop(); err != nil {
+	if err := b.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	select {

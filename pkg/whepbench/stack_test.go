@@ -47,7 +47,7 @@ func startStack(t *testing.T) stack {
 	}
 	t.Cleanup(func() {
 		done := make(chan error, 1)
-		go func() { done <- b.Stop() }()
+		go func() { done <- b.Shutdown(context.Background()) }()
 		select {
 		case err := <-done:
 			if err != nil {
