@@ -46,12 +46,42 @@ go test -race -timeout 30m -count=1 ./...
 
 # Bounded fuzzing of what parses untrusted input, from the corpora committed
 # under each package's testdata/fuzz (a crasher found here is written there
-# and fails the run). WHEPCAST_FUZZTIME sets the time per target (0: skip).
+# and fails the run). WHEPCAST_FUZZTIME sets the time per target: seconds
+# (15s), minutes (2m) or a number of inputs (5000x); 0 skips the fuzzing.
+#
+# Each target must run at least fuzz_min_rate inputs per second of
+# WHEPCAST_FUZZTIME (or all N of Nx): a target that reports a handful of
+# inputs is not being fuzzed at all. -fuzzminimizetime bounds how many runs
+# the fuzzer spends shrinking each new interesting input: by default it
+# spends up to 60 s on each, and for inputs of a few kilobytes (MPEG-TS
+# streams) it never finishes within the fuzzing time, so nothing else runs.
 fuzztime=${WHEPCAST_FUZZTIME:-15s}
-if [ "$fuzztime" != 0 ]; then
-  for target in FuzzDemuxer:./pkg/tsframes/ FuzzParse:./pkg/sdpfrag/ \
-                FuzzDecoder:./pkg/bus/ FuzzPacketizeH264:./pkg/relay/; do
-    echo "test.sh: fuzzing ${target%%:*} (${target#*:}) for $fuzztime"
-    go test -run '^$' -fuzz "^${target%%:*}\$" -fuzztime "$fuzztime" "${target#*:}"
-  done
+fuzz_min_rate=500
+case $fuzztime in
+  0) exit 0 ;;
+  *[!0-9]*[smx] | [smx]) bad=1 ;;
+  *s) fuzz_min=$(( ${fuzztime%s} * fuzz_min_rate )) ;;
+  *m) fuzz_min=$(( ${fuzztime%m} * 60 * fuzz_min_rate )) ;;
+  *x) fuzz_min=${fuzztime%x} ;;
+  *) bad=1 ;;
+esac
+if [ -n "${bad:-}" ]; then
+  echo "test.sh: WHEPCAST_FUZZTIME=$fuzztime: want seconds (15s), minutes (2m), a count (5000x) or 0" >&2
+  exit 1
 fi
+fuzz_log=$(mktemp)
+trap 'rm -f "$fuzz_log"' EXIT
+for target in FuzzDemuxer:./pkg/tsframes/ FuzzParse:./pkg/sdpfrag/ \
+              FuzzDecoder:./pkg/bus/ FuzzPacketizeH264:./pkg/relay/; do
+  name=${target%%:*} pkg=${target#*:}
+  echo "test.sh: fuzzing $name ($pkg) for $fuzztime"
+  go test -run '^$' -fuzz "^$name\$" -fuzztime "$fuzztime" -fuzzminimizetime 100x "$pkg" 2>&1 | tee "$fuzz_log"
+  execs=$(grep -o 'execs: [0-9]*' "$fuzz_log" | tail -n 1 | cut -d' ' -f2)
+  if [ -z "$execs" ] || [ "$execs" -lt "$fuzz_min" ]; then
+    echo "test.sh: $name ran ${execs:-no} inputs in $fuzztime, below the minimum of $fuzz_min" \
+         "($fuzz_min_rate per second): it is not being fuzzed (an input that waits or" \
+         "a minimization that never ends; GODEBUG=fuzzdebug=1 shows what the fuzzer does)" >&2
+    exit 1
+  fi
+  echo "test.sh: $name: $execs inputs (minimum $fuzz_min)"
+done

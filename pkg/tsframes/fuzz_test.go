@@ -16,6 +16,15 @@ import (
 // fixtures (the start of av.ts and aac.ts, a mid-packet cut of av.ts, the PMT
 // change of pmtchange.ts, a truncated head), noise, fake packets and
 // synthetic streams; the synthetic streams of the tests are added here.
+//
+// Run it with a bounded minimization, as scripts/test.sh does:
+//
+//	go test -run '^$' -fuzz '^FuzzDemuxer$' -fuzzminimizetime 100x ./pkg/tsframes/
+//
+// Without it the fuzzer spends up to 60 s (-fuzzminimizetime's default)
+// shrinking every new interesting input; its byte-subset step is quadratic
+// in the input's size, so on streams of a few kilobytes it never finishes
+// and runs a handful of inputs per minute instead of thousands per second.
 func FuzzDemuxer(f *testing.F) {
 	for _, seed := range syntheticSeeds(f) {
 		f.Add(seed)
