@@ -75,7 +75,7 @@ func TestNewClipErrors(t *testing.T) {
 }
 
 func TestBundledSample(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	c, err := loadClip(ctx, Sample())
 	if err != nil {

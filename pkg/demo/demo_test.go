@@ -137,7 +137,7 @@ func synthClip(t *testing.T) *clip {
 // runLoop runs c.loop until the recorder's limit, with a deadline.
 func runLoop(t *testing.T, c *clip, rec *recorder, clock Clock) error {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	rec.cancel = cancel
 	if rec.clock == nil {
@@ -268,7 +268,7 @@ func (c *blockingClock) After(d time.Duration) <-chan time.Time {
 func TestCancelReturnsPromptly(t *testing.T) {
 	c := synthClip(t)
 	clock := &blockingClock{waiting: make(chan time.Duration, 1)}
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	rec := &recorder{limit: 1000, clock: clock, cancel: cancel}
 	done := make(chan error, 1)
@@ -329,7 +329,7 @@ func (failingAnnouncer) Announce(context.Context, tsframes.Announcement) error {
 func TestAnnounceError(t *testing.T) {
 	c := synthClip(t)
 	pub := &failingAnnouncer{}
-	err := c.loop(context.Background(), pub, newFakeClock(), discardLogger)
+	err := c.loop(t.Context(), pub, newFakeClock(), discardLogger)
 	if err == nil || err.Error() != "demo: announcing the clip's tracks: no bus" {
 		t.Errorf("Loop returned %v", err)
 	}
@@ -339,7 +339,7 @@ func TestAnnounceError(t *testing.T) {
 }
 
 func TestLoopNilPublisher(t *testing.T) {
-	if err := Loop(context.Background(), nil, Options{}); err == nil {
+	if err := Loop(t.Context(), nil, Options{}); err == nil {
 		t.Error("Loop accepted a nil Publisher")
 	}
 }
@@ -364,7 +364,7 @@ func TestTicksToDuration(t *testing.T) {
 }
 
 func TestBundledSampleLoopsSeamlessly(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	clock := newFakeClock()
 	// Two full passes and the start of the third.
@@ -410,7 +410,7 @@ func TestBundledSampleLoopsSeamlessly(t *testing.T) {
 }
 
 func TestLoopRejectsABadSample(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	for name, data := range map[string][]byte{
 		"garbage": bytes.Repeat([]byte("not MPEG-TS "), 100),

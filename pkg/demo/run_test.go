@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/whepcast/whepcast/embedded"
+	"github.com/whepcast/whepcast/internal/natstest"
 	"github.com/whepcast/whepcast/pkg/bus"
 	"github.com/whepcast/whepcast/pkg/tsframes"
 )
@@ -14,22 +14,9 @@ import (
 // its first frames are the clip's first keyframe and what follows, and when
 // ctx ends Run returns nil and the stream is marked ended.
 func TestRunPublishesOnTheBus(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	srv, err := embedded.Start(ctx, embedded.Config{Port: embedded.NoListener, DataDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if err := srv.Shutdown(context.Background()); err != nil {
-			t.Error(err)
-		}
-	}()
-	nc, err := srv.Connect()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
+	nc := natstest.EmbeddedConn(t)
 	w, err := bus.WatchCatalog(ctx, nc, nil)
 	if err != nil {
 		t.Fatal(err)

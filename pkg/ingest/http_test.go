@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/whepcast/whepcast/internal/tstest"
 )
 
 // testClient bounds every request of a test.
@@ -44,8 +46,8 @@ func do(t *testing.T, method, url string, body io.Reader, header ...string) (int
 }
 
 func TestHTTPIngest(t *testing.T) {
-	data := readFixture(t, "av.ts")
-	want := demux(t, data)
+	data := tstest.Read(t, "av.ts")
+	want := tstest.Demux(t, data)
 	f := newFakeFactory()
 	ps, _ := newTestPublications(t, f)
 	srv := newTestServer(t, ps)
@@ -78,7 +80,7 @@ func TestHTTPRejects(t *testing.T) {
 	ps, _ := newTestPublications(t, f)
 	open := newTestServer(t, ps)
 	closed := newTestServer(t, ps, "secret", "other")
-	ts := readFixture(t, "av.ts")[:188*10]
+	ts := tstest.Read(t, "av.ts")[:188*10]
 
 	cases := []struct {
 		name   string
@@ -147,7 +149,7 @@ func TestHTTPRejects(t *testing.T) {
 }
 
 func TestHTTPTakeoverEndsFirstConnection(t *testing.T) {
-	data := readFixture(t, "av.ts")
+	data := tstest.Read(t, "av.ts")
 	f := newFakeFactory()
 	ps, _ := newTestPublications(t, f)
 	srv := newTestServer(t, ps)
@@ -202,7 +204,7 @@ func TestHTTPTakeoverEndsFirstConnection(t *testing.T) {
 }
 
 func TestHTTPIdleTimeout(t *testing.T) {
-	data := readFixture(t, "av.ts")
+	data := tstest.Read(t, "av.ts")
 	f := newFakeFactory()
 	ps, _ := newTestPublications(t, f)
 	srv := httptest.NewServer(NewHTTPHandler(ps, HTTPConfig{IdleTimeout: 200 * time.Millisecond}))
@@ -239,8 +241,8 @@ func TestHTTPIdleTimeout(t *testing.T) {
 // A client that closes its connection right after the body (as ffmpeg
 // does) still gets every frame published.
 func TestHTTPClientClosesAfterBody(t *testing.T) {
-	data := readFixture(t, "av.ts")
-	want := demux(t, data)
+	data := tstest.Read(t, "av.ts")
+	want := tstest.Demux(t, data)
 	f := newFakeFactory()
 	ps, _ := newTestPublications(t, f)
 	srv := newTestServer(t, ps)

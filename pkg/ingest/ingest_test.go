@@ -11,7 +11,6 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/whepcast/whepcast/internal/tstest"
 	"github.com/whepcast/whepcast/pkg/bus"
 	"github.com/whepcast/whepcast/pkg/tsframes"
 )
@@ -22,11 +21,6 @@ func TestMain(m *testing.M) {
 
 // testDeadline bounds every wait of a test.
 const testDeadline = 20 * time.Second
-
-// readFixture and demux: the shared test inputs (internal/tstest).
-func readFixture(t testing.TB, name string) []byte { return tstest.Read(t, name) }
-
-func demux(t testing.TB, data []byte) *tstest.Demuxed { return tstest.Demux(t, data) }
 
 func sameFrames(t *testing.T, got, want []tsframes.Frame) {
 	t.Helper()

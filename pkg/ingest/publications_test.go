@@ -11,12 +11,13 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/whepcast/whepcast/internal/tstest"
 	"github.com/whepcast/whepcast/pkg/bus"
 )
 
 func TestIngestPublishesEverything(t *testing.T) {
-	data := readFixture(t, "av.ts")
-	want := demux(t, data)
+	data := tstest.Read(t, "av.ts")
+	want := tstest.Demux(t, data)
 	f := newFakeFactory()
 	ps, m := newTestPublications(t, f)
 
@@ -96,7 +97,7 @@ func TestIngestRejectsBadName(t *testing.T) {
 }
 
 func TestIngestTakeover(t *testing.T) {
-	data := readFixture(t, "av.ts")
+	data := tstest.Read(t, "av.ts")
 	f := newFakeFactory()
 	ps, m := newTestPublications(t, f)
 	ctx := t.Context()
@@ -146,11 +147,11 @@ func TestIngestTakeover(t *testing.T) {
 		t.Fatalf("takeovers = %v", got)
 	}
 	_, frames, _, _ := p2.snapshot()
-	sameFrames(t, frames, demux(t, data).Frames)
+	sameFrames(t, frames, tstest.Demux(t, data).Frames)
 }
 
 func TestIngestOtherStreamsIndependent(t *testing.T) {
-	data := readFixture(t, "av.ts")
+	data := tstest.Read(t, "av.ts")
 	f := newFakeFactory()
 	ps, m := newTestPublications(t, f)
 	ctx := t.Context()
@@ -188,7 +189,7 @@ func TestIngestOtherStreamsIndependent(t *testing.T) {
 }
 
 func TestIngestErrors(t *testing.T) {
-	data := readFixture(t, "av.ts")
+	data := tstest.Read(t, "av.ts")
 	ctx := t.Context()
 
 	t.Run("publisher unavailable", func(t *testing.T) {
@@ -208,7 +209,7 @@ func TestIngestErrors(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := demux(t, data)
+		want := tstest.Demux(t, data)
 		if sum.PublishErrors != uint64(len(want.Frames)) || sum.Frames != uint64(len(want.Frames)) {
 			t.Fatalf("summary %+v, want %d publish errors", sum, len(want.Frames))
 		}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/whepcast/whepcast/internal/tstest"
 )
 
@@ -65,8 +66,8 @@ func waitReceived(t *testing.T, l *UDPListener, n uint64) {
 }
 
 func TestUDPIngest(t *testing.T) {
-	data := readFixture(t, "av.ts")
-	want := demux(t, data)
+	data := tstest.Read(t, "av.ts")
+	want := tstest.Demux(t, data)
 	f := newFakeFactory()
 	ps, m := newTestPublications(t, f)
 	l := startUDP(t, ps, time.Second)
@@ -92,7 +93,7 @@ func TestUDPIngest(t *testing.T) {
 }
 
 func TestUDPTakenOverIsMuted(t *testing.T) {
-	data := readFixture(t, "av.ts")
+	data := tstest.Read(t, "av.ts")
 	f := newFakeFactory()
 	ps, _ := newTestPublications(t, f)
 	l := startUDP(t, ps, 2*time.Second)
