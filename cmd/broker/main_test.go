@@ -16,7 +16,7 @@ import (
 
 func TestBinary(t *testing.T) {
 	bin := proctest.Build(t, "broker")
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 
 	t.Run("help exits 0", func(t *testing.T) {

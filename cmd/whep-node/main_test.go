@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/whepcast/whepcast/internal/proctest"
-
 	"github.com/whepcast/whepcast/embedded"
+	"github.com/whepcast/whepcast/internal/natstest"
+	"github.com/whepcast/whepcast/internal/proctest"
 )
 
 const offer = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n" +
@@ -40,7 +40,7 @@ func get(t *testing.T, ctx context.Context, method, url, body string) (int, stri
 
 func TestBinary(t *testing.T) {
 	bin := proctest.Build(t, "whep-node")
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 
 	t.Run("help exits 0", func(t *testing.T) {
@@ -65,15 +65,7 @@ func TestBinary(t *testing.T) {
 	})
 
 	t.Run("serve then SIGTERM", func(t *testing.T) {
-		ns, err := embedded.Start(ctx, embedded.Config{Port: 0, DataDir: t.TempDir()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer func() {
-			sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer scancel()
-			_ = ns.Shutdown(sctx)
-		}()
+		ns := natstest.Embedded(t, embedded.Config{Port: 0})
 		p := proctest.Start(t, ctx, bin, nil, "--log-format", "json", "--nats-url", ns.ClientURL(),
 			"--http-addr", "127.0.0.1:0", "--ice-udp-addr", "127.0.0.1:0", "--wait-timeout", "200ms")
 		addr, _ := p.Wait(t, ctx, "whep-node serving")["http"].(string)

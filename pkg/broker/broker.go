@@ -331,7 +331,7 @@ func (b *Broker) stopServing(deadline time.Time) error {
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
 	var errs []error
-	if err := b.reg.Close(ctx); err != nil {
+	if err := b.reg.Shutdown(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("broker: ending ingests: %w", err))
 	}
 	if err := b.http.Shutdown(ctx); err != nil {

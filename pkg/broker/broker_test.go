@@ -34,13 +34,6 @@ func TestMain(m *testing.M) {
 
 const testDeadline = 30 * time.Second
 
-func testContext(t testing.TB) context.Context {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), testDeadline)
-	t.Cleanup(cancel)
-	return ctx
-}
-
 // fixture, readFixture and demux: the shared test inputs (internal/tstest).
 func fixture(t testing.TB, name string) string { return tstest.Path(t, name) }
 
@@ -87,7 +80,8 @@ func startBroker(t testing.TB, cfg *config.Broker, opts Options) *Broker {
 // enough(msgs) is true, and returns them.
 func subscribe(t *testing.T, nc *nats.Conn, name string, enough func([]bus.Message) bool) []bus.Message {
 	t.Helper()
-	ctx := testContext(t)
+	ctx, cancel := context.WithTimeout(t.Context(), testDeadline)
+	defer cancel()
 	var (
 		mu   sync.Mutex
 		msgs []bus.Message
@@ -105,7 +99,7 @@ func subscribe(t *testing.T, nc *nats.Conn, name string, enough func([]bus.Messa
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer sub.Stop()
+	defer sub.Close()
 	select {
 	case <-done:
 	case <-ctx.Done():
@@ -181,7 +175,7 @@ func checkAnnouncement(t *testing.T, msgs []bus.Message, name string, epoch uint
 
 func put(t *testing.T, url string, body io.Reader, header ...string) (int, string) {
 	t.Helper()
-	req, err := http.NewRequestWithContext(testContext(t), http.MethodPut, url, body)
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPut, url, body)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,7 +197,7 @@ func ingestURL(b *Broker, stream string) string {
 
 func get(t *testing.T, url string) (int, string) {
 	t.Helper()
-	req, err := http.NewRequestWithContext(testContext(t), http.MethodGet, url, nil)
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, url, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,7 +216,7 @@ func streamNames(t *testing.T, nc *nats.Conn) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := js.StreamNames(testContext(t))
+	l := js.StreamNames(t.Context())
 	var names []string
 	for n := range l.Name() {
 		names = append(names, n)
@@ -265,11 +259,11 @@ func TestHTTPIngestRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cat, err := bus.OpenCatalog(testContext(t), js, 1)
+	cat, err := bus.OpenCatalog(t.Context(), js, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := cat.Get(testContext(t), "cam1")
+	e, err := cat.Get(t.Context(), "cam1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -312,7 +306,8 @@ func TestTakeoverBumpsEpoch(t *testing.T) {
 	data := readFixture(t, "av.ts")
 	want := demux(t, data)
 	b := startBroker(t, testConfig(t, "--storage", "memory"), Options{})
-	ctx := testContext(t)
+	ctx, cancel := context.WithTimeout(t.Context(), testDeadline)
+	defer cancel()
 
 	// The first publisher sends half the file and keeps its body open.
 	pr, pw := io.Pipe()
@@ -388,7 +383,7 @@ func TestTakeoverBumpsEpoch(t *testing.T) {
 
 func TestLargeFrameArrivesWhole(t *testing.T) {
 	big := filepath.Join(t.TempDir(), "big.ts")
-	out, err := exec.CommandContext(testContext(t), "ffmpeg", "-v", "error", "-f", "lavfi",
+	out, err := exec.CommandContext(t.Context(), "ffmpeg", "-v", "error", "-f", "lavfi",
 		"-i", "testsrc2=size=480x270:rate=5,noise=alls=60:allf=t", "-t", "0.6",
 		"-c:v", "libx264", "-preset", "ultrafast", "-qp", "10", "-g", "5", "-bf", "0", "-pix_fmt", "yuv420p",
 		"-f", "mpegts", "-y", big).CombinedOutput()
@@ -418,11 +413,11 @@ func TestLargeFrameArrivesWhole(t *testing.T) {
 
 	// The frames were split into parts on the bus.
 	js, _ := jetstream.New(b.Conn())
-	s, err := js.Stream(testContext(t), bus.StreamPrefix+"big")
+	s, err := js.Stream(t.Context(), bus.StreamPrefix+"big")
 	if err != nil {
 		t.Fatal(err)
 	}
-	info, err := s.Info(testContext(t), jetstream.WithSubjectFilter("media.big.part"))
+	info, err := s.Info(t.Context(), jetstream.WithSubjectFilter("media.big.part"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -469,7 +464,8 @@ func contains(list []string, s string) bool {
 }
 
 func TestFFmpegPUT(t *testing.T) {
-	ctx := testContext(t)
+	ctx, cancel := context.WithTimeout(t.Context(), testDeadline)
+	defer cancel()
 	dir := t.TempDir()
 	mp4 := filepath.Join(dir, "in.mp4")
 	ref := filepath.Join(dir, "ref.ts")
@@ -498,7 +494,7 @@ func TestCurlUpload(t *testing.T) {
 	data := readFixture(t, "av.ts")
 	want := demux(t, data)
 	b := startBroker(t, testConfig(t, "--storage", "memory", "--ingest-token", "tok"), Options{})
-	out, err := exec.CommandContext(testContext(t), "curl", "-sS", "--fail-with-body", "-H", "Authorization: Bearer tok",
+	out, err := exec.CommandContext(t.Context(), "curl", "-sS", "--fail-with-body", "-H", "Authorization: Bearer tok",
 		"-T", fixture(t, "av.ts"), ingestURL(b, "cam1")).CombinedOutput()
 	if err != nil {
 		t.Fatalf("curl: %v\n%s", err, out)
@@ -524,7 +520,8 @@ func sendDatagrams(t *testing.T, b *Broker, data []byte) {
 // after as ended, and returns its epoch.
 func waitEnded(t *testing.T, b *Broker, stream string, after uint64) uint64 {
 	t.Helper()
-	ctx := testContext(t)
+	ctx, cancel := context.WithTimeout(t.Context(), testDeadline)
+	defer cancel()
 	js, err := jetstream.New(b.Conn())
 	if err != nil {
 		t.Fatal(err)
@@ -589,7 +586,7 @@ func TestShutdownEndsEverything(t *testing.T) {
 	pr, pw := io.Pipe()
 	defer pw.Close()
 	go func() { _, _ = pw.Write(data[:len(data)/2]) }()
-	req, _ := http.NewRequestWithContext(testContext(t), http.MethodPut, ingestURL(b, "cam1"), pr)
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodPut, ingestURL(b, "cam1"), pr)
 	httpDone := make(chan struct{})
 	go func() {
 		defer close(httpDone)
@@ -661,7 +658,7 @@ func TestStartFailsFast(t *testing.T) {
 			if c.name == "ingest addr in use" {
 				cfg.IngestAddr = busy.Addr().String()
 			}
-			b, err := Start(testContext(t), cfg, testLogger(t), Options{ShutdownTimeout: 5 * time.Second})
+			b, err := Start(t.Context(), cfg, testLogger(t), Options{ShutdownTimeout: 5 * time.Second})
 			if err == nil {
 				b.Shutdown(context.Background())
 				t.Fatal("Start succeeded")

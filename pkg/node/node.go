@@ -1,37 +1,14 @@
 // Package node assembles a whep-node: the NATS connection, the catalog
-// watcher, the relay, the WHEP server and the node's HTTP endpoints, under
-// one lifecycle.
+// watcher, the relay, the WHEP server and the node's HTTP endpoints (/whep/,
+// GET /sessions, /healthz, /readyz, /metrics and the player pages) under one
+// lifecycle. Run is cmd/whep-node; Serve is the same node on a connection
+// and a listener it is given, which the broker uses for its in-process WHEP.
 //
-// Serve plays the streams of a NATS connection over WHEP on a listener; the
-// broker uses it (as a broker.WHEPFunc) for its in-process WHEP server. Run
-// is cmd/whep-node: it binds --http-addr, connects to --nats-url with the
-// configured authentication, and calls Serve.
-//
-// The HTTP listener serves:
-//
-//	/whep/...        WHEP (see package whep)
-//	GET /sessions    this node's sessions as JSON (token needed when tokens are set)
-//	GET /healthz     200 "ok" while the process runs
-//	GET /readyz      200 "ready" while NATS is connected and the node is not draining, else 503
-//	GET /metrics     Prometheus metrics (whepcast_whep_* and Go runtime)
-//	/                the stream list and player pages (package player)
-//
-// When ctx ends the node drains, then shuts down in reverse order:
-//
-//  1. it drains the WHEP server: POSTs get 503, held POSTs are woken, /readyz
-//     fails (the load balancer stops sending new viewers), and every
-//     session's event stream gets a reconnect event, on which players POST
-//     again through the load balancer (to another node) and DELETE their
-//     session here;
-//  2. it waits, serving HTTP as before, until no session is left or
-//     cfg.DrainTimeout has passed (the WHEP server then closes the sessions
-//     left); a DrainTimeout of 0 skips the wait;
-//  3. within ShutdownTimeout, it shuts the HTTP server down, closes every
-//     session, closes the relay and stops the catalog watcher; Run then
-//     drains the NATS connection.
-//
-// A process supervisor must allow DrainTimeout + ShutdownTimeout + the NATS
-// drain (up to ShutdownTimeout) before it kills the node: see deploy/.
+// When its context ends a node drains: POSTs get 503, /readyz fails and every
+// session is told to reconnect elsewhere; the node shuts down once no
+// session is left or DrainTimeout (+5 s) has passed, then within
+// ShutdownTimeout, then drains its NATS connection. A supervisor must allow
+// that long before it kills the node (README, "Draining a node").
 package node
 
 import (
@@ -122,7 +99,7 @@ func Serve(ctx context.Context, ln net.Listener, nc *nats.Conn, cfg whep.Config,
 	if err != nil {
 		return fmt.Errorf("node: catalog: %w", err)
 	}
-	defer watcher.Stop()
+	defer watcher.Close()
 	rl, err := relay.New(relay.Config{Conn: nc, Catalog: watcher, Logger: logger.With("component", "relay"), Start: cfg.Start})
 	if err != nil {
 		return fmt.Errorf("node: relay: %w", err)
@@ -211,7 +188,7 @@ func Serve(ctx context.Context, ln net.Listener, nc *nats.Conn, cfg whep.Config,
 		logger.Warn("WHEP close", "err", err)
 	}
 	rl.Close()
-	watcher.Stop()
+	watcher.Close()
 	logger.Info("stopped")
 	return runErr
 }

@@ -14,7 +14,7 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/whepcast/whepcast/embedded"
+	"github.com/whepcast/whepcast/internal/natstest"
 	"github.com/whepcast/whepcast/pkg/bus"
 	"github.com/whepcast/whepcast/pkg/tsframes"
 	"github.com/whepcast/whepcast/pkg/whep"
@@ -38,18 +38,9 @@ func get(t *testing.T, ctx context.Context, url string) (int, string) {
 // TestServe serves the node's endpoints and shuts down cleanly when ctx
 // ends, leaving no goroutine behind.
 func TestServe(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	ns, err := embedded.Start(ctx, embedded.Config{Port: embedded.NoListener, DataDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = ns.Shutdown(context.Background()) }()
-	nc, err := ns.Connect()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
+	nc := natstest.EmbeddedConn(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -121,23 +112,14 @@ func do(t *testing.T, ctx context.Context, method, url, contentType, body string
 // on the session's event stream, /readyz and POST 503, the session goes on)
 // and returns once the session is deleted, long before the drain timeout.
 func TestServeDrains(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 45*time.Second)
 	defer cancel()
-	ns, err := embedded.Start(ctx, embedded.Config{Port: embedded.NoListener, DataDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = ns.Shutdown(context.Background()) }()
-	nc, err := ns.Connect()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
+	nc := natstest.EmbeddedConn(t)
 	pub, err := bus.NewPublisher(ctx, nc, "cam", bus.PublisherConfig{Stream: bus.StreamConfig{Storage: bus.StorageMemory}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer func() { _ = pub.Close(context.Background()) }()
+	defer func() { _ = pub.Shutdown(context.Background()) }()
 	if err := pub.Announce(ctx, tsframes.Announcement{Tracks: []tsframes.Track{{PID: 256, Kind: tsframes.KindVideo,
 		Codec: tsframes.CodecH264, WebRTC: true, ProfileLevelID: "42c01e"}}}); err != nil {
 		t.Fatal(err)
