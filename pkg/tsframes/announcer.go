@@ -4,7 +4,7 @@ import (
 	"fmt"
 )
 
-// announcer turns the tracks and the access units of the sessions into
+// announcer turns the tracks and the access units of the program spans into
 // Handler calls: it holds frames until their announcement is out, fills in
 // H.264 profile-level-ids, and re-announces when the tracks change.
 type announcer struct {

@@ -36,7 +36,7 @@ func TestAnnouncementTimeout(t *testing.T) {
 		errsAtAnn = len(res.errors)
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), testDeadline)
+	ctx, cancel := context.WithTimeout(t.Context(), testDeadline)
 	defer cancel()
 	res.collector = c
 	d := NewDemuxer(bytes.NewReader(tw.buf.Bytes()), Options{OnDecodeError: func(err error) { res.errors = append(res.errors, err) }})

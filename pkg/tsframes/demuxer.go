@@ -139,11 +139,11 @@ func (d *Demuxer) Run(ctx context.Context, h Handler) error {
 			}
 		}
 		restart = false
-		err := d.session(in, ann)
+		err := d.runSpan(in, ann)
 		switch {
 		case errors.Is(err, io.EOF):
 			if in.psi.changed {
-				continue // the PMT changed: next session
+				continue // the PMT changed: next program span
 			}
 			return d.finish(ctx, err, in, ann)
 		case errors.Is(err, errRestart):

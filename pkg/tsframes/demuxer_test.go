@@ -76,7 +76,7 @@ func TestRunStopsOnContext(t *testing.T) {
 	data := readFixture(t, "av")
 	r := &blockingReader{data: data[:len(data)/2], closed: make(chan struct{})}
 	d := NewDemuxer(r, Options{})
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 
 	gotFrame := make(chan struct{})
@@ -110,7 +110,7 @@ func TestRunStopsOnContext(t *testing.T) {
 }
 
 func TestRunCanceledBeforeStart(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	d := NewDemuxer(bytes.NewReader(readFixture(t, "av")), Options{})
 	if err := d.Run(ctx, &collector{t: t}); err != context.Canceled {
@@ -119,7 +119,7 @@ func TestRunCanceledBeforeStart(t *testing.T) {
 	if st := d.Stats(); st.Frames != 0 || st.Bytes != 0 {
 		t.Errorf("stats %+v after a canceled start", st)
 	}
-	if err := d.Run(context.Background(), &collector{t: t}); err == nil {
+	if err := d.Run(t.Context(), &collector{t: t}); err == nil {
 		t.Error("second Run accepted")
 	}
 }
@@ -202,7 +202,7 @@ func TestStatsConcurrent(t *testing.T) {
 			}
 		}
 	}()
-	ctx, cancel := context.WithTimeout(context.Background(), testDeadline)
+	ctx, cancel := context.WithTimeout(t.Context(), testDeadline)
 	defer cancel()
 	err := d.Run(ctx, &collector{t: t})
 	close(stop)
@@ -227,7 +227,7 @@ func BenchmarkDemux(b *testing.B) {
 	b.ResetTimer()
 	for range b.N {
 		d := NewDemuxer(bytes.NewReader(data), Options{})
-		if err := d.Run(context.Background(), h); err != nil {
+		if err := d.Run(b.Context(), h); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -249,7 +249,7 @@ func BenchmarkDemuxLargeAU(b *testing.B) {
 	b.ResetTimer()
 	for range b.N {
 		d := NewDemuxer(bytes.NewReader(data), Options{})
-		if err := d.Run(context.Background(), h); err != nil {
+		if err := d.Run(b.Context(), h); err != nil {
 			b.Fatal(err)
 		}
 	}

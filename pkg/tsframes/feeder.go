@@ -42,9 +42,9 @@ func probes(streamType byte) bool {
 }
 
 // feeder is the io.Reader under mediacommon's Reader.Initialize for one
-// session.
+// program span.
 type feeder struct {
-	s        *session
+	s        *programSpan
 	preamble []byte // PAT and PMT packets
 	probe    pidSet // streams mediacommon reads PES of
 	probing  bool   // probe is not empty
@@ -59,7 +59,7 @@ type feeder struct {
 	err      error // sticky: what Read returns once out is empty
 }
 
-func newFeeder(s *session, psi *psiTracker) *feeder {
+func newFeeder(s *programSpan, psi *psiTracker) *feeder {
 	f := &feeder{s: s, preamble: psi.preamble(), es: psi.esSet}
 	for _, e := range psi.es {
 		if probes(e.streamType) {
@@ -97,13 +97,14 @@ func (f *feeder) produce() {
 		pkt, err := f.s.next()
 		switch {
 		case err != nil:
-			// io.EOF, errStop or errInput; the session sees it again when
-			// it reads on.
+			// io.EOF, errStop or errInput; the program span sees it again
+			// when it reads on.
 			f.err = err
 			return
 		case pkt == nil:
 			// A new PMT: this one's tracks are described with what came so
-			// far; the session handles the change after the kept packets.
+			// far; the program span handles the change after the kept
+			// packets.
 			f.s.changed = true
 			f.err = io.EOF
 			return

@@ -189,7 +189,7 @@ func TestFeederNoProbe(t *testing.T) {
 		}
 		pre = append(pre, p...)
 	}
-	f := newFeeder(&session{in: in}, in.psi)
+	f := newFeeder(&programSpan{in: in}, in.psi)
 	got, err := io.ReadAll(f)
 	if !errors.Is(err, errProbeOverrun) || !bytes.Equal(got, pre) {
 		t.Errorf("read %d bytes (%v), want the %d bytes of PAT and PMT, then errProbeOverrun", len(got), err, len(pre))
@@ -201,7 +201,7 @@ func TestFeederNoProbe(t *testing.T) {
 	if err := in.psi.push(sectionPackets(0x1000, 1, pmtSection(1, 0, esVideo, esEntry{0x0F, 258, nil}))[0]); err != nil {
 		t.Fatal(err)
 	}
-	if f := newFeeder(&session{in: in}, in.psi); !f.probing || !f.probe.has(258) || f.probe.has(256) {
+	if f := newFeeder(&programSpan{in: in}, in.psi); !f.probing || !f.probe.has(258) || f.probe.has(256) {
 		t.Error("not probing the AAC stream (only)")
 	}
 }

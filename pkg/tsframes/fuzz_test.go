@@ -35,7 +35,7 @@ func FuzzDemuxer(f *testing.F) {
 		for _, r := range []io.Reader{bytes.NewReader(b), packetReads{bytes.NewReader(b)}} {
 			c := &fuzzHandler{t: t, tracks: map[uint16]Track{}}
 			d := NewDemuxer(r, Options{})
-			ctx, cancel := context.WithTimeout(context.Background(), testDeadline)
+			ctx, cancel := context.WithTimeout(t.Context(), testDeadline)
 			err := d.Run(ctx, c)
 			cancel()
 			if err != nil {

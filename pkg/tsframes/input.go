@@ -6,10 +6,10 @@ import (
 	"io"
 )
 
-// input is the packet layer of a Run, shared by its successive sessions:
-// aligned packets (packetReader), PAT/PMT tracking (psiTracker), continuity
-// counters, and the packets set aside for the next session while the
-// previous one drains.
+// input is the packet layer of a Run, shared by its successive program
+// spans: aligned packets (packetReader), PAT/PMT tracking (psiTracker),
+// continuity counters, and the packets set aside for the next program span
+// while the previous one drains.
 type input struct {
 	pr     *packetReader
 	psi    *psiTracker
@@ -24,14 +24,14 @@ type input struct {
 
 	// out is set while the packet read last was returned by next (not
 	// consumed here). retracted is set when the packet reader retracted such
-	// a packet (see packetReader): the session drops the PES in progress of
-	// retractedPID.
+	// a packet (see packetReader): the program span drops the PES in
+	// progress of retractedPID.
 	out          bool
 	retracted    bool
 	retractedPID uint16
 
 	cc      [8192]int8 // last continuity counter per PID, -1 unknown
-	stash   []byte     // packets for the next session (whole packets)
+	stash   []byte     // packets for the next program span (whole packets)
 	readErr error      // the input's error behind errInput
 }
 

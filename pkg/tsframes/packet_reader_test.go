@@ -227,7 +227,7 @@ func TestLiveInput(t *testing.T) {
 	c.onAnn = func(a Announcement) error { events <- a; return nil }
 	c.onFrame = func(f *Frame) error { events <- *f; return nil }
 	d := NewDemuxer(rd, Options{OnDecodeError: func(err error) { errs <- err }})
-	ctx, cancel := context.WithTimeout(context.Background(), testDeadline)
+	ctx, cancel := context.WithTimeout(t.Context(), testDeadline)
 	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- d.Run(ctx, c) }()

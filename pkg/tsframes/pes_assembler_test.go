@@ -33,7 +33,7 @@ func TestPESTooLarge(t *testing.T) {
 	res.collector = &collector{t: t}
 	d := NewDemuxer(bytes.NewReader(tw.buf.Bytes()), Options{OnDecodeError: func(err error) { res.errors = append(res.errors, err) }})
 	d.maxPES = limit
-	ctx, cancel := context.WithTimeout(context.Background(), testDeadline)
+	ctx, cancel := context.WithTimeout(t.Context(), testDeadline)
 	defer cancel()
 	if err := d.Run(ctx, res.collector); err != nil {
 		t.Fatal(err)
@@ -149,14 +149,14 @@ func TestPESTooLargeDefault(t *testing.T) {
 	}
 }
 
-// bareSession is a session over one H.264 stream (PID 256) of an announced
+// bareSpan is a program span over one H.264 stream (PID 256) of an announced
 // track, for feeding packets to route directly.
-func bareSession(t *testing.T, maxPES int) (*session, *result) {
+func bareSpan(t *testing.T, maxPES int) (*programSpan, *result) {
 	res := &result{collector: &collector{t: t}}
 	bad := func(err error) { res.errors = append(res.errors, err) }
 	in := &input{psi: newPSITracker(), stats: &counters{}, bad: bad, maxPES: maxPES}
 	in.resetContinuity()
-	s := &session{in: in, ann: newAnnouncer(res.collector, in.stats, bad)}
+	s := &programSpan{in: in, ann: newAnnouncer(res.collector, in.stats, bad)}
 	s.addStream(256, CodecH264)
 	if err := s.ann.setTracks([]Track{{PID: 256, Kind: KindVideo, Codec: CodecH264, WebRTC: true}}); err != nil {
 		t.Fatal(err)
@@ -177,7 +177,7 @@ func TestPESBufferBounded(t *testing.T) {
 	tw.h264(v, 96000, testP)
 	tw.h264(v, 99000, testP)
 
-	s, res := bareSession(t, limit)
+	s, res := bareSpan(t, limit)
 	st := s.stream(256)
 	var first *byte
 	for i, pkt := range packetsOf(tw.buf.Bytes()) {
@@ -472,7 +472,7 @@ func TestPESEndsAtItsLength(t *testing.T) {
 		return nil
 	}
 	done := make(chan error, 1)
-	go func() { done <- NewDemuxer(r, Options{}).Run(context.Background(), c) }()
+	go func() { done <- NewDemuxer(r, Options{}).Run(t.Context(), c) }()
 	for i, pts := range []int64{90000, 91800} {
 		select {
 		case f := <-got:

@@ -8,8 +8,8 @@ import (
 // PSI: just enough PAT/PMT parsing to know which PMT PID to follow, which
 // elementary PIDs there are (and their stream types), and when the PMT
 // content changes. The tracks themselves are described by mediacommon's
-// reader, which a new session starts over the current PAT and PMT packets
-// whenever that content changes.
+// reader, which a new program span starts over the current PAT and PMT
+// packets whenever that content changes.
 
 const (
 	pidPAT         = 0x0000

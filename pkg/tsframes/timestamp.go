@@ -8,8 +8,8 @@ const (
 // unwrapper turns 33-bit MPEG-TS timestamps into a continuous int64 on the
 // same 90 kHz clock: each value is placed in the 2^33 period that puts it
 // closest to the previous one, so it never jumps back at the wrap. One
-// unwrapper serves every PID of a Run (and survives the new sessions of PMT
-// changes), which keeps the tracks on one timeline.
+// unwrapper serves every PID of a Run (and survives the new program spans of
+// PMT changes), which keeps the tracks on one timeline.
 type unwrapper struct {
 	ref  int64
 	init bool

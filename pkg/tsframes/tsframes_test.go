@@ -176,7 +176,7 @@ func demux(t testing.TB, r io.Reader) result {
 
 func demuxWith(t testing.TB, r io.Reader, c *collector) result {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), testDeadline)
+	ctx, cancel := context.WithTimeout(t.Context(), testDeadline)
 	defer cancel()
 	res := result{collector: c}
 	d := NewDemuxer(r, Options{OnDecodeError: func(err error) { res.errors = append(res.errors, err) }})

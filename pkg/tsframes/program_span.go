@@ -12,24 +12,25 @@ import (
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts/substructs"
 )
 
-// session demuxes the packets of one PMT content: it has mediacommon
-// describe the tracks (see feeder), announces them, then assembles the PES
-// of the H.264 and Opus streams itself and turns them into frames, until the
-// input ends or the PMT content changes. In that case it drains: it goes on
-// assembling the PES still in progress (so that they complete, at their
-// PES_packet_length or next start) while it sets the packets of the new
-// PMT's streams aside in input.stash, until every awaited PES has ended or
-// DrainLimit packets were set aside.
-type session struct {
+// A program span is the part of the stream under one PMT content (from a
+// PMT to the next PMT whose content differs). programSpan demuxes it: it
+// has mediacommon describe the tracks (see feeder), announces them, then
+// assembles the PES of the H.264 and Opus streams itself and turns them into
+// frames, until the input ends or the PMT content changes. In that case it
+// drains: it goes on assembling the PES still in progress (so that they
+// complete, at their PES_packet_length or next start) while it sets the
+// packets of the new PMT's streams aside in input.stash, until every awaited
+// PES has ended or DrainLimit packets were set aside.
+type programSpan struct {
 	in  *input
 	ann *announcer
 
 	// replay holds whole packets to process before reading the input: those
-	// set aside by the previous session, then those kept by the feeder.
+	// set aside by the previous program span, then those kept by the feeder.
 	replay []byte
 	pos    int
 	// changed is set when the feeder consumed the signal of a PMT change:
-	// the session acts on it once replay is done.
+	// the program span acts on it once replay is done.
 	changed bool
 	srcErr  error // sticky error of the input
 
@@ -50,7 +51,7 @@ type session struct {
 
 // next returns the next packet to process: replayed ones first, then those
 // of the input. A nil packet signals a PMT change (see input.next).
-func (s *session) next() ([]byte, error) {
+func (s *programSpan) next() ([]byte, error) {
 	if s.pos < len(s.replay) {
 		pkt := s.replay[s.pos : s.pos+packetSize : s.pos+packetSize]
 		s.pos += packetSize
@@ -82,7 +83,7 @@ func (s *session) next() ([]byte, error) {
 // found suspect after the fact (not followed by a sync byte): the PES in
 // progress of p is dropped, and the packet is removed from where it was set
 // aside. A PES it completed has already been passed on.
-func (s *session) retract(p uint16) {
+func (s *programSpan) retract(p uint16) {
 	if h := s.held; h != nil && len(*h) >= packetSize && pid((*h)[len(*h)-packetSize:]) == p {
 		*h = (*h)[:len(*h)-packetSize]
 	}
@@ -91,14 +92,14 @@ func (s *session) retract(p uint16) {
 	}
 }
 
-// session runs one session over the current PAT and PMT and the packets that
-// follow. It returns io.EOF at the end of the input or after a PMT change,
+// runSpan runs one program span over the current PAT and PMT and the
+// packets that follow. It returns io.EOF at the end of the input or after a PMT change,
 // errRestart or errWaitPMT when mediacommon could not describe the tracks,
 // or errStop, errInput, errHandler.
-func (d *Demuxer) session(in *input, ann *announcer) error {
+func (d *Demuxer) runSpan(in *input, ann *announcer) error {
 	in.psi.changed = false
 	in.resetContinuity()
-	s := &session{in: in, ann: ann, replay: in.stash}
+	s := &programSpan{in: in, ann: ann, replay: in.stash}
 	in.stash = nil
 
 	f := newFeeder(s, in.psi)
@@ -146,7 +147,7 @@ func (d *Demuxer) session(in *input, ann *announcer) error {
 	return s.run()
 }
 
-func (s *session) addStream(p uint16, c Codec) {
+func (s *programSpan) addStream(p uint16, c Codec) {
 	if s.media.has(p) {
 		return
 	}
@@ -155,7 +156,7 @@ func (s *session) addStream(p uint16, c Codec) {
 	slices.SortFunc(s.streams, func(a, b *pesStream) int { return int(a.pid) - int(b.pid) })
 }
 
-func (s *session) stream(p uint16) *pesStream {
+func (s *programSpan) stream(p uint16) *pesStream {
 	if !s.media.has(p) {
 		return nil
 	}
@@ -168,7 +169,7 @@ func (s *session) stream(p uint16) *pesStream {
 }
 
 // run demuxes until the input ends or a PMT change has been drained.
-func (s *session) run() error {
+func (s *programSpan) run() error {
 	for {
 		pkt, err := s.next()
 		if err != nil {
@@ -202,7 +203,7 @@ func (s *session) run() error {
 
 // route assembles a packet of an H.264 or Opus stream; the packets of the
 // other streams are ignored. It returns only errHandler.
-func (s *session) route(pkt []byte) error {
+func (s *programSpan) route(pkt []byte) error {
 	st := s.stream(pid(pkt))
 	if st == nil {
 		return nil
@@ -248,7 +249,7 @@ func (s *session) route(pkt []byte) error {
 }
 
 // complete ends the PES in progress of st and turns it into frames.
-func (s *session) complete(st *pesStream) error {
+func (s *programSpan) complete(st *pesStream) error {
 	pes, err := st.take()
 	if err != nil {
 		s.in.bad(fmt.Errorf("%w: PID %d: %w", ErrDemux, st.pid, err))
@@ -294,11 +295,12 @@ func (s *session) complete(st *pesStream) error {
 	return nil
 }
 
-// end finishes the session at the end of the input (or of a drain): the PES
-// still in progress are delivered, except one cut by a partial packet at the
-// end of the input (already reported as such), and, reported, one short of
-// its PES_packet_length and, after a drain, those still awaited.
-func (s *session) end(drained bool) error {
+// end finishes the program span at the end of the input (or of a drain):
+// the PES still in progress are delivered, except one cut by a partial
+// packet at the end of the input (already reported as such), and, reported,
+// one short of its PES_packet_length and, after a drain, those still
+// awaited.
+func (s *programSpan) end(drained bool) error {
 	for _, st := range s.streams {
 		if !st.open {
 			continue
@@ -327,7 +329,7 @@ func (s *session) end(drained bool) error {
 // is nothing to wait for. It waits for the PES in progress of the streams
 // the new PMT keeps, and for those of the streams it drops that have a
 // PES_packet_length (the others have no end to wait for).
-func (s *session) startDrain() bool {
+func (s *programSpan) startDrain() bool {
 	s.draining = true
 	for _, st := range s.streams {
 		if st.open && (s.in.psi.esSet.has(st.pid) || st.want > 0) {
@@ -339,8 +341,8 @@ func (s *session) startDrain() bool {
 }
 
 // drain handles one packet that came after a PMT change and reports whether
-// the session can end now.
-func (s *session) drain(pkt []byte) (bool, error) {
+// the program span can end now.
+func (s *programSpan) drain(pkt []byte) (bool, error) {
 	p := pid(pkt)
 	start := pkt[1]&0x40 != 0
 	next := s.in.psi.esSet.has(p) // a stream of the new PMT
@@ -384,9 +386,9 @@ func (s *session) drain(pkt []byte) (bool, error) {
 	return s.waitN == 0 || s.drained >= DrainLimit, nil
 }
 
-// endDrain ends the session after a drain; the PMT change makes Run start
-// the next one.
-func (s *session) endDrain() error {
+// endDrain ends the program span after a drain; the PMT change makes Run
+// start the next one.
+func (s *programSpan) endDrain() error {
 	if err := s.end(true); err != nil {
 		return err
 	}
