@@ -57,7 +57,7 @@ func TestBrowserDrainMovesPlayer(t *testing.T) {
 		<-loopDone
 		c, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		_ = pub.Close(c)
+		_ = pub.Shutdown(c)
 	})
 	watchCtx, stopWatch := context.WithCancel(context.Background())
 	t.Cleanup(stopWatch)
@@ -65,7 +65,7 @@ func TestBrowserDrainMovesPlayer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(watcher.Stop)
+	t.Cleanup(watcher.Close)
 	rel, err := relay.New(relay.Config{Conn: nc, Logger: logger})
 	if err != nil {
 		t.Fatal(err)

@@ -110,7 +110,7 @@ func startBrowserStack(t *testing.T) *browserStack {
 		}
 		closeCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		if err := pub.Close(closeCtx); err != nil {
+		if err := pub.Shutdown(closeCtx); err != nil {
 			t.Errorf("closing the publisher: %v", err)
 		}
 	})
@@ -124,7 +124,7 @@ func startBrowserStack(t *testing.T) *browserStack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(watcher.Stop)
+	t.Cleanup(watcher.Close)
 	rel, err := relay.New(relay.Config{Conn: nc, Logger: logger})
 	if err != nil {
 		t.Fatal(err)

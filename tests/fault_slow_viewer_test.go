@@ -283,7 +283,7 @@ func startSlowNode(t *testing.T, nc *nats.Conn, iceDisconnected, iceFailed time.
 	}
 	rl, err := relay.New(relay.Config{Conn: nc, Catalog: watcher, Logger: logger.With("component", "relay"), Start: relay.StartGOP})
 	if err != nil {
-		watcher.Stop()
+		watcher.Close()
 		t.Fatal(err)
 	}
 	metrics := prometheus.NewRegistry()
@@ -296,7 +296,7 @@ func startSlowNode(t *testing.T, nc *nats.Conn, iceDisconnected, iceFailed time.
 	}, whep.Deps{Conn: nc, Catalog: watcher, Media: whep.FromRelay(rl), Logger: logger.With("component", "whep"), Registerer: metrics})
 	if err != nil {
 		rl.Close()
-		watcher.Stop()
+		watcher.Close()
 		t.Fatal(err)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -324,7 +324,7 @@ func startSlowNode(t *testing.T, nc *nats.Conn, iceDisconnected, iceFailed time.
 			t.Errorf("whep close: %v", err)
 		}
 		rl.Close()
-		watcher.Stop()
+		watcher.Close()
 	})
 	return &slowNode{url: "http://" + ln.Addr().String(), ws: ws, relay: rl}
 }
@@ -594,7 +594,7 @@ func loopPublish(t *testing.T, nc *nats.Conn, stream, fixture string) *whepPubli
 		}
 		cctx, ccancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer ccancel()
-		if err := pub.Close(cctx); err != nil {
+		if err := pub.Shutdown(cctx); err != nil {
 			t.Errorf("closing the publisher: %v", err)
 		}
 	})

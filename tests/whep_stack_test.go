@@ -148,7 +148,7 @@ func whepPublish(t *testing.T, nc *nats.Conn, stream, name string) *whepPublishe
 		f.Close()
 		cctx, ccancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer ccancel()
-		if err := pub.Close(cctx); err != nil {
+		if err := pub.Shutdown(cctx); err != nil {
 			t.Errorf("closing the publisher: %v", err)
 		}
 	})

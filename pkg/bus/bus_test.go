@@ -36,7 +36,7 @@ func newPublisher(t testing.TB, ctx context.Context, nc *nats.Conn, name string,
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		_ = p.Close(ctx)
+		_ = p.Shutdown(ctx)
 	})
 	return p
 }
@@ -119,7 +119,7 @@ func subscribe(t testing.TB, ctx context.Context, nc *nats.Conn, name string, op
 	if err != nil {
 		t.Fatalf("Subscribe(%q): %v", name, err)
 	}
-	t.Cleanup(s.Stop)
+	t.Cleanup(s.Close)
 	return s
 }
 

@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// closeGrace bounds the catalog update of Publisher.Close when its context
+// closeGrace bounds the catalog update of Publisher.Shutdown when its context
 // ended during the flush, so that the entry is still marked ended.
 const closeGrace = 2 * time.Second
 

@@ -38,7 +38,7 @@ func TestCatalogLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer w.Stop()
+	defer w.Close()
 	changes, cancelChanges := w.Subscribe()
 	defer cancelChanges()
 
@@ -113,7 +113,7 @@ func TestCatalogLifecycle(t *testing.T) {
 		t.Fatalf("Catalog.Get(a.b): %v, want ErrInvalidName", err)
 	}
 
-	if err := p.Close(ctx); err != nil {
+	if err := p.Shutdown(ctx); err != nil {
 		t.Fatal(err)
 	}
 	ended := nextChange(t, ctx, changes, "ended entry", func(e CatalogEntry) bool { return e.State == StateEnded })
@@ -121,10 +121,10 @@ func TestCatalogLifecycle(t *testing.T) {
 		t.Fatalf("ended entry epoch %d, want %d", ended.Epoch, p.Epoch())
 	}
 	if e, ok := w.Get("cam1"); !ok || e.State != StateEnded {
-		t.Fatalf("Get after Close = %+v, %v", e, ok)
+		t.Fatalf("Get after Shutdown = %+v, %v", e, ok)
 	}
 	if live := w.Live(); len(live) != 0 {
-		t.Fatalf("Live() after Close = %+v", live)
+		t.Fatalf("Live() after Shutdown = %+v", live)
 	}
 	list, err := cat.List(ctx)
 	if err != nil || len(list) != 1 || list[0].State != StateEnded {

@@ -35,9 +35,9 @@ type Watcher struct {
 	dropped atomic.Uint64
 	loads   atomic.Uint64 // KV watches started: 1, plus one per reload
 
-	cancel   context.CancelFunc
-	done     chan struct{}
-	stopOnce sync.Once
+	cancel    context.CancelFunc
+	done      chan struct{}
+	closeOnce sync.Once
 }
 
 type watchSub struct {
@@ -45,7 +45,7 @@ type watchSub struct {
 }
 
 // WatchCatalog opens the catalog (creating the bucket with one replica if it
-// is missing), loads it and keeps watching it until Stop. ctx bounds the
+// is missing), loads it and keeps watching it until Close. ctx bounds the
 // initial load.
 func WatchCatalog(ctx context.Context, nc *nats.Conn, logger *slog.Logger) (*Watcher, error) {
 	if nc == nil {
@@ -290,7 +290,7 @@ func (w *Watcher) Live() []CatalogEntry {
 
 // Wait returns the entry of name as soon as it is live with a non-empty
 // announcement (at once when it already is). It returns ctx's error when ctx
-// ends first, ErrClosed after Stop and ErrInvalidName for a bad name.
+// ends first, ErrClosed after Close and ErrInvalidName for a bad name.
 func (w *Watcher) Wait(ctx context.Context, name string) (CatalogEntry, error) {
 	if err := ValidateName(name); err != nil {
 		return CatalogEntry{}, err
@@ -318,7 +318,7 @@ func (w *Watcher) Wait(ctx context.Context, name string) (CatalogEntry, error) {
 // entries put (live, updated, ended) and entries removed (State
 // StateDeleted). The channel holds WatcherBuffer changes; when the reader
 // falls behind, the oldest is dropped (see Dropped). cancel releases it and
-// closes the channel; Stop closes every channel.
+// closes the channel; Close closes every channel.
 func (w *Watcher) Subscribe() (ch <-chan CatalogEntry, cancel func()) {
 	s := &watchSub{ch: make(chan CatalogEntry, WatcherBuffer)}
 	w.mu.Lock()
@@ -344,10 +344,10 @@ func (w *Watcher) Subscribe() (ch <-chan CatalogEntry, cancel func()) {
 // Dropped is the number of changes dropped from slow Subscribe readers.
 func (w *Watcher) Dropped() uint64 { return w.dropped.Load() }
 
-// Stop ends the watch, wakes every Wait (with ErrClosed) and closes every
+// Close ends the watch, wakes every Wait (with ErrClosed) and closes every
 // Subscribe channel. It may be called more than once.
-func (w *Watcher) Stop() {
-	w.stopOnce.Do(func() {
+func (w *Watcher) Close() {
+	w.closeOnce.Do(func() {
 		w.cancel()
 		<-w.done
 		w.mu.Lock()

@@ -14,7 +14,7 @@ import (
 	"github.com/whepcast/whepcast/internal/natstest"
 )
 
-func TestWatcherWaitCancelAndStop(t *testing.T) {
+func TestWatcherWaitCancelAndClose(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
 	nc := natstest.EmbeddedConn(t)
@@ -41,25 +41,25 @@ func TestWatcherWaitCancelAndStop(t *testing.T) {
 		t.Fatalf("Wait(bad name): %v, want ErrInvalidName", err)
 	}
 
-	// Stop wakes waiters and closes subscriber channels.
+	// Close wakes waiters and closes subscriber channels.
 	go func() {
 		_, err := w.Wait(ctx, "y")
 		errc <- err
 	}()
 	ch, cancelSub := w.Subscribe()
 	defer cancelSub()
-	w.Stop()
-	w.Stop()
+	w.Close()
+	w.Close()
 	select {
 	case err := <-errc:
 		if !errors.Is(err, ErrClosed) {
-			t.Fatalf("Wait after Stop: %v, want ErrClosed", err)
+			t.Fatalf("Wait after Close: %v, want ErrClosed", err)
 		}
 	case <-ctx.Done():
-		t.Fatal("Stop did not wake Wait")
+		t.Fatal("Close did not wake Wait")
 	}
 	if _, ok := <-ch; ok {
-		t.Fatal("Subscribe channel open after Stop")
+		t.Fatal("Subscribe channel open after Close")
 	}
 }
 
@@ -71,7 +71,7 @@ func TestWatcherSlowSubscriberDropsOldest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer w.Stop()
+	defer w.Close()
 	ch, cancelSub := w.Subscribe()
 	cat, err := OpenCatalog(ctx, newJS(t, nc), 1)
 	if err != nil {
@@ -127,7 +127,7 @@ func TestWatcherResyncsAfterReconnect(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer w.Stop()
+	defer w.Close()
 	ch, cancelSub := w.Subscribe()
 	defer cancelSub()
 
@@ -176,7 +176,7 @@ func TestWatcherOutlivesStartContext(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer w.Stop()
+	defer w.Close()
 	cancelStart()
 
 	cat, err := OpenCatalog(ctx, newJS(t, nc), 1)

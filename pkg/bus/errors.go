@@ -8,7 +8,7 @@ var (
 	ErrInvalidName = errors.New("invalid stream name")
 	// ErrNotFound is returned when a stream, message or catalog entry does not exist.
 	ErrNotFound = errors.New("not found")
-	// ErrClosed is returned by a Publisher, Subscription or Watcher used after Close/Stop.
+	// ErrClosed is returned by a Publisher, Subscription or Watcher used after Shutdown or Close.
 	ErrClosed = errors.New("closed")
 	// ErrDropped is returned by Publisher.Publish for a frame that was not
 	// published: no room in the in-flight window within StallTimeout, a

@@ -113,8 +113,8 @@ type PublishStats struct {
 // Publisher publishes one ingest session (one epoch) of a media stream: its
 // track announcements, its frames and its catalog entry.
 //
-// Announce, Publish and Close may be called from different goroutines; they
-// are serialized. Publish is meant to be called from the ingest loop: it
+// Announce, Publish and Shutdown may be called from different goroutines;
+// they are serialized. Publish is meant to be called from the ingest loop: it
 // never blocks longer than StallTimeout.
 type Publisher struct {
 	// The Publisher orchestrates: enc builds the messages (wire.go),
@@ -131,7 +131,7 @@ type Publisher struct {
 	logger  *slog.Logger
 	catalog *catalogRefresher
 
-	// mu serializes Announce, Publish and Close and guards the fields
+	// mu serializes Announce, Publish and Shutdown and guards the fields
 	// below, and the publishing side of video.
 	mu         sync.Mutex
 	closed     bool
@@ -150,13 +150,13 @@ type Publisher struct {
 	progress                  atomic.Int64
 	dropLog, errLog, stallLog logLimiter
 
-	closeOnce sync.Once
-	closeErr  error
+	shutdownOnce sync.Once
+	shutdownErr  error
 }
 
 // NewPublisher validates name and cfg, creates or updates the JetStream
 // stream of the media stream (MEDIA_name), opens the catalog and starts the
-// catalog refresher; Close stops it. It returns ErrInvalidName (or a
+// catalog refresher; Shutdown stops it. It returns ErrInvalidName (or a
 // configuration error) before anything is created. The connection stays
 // the caller's.
 func NewPublisher(ctx context.Context, nc *nats.Conn, name string, cfg PublisherConfig) (*Publisher, error) {
@@ -259,7 +259,7 @@ func (p *Publisher) Announce(ctx context.Context, a tsframes.Announcement) error
 // first Announce) are ignored and return nil. A keyframe is preceded by a
 // copy of the announcement.
 //
-// Errors: ErrClosed after Close; ctx's error; an error wrapping ErrDropped
+// Errors: ErrClosed after Shutdown; ctx's error; an error wrapping ErrDropped
 // when the frame was not published (the caller should carry on; it also
 // wraps nats.ErrConnectionClosed when the connection is gone for good).
 // After a dropped video frame, deltas are dropped until the next keyframe.
@@ -498,17 +498,17 @@ func (p *Publisher) Stats() PublishStats {
 	}
 }
 
-// Close stops the publisher: later calls return ErrClosed, in-flight
-// messages are flushed (bounded by ctx), the catalog entry is marked ended
-// (unless a later epoch took it over; attempted for up to 2 s even when ctx
-// ended during the flush) and the refresher stops. It does not close the
-// connection. Calling Close again returns the first result.
-func (p *Publisher) Close(ctx context.Context) error {
-	p.closeOnce.Do(func() { p.closeErr = p.close(ctx) })
-	return p.closeErr
+// Shutdown stops the publisher gracefully: later calls return ErrClosed,
+// in-flight messages are flushed (bounded by ctx), the catalog entry is
+// marked ended (unless a later epoch took it over; attempted for up to 2 s
+// even when ctx ended during the flush) and the refresher stops. It does
+// not close the connection. Calling Shutdown again returns the first result.
+func (p *Publisher) Shutdown(ctx context.Context) error {
+	p.shutdownOnce.Do(func() { p.shutdownErr = p.shutdown(ctx) })
+	return p.shutdownErr
 }
 
-func (p *Publisher) close(ctx context.Context) error {
+func (p *Publisher) shutdown(ctx context.Context) error {
 	p.mu.Lock()
 	if n := len(p.audioGroup); n > 0 {
 		// The ingest ended within a PES: its packets go out now.

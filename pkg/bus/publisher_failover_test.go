@@ -137,8 +137,8 @@ func TestPublisherFailover(t *testing.T) {
 	// Nothing is left waiting for an acknowledgement that cannot come.
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	if err := p.Close(cctx); err != nil {
-		t.Fatalf("Close: %v", err)
+	if err := p.Shutdown(cctx); err != nil {
+		t.Fatalf("Shutdown: %v", err)
 	}
 }
 

@@ -82,8 +82,8 @@ func TestPublishSubscribeAV(t *testing.T) {
 	if wantKeys == 0 || len(carried) < 100 {
 		t.Fatalf("av.ts gave %d frames with %d keyframes on the selected PIDs", len(carried), wantKeys)
 	}
-	if err := p.Close(ctx); err != nil {
-		t.Fatalf("Close: %v", err)
+	if err := p.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: %v", err)
 	}
 	st := p.Stats()
 	// One announcement by Announce, one before each keyframe; the audio
@@ -109,7 +109,7 @@ func TestPublishSubscribeAV(t *testing.T) {
 	c := newCollector()
 	s := subscribe(t, ctx, nc, "cam1", SubscribeOptions{FromSeq: 1}, c)
 	msgs := c.waitFor(t, ctx, "all frames", func(m []Message) bool { return countFrames(m) >= len(carried) })
-	s.Stop()
+	s.Close()
 
 	ann := NewAnnouncement("cam1", p.Epoch(), av.Announcements[0])
 	var got []Message
@@ -253,7 +253,7 @@ func TestLargeFrameSplit(t *testing.T) {
 	if err := p.Publish(ctx, videoFrame(12000, false, delta)); err != nil {
 		t.Fatalf("Publish delta: %v", err)
 	}
-	if err := p.Close(ctx); err != nil {
+	if err := p.Shutdown(ctx); err != nil {
 		t.Fatal(err)
 	}
 	maxData := 64<<10 - HeaderRoom
@@ -313,7 +313,7 @@ func TestSecondPublisherNewEpoch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer w.Stop()
+	defer w.Close()
 	changes, cancelChanges := w.Subscribe()
 	defer cancelChanges()
 
@@ -351,7 +351,7 @@ func TestSecondPublisherNewEpoch(t *testing.T) {
 
 	// The first publisher closing must not end (nor overwrite) the entry
 	// of the second.
-	if err := p1.Close(ctx); err != nil {
+	if err := p1.Shutdown(ctx); err != nil {
 		t.Fatal(err)
 	}
 	cat, err := OpenCatalog(ctx, newJS(t, nc), 1)
@@ -365,7 +365,7 @@ func TestSecondPublisherNewEpoch(t *testing.T) {
 	if e.Epoch != p2.Epoch() || e.State != StateLive {
 		t.Fatalf("catalog after first publisher closed: epoch %d state %s, want %d live", e.Epoch, e.State, p2.Epoch())
 	}
-	if err := p2.Close(ctx); err != nil {
+	if err := p2.Shutdown(ctx); err != nil {
 		t.Fatal(err)
 	}
 	for {
@@ -397,7 +397,7 @@ func TestAnnouncementSurvivesAgeOut(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := p.Close(ctx); err != nil {
+	if err := p.Shutdown(ctx); err != nil {
 		t.Fatal(err)
 	}
 	st, err := js.Stream(ctx, "MEDIA_short")
@@ -474,18 +474,18 @@ func TestBackPressureDropsWithinStallTimeout(t *testing.T) {
 	if got := p.Stats().Dropped; got != uint64(drops) {
 		t.Fatalf("Stats().Dropped = %d, want %d", got, drops)
 	}
-	// Close is bounded too.
+	// Shutdown is bounded too.
 	cctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	if err := p.Close(cctx); err == nil {
-		t.Fatal("Close flushed messages to a dead server")
+	if err := p.Shutdown(cctx); err == nil {
+		t.Fatal("Shutdown flushed messages to a dead server")
 	}
 	if took := time.Since(start); took > 300*time.Millisecond+closeGrace+time.Second {
-		t.Fatalf("Close took %v", took)
+		t.Fatalf("Shutdown took %v", took)
 	}
 	if err := p.Publish(ctx, audioFrame(0, nil)); !errors.Is(err, ErrClosed) {
-		t.Fatalf("Publish after Close: %v, want ErrClosed", err)
+		t.Fatalf("Publish after Shutdown: %v, want ErrClosed", err)
 	}
 	nc.RemoveStatusListener(reconnecting)
 }
@@ -660,14 +660,14 @@ func TestPublishOnClosedConnection(t *testing.T) {
 	}
 	cctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
-	if err := p.Close(cctx); err == nil {
-		t.Fatal("Close could not mark the entry ended, yet returned nil")
+	if err := p.Shutdown(cctx); err == nil {
+		t.Fatal("Shutdown could not mark the entry ended, yet returned nil")
 	}
 }
 
 // TestPublishAudioGroupEdges: the packets held for the end of their PES go
 // out alone when a frame of another PID comes first, and as one message
-// when the publisher closes within the PES; a group never exceeds
+// when the publisher shuts down within the PES; a group never exceeds
 // MaxAudioGroup packets.
 func TestPublishAudioGroupEdges(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
@@ -697,9 +697,9 @@ func TestPublishAudioGroupEdges(t *testing.T) {
 		publish(more(int64(10+i)*1800, byte(i)))
 	}
 	publish(audioFrame(int64(10+MaxAudioGroup+2)*1800, []byte{0xfc, 0xff}))
-	// 3. Closed within a PES: the held packets go out as one message.
+	// 3. Shut down within a PES: the held packets go out as one message.
 	publish(more(100*1800, 1), more(101*1800, 2))
-	if err := p.Close(ctx); err != nil {
+	if err := p.Shutdown(ctx); err != nil {
 		t.Fatal(err)
 	}
 

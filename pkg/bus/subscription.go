@@ -21,7 +21,7 @@ const (
 	consumerHeartbeat = time.Second
 	consumerExpiry    = 5 * time.Second
 	// consumerInactive lets the server remove the consumer of a
-	// subscriber that vanished without Stop.
+	// subscriber that vanished without Close.
 	consumerInactive = 30 * time.Second
 	// pullMaxMessages and pullMaxBytes bound the client-side buffer.
 	pullMaxMessages = 256
@@ -52,11 +52,11 @@ type Subscription struct {
 	logger  *slog.Logger
 	frames  []Message // scratch of the run loop: the frames of one message
 
-	cancel   context.CancelFunc
-	done     chan struct{}
-	stopOnce sync.Once
-	errMu    sync.Mutex
-	err      error
+	cancel    context.CancelFunc
+	done      chan struct{}
+	closeOnce sync.Once
+	errMu     sync.Mutex
+	err       error
 
 	// Owned by the run goroutine after Subscribe returns.
 	created     time.Time // creation time of the stream being read
@@ -75,7 +75,7 @@ type Subscription struct {
 //
 // ctx bounds the set-up only: waiting for the stream to exist (woken by the
 // stream-created advisory), finding the latest keyframe and creating the
-// consumer. Once Subscribe has returned, the subscription runs until Stop or
+// consumer. Once Subscribe has returned, the subscription runs until Close or
 // until the connection is closed. It survives reconnects and broker restarts
 // (with file storage) by resuming right after the last message it received;
 // a stream that was deleted and created again (its creation time changed)
@@ -83,7 +83,7 @@ type Subscription struct {
 //
 // A sequence gap seen by the handler means the messages aged out before
 // they were read, never that the subscription skipped them. The handler must
-// not call Stop.
+// not call Close.
 func Subscribe(ctx context.Context, nc *nats.Conn, name string, opts SubscribeOptions, handler func(Message)) (*Subscription, error) {
 	subj, err := SubjectsFor(name)
 	if err != nil {
@@ -143,19 +143,20 @@ func Subscribe(ctx context.Context, nc *nats.Conn, name string, opts SubscribeOp
 	return s, nil
 }
 
-// Stop ends the subscription and waits until the handler has returned for
-// the last time. It may be called more than once, not from the handler.
-func (s *Subscription) Stop() {
-	s.stopOnce.Do(s.cancel)
+// Close ends the subscription now and waits until the handler has
+// returned for the last time. It may be called more than once, not from
+// the handler.
+func (s *Subscription) Close() {
+	s.closeOnce.Do(s.cancel)
 	<-s.done
 }
 
-// Done is closed when the subscription has ended (Stop, or a closed
+// Done is closed when the subscription has ended (Close, or a closed
 // connection).
 func (s *Subscription) Done() <-chan struct{} { return s.done }
 
 // Err returns why the subscription ended on its own (for example
-// nats.ErrConnectionClosed); nil while it runs and after Stop.
+// nats.ErrConnectionClosed); nil while it runs and after Close.
 func (s *Subscription) Err() error {
 	s.errMu.Lock()
 	defer s.errMu.Unlock()

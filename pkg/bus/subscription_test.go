@@ -121,7 +121,7 @@ func TestSubscribeWaitsForStream(t *testing.T) {
 	if r.err != nil {
 		t.Fatal(r.err)
 	}
-	defer r.s.Stop()
+	defer r.s.Close()
 	if err := p.Announce(ctx, h264Opus); err != nil {
 		t.Fatal(err)
 	}
@@ -226,7 +226,7 @@ func TestSubscribeStreamRecreated(t *testing.T) {
 	c := newCollector()
 	s := subscribe(t, ctx, nc, "re", SubscribeOptions{FromSeq: 1, Logger: testLogger(t)}, c)
 	c.waitFor(t, ctx, "first stream", func(m []Message) bool { return countFrames(m) == 10 })
-	if err := p1.Close(ctx); err != nil {
+	if err := p1.Shutdown(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if err := js.DeleteStream(ctx, "MEDIA_re"); err != nil {
@@ -275,8 +275,8 @@ func TestSubscriptionEndsWithConnection(t *testing.T) {
 	if !errors.Is(s.Err(), nats.ErrConnectionClosed) {
 		t.Fatalf("Err() = %v, want ErrConnectionClosed", s.Err())
 	}
-	s.Stop()
-	s.Stop()
+	s.Close()
+	s.Close()
 }
 
 func TestResumeAt(t *testing.T) {
@@ -343,7 +343,7 @@ func TestSubscriptionSkipsStaleBacklog(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Stop()
+	defer s.Close()
 	first := c.waitFor(t, ctx, "the first keyframe", func(m []Message) bool { return blocked.Load() })
 	held := first[len(first)-1]
 

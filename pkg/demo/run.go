@@ -28,7 +28,7 @@ func Run(ctx context.Context, nc *nats.Conn, pc bus.PublisherConfig, logger *slo
 	err = Loop(ctx, pub, Options{Logger: logger.With("epoch", pub.Epoch())})
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	if cerr := pub.Close(cctx); cerr != nil {
+	if cerr := pub.Shutdown(cctx); cerr != nil {
 		logger.Warn("demo: closing the publisher", "err", cerr)
 	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {

@@ -21,7 +21,7 @@ func TestRunPublishesOnTheBus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer w.Stop()
+	defer w.Close()
 
 	want, err := loadClip(ctx, Sample())
 	if err != nil {
@@ -70,7 +70,7 @@ func TestRunPublishesOnTheBus(t *testing.T) {
 			t.Fatalf("only %d video frames arrived", i)
 		}
 	}
-	sub.Stop()
+	sub.Close()
 
 	stopRun()
 	select {

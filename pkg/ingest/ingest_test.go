@@ -51,7 +51,7 @@ type fakePub struct {
 
 	publishErr error
 	got        chan struct{} // receives (non-blocking) after every frame
-	closedCh   chan struct{} // closed by Close
+	closedCh   chan struct{} // closed by Shutdown
 }
 
 func (p *fakePub) Announce(_ context.Context, a tsframes.Announcement) error {
@@ -90,7 +90,7 @@ func (p *fakePub) SetIngestStats(s bus.IngestStats) {
 	p.stats = append(p.stats, s)
 }
 
-func (p *fakePub) Close(context.Context) error {
+func (p *fakePub) Shutdown(context.Context) error {
 	p.mu.Lock()
 	if !p.closed {
 		close(p.closedCh)

@@ -129,7 +129,7 @@ func (s *publication) run(ctx context.Context) (Summary, error) {
 	pub.SetIngestStats(s.ingestStats())
 	closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.pubs.cfg.CloseTimeout)
 	defer cancel()
-	closeErr := pub.Close(closeCtx)
+	closeErr := pub.Shutdown(closeCtx)
 
 	var result error
 	cause := context.Cause(ctx)

@@ -15,7 +15,7 @@ type Publisher interface {
 	Announce(ctx context.Context, a tsframes.Announcement) error
 	Publish(ctx context.Context, f tsframes.Frame) error
 	SetIngestStats(s bus.IngestStats)
-	Close(ctx context.Context) error
+	Shutdown(ctx context.Context) error
 }
 
 // NewPublisherFunc opens the Publisher of one publication of stream with the

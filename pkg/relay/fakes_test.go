@@ -175,7 +175,7 @@ type fakeSub struct {
 	err     error
 }
 
-func (s *fakeSub) Stop()                 { s.once.Do(func() { close(s.done) }) }
+func (s *fakeSub) Close()                { s.once.Do(func() { close(s.done) }) }
 func (s *fakeSub) Done() <-chan struct{} { return s.done }
 func (s *fakeSub) Err() error {
 	select {

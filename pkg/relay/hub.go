@@ -104,7 +104,7 @@ func (h *hub) run(ctx context.Context) {
 	}
 	h.r.subs.Add(1)
 	defer h.r.subs.Add(-1)
-	defer sub.Stop()
+	defer sub.Close()
 	defer func() {
 		// Shut down (last viewer closed, relay closed): a viewer that
 		// joined meanwhile must not wait for frames that never come.

@@ -50,7 +50,7 @@ func newPublisher(t testing.TB, nc *nats.Conn, name string, epoch uint64) *bus.P
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		_ = p.Close(ctx)
+		_ = p.Shutdown(ctx)
 	})
 	return p
 }

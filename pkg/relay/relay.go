@@ -129,7 +129,7 @@ type Config struct {
 
 // subscription is what a hub needs of a bus subscription.
 type subscription interface {
-	Stop()
+	Close()
 	Done() <-chan struct{}
 	Err() error
 }

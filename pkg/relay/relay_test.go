@@ -357,7 +357,7 @@ func TestBusStreamEndedFromCatalog(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(w.Stop)
+	t.Cleanup(w.Close)
 	pub := newPublisher(t, nc, "end", 1)
 	const grace = 200 * time.Millisecond
 	r := newBusRelay(t, Config{Conn: nc, Catalog: w, EndGrace: grace})
@@ -367,7 +367,7 @@ func TestBusStreamEndedFromCatalog(t *testing.T) {
 	waitDone(t, feed{events: events[:60]}.start(t, pub))
 	rec.waitCount(t, 1)
 	closed := time.Now()
-	if err := pub.Close(waitCtx(t, 10*time.Second)); err != nil {
+	if err := pub.Shutdown(waitCtx(t, 10*time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	select {
