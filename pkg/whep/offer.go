@@ -45,11 +45,16 @@ func parseOffer(b []byte) (*offer, error) {
 	sessionUfrag, _ := sd.Attribute("ice-ufrag")
 	o := &offer{}
 	rewritten := false
+	sectionOf := make(map[string]int, len(sd.MediaDescriptions)) // mid → section number
 	for i, md := range sd.MediaDescriptions {
 		mid, ok := md.Attribute("mid")
 		if !ok || mid == "" {
 			return nil, fmt.Errorf("%w: media section %d has no a=mid", errBadOffer, i+1)
 		}
+		if j, dup := sectionOf[mid]; dup {
+			return nil, fmt.Errorf("%w: media sections %d and %d have the same a=mid:%s (each must be unique)", errBadOffer, j, i+1, mid)
+		}
+		sectionOf[mid] = i + 1
 		if _, ok := md.Attribute("fingerprint"); !ok && !sessionFP {
 			return nil, fmt.Errorf("%w: no a=fingerprint for media section %d", errBadOffer, i+1)
 		}

@@ -80,6 +80,7 @@ func TestParseOfferErrors(t *testing.T) {
 		{"garbage", "hello", errBadOffer},
 		{"no media", "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n", errBadOffer},
 		{"no ufrag", strings.ReplaceAll(fixedOffer("video"), "a=ice-ufrag:abcd\r\n", ""), errBadOffer},
+		{"duplicate mid", strings.ReplaceAll(fixedOffer("video", "audio"), "a=mid:1", "a=mid:0"), errBadOffer},
 		{"inactive only", strings.ReplaceAll(fixedOffer("video"), "a=recvonly", "a=inactive"), errNotPlayable},
 		{"port 0", strings.ReplaceAll(fixedOffer("audio"), "m=audio 9", "m=audio 0"), errNotPlayable},
 	}
