@@ -518,7 +518,7 @@ func TestEventsErrors(t *testing.T) {
 		{"OPTIONS stream", open, "OPTIONS", esLoc, nil, "", 204, map[string]string{"Allow": "OPTIONS, GET, DELETE"}},
 		{"preflight entry", open, "OPTIONS", loc + "/events",
 			hdr("Origin", "https://p.example", "Access-Control-Request-Method", "POST", "Access-Control-Request-Headers", "content-type"), "", 204,
-			map[string]string{"Access-Control-Allow-Origin": "*", "Access-Control-Allow-Methods": "POST, PATCH, DELETE, OPTIONS",
+			map[string]string{"Access-Control-Allow-Origin": "*", "Access-Control-Allow-Methods": "GET, POST, PATCH, DELETE, OPTIONS",
 				"Access-Control-Allow-Headers": "Authorization, Content-Type, If-Match"}},
 		{"cross-origin POST", open, "POST", loc + "/events", hdr("Origin", "https://p.example"), "", 201,
 			map[string]string{"Access-Control-Allow-Origin": "*", "Access-Control-Expose-Headers": exposeHeaders}},

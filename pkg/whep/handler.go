@@ -17,9 +17,9 @@ import (
 
 // Header values.
 const (
-	allowEndpoint   = "OPTIONS, POST"
-	allowSession    = "OPTIONS, PATCH, DELETE"
-	corsMethods     = "POST, PATCH, DELETE, OPTIONS"
+	allowEndpoint   = "OPTIONS, GET, HEAD, POST"
+	allowSession    = "OPTIONS, GET, HEAD, PATCH, DELETE"
+	corsMethods     = "GET, POST, PATCH, DELETE, OPTIONS"
 	corsHeaders     = "Authorization, Content-Type, If-Match"
 	exposeHeaders   = "Location, ETag, Link, Accept-Patch, Accept-Post, Retry-After, WWW-Authenticate"
 	corsMaxAge      = "86400"
@@ -117,6 +117,13 @@ func options(w http.ResponseWriter, r *http.Request, allow string, endpoint bool
 	return response{Status: http.StatusNoContent, Header: h}
 }
 
+// noContent answers GET and HEAD of the endpoint and of a session: 204,
+// whatever the stream or session (draft-ietf-wish-whep-03 reserves them, a
+// success without content). It needs no token and reveals nothing.
+func noContent() response {
+	return response{Status: http.StatusNoContent, Header: http.Header{}}
+}
+
 func methodNotAllowed(method, allow string) response {
 	resp := errorResponse(fmt.Errorf("%w: %s (allowed: %s)", errMethodNotAllowed, method, allow))
 	resp.Header.Set("Allow", allow)
@@ -128,6 +135,8 @@ func (s *Server) serveEndpoint(w http.ResponseWriter, r *http.Request, stream st
 	switch r.Method {
 	case http.MethodOptions:
 		return options(w, r, allowEndpoint, true)
+	case http.MethodGet, http.MethodHead:
+		return noContent()
 	case http.MethodPost:
 		resp, err := s.post(w, r, stream)
 		if err != nil {
@@ -263,6 +272,8 @@ func (s *Server) serveSession(w http.ResponseWriter, r *http.Request, stream, id
 	switch r.Method {
 	case http.MethodOptions:
 		return options(w, r, allowSession, false)
+	case http.MethodGet, http.MethodHead:
+		return noContent()
 	case http.MethodPatch, http.MethodDelete:
 	default:
 		return methodNotAllowed(r.Method, allowSession)
