@@ -1,12 +1,12 @@
 package relay
 
 import (
+	"bytes"
 	"context"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/whepcast/whepcast/internal/tstest"
 	"github.com/whepcast/whepcast/pkg/bus"
 	"github.com/whepcast/whepcast/pkg/tsframes"
 )
@@ -32,15 +32,10 @@ func (c *collector) Frame(f tsframes.Frame) error {
 // readFixture demuxes testdata/name.
 func readFixture(t testing.TB, name string) []event {
 	t.Helper()
-	f, err := os.Open(filepath.Join("..", "..", "testdata", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	var c collector
-	if err := tsframes.NewDemuxer(f, tsframes.Options{}).Run(ctx, &c); err != nil {
+	if err := tsframes.NewDemuxer(bytes.NewReader(tstest.Read(t, name)), tsframes.Options{}).Run(ctx, &c); err != nil {
 		t.Fatalf("demux %s: %v", name, err)
 	}
 	return c.events

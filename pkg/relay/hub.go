@@ -17,7 +17,7 @@ import (
 // Goroutines: run (set-up, catalog and subscription events) and the bus
 // handler (owned by the subscription; it calls handle in stream order).
 type hub struct {
-	r      *Relay
+	cfg    hubConfig
 	name   string
 	log    *slog.Logger
 	cancel context.CancelFunc
@@ -26,7 +26,7 @@ type hub struct {
 	// setupErr is written before ready is closed.
 	setupErr error
 	wake     chan struct{} // a catalog change for run to look at
-	refs     int           // viewers joined and not closed; guarded by r.mu
+	refs     int           // viewers joined and not closed; guarded by Relay.mu
 	// clock is the base of the frames' receive times: time.Since(clock)
 	// reads only the monotonic clock.
 	clock time.Time
@@ -59,51 +59,77 @@ type hub struct {
 	gone error
 }
 
-func newHub(r *Relay, ann bus.Announcement) *hub {
-	return &hub{
-		r:        r,
+// hubConfig is what a hub needs from its relay: settings, the bus, a
+// logger and the relay's bookkeeping callbacks.
+type hubConfig struct {
+	start             StartMode
+	endGrace          time.Duration
+	retransmitPackets int
+	// GOP cache limits (MaxGOPFrames, MaxGOPBytes; lowered by tests).
+	maxGOPFrames, maxGOPBytes int
+
+	log       *slog.Logger
+	subscribe subscribeFunc
+	// subscribed is called with +1 once the hub's subscription is open
+	// and with -1 once it is stopped.
+	subscribed func(delta int)
+	// lost is called when the hub stops delivering on its own (its
+	// subscription failed or ended), so that the next Join gets a new hub.
+	lost func(*hub)
+}
+
+// newHub returns the hub of the stream of ann; catState is the catalog's
+// state of the stream when known ("" otherwise).
+func newHub(cfg hubConfig, ann bus.Announcement, catState string) *hub {
+	h := &hub{
+		cfg:      cfg,
 		name:     ann.Stream,
-		log:      r.log.With("stream", ann.Stream),
+		log:      cfg.log.With("stream", ann.Stream),
 		ready:    make(chan struct{}),
 		done:     make(chan struct{}),
 		wake:     make(chan struct{}, 1),
 		clock:    time.Now(),
-		videoBuf: newRetransmitBuffer(r.cfg.RetransmitPackets),
-		audioBuf: newRetransmitBuffer(r.cfg.RetransmitPackets),
+		videoBuf: newRetransmitBuffer(cfg.retransmitPackets),
+		audioBuf: newRetransmitBuffer(cfg.retransmitPackets),
 		set:      trackSetOf(ann),
 		setEpoch: ann.Epoch,
-		cache:    gopCache{maxFrames: r.maxGOPFrames, maxBytes: r.maxGOPBytes},
+		cache:    gopCache{maxFrames: cfg.maxGOPFrames, maxBytes: cfg.maxGOPBytes},
 		members:  make(map[*Viewer]struct{}),
+		catState: catState,
 	}
+	if catState == bus.StateEnded {
+		h.wake <- struct{}{}
+	}
+	return h
 }
 
-// start runs the hub until shutdown.
+// start runs the hub until close.
 func (h *hub) start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	h.cancel = cancel
 	go h.run(ctx)
 }
 
-// shutdown stops the hub and waits for its goroutines (and the bus handler).
-func (h *hub) shutdown() {
+// close stops the hub and waits for its goroutines (and the bus handler).
+func (h *hub) close() {
 	h.cancel()
 	<-h.done
 }
 
 func (h *hub) run(ctx context.Context) {
 	defer close(h.done)
-	sub, err := h.r.subscribe(ctx, h.name, h.handle)
+	sub, err := h.cfg.subscribe(ctx, h.name, h.handle)
 	if err != nil {
 		h.setupErr = fmt.Errorf("relay: subscribe to %q: %w: %w", h.name, ErrSubscription, err)
-		h.r.forget(h)
+		h.cfg.lost(h)
 		h.mu.Lock()
 		h.gone = h.setupErr
 		h.mu.Unlock()
 		close(h.ready)
 		return
 	}
-	h.r.subs.Add(1)
-	defer h.r.subs.Add(-1)
+	h.cfg.subscribed(1)
+	defer h.cfg.subscribed(-1)
 	defer sub.Close()
 	defer func() {
 		// Shut down (last viewer closed, relay closed): a viewer that
@@ -135,7 +161,7 @@ func (h *hub) run(ctx context.Context) {
 				cause = bus.ErrClosed
 			}
 			h.log.Warn("bus subscription ended", "error", cause)
-			h.r.forget(h) // the next Join gets a new hub
+			h.cfg.lost(h) // the next Join gets a new hub
 			h.mu.Lock()
 			h.gone = fmt.Errorf("relay: stream %q: %w: %w", h.name, ErrSubscription, cause)
 			h.endAllLocked(h.gone)
@@ -151,8 +177,8 @@ func (h *hub) run(ctx context.Context) {
 			gone := state == bus.StateEnded || state == bus.StateDeleted
 			switch {
 			case gone && grace == nil:
-				h.log.Info("stream ended in catalog, closing viewers after grace", "grace", h.r.cfg.EndGrace)
-				grace = time.NewTimer(h.r.cfg.EndGrace)
+				h.log.Info("stream ended in catalog, closing viewers after grace", "grace", h.cfg.endGrace)
+				grace = time.NewTimer(h.cfg.endGrace)
 				graceC = grace.C
 			case state == bus.StateLive && grace != nil:
 				h.log.Info("stream live again within grace")
@@ -169,6 +195,32 @@ func (h *hub) run(ctx context.Context) {
 			h.log.Info("stream ended, viewers closed", "viewers", n)
 		}
 	}
+}
+
+// admit makes v a member of the hub, unless the hub no longer delivers or
+// the stream ended. live tells that the catalog view that made the caller
+// join says the stream is live (the hub may not have seen it yet).
+func (h *hub) admit(v *Viewer, live bool) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if live {
+		h.ended = false
+	}
+	switch {
+	case h.gone != nil:
+		return h.gone
+	case h.ended:
+		return fmt.Errorf("relay: join %q: %w", h.name, ErrStreamEnded)
+	}
+	h.members[v] = struct{}{}
+	return nil
+}
+
+// end ends every viewer of the hub with err.
+func (h *hub) end(err error) {
+	h.mu.Lock()
+	h.endAllLocked(err)
+	h.mu.Unlock()
 }
 
 // catalog records a catalog entry of the stream for run.
@@ -329,7 +381,7 @@ func (h *hub) startLocked(v *Viewer) []*frame {
 	if v.video == nil || v.waitSet {
 		return nil
 	}
-	if h.r.cfg.Start == StartGOP {
+	if h.cfg.start == StartGOP {
 		if gop := h.cache.frames(); gop != nil {
 			return gop
 		}

@@ -352,11 +352,11 @@ func TestStreamEndedAfterGrace(t *testing.T) {
 	if !errors.Is(v.Err(), ErrStreamEnded) {
 		t.Fatalf("Err %v", v.Err())
 	}
-	if _, err := r.Join(context.Background(), ann, Want{Video: true}); !errors.Is(err, ErrStreamEnded) {
+	if _, err := r.Join(t.Context(), ann, Want{Video: true}); !errors.Is(err, ErrStreamEnded) {
 		t.Fatalf("join of an ended stream: %v", err)
 	}
 	cat.set(live)
-	w, err := r.Join(context.Background(), ann, Want{Video: true})
+	w, err := r.Join(t.Context(), ann, Want{Video: true})
 	if err != nil {
 		t.Fatalf("join once the stream is live again: %v", err)
 	}
@@ -398,7 +398,7 @@ func TestJoinSubscribeErrors(t *testing.T) {
 	ann := firstAnnouncement(t, msgs)
 	r, b := newTestRelay(t, Config{}, nil)
 	b.failNext = errors.New("no stream")
-	if _, err := r.Join(context.Background(), ann, Want{Video: true}); !errors.Is(err, ErrSubscription) {
+	if _, err := r.Join(t.Context(), ann, Want{Video: true}); !errors.Is(err, ErrSubscription) {
 		t.Fatalf("join: %v", err)
 	}
 	if s := r.Stats(); s != (Stats{}) {
@@ -406,7 +406,7 @@ func TestJoinSubscribeErrors(t *testing.T) {
 	}
 	// A join whose context ends while the subscription is set up.
 	b.block = make(chan struct{})
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
 	defer cancel()
 	if _, err := r.Join(ctx, ann, Want{Video: true}); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("join: %v", err)
@@ -429,7 +429,7 @@ func TestRelayCloseEndsViewers(t *testing.T) {
 	if !errors.Is(v.Err(), ErrClosed) {
 		t.Fatalf("Err %v", v.Err())
 	}
-	if _, err := r.Join(context.Background(), ann, Want{Video: true}); !errors.Is(err, ErrClosed) {
+	if _, err := r.Join(t.Context(), ann, Want{Video: true}); !errors.Is(err, ErrClosed) {
 		t.Fatalf("join after close: %v", err)
 	}
 	v.Close()
@@ -492,7 +492,7 @@ func TestJoinCloseChurn(t *testing.T) {
 			for i := 0; i < 100; i++ {
 				ann := firstAnnouncement(t, msgs)
 				ann.Stream = fmt.Sprintf("c%d", i%3)
-				v, err := r.Join(context.Background(), ann, Want{Video: true, Audio: i%2 == 0})
+				v, err := r.Join(t.Context(), ann, Want{Video: true, Audio: i%2 == 0})
 				if err != nil {
 					t.Error(err)
 					return

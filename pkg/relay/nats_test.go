@@ -7,41 +7,15 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/whepcast/whepcast/embedded"
 	"github.com/whepcast/whepcast/pkg/bus"
 	"github.com/whepcast/whepcast/pkg/tsframes"
 )
-
-// startNATS starts an in-process nats-server (no TCP listener) and returns a
-// connection to it; both end with the test.
-func startNATS(t testing.TB) *nats.Conn {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	srv, err := embedded.Start(ctx, embedded.Config{Port: embedded.NoListener, DataDir: t.TempDir()})
-	if err != nil {
-		t.Fatalf("start nats: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown nats: %v", err)
-		}
-	})
-	nc, err := srv.Connect()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	return nc
-}
 
 // newPublisher opens the publisher of stream name in epoch (which creates
 // the stream); it is closed at the end of the test.
 func newPublisher(t testing.TB, nc *nats.Conn, name string, epoch uint64) *bus.Publisher {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	p, err := bus.NewPublisher(ctx, nc, name, bus.PublisherConfig{Epoch: epoch})
 	if err != nil {
@@ -121,7 +95,7 @@ func (f feed) run(ctx context.Context, p *bus.Publisher) error {
 // start runs f in a goroutine; the returned channel gets its result.
 func (f feed) start(t testing.TB, p *bus.Publisher) <-chan error {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	done := make(chan error, 1)
 	finished := make(chan struct{})
 	go func() {

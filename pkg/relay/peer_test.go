@@ -187,7 +187,7 @@ func (p *peer) nack(t testing.TB, ssrc uint32, seqs ...uint16) {
 
 // waitCtx is a context for one step of a test.
 func waitCtx(t testing.TB, d time.Duration) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), d)
+	ctx, cancel := context.WithTimeout(t.Context(), d)
 	t.Cleanup(cancel)
 	return ctx
 }

@@ -1,54 +1,23 @@
 // Package relay is the media engine of a whep-node: it turns the frames of
 // a stream on the bus into RTP for every viewer of that stream on this node.
+// Per stream and node there is one bus subscription; each frame is
+// packetized once (H.264 packetization-mode 1, Opus) and the shared packets
+// are fanned out to every viewer, rewriting only their RTP headers, without
+// copy or allocation per viewer. Relay owns its defaults and validates its
+// Config (New); the caller only maps its settings onto it.
 //
-// # Contract
-//
-// Per stream and node there is one hub: ONE bus subscription (from the
-// stream's latest keyframe), each frame packetized ONCE into RTP packets, and
-// a fan-out of those shared packets to every viewer. Per viewer and packet
-// only the RTP header is rewritten (SSRC, payload type, sequence number and
-// timestamp offsets) before it is written to the viewer's WriteStream: the
-// per-viewer path copies no payload and allocates nothing.
-//
-//   - H.264 is sent with packetization-mode 1 (single NAL unit, STAP-A for
-//     the small NAL units before an IDR, FU-A), at most MaxPayload bytes of
-//     payload per packet, the marker bit on each access unit's last packet.
-//     Its RTP timestamps are the 90 kHz PTS truncated to 32 bits.
-//   - Opus is one packet per RTP packet, at 48 kHz from a fixed origin, so
-//     that timestamps step by exactly the packet durations.
-//   - Both stay continuous across the 33-bit MPEG-TS wrap and across epochs
-//     with the same tracks (see timeline).
-//
-// A viewer (Relay.Join) gets one webrtc.TrackLocal per kind to add to its
-// PeerConnection. After Viewer.Start it receives, with Config.Start "gop",
-// the stream's GOP since its latest keyframe at once (timestamps compressed
-// just below the live edge, so the backlog adds no latency) and then the live
-// feed, without gap or duplicate; audio starts at the live edge. With "live"
-// video starts at the next keyframe. A viewer never gets video frames without
-// their keyframe.
-//
-// Each viewer has a bounded queue (Config.ViewerQueue frames). When it is
-// full the frame is dropped and counted, and video is skipped up to the next
-// keyframe: a slow viewer never slows the hub or the other viewers. NACKs are
-// answered from a per-stream buffer of recent packets shared by all viewers
-// (Config.RetransmitPackets); PLI and FIR are counted (the encoder cannot be
-// asked); receiver reports give loss, jitter and RTT.
-//
-// Each viewer keeps lock-free histograms of the delay from a frame's arrival
-// from the bus (and from its store time in JetStream) to its last RTP packet
-// written for that viewer (ViewerStats.BusToRTP, IngestToRTP). The hub reads
-// the clock once per frame; a viewer reads it again only for the sampled
-// frames (about 1 in 32), which keeps their cost per viewer and packet to a
-// few nanoseconds.
-//
-// A new epoch with the same tracks keeps the viewers: sequence numbers and
-// timestamps continue (the first keyframe of the new epoch one frame interval
-// after the last frame). Changed tracks end the viewers with
-// ErrTracksChanged; a stream the catalog reports ended ends them with
-// ErrStreamEnded after Config.EndGrace unless it comes back live.
-//
-// Every goroutine of a hub ends when its last viewer closes or the relay
-// closes; the subscription is stopped then.
+// A viewer (Relay.Join, then Viewer.Start once its PeerConnection is
+// connected) gets its RTP sequence numbers without gap, duplicate or
+// reordering and never a video frame without its keyframe. With StartGOP it
+// starts from the stream's latest keyframe at once: the cached GOP is
+// replayed (timestamps just below the live edge) and handed over to the live
+// feed; with StartLive its video starts at the next keyframe. A slow
+// viewer drops frames up to the next keyframe (bounded queue) and never slows
+// the others; NACKs are answered from a buffer shared by the stream's
+// viewers. A new epoch with the same tracks keeps the viewers; changed tracks
+// end them (ErrTracksChanged), and so does a stream the catalog reports
+// ended (ErrStreamEnded after Config.EndGrace). Viewer.Close and Relay.Close
+// stop at once; every goroutine of a stream ends with its last viewer.
 package relay
 
 import (
@@ -263,15 +232,13 @@ func (r *Relay) Join(ctx context.Context, ann bus.Announcement, want Want) (*Vie
 	}
 	h := r.hubs[ann.Stream]
 	if h == nil {
-		h = newHub(r, ann)
+		var catState string
 		if r.catalog != nil {
 			if e, ok := r.catalog.Get(ann.Stream); ok {
-				h.catState = e.State
-				if e.State == bus.StateEnded {
-					h.wake <- struct{}{}
-				}
+				catState = e.State
 			}
 		}
+		h = newHub(r.hubConfig(), ann, catState)
 		r.hubs[ann.Stream] = h
 		h.start()
 	}
@@ -290,7 +257,6 @@ func (r *Relay) Join(ctx context.Context, ann bus.Announcement, want Want) (*Vie
 	}
 
 	v := &Viewer{
-		relay:  r,
 		hub:    h,
 		stream: ann.Stream,
 		log:    h.log.With("epoch", ann.Epoch),
@@ -301,6 +267,10 @@ func (r *Relay) Join(ctx context.Context, ann bus.Announcement, want Want) (*Vie
 		quit:   make(chan struct{}),
 		done:   make(chan struct{}),
 		delays: new(viewerDelays),
+	}
+	v.leave = func() {
+		r.viewers.Add(-1)
+		r.release(h)
 	}
 	if wantVideo {
 		t := newTrack(webrtc.RTPCodecTypeVideo, h264Capability(set.profile), ann.Stream)
@@ -316,28 +286,27 @@ func (r *Relay) Join(ctx context.Context, ann bus.Announcement, want Want) (*Vie
 		e, ok := r.catalog.Get(ann.Stream)
 		live = ok && e.State == bus.StateLive
 	}
-	h.mu.Lock()
-	if live {
-		// The catalog view that made the caller join says live: the hub
-		// may not have seen it yet.
-		h.ended = false
-	}
-	var err error
-	switch {
-	case h.gone != nil:
-		err = h.gone
-	case h.ended:
-		err = fmt.Errorf("relay: join %q: %w", ann.Stream, ErrStreamEnded)
-	default:
-		h.members[v] = struct{}{}
-	}
-	h.mu.Unlock()
-	if err != nil {
+	if err := h.admit(v, live); err != nil {
 		r.release(h)
 		return nil, err
 	}
 	r.viewers.Add(1)
 	return v, nil
+}
+
+// hubConfig is what the relay's hubs get from it.
+func (r *Relay) hubConfig() hubConfig {
+	return hubConfig{
+		start:             r.cfg.Start,
+		endGrace:          r.cfg.EndGrace,
+		retransmitPackets: r.cfg.RetransmitPackets,
+		maxGOPFrames:      r.maxGOPFrames,
+		maxGOPBytes:       r.maxGOPBytes,
+		log:               r.log,
+		subscribe:         r.subscribe,
+		subscribed:        func(delta int) { r.subs.Add(int64(delta)) },
+		lost:              r.forget,
+	}
 }
 
 // release drops a viewer's reference on h and shuts h down after the last.
@@ -350,7 +319,7 @@ func (r *Relay) release(h *hub) {
 	}
 	r.mu.Unlock()
 	if last {
-		h.shutdown()
+		h.close()
 	}
 }
 
@@ -363,9 +332,6 @@ func (r *Relay) forget(h *hub) {
 	}
 	r.mu.Unlock()
 }
-
-// viewerClosed accounts for a closed viewer.
-func (r *Relay) viewerClosed() { r.viewers.Add(-1) }
 
 // Stats returns the relay's counters.
 func (r *Relay) Stats() Stats {
@@ -393,10 +359,8 @@ func (r *Relay) Close() {
 	r.mu.Unlock()
 
 	for _, h := range hubs {
-		h.mu.Lock()
-		h.endAllLocked(fmt.Errorf("relay: stream %q: %w", h.name, ErrClosed))
-		h.mu.Unlock()
-		h.shutdown()
+		h.end(fmt.Errorf("relay: stream %q: %w", h.name, ErrClosed))
+		h.close()
 	}
 	if r.catalogStop != nil {
 		r.catalogStop()

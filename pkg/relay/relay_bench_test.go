@@ -1,7 +1,6 @@
 package relay
 
 import (
-	"context"
 	"fmt"
 	"runtime"
 	"testing"
@@ -36,7 +35,7 @@ func BenchmarkForward(b *testing.B) {
 			defer r.Close()
 			counters := make([]*counter, n)
 			for i := range counters {
-				v, err := r.Join(context.Background(), ann, Want{Video: true})
+				v, err := r.Join(b.Context(), ann, Want{Video: true})
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -122,7 +121,7 @@ func BenchmarkViewerLive(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer r.Close()
-	v, err := r.Join(context.Background(), ann, Want{Video: true})
+	v, err := r.Join(b.Context(), ann, Want{Video: true})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -173,7 +172,7 @@ func BenchmarkViewerMemory(b *testing.B) {
 		runtime.ReadMemStats(&ms0)
 		viewers := make([]*Viewer, n)
 		for j := range viewers {
-			v, err := r.Join(context.Background(), ann, Want{Video: true, Audio: true})
+			v, err := r.Join(b.Context(), ann, Want{Video: true, Audio: true})
 			if err != nil {
 				b.Fatal(err)
 			}

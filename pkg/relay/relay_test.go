@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/pion/rtcp"
 
+	"github.com/whepcast/whepcast/internal/natstest"
 	"github.com/whepcast/whepcast/pkg/bus"
 )
 
@@ -56,7 +57,7 @@ func countMarkers(p []sent) int {
 func TestBusPeerConnectionAV(t *testing.T) {
 	checkLeaks(t)
 	events := readFixture(t, "av.ts")
-	nc := startNATS(t)
+	nc := natstest.EmbeddedConn(t)
 	pub := newPublisher(t, nc, "av", 1)
 	r := newBusRelay(t, Config{Conn: nc})
 	ann := busAnnouncement("av", 1, events)
@@ -126,7 +127,7 @@ func TestBusPeerConnectionAV(t *testing.T) {
 func TestBusPeerConnectionLateJoiner(t *testing.T) {
 	checkLeaks(t)
 	events := readFixture(t, "gop4.ts")
-	nc := startNATS(t)
+	nc := natstest.EmbeddedConn(t)
 	pub := newPublisher(t, nc, "late", 1)
 	r := newBusRelay(t, Config{Conn: nc})
 	ann := busAnnouncement("late", 1, events)
@@ -232,7 +233,7 @@ func TestBusPeerConnectionWrap(t *testing.T) {
 	// (and the 32-bit wrap of the RTP timestamps) falls 1 s into it.
 	for _, shift := range []int64{0, 1<<33 - srcV[0].PTS - 90000} {
 		t.Run("", func(t *testing.T) {
-			nc := startNATS(t)
+			nc := natstest.EmbeddedConn(t)
 			pub := newPublisher(t, nc, "wrap", 1)
 			r := newBusRelay(t, Config{Conn: nc})
 			ann := busAnnouncement("wrap", 1, events)
@@ -258,7 +259,7 @@ func TestBusPeerConnectionWrap(t *testing.T) {
 func TestBusEpochChange(t *testing.T) {
 	checkLeaks(t)
 	events := readFixture(t, "av.ts")
-	nc := startNATS(t)
+	nc := natstest.EmbeddedConn(t)
 	r := newBusRelay(t, Config{Conn: nc, ViewerQueue: 2048})
 	pub1 := newPublisher(t, nc, "ep", 1)
 	ann := busAnnouncement("ep", 1, events)
@@ -300,7 +301,7 @@ func TestBusEpochChange(t *testing.T) {
 func TestBusManyViewersOneConsumer(t *testing.T) {
 	checkLeaks(t)
 	events := readFixture(t, "av.ts")
-	nc := startNATS(t)
+	nc := natstest.EmbeddedConn(t)
 	pub := newPublisher(t, nc, "many", 1)
 	r := newBusRelay(t, Config{Conn: nc, ViewerQueue: 1024})
 	ann := busAnnouncement("many", 1, events)
@@ -352,7 +353,7 @@ func TestBusManyViewersOneConsumer(t *testing.T) {
 func TestBusStreamEndedFromCatalog(t *testing.T) {
 	checkLeaks(t)
 	events := readFixture(t, "av.ts")
-	nc := startNATS(t)
+	nc := natstest.EmbeddedConn(t)
 	w, err := bus.WatchCatalog(waitCtx(t, 10*time.Second), nc, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -384,7 +385,7 @@ func TestBusStreamEndedFromCatalog(t *testing.T) {
 }
 
 func TestNewValidatesConfig(t *testing.T) {
-	nc := startNATS(t)
+	nc := natstest.EmbeddedConn(t)
 	for _, c := range []Config{
 		{},
 		{Conn: nc, Start: "soon"},
@@ -410,7 +411,7 @@ func TestNewValidatesConfig(t *testing.T) {
 func TestBusJoinCloseReleasesSubscriptions(t *testing.T) {
 	checkLeaks(t)
 	events := readFixture(t, "av.ts")
-	nc := startNATS(t)
+	nc := natstest.EmbeddedConn(t)
 	pub := newPublisher(t, nc, "churn", 1)
 	waitDone(t, feed{events: events[:100]}.start(t, pub))
 	r := newBusRelay(t, Config{Conn: nc})

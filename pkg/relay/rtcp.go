@@ -68,11 +68,11 @@ func (v *Viewer) handleRTCP(pkts []rtcp.Packet, now time.Time) {
 			for _, pair := range p.Nacks {
 				n += 1 + uint64(bits.OnesCount16(uint16(pair.LostPackets)))
 			}
-			w.nacks.Add(n)
+			w.nackedPackets.Add(n)
 			select {
 			case v.nacks <- nackRequest{video: video, pairs: p.Nacks}:
 			default:
-				w.misses.Add(n)
+				w.missedPackets.Add(n)
 			}
 		case *rtcp.PictureLossIndication:
 			if w, _ := v.writerFor(p.MediaSSRC); w != nil {

@@ -68,8 +68,10 @@ type trackWriter struct {
 	replayN     int
 
 	packets, bytes, frames, drops atomic.Uint64
-	nacks, retransmits, misses    atomic.Uint64
-	suppressed                    atomic.Uint64
+	// nackedPackets counts the packets NACKs asked for, missedPackets
+	// those of them no longer in the buffer.
+	nackedPackets, retransmits, missedPackets atomic.Uint64
+	suppressed                                atomic.Uint64
 	// resends is allocated at the first NACK (most viewers never send one).
 	resends               *[resendSlots]resend
 	plis, firs, writeErrs atomic.Uint64
@@ -190,12 +192,12 @@ func (w *trackWriter) retransmit(seq uint16, now int64, gap time.Duration) bool 
 	}
 	s, ok := w.streamSeq(seq)
 	if !ok {
-		w.misses.Add(1)
+		w.missedPackets.Add(1)
 		return false
 	}
 	p := w.buffer.get(s)
 	if p == nil {
-		w.misses.Add(1)
+		w.missedPackets.Add(1)
 		return false
 	}
 	if w.resends == nil {
@@ -236,9 +238,9 @@ func (w *trackWriter) stats() TrackStats {
 		Bytes:        w.bytes.Load(),
 		Frames:       w.frames.Load(),
 		Drops:        w.drops.Load(),
-		NACKs:        w.nacks.Load(),
+		NACKs:        w.nackedPackets.Load(),
 		Retransmits:  w.retransmits.Load(),
-		Missed:       w.misses.Load(),
+		Missed:       w.missedPackets.Load(),
 		Suppressed:   w.suppressed.Load(),
 		PLIs:         w.plis.Load(),
 		FIRs:         w.firs.Load(),

@@ -33,8 +33,10 @@ type Batcher interface {
 // packets to them. Create it with Relay.Join, call Start when the
 // PeerConnection is connected, and Close when done.
 type Viewer struct {
-	relay  *Relay
-	hub    *hub
+	hub *hub
+	// leave accounts for the viewer's end in its relay (and releases the
+	// hub after its last viewer); called once, by Close.
+	leave  func()
 	stream string
 	log    *slog.Logger
 	set    trackSet // the tracks negotiated (from the announcement at Join)
@@ -163,8 +165,7 @@ func (v *Viewer) Close() {
 		h.removeLocked(v, ErrClosed)
 		h.mu.Unlock()
 		v.wg.Wait()
-		v.relay.viewerClosed()
-		v.relay.release(h)
+		v.leave()
 	})
 }
 

@@ -20,7 +20,7 @@ const (
 // join joins a viewer of ann with both kinds bound to one recorder.
 func join(t testing.TB, r *Relay, ann bus.Announcement) (*Viewer, *recorder) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 	defer cancel()
 	v, err := r.Join(ctx, ann, Want{Video: true, Audio: true})
 	if err != nil {
@@ -91,7 +91,7 @@ func TestViewerGetsEveryFrame(t *testing.T) {
 func TestViewerJoinNoTracks(t *testing.T) {
 	checkLeaks(t)
 	r, _ := newTestRelay(t, Config{}, nil)
-	ctx := context.Background()
+	ctx := t.Context()
 	ann := bus.Announcement{Stream: "aac", Epoch: 1, Video: 256, Tracks: nil}
 	if _, err := r.Join(ctx, ann, Want{Video: true, Audio: true}); !errors.Is(err, ErrNoTracks) {
 		t.Fatalf("join without tracks: %v", err)
