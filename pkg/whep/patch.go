@@ -73,11 +73,6 @@ func (ss *session) patch(ctx context.Context, req sessionRequest) (response, err
 		if m.Kind != "audio" && m.Kind != "video" {
 			return response{}, fmt.Errorf("%w: m= section %d is %q; this session has only audio and video", errUnprocessable, i+1, m.Kind)
 		}
-		if m.MID != "" {
-			if _, ok := ss.mids[m.MID]; !ok {
-				return response{}, fmt.Errorf("%w: m= section %d has mid %q, which is not in this session", errUnprocessable, i+1, m.MID)
-			}
-		}
 	}
 
 	ss.mu.Lock()
@@ -89,6 +84,9 @@ func (ss *session) patch(ctx context.Context, req sessionRequest) (response, err
 	}
 	ufrag, pwd := frag.Credentials()
 	restart := ufrag != "" && (ufrag != ss.remoteUfrag || pwd != ss.remotePwd)
+	if err := ss.checkMIDs(frag, ufrag != "" && !restart); err != nil {
+		return response{}, err
+	}
 	present, match := ifMatch(req.IfMatch, ss.etag)
 	switch {
 	case present && !match:
@@ -109,6 +107,29 @@ func (ss *session) patch(ctx context.Context, req sessionRequest) (response, err
 	}
 	ss.addCandidates(frag)
 	return response{Status: http.StatusNoContent}, nil
+}
+
+// checkMIDs checks the mids of the fragment's sections. A session has one
+// transport (max-bundle), so a section whose mid is missing, unknown or the
+// string "null" (the medooze client in Firefox) is about that transport: its
+// candidates apply when the fragment carries the session's current ICE
+// credentials (sameICE). An unknown mid with other credentials, or none, is
+// a real mismatch: errUnprocessable. ss.mu is held.
+func (ss *session) checkMIDs(frag *sdpfrag.Fragment, sameICE bool) error {
+	for i, m := range frag.Media {
+		if m.MID == "" {
+			continue
+		}
+		if _, ok := ss.mids[m.MID]; ok {
+			continue
+		}
+		if !sameICE {
+			return fmt.Errorf("%w: m= section %d has mid %q, which is not in this session", errUnprocessable, i+1, m.MID)
+		}
+		ss.logger.Debug("trickle: section with an unknown mid applied to the session's transport (credentials match)",
+			"section", i+1, "mid", m.MID)
+	}
+	return nil
 }
 
 func checkContentTypeValue(ct, want string) error {

@@ -163,3 +163,63 @@ func TestTrickleAndICERestart(t *testing.T) {
 		t.Fatalf("repeated restart fragment = %d", r.StatusCode)
 	}
 }
+
+// TestTrickleUnknownMid trickles a player's candidates in a fragment whose
+// a=mid is "null" (the medooze client in Firefox), unknown or missing: the
+// session has one transport, the credentials match, so the server adds
+// them (before the player has the answer, so they cannot be learned as
+// peer-reflexive) and the session plays.
+func TestTrickleUnknownMid(t *testing.T) {
+	for _, mid := range []string{"null", "7", ""} {
+		t.Run("mid="+mid, func(t *testing.T) {
+			ctx := t.Context()
+			ts := newTestServer(t, nil)
+			ts.catalog.set(liveEntry("cam", trackH264))
+			c := newTestClient(t, webrtc.RTPCodecTypeVideo)
+			offer := c.offer(t)
+			var lines []string
+			for _, l := range strings.SplitAfter(offer, "\r\n") {
+				if !strings.HasPrefix(l, "a=candidate:") && !strings.HasPrefix(l, "a=end-of-candidates") {
+					lines = append(lines, l)
+				}
+			}
+			resp, body := ts.post(t, ctx, "cam", strings.Join(lines, ""), nil)
+			if resp.StatusCode != http.StatusCreated {
+				t.Fatalf("POST = %d %q", resp.StatusCode, body)
+			}
+			f, _ := fragmentOf(t, offer)
+			f.Media[0].MID = mid
+			frag, err := f.Marshal()
+			if err != nil {
+				t.Fatal(err)
+			}
+			location := resp.Header.Get("Location")
+			if r, b := ts.do(t, ctx, http.MethodPatch, location, hdr("Content-Type", sdpfrag.MediaType), string(frag)); r.StatusCode != http.StatusNoContent {
+				t.Fatalf("PATCH with a=mid:%s = %d %q", mid, r.StatusCode, b)
+			}
+			ss := ts.srv.sessions.get("cam", strings.TrimPrefix(location, "/whep/cam/"))
+			if ss == nil {
+				t.Fatal("no session")
+			}
+			host := 0
+			for _, st := range ss.pc.GetStats() {
+				if cs, ok := st.(webrtc.ICECandidateStats); ok && cs.Type == webrtc.StatsTypeRemoteCandidate &&
+					cs.CandidateType == webrtc.ICECandidateTypeHost {
+					host++
+				}
+			}
+			want := 0 // the RTP component's host candidates (rtcp-mux: component 2 is not used)
+			for _, cand := range f.Media[0].Candidates {
+				if cand.Component == 1 && cand.Type == "host" {
+					want++
+				}
+			}
+			if want == 0 || host != want {
+				t.Fatalf("server has %d host remote candidates, want the %d trickled: %s", host, want, frag)
+			}
+			c.setAnswer(t, body)
+			c.waitConnected(t, ctx)
+			c.waitPackets(t, ctx, 5)
+		})
+	}
+}
