@@ -25,6 +25,9 @@ var (
 	ErrSource = errors.New("reading the source failed")
 	// ErrStream wraps an MPEG-TS stream the demuxer cannot use.
 	ErrStream = errors.New("bad MPEG-TS stream")
+	// ErrNotTS wraps a body that is empty or does not start as MPEG-TS (no
+	// sync byte at 188-byte spacing in its first bytes).
+	ErrNotTS = errors.New("not MPEG-TS")
 
 	errInterrupted = errors.New("source interrupted")
 )
@@ -45,7 +48,7 @@ func StatusCode(err error) int {
 		return http.StatusServiceUnavailable
 	case errors.Is(err, ErrStream):
 		return http.StatusUnprocessableEntity
-	case errors.Is(err, ErrSource), errors.Is(err, context.Canceled):
+	case errors.Is(err, ErrSource), errors.Is(err, ErrNotTS), errors.Is(err, context.Canceled):
 		return http.StatusBadRequest
 	default:
 		return http.StatusInternalServerError

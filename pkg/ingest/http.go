@@ -20,11 +20,12 @@ const PathPrefix = "/ingest/"
 
 // HTTPHandler serves PUT and POST /ingest/{stream}: the request body,
 // MPEG-TS of any length (chunked or not), is published as stream until it
-// ends. The response comes when the publication ends: 200 with its Summary as text, or the
-// status of StatusCode with the error. Other methods get 405; a missing or
-// wrong Bearer token (when tokens are configured) 401; an invalid stream name
-// 400, before anything is created. A body that sends nothing for
-// HTTPConfig.IdleTimeout ends its publication (ErrSource, 400).
+// ends (see Publications.Ingest). The response comes when the publication
+// ends: 200 with its Summary as text, or the status of StatusCode with the
+// error. Other methods get 405; a missing or wrong Bearer token (when tokens
+// are configured) 401; an invalid stream name 400, before anything is
+// created; a body that is empty or not MPEG-TS 400. A body that sends nothing
+// for HTTPConfig.IdleTimeout ends its publication (ErrSource, 400).
 type HTTPHandler struct {
 	pubs   *Publications
 	tokens [][sha256.Size]byte
@@ -112,8 +113,9 @@ func (h *HTTPHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	sum, err := h.pubs.Ingest(context.WithoutCancel(r.Context()), stream, src)
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	if err != nil {
-		// The body may not have been read to its end: do not reuse the
-		// connection.
+		// The body may not have been read to its end: answer without
+		// reading it first (see refuse), and do not reuse the connection.
+		_ = http.NewResponseController(w).EnableFullDuplex()
 		w.Header().Set("Connection", "close")
 		w.Header().Set("X-Content-Type-Options", "nosniff")
 		w.WriteHeader(StatusCode(err))

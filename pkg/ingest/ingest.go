@@ -4,9 +4,11 @@
 // A publication is one publisher of one stream: an HTTP request body
 // (HTTPHandler) or a run of UDP datagrams (UDPListener). Publications runs
 // them, at most one live publication per stream: each demuxes its bytes with
-// tsframes and publishes through its own Publisher, opened with an epoch
-// greater than any before. A new publication of a live stream takes it over:
-// the live one is stopped and its Publisher closed (flushed) before the new
-// one opens its own. Every publication ends with a Summary of what it
-// counted, which the Metrics also receive.
+// tsframes and, from its first access unit on, publishes through its own
+// Publisher, opened with an epoch greater than any before. A new publisher
+// of a live stream takes it over only then: the live publication is stopped
+// and its Publisher closed (flushed) before the new one opens its own; a
+// body that is not MPEG-TS never disturbs it.
+// Every publication ends with a Summary of what it counted, which the
+// Metrics also receive.
 package ingest

@@ -178,14 +178,17 @@ func newTestPublications(t *testing.T, f *fakeFactory) (*Publications, *Metrics)
 // blockingSource is a Body that serves data, then blocks until interrupted
 // or ended.
 type blockingSource struct {
-	data     []byte
-	stop     chan struct{}
-	eof      chan struct{}
-	stopOnce sync.Once
+	data        []byte
+	more        chan []byte // feed
+	stop        chan struct{}
+	eof         chan struct{}
+	stopOnce    sync.Once
+	drained     chan struct{} // closed when a Read finds no data left
+	drainedOnce sync.Once
 }
 
 func newBlockingSource(data []byte) *blockingSource {
-	return &blockingSource{data: data, stop: make(chan struct{}), eof: make(chan struct{})}
+	return &blockingSource{data: data, more: make(chan []byte), stop: make(chan struct{}), eof: make(chan struct{}), drained: make(chan struct{})}
 }
 
 func (b *blockingSource) Read(p []byte) (int, error) {
@@ -194,7 +197,10 @@ func (b *blockingSource) Read(p []byte) (int, error) {
 		b.data = b.data[n:]
 		return n, nil
 	}
+	b.drainedOnce.Do(func() { close(b.drained) })
 	select {
+	case b.data = <-b.more:
+		return b.Read(p)
 	case <-b.stop:
 		return 0, errors.New("interrupted")
 	case <-b.eof:
@@ -203,3 +209,13 @@ func (b *blockingSource) Read(p []byte) (int, error) {
 }
 
 func (b *blockingSource) interrupt() { b.stopOnce.Do(func() { close(b.stop) }) }
+
+// feed hands data to a Read blocked for more.
+func (b *blockingSource) feed(t *testing.T, data []byte) {
+	t.Helper()
+	select {
+	case b.more <- data:
+	case <-time.After(testDeadline):
+		t.Fatal("the source was not read")
+	}
+}

@@ -31,6 +31,8 @@ type publication struct {
 	running     bool // Ingest has not returned: Interrupt may be called
 	interrupted bool
 
+	statsStop, statsDone chan struct{} // set when live
+
 	publishing atomic.Bool
 	bytes      atomic.Uint64
 	frames     atomic.Uint64
@@ -84,53 +86,22 @@ func (s *publication) ingestStats() bus.IngestStats {
 	}
 }
 
-// run opens the Publisher and demuxes the source into it.
+// run demuxes the source; the forwarder makes the publication live at its
+// first access unit and publishes from then on.
 func (s *publication) run(ctx context.Context) (Summary, error) {
-	if ctx.Err() != nil { // stopped while waiting for the previous publication
-		return s.end(context.Cause(ctx), nil)
-	}
-	pub, err := s.pubs.cfg.NewPublisher(ctx, s.stream, s.epoch, s.onAck)
-	if err != nil {
-		if ctx.Err() != nil {
-			return s.end(context.Cause(ctx), nil)
-		}
-		return s.end(fmt.Errorf("%w: opening: %w", ErrPublisher, err), nil)
-	}
-	s.publishing.Store(true)
-	s.metrics.publications.Inc()
-	defer s.metrics.publications.Dec()
-	s.log.Info("ingest started")
-
-	// Statistics go to the Publisher periodically; the goroutine ends
-	// before the Publisher is closed.
-	statsDone := make(chan struct{})
-	statsStop := make(chan struct{})
-	go func() {
-		defer close(statsDone)
-		t := time.NewTicker(s.pubs.cfg.StatsInterval)
-		defer t.Stop()
-		for {
-			select {
-			case <-t.C:
-				pub.SetIngestStats(s.ingestStats())
-			case <-statsStop:
-				return
-			}
-		}
-	}()
-
 	body := &countingReader{r: s.src.Body, s: s}
-	dm := tsframes.NewDemuxer(body, tsframes.Options{OnDecodeError: s.onDecodeError})
-	h := &frameForwarder{s: s, pub: pub, ctx: ctx}
-	runErr := dm.Run(ctx, h)
+	in, syncErr := checkSync(body)
+	var runErr error
+	h := &frameForwarder{s: s, ctx: ctx}
+	if syncErr == nil {
+		dm := tsframes.NewDemuxer(in, tsframes.Options{OnDecodeError: s.onDecodeError})
+		runErr = dm.Run(ctx, h)
+	}
 
-	close(statsStop)
-	<-statsDone
-	pub.SetIngestStats(s.ingestStats())
-	closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.pubs.cfg.CloseTimeout)
-	defer cancel()
-	closeErr := pub.Shutdown(closeCtx)
-
+	var closeErr error
+	if h.pub != nil {
+		closeErr = s.closePublisher(ctx, h.pub)
+	}
 	var result error
 	cause := context.Cause(ctx)
 	switch {
@@ -143,15 +114,69 @@ func (s *publication) run(ctx context.Context) (Summary, error) {
 	case cause != nil:
 		result = cause
 	case h.fatal != nil:
-		result = fmt.Errorf("%w: %w", ErrPublisher, h.fatal)
+		result = h.fatal
 	case body.err != nil:
 		result = fmt.Errorf("%w: %w", ErrSource, body.err)
+	case syncErr != nil:
+		result = syncErr
 	case runErr != nil:
 		result = fmt.Errorf("%w: %w", ErrStream, runErr)
 	case closeErr != nil:
 		result = fmt.Errorf("%w: closing: %w", ErrPublisher, closeErr)
 	}
 	return s.end(result, closeErr)
+}
+
+// goLive takes the stream (see Publications.goLive), opens the Publisher
+// and starts handing it statistics.
+func (s *publication) goLive(ctx context.Context) (Publisher, error) {
+	if err := s.pubs.goLive(s); err != nil {
+		return nil, err
+	}
+	if ctx.Err() != nil { // stopped while waiting for the previous publication
+		return nil, context.Cause(ctx)
+	}
+	pub, err := s.pubs.cfg.NewPublisher(ctx, s.stream, s.epoch, s.onAck)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, context.Cause(ctx)
+		}
+		return nil, fmt.Errorf("%w: opening: %w", ErrPublisher, err)
+	}
+	s.publishing.Store(true)
+	s.metrics.publications.Inc()
+	s.log.Info("ingest started")
+
+	// Statistics go to the Publisher periodically; the goroutine ends
+	// before the Publisher is closed.
+	s.statsDone = make(chan struct{})
+	s.statsStop = make(chan struct{})
+	go func() {
+		defer close(s.statsDone)
+		t := time.NewTicker(s.pubs.cfg.StatsInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				pub.SetIngestStats(s.ingestStats())
+			case <-s.statsStop:
+				return
+			}
+		}
+	}()
+	return pub, nil
+}
+
+// closePublisher stops the statistics, hands the Publisher the last ones
+// and closes it, within CloseTimeout.
+func (s *publication) closePublisher(ctx context.Context, pub Publisher) error {
+	defer s.metrics.publications.Dec()
+	close(s.statsStop)
+	<-s.statsDone
+	pub.SetIngestStats(s.ingestStats())
+	closeCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.pubs.cfg.CloseTimeout)
+	defer cancel()
+	return pub.Shutdown(closeCtx)
 }
 
 // end logs the end of the publication and returns its summary and err.
@@ -166,10 +191,14 @@ func (s *publication) end(err, closeErr error) (Summary, error) {
 		s.log.Warn("closing publisher failed", "err", closeErr)
 	}
 	switch {
+	case err == nil && !s.publishing.Load():
+		s.log.Info("ingest ended before its first access unit: nothing published", attrs...)
 	case err == nil:
 		s.log.Info("ingest ended", attrs...)
 	case errors.Is(err, ErrTakenOver), errors.Is(err, ErrClosed), errors.Is(err, context.Canceled):
 		s.log.Info("ingest stopped", append(attrs, "reason", err)...)
+	case errors.Is(err, ErrNotTS):
+		s.log.Info("ingest refused", append(attrs, "reason", err)...)
 	default:
 		s.log.Warn("ingest failed", append(attrs, "err", err)...)
 	}
@@ -204,18 +233,38 @@ func (s *publication) publishError(err error) {
 	}
 }
 
-// frameForwarder publishes what the demuxer produces.
+// frameForwarder publishes what the demuxer produces, from the first
+// access unit on: until then it keeps the announcement, and the publication
+// is not live.
 type frameForwarder struct {
 	s       *publication
-	pub     Publisher
+	pub     Publisher // nil until the publication is live
 	ctx     context.Context
-	fatal   error
-	pending *tsframes.Announcement // announcement to retry
+	fatal   error                  // ends the publication: ErrPublisher, ...
+	pending *tsframes.Announcement // announcement to publish (again)
 }
 
 func (h *frameForwarder) Tracks(a tsframes.Announcement) error {
 	h.s.log.Info("tracks", "tracks", a.Tracks)
+	if h.pub == nil {
+		h.pending = &a
+		return nil
+	}
 	return h.announce(a)
+}
+
+// goLive makes the publication live and publishes the announcement kept.
+func (h *frameForwarder) goLive() error {
+	pub, err := h.s.goLive(h.ctx)
+	if err != nil {
+		h.fatal = err
+		return err
+	}
+	h.pub = pub
+	if h.pending != nil {
+		return h.announce(*h.pending)
+	}
+	return nil
 }
 
 // announce publishes a; when that fails, it is retried before the next
@@ -231,6 +280,11 @@ func (h *frameForwarder) announce(a tsframes.Announcement) error {
 }
 
 func (h *frameForwarder) Frame(f tsframes.Frame) error {
+	if h.pub == nil {
+		if err := h.goLive(); err != nil {
+			return err
+		}
+	}
 	h.s.frames.Add(1)
 	h.s.metrics.frames.Inc()
 	if f.Key {
@@ -255,7 +309,7 @@ func (h *frameForwarder) check(err error) error {
 	case h.ctx.Err() != nil:
 		return err
 	case errors.Is(err, bus.ErrClosed):
-		h.fatal = err
+		h.fatal = fmt.Errorf("%w: %w", ErrPublisher, err)
 		return err
 	default:
 		h.s.publishError(err)

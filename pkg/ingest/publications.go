@@ -73,7 +73,8 @@ type Publications struct {
 	metrics *Metrics
 
 	mu        sync.Mutex
-	live      map[string]*publication
+	live      map[string]*publication   // the publication of each stream
+	all       map[*publication]struct{} // live and not yet live
 	lastEpoch uint64
 	closed    bool
 	running   sync.WaitGroup
@@ -99,16 +100,28 @@ func NewPublications(cfg Config) (*Publications, error) {
 	if m == nil {
 		m, _ = NewMetrics(nil) // cannot fail without a registerer
 	}
-	return &Publications{cfg: cfg, log: log, metrics: m, live: make(map[string]*publication)}, nil
+	return &Publications{
+		cfg: cfg, log: log, metrics: m,
+		live: make(map[string]*publication),
+		all:  make(map[*publication]struct{}),
+	}, nil
 }
 
 // Ingest runs a publication of stream reading src until src.Body ends (nil
 // error), ctx is done, the publication is taken over (ErrTakenOver) or
-// Publications shuts down (ErrClosed). It first stops the live publication
-// of the stream, if any, and waits until its Publisher is closed. Other
-// errors wrap bus.ErrInvalidName (nothing was started), ErrPublisher,
-// ErrSource or ErrStream. The Summary is filled in as far as the
-// publication got.
+// Publications shuts down (ErrClosed).
+//
+// The publication goes live, and opens its Publisher with a new epoch, only
+// once src has delivered the stream's tracks and its first access unit. If
+// another publication of the stream is live then, it is stopped and its
+// Publisher closed first. Until then the
+// live publication is untouched: a body that is not MPEG-TS (ErrNotTS) or
+// fails never takes a stream over. A body that ends before its first access
+// unit ends the publication without error and without publishing.
+//
+// Other errors wrap bus.ErrInvalidName (nothing was started), ErrPublisher,
+// ErrSource or ErrStream. The Summary is filled in as far as the publication
+// got.
 func (ps *Publications) Ingest(ctx context.Context, stream string, src Source) (Summary, error) {
 	sum := Summary{Stream: stream, Kind: src.Kind, Remote: src.Remote}
 	if err := bus.ValidateName(stream); err != nil {
@@ -122,56 +135,72 @@ func (ps *Publications) Ingest(ctx context.Context, stream string, src Source) (
 		ps.mu.Unlock()
 		return sum, ErrClosed
 	}
-	epoch := uint64(time.Now().UnixNano())
-	if epoch <= ps.lastEpoch {
-		epoch = ps.lastEpoch + 1
-	}
-	ps.lastEpoch = epoch
-	s := &publication{
+	p := &publication{
 		pubs:    ps,
 		stream:  stream,
-		epoch:   epoch,
 		src:     src,
 		started: time.Now(),
 		cancel:  cancel,
 		done:    make(chan struct{}),
 		running: true,
 		metrics: ps.metrics.stream(stream),
-		log:     ps.log.With("stream", stream, "epoch", epoch, "source", src.Kind, "remote", src.Remote),
+		log:     ps.log.With("stream", stream, "source", src.Kind, "remote", src.Remote),
 	}
-	prev := ps.live[stream]
-	ps.live[stream] = s
+	ps.all[p] = struct{}{}
 	ps.running.Add(1)
 	ps.mu.Unlock()
 	defer ps.running.Done()
-	defer ps.finish(s)
+	defer ps.finish(p)
 	// Whatever ends the publication's context (its parent, a takeover,
 	// Shutdown) also interrupts its source, so that a blocked Read returns.
-	defer context.AfterFunc(ctx, func() { s.stop(context.Cause(ctx)) })()
+	defer context.AfterFunc(ctx, func() { p.stop(context.Cause(ctx)) })()
+	return p.run(ctx)
+}
+
+// goLive makes p the live publication of its stream, with a new epoch,
+// once the publication that was live (if any) has ended and closed its
+// Publisher; it fails with ErrClosed after Shutdown.
+func (ps *Publications) goLive(p *publication) error {
+	ps.mu.Lock()
+	if ps.closed {
+		ps.mu.Unlock()
+		return ErrClosed
+	}
+	prev := ps.live[p.stream]
+	epoch := uint64(time.Now().UnixNano())
+	if epoch <= ps.lastEpoch {
+		epoch = ps.lastEpoch + 1
+	}
+	ps.lastEpoch = epoch
+	p.epoch = epoch
+	p.log = p.log.With("epoch", epoch)
+	ps.live[p.stream] = p
+	ps.mu.Unlock()
 
 	if prev != nil {
 		ps.metrics.takeovers.Inc()
-		s.log.Info("taking over stream", "previous_epoch", prev.epoch, "previous_source", prev.src.Kind, "previous_remote", prev.src.Remote)
+		p.log.Info("taking over stream", "previous_epoch", prev.epoch, "previous_source", prev.src.Kind, "previous_remote", prev.src.Remote)
 		prev.stop(ErrTakenOver)
-		// The previous publication is interrupted; its Publisher.Close is bounded
-		// by CloseTimeout. Waiting even if ctx is done keeps one publication
-		// publishing at a time.
+		// The previous publication is interrupted; its Publisher.Close is
+		// bounded by CloseTimeout. Waiting even if p is stopped meanwhile
+		// keeps one publication publishing at a time.
 		<-prev.done
 	}
-	return s.run(ctx)
+	return nil
 }
 
-// finish removes s from the live publications and marks it done.
-func (ps *Publications) finish(s *publication) {
+// finish removes p from the publications and marks it done.
+func (ps *Publications) finish(p *publication) {
 	ps.mu.Lock()
-	if ps.live[s.stream] == s {
-		delete(ps.live, s.stream)
+	if ps.live[p.stream] == p {
+		delete(ps.live, p.stream)
 	}
+	delete(ps.all, p)
 	ps.mu.Unlock()
-	s.mu.Lock()
-	s.running = false
-	s.mu.Unlock()
-	close(s.done)
+	p.mu.Lock()
+	p.running = false
+	p.mu.Unlock()
+	close(p.done)
 }
 
 // PublicationInfo describes a live publication.
@@ -194,18 +223,18 @@ func (ps *Publications) Live() []PublicationInfo {
 	return out
 }
 
-// Shutdown rejects new publications, stops the live ones (ErrClosed) and
-// waits until they have ended and closed their Publishers, or ctx is done.
+// Shutdown rejects new publications, stops the running ones (ErrClosed)
+// and waits until they have ended and closed their Publishers, or ctx is done.
 func (ps *Publications) Shutdown(ctx context.Context) error {
 	ps.mu.Lock()
 	ps.closed = true
-	live := make([]*publication, 0, len(ps.live))
-	for _, s := range ps.live {
-		live = append(live, s)
+	all := make([]*publication, 0, len(ps.all))
+	for p := range ps.all {
+		all = append(all, p)
 	}
 	ps.mu.Unlock()
-	for _, s := range live {
-		s.stop(ErrClosed)
+	for _, p := range all {
+		p.stop(ErrClosed)
 	}
 	done := make(chan struct{})
 	go func() {
