@@ -3,7 +3,10 @@ package main
 import (
 	"context"
 	"io"
+	"net"
 	"net/http"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -57,11 +60,40 @@ func TestBinary(t *testing.T) {
 		}
 	})
 
-	t.Run("unreachable NATS exits 1", func(t *testing.T) {
-		if _, stderr, code := proctest.Run(t, ctx, bin, "--nats-url", "nats://127.0.0.1:1", "--http-addr", "127.0.0.1:0",
-			"--ice-udp-addr", "127.0.0.1:0"); code != 1 {
+	t.Run("bad creds file exits 1", func(t *testing.T) {
+		if _, stderr, code := proctest.Run(t, ctx, bin, "--nats-url", "nats://127.0.0.1:1", "--nats-creds", filepath.Join(t.TempDir(), "missing.creds"),
+			"--http-addr", "127.0.0.1:0", "--ice-udp-addr", "127.0.0.1:0"); code != 1 || !strings.Contains(stderr, "missing.creds") {
 			t.Fatalf("exit %d, stderr: %s", code, stderr)
 		}
+	})
+
+	t.Run("waits for NATS", func(t *testing.T) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := ln.Addr().(*net.TCPAddr).Port
+		ln.Close()
+		url := "nats://127.0.0.1:" + strconv.Itoa(port)
+		p := proctest.Start(t, ctx, bin, nil, "--log-format", "json", "--nats-url", url,
+			"--http-addr", "127.0.0.1:0", "--ice-udp-addr", "127.0.0.1:0")
+		addr, _ := p.Wait(t, ctx, "whep-node connecting to NATS")["http"].(string)
+		base := "http://" + addr
+		if rec := p.Wait(t, ctx, "NATS not reachable; retrying"); rec["url"] != url {
+			t.Errorf("retry logged with url %v, want %s", rec["url"], url)
+		}
+		if code, body := get(t, ctx, http.MethodGet, base+"/healthz", ""); code != 200 {
+			t.Fatalf("/healthz while waiting = %d %q", code, body)
+		}
+		if code, body := get(t, ctx, http.MethodGet, base+"/readyz", ""); code != 503 {
+			t.Fatalf("/readyz while waiting = %d %q", code, body)
+		}
+		natstest.Embedded(t, embedded.Config{Port: port})
+		p.Wait(t, ctx, "whep-node serving")
+		if code, body := get(t, ctx, http.MethodGet, base+"/readyz", ""); code != 200 {
+			t.Fatalf("/readyz once connected = %d %q", code, body)
+		}
+		p.Stop(t, "stopped")
 	})
 
 	t.Run("serve then SIGTERM", func(t *testing.T) {

@@ -4,7 +4,8 @@
 //
 // Start binds every listener first (ingest HTTP, UDP ingests, WHEP) so that a
 // busy address fails fast, then starts the embedded nats-server (or connects
-// to --nats-url), then serves everything under one errgroup. When the context
+// to --nats-url, waiting for it with the ingest listener answering 503), then
+// serves everything under one errgroup. When the context
 // ends, or any server fails, the broker stops in reverse order within
 // Options.ShutdownTimeout: it ends the ingest sessions (their connections
 // end, their Publishers are flushed and closed), stops the HTTP and UDP
@@ -15,6 +16,7 @@
 //
 //	PUT|POST /ingest/{stream}  MPEG-TS ingest (see ingest.HTTPHandler)
 //	GET /healthz               200 "ok" while the NATS connection is up, else 503
+//	GET /readyz                the same, for load balancers
 //	GET /metrics               Prometheus metrics (whepcast_* and Go runtime)
 package broker
 
@@ -26,6 +28,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -90,7 +93,11 @@ type Broker struct {
 	nc       *nats.Conn
 	reg      *ingest.Publications
 	http     *http.Server
-	metrics  *prometheus.Registry
+	// handler serves the ingest listener (notConnected until the broker
+	// has its NATS connection).
+	handler    atomic.Pointer[http.Handler]
+	httpServed chan error // the result of http.Serve
+	metrics    *prometheus.Registry
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -103,14 +110,21 @@ type Broker struct {
 func Run(ctx context.Context, cfg *config.Broker, logger *slog.Logger, opts Options) error {
 	b, err := Start(ctx, cfg, logger, opts)
 	if err != nil {
+		if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+			logger.Info("broker stopped before NATS was reached")
+			return nil
+		}
 		return err
 	}
 	return b.Wait()
 }
 
 // Start binds the listeners, starts or connects to NATS and starts serving;
-// the broker runs until ctx is done or Shutdown is called. On error nothing is
-// left running. cfg must be valid (config.Broker.Validate).
+// the broker runs until ctx is done or Shutdown is called. While an external
+// NATS (--nats-url) cannot be reached, Start waits and retries
+// (natsconn.Connect), and the ingest listener answers 503 (/healthz, /readyz
+// and ingest alike); it returns ctx's error if ctx ends first. On error
+// nothing is left running. cfg must be valid (config.Broker.Validate).
 func Start(ctx context.Context, cfg *config.Broker, logger *slog.Logger, opts Options) (*Broker, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -147,12 +161,26 @@ func Start(ctx context.Context, cfg *config.Broker, logger *slog.Logger, opts Op
 		b.udp = append(b.udp, l)
 	}
 
-	// 2. NATS.
+	// 2. HTTP, at once: until NATS is connected, every request is 503.
+	var waiting http.Handler = http.HandlerFunc(notConnected)
+	b.handler.Store(&waiting)
+	b.http = &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			(*b.handler.Load()).ServeHTTP(w, r)
+		}),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       time.Minute,
+		ErrorLog:          slog.NewLogLogger(logger.With("component", "http").Handler(), slog.LevelWarn),
+	}
+	b.httpServed = make(chan error, 1)
+	go func() { b.httpServed <- b.http.Serve(b.ingestLn) }()
+
+	// 3. NATS.
 	if err := b.connectNATS(ctx); err != nil {
 		return nil, err
 	}
 
-	// 3. Ingest and HTTP.
+	// 4. Ingest.
 	b.metrics = opts.Metrics
 	if b.metrics == nil {
 		b.metrics = prometheus.NewRegistry()
@@ -179,13 +207,10 @@ func Start(ctx context.Context, cfg *config.Broker, logger *slog.Logger, opts Op
 	mux := http.NewServeMux()
 	mux.Handle(ingest.PathPrefix, ingest.NewHTTPHandler(b.reg, ingest.HTTPConfig{Tokens: cfg.IngestTokens, Logger: ingestLog}))
 	mux.HandleFunc("GET /healthz", b.healthz)
+	mux.HandleFunc("GET /readyz", b.healthz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(b.metrics, promhttp.HandlerOpts{}))
-	b.http = &http.Server{
-		Handler:           mux,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       time.Minute,
-		ErrorLog:          slog.NewLogLogger(logger.With("component", "http").Handler(), slog.LevelWarn),
-	}
+	var h http.Handler = mux
+	b.handler.Store(&h)
 
 	runCtx, cancel := context.WithCancel(ctx)
 	b.cancel = cancel
@@ -282,7 +307,7 @@ func (b *Broker) run(ctx context.Context) {
 	defer close(b.done)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
-		if err := b.http.Serve(b.ingestLn); !errors.Is(err, http.ErrServerClosed) {
+		if err := <-b.httpServed; !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("broker: ingest http: %w", err)
 		}
 		return nil
@@ -362,6 +387,10 @@ func (b *Broker) closeNATS(deadline time.Time) error {
 
 // closeAll releases what a failed Start created.
 func (b *Broker) closeAll() {
+	if b.http != nil {
+		_ = b.http.Close()
+		<-b.httpServed
+	}
 	if b.ingestLn != nil {
 		_ = b.ingestLn.Close()
 	}
@@ -379,6 +408,15 @@ func (b *Broker) closeAll() {
 		defer cancel()
 		_ = b.server.Shutdown(ctx)
 	}
+}
+
+// notConnected answers every request of a broker that has no NATS
+// connection yet.
+func notConnected(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Retry-After", "2")
+	w.WriteHeader(http.StatusServiceUnavailable)
+	fmt.Fprintln(w, "not connected to NATS yet")
 }
 
 func (b *Broker) healthz(w http.ResponseWriter, _ *http.Request) {

@@ -2,9 +2,11 @@
 // to NATS: authentication (user and password, token, NKey, credentials
 // file), TLS, the connection's name, the reconnect policy and its log lines.
 //
-// Connect checks the configuration first (ErrInvalidConfig). Once
-// connected, the connection reconnects forever, every ReconnectWait.
-// Shutdown drains a connection and waits until it is closed.
+// Connect waits for a NATS deployment that is not up yet, retrying with
+// backoff, and fails at once only on a configuration error (ErrInvalidConfig)
+// or a server that refuses the client (authorization, TLS). Once connected,
+// the connection reconnects forever, every ReconnectWait. Shutdown drains a
+// connection and waits until it is closed.
 package natsconn
 
 import (
@@ -20,6 +22,11 @@ const (
 	// to the same server (nats.go's default is 2 s): a restarted broker is
 	// found again within it, so that frames stall as little as possible.
 	DefaultReconnectWait = 250 * time.Millisecond
+	// DefaultRetryWait is the first pause between two attempts to make the
+	// first connection; it doubles after each failure up to
+	// DefaultMaxRetryWait.
+	DefaultRetryWait    = 250 * time.Millisecond
+	DefaultMaxRetryWait = 5 * time.Second
 )
 
 // Config configures a connection to a NATS deployment.
@@ -47,6 +54,11 @@ type Config struct {
 	// ReconnectWait is the pause between reconnection attempts once
 	// connected (default DefaultReconnectWait).
 	ReconnectWait time.Duration
+	// RetryWait and MaxRetryWait are the first and the largest pause
+	// between attempts to make the first connection (defaults
+	// DefaultRetryWait and DefaultMaxRetryWait).
+	RetryWait    time.Duration
+	MaxRetryWait time.Duration
 }
 
 // withDefaults returns c with zero fields set to their defaults.
@@ -57,6 +69,13 @@ func (c Config) withDefaults() Config {
 	if c.ReconnectWait <= 0 {
 		c.ReconnectWait = DefaultReconnectWait
 	}
+	if c.RetryWait <= 0 {
+		c.RetryWait = DefaultRetryWait
+	}
+	if c.MaxRetryWait <= 0 {
+		c.MaxRetryWait = DefaultMaxRetryWait
+	}
+	c.MaxRetryWait = max(c.MaxRetryWait, c.RetryWait)
 	return c
 }
 

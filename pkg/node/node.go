@@ -3,6 +3,8 @@
 // GET /sessions, /healthz, /readyz, /metrics and the player pages) under one
 // lifecycle. Run is cmd/whep-node; Serve is the same node on a connection
 // and a listener it is given, which the broker uses for its in-process WHEP.
+// Run serves HTTP at once and waits for NATS (retrying with backoff): until
+// it is connected, /healthz answers 200 and every other request 503.
 //
 // When its context ends a node drains: POSTs get 503, /readyz fails and every
 // session is told to reconnect elsewhere; the node shuts down once no
@@ -18,18 +20,15 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/whepcast/whepcast/pkg/bus"
 	"github.com/whepcast/whepcast/pkg/config"
 	"github.com/whepcast/whepcast/pkg/natsconn"
-	"github.com/whepcast/whepcast/pkg/player"
 	"github.com/whepcast/whepcast/pkg/relay"
 	"github.com/whepcast/whepcast/pkg/whep"
 )
@@ -51,18 +50,33 @@ const (
 const natsName = "whepcast-whep-node"
 
 // Run runs a whep-node until ctx ends: it listens on cfg.HTTPAddr, connects
-// to NATS and serves (see Serve). It returns nil after a clean shutdown.
+// to NATS and serves (see Serve). While NATS cannot be reached it retries
+// (natsconn.Connect), serving /healthz and answering /readyz and every other
+// request 503. It returns nil after a clean shutdown (also when ctx ends
+// before NATS was reached), or the error that stopped it: a configuration
+// error, or a NATS server that refuses the node.
 func Run(ctx context.Context, cfg config.Node, logger *slog.Logger) error {
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("node: listen %s: %w", cfg.HTTPAddr, err)
 	}
-	nc, err := natsconn.Connect(ctx, cfg.NATS.Config(natsName), logger)
+	return run(ctx, ln, cfg.NATS.Config(natsName), cfg.WHEP.Config(), logger)
+}
+
+// run is Run on a bound listener, which it owns.
+func run(ctx context.Context, ln net.Listener, nconf natsconn.Config, cfg whep.Config, logger *slog.Logger) error {
+	srv := startHTTP(ctx, ln, notConnectedHandler(), logger)
+	logger.Info("whep-node connecting to NATS", "http", ln.Addr().String())
+	nc, err := natsconn.Connect(ctx, nconf, logger)
 	if err != nil {
-		_ = ln.Close()
+		srv.close()
+		if ctx.Err() != nil {
+			logger.Info("stopped before NATS was reached")
+			return nil
+		}
 		return fmt.Errorf("node: %w", err)
 	}
-	serveErr := Serve(ctx, ln, nc, cfg.WHEP.Config(), logger)
+	serveErr := serve(ctx, ln, srv, nc, cfg, logger)
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ShutdownTimeout)
 	defer cancel()
 	if err := natsconn.Shutdown(sctx, nc); err != nil {
@@ -87,8 +101,25 @@ func waitDrained(ws *whep.Server, limit time.Duration, logger *slog.Logger) {
 // Serve plays the streams of nc over WHEP on ln until ctx ends, then shuts
 // down (see the package doc). It owns ln. It returns nil after a clean
 // shutdown, or the error that stopped it.
-func Serve(ctx context.Context, ln net.Listener, nc *nats.Conn, cfg whep.Config, logger *slog.Logger) (err error) {
-	defer ln.Close()
+func Serve(ctx context.Context, ln net.Listener, nc *nats.Conn, cfg whep.Config, logger *slog.Logger) error {
+	return serve(ctx, ln, nil, nc, cfg, logger)
+}
+
+// serve assembles the node on nc, then serves its handler on srv, or on a
+// new server of ln when srv is nil, until ctx ends or the server fails; then
+// it shuts everything down, the server and ln included.
+func serve(ctx context.Context, ln net.Listener, srv *httpServer, nc *nats.Conn, cfg whep.Config, logger *slog.Logger) error {
+	assembled := false
+	defer func() {
+		if assembled {
+			return
+		}
+		if srv != nil {
+			srv.close()
+		} else {
+			_ = ln.Close()
+		}
+	}()
 	metrics := prometheus.NewRegistry()
 	for _, c := range []prometheus.Collector{collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
 		if err := metrics.Register(c); err != nil {
@@ -116,55 +147,19 @@ func Serve(ctx context.Context, ln net.Listener, nc *nats.Conn, cfg whep.Config,
 		return fmt.Errorf("node: whep: %w", err)
 	}
 	logger = logger.With("node", ws.NodeID())
-
-	mux := http.NewServeMux()
-	mux.Handle("/sessions", ws.SessionsHandler())
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		_, _ = w.Write([]byte("ok\n"))
-	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		if err := ws.Ready(); err != nil {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			_, _ = fmt.Fprintln(w, err)
-			return
-		}
-		_, _ = w.Write([]byte("ready\n"))
-	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(metrics, promhttp.HandlerOpts{}))
-	mux.Handle("/", player.Handler(watcher, logger.With("component", "player")))
-	// WHEP paths bypass the mux, whose path-cleaning redirects are 301s
-	// (WHEP allows only 307): /whep, /whep//x and the like get a 404.
-	whepHandler := ws.Handler()
-	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/whep" || strings.HasPrefix(r.URL.Path, "/whep/") {
-			whepHandler.ServeHTTP(w, r)
-			return
-		}
-		mux.ServeHTTP(w, r)
-	})
-
-	// Requests get a context that ends when the shutdown begins, so that
-	// long-lived ones (the player's server-sent events) let it finish.
-	base, cancelBase := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancelBase()
-	hs := &http.Server{
-		Handler:           handler,
-		ReadHeaderTimeout: ReadHeaderTimeout,
-		IdleTimeout:       IdleTimeout,
-		BaseContext:       func(net.Listener) context.Context { return base },
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
+	handler := nodeHandler(ws, watcher, metrics, logger)
+	if srv == nil {
+		srv = startHTTP(ctx, ln, handler, logger)
+	} else {
+		srv.handle(handler)
 	}
-	hs.RegisterOnShutdown(cancelBase)
-	served := make(chan error, 1)
-	go func() { served <- hs.Serve(ln) }()
+	assembled = true
 	logger.Info("whep-node serving", "http", ln.Addr().String(), "ice_udp", ws.ICEUDPAddrs())
 
 	var runErr error
 	select {
 	case <-ctx.Done():
-	case runErr = <-served:
+	case runErr = <-srv.served:
 		runErr = fmt.Errorf("node: http: %w", runErr)
 	}
 
@@ -175,12 +170,12 @@ func Serve(ctx context.Context, ln net.Listener, nc *nats.Conn, cfg whep.Config,
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ShutdownTimeout)
 	defer cancel()
-	if err := hs.Shutdown(sctx); err != nil {
+	if err := srv.hs.Shutdown(sctx); err != nil {
 		logger.Warn("HTTP shutdown", "err", err)
-		_ = hs.Close()
+		_ = srv.hs.Close()
 	}
 	if runErr == nil {
-		if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+		if err := <-srv.served; !errors.Is(err, http.ErrServerClosed) {
 			runErr = fmt.Errorf("node: http: %w", err)
 		}
 	}

@@ -1,0 +1,157 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/whepcast/whepcast/embedded"
+	"github.com/whepcast/whepcast/internal/natstest"
+	"github.com/whepcast/whepcast/pkg/natsconn"
+	"github.com/whepcast/whepcast/pkg/whep"
+)
+
+// logWatch is a slog.Handler that tells when a message was logged.
+type logWatch struct {
+	msgs chan string
+}
+
+func newLogWatch() *logWatch { return &logWatch{msgs: make(chan string, 1024)} }
+
+func (l *logWatch) Enabled(context.Context, slog.Level) bool { return true }
+func (l *logWatch) WithAttrs([]slog.Attr) slog.Handler       { return l }
+func (l *logWatch) WithGroup(string) slog.Handler            { return l }
+func (l *logWatch) Handle(_ context.Context, r slog.Record) error {
+	select {
+	case l.msgs <- r.Message:
+	default:
+	}
+	return nil
+}
+
+// wait waits until msg is logged, at most until ctx ends.
+func (l *logWatch) wait(t *testing.T, ctx context.Context, msg string) {
+	t.Helper()
+	for {
+		select {
+		case m := <-l.msgs:
+			if m == msg {
+				return
+			}
+		case <-ctx.Done():
+			t.Fatalf("%q not logged", msg)
+		}
+	}
+}
+
+// freePort returns a TCP port of 127.0.0.1 that nothing listens on.
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// TestRunWaitsForNATS starts a node before its NATS server: it serves HTTP
+// at once, /healthz 200 and /readyz 503, retries, and is ready once the
+// server is up.
+func TestRunWaitsForNATS(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	port := freePort(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := newLogWatch()
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	done := make(chan error, 1)
+	go func() {
+		done <- run(runCtx, ln, natsconn.Config{URL: "nats://127.0.0.1:" + strconv.Itoa(port), RetryWait: 20 * time.Millisecond, MaxRetryWait: 100 * time.Millisecond},
+			whep.Config{ICEUDPAddr: "127.0.0.1:0", WaitTimeout: time.Second}, slog.New(logs))
+	}()
+	base := "http://" + ln.Addr().String()
+
+	// Two failed attempts: the node is waiting, not gone.
+	logs.wait(t, ctx, "NATS not reachable; retrying")
+	logs.wait(t, ctx, "NATS not reachable; retrying")
+	if code, body := get(t, ctx, base+"/healthz"); code != 200 || body != "ok\n" {
+		t.Errorf("/healthz while waiting = %d %q", code, body)
+	}
+	for _, path := range []string{"/readyz", "/sessions", "/whep/cam"} {
+		if code, body := get(t, ctx, base+path); code != 503 || !strings.Contains(body, "not connected to NATS") {
+			t.Errorf("%s while waiting = %d %q, want 503", path, code, body)
+		}
+	}
+
+	natstest.Embedded(t, embedded.Config{Port: port})
+	logs.wait(t, ctx, "whep-node serving")
+	if code, body := get(t, ctx, base+"/readyz"); code != 200 || body != "ready\n" {
+		t.Errorf("/readyz once connected = %d %q", code, body)
+	}
+	stop()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("run = %v", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("run did not return")
+	}
+}
+
+// TestRunEnds checks the ways a node that has no NATS connection ends: at
+// once on a configuration error, cleanly when its context ends.
+func TestRunEnds(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	url := "nats://127.0.0.1:" + strconv.Itoa(freePort(t))
+	cfg := whep.Config{ICEUDPAddr: "127.0.0.1:0"}
+
+	t.Run("bad creds file", func(t *testing.T) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = run(ctx, ln, natsconn.Config{URL: url, CredsFile: filepath.Join(t.TempDir(), "missing.creds")}, cfg, slog.New(slog.DiscardHandler))
+		if !errors.Is(err, natsconn.ErrInvalidConfig) {
+			t.Fatalf("run = %v, want ErrInvalidConfig", err)
+		}
+		if _, err := net.Dial("tcp", ln.Addr().String()); err == nil {
+			t.Fatal("listener still open after run returned")
+		}
+	})
+
+	t.Run("context ends while waiting", func(t *testing.T) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		logs := newLogWatch()
+		runCtx, stop := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() {
+			done <- run(runCtx, ln, natsconn.Config{URL: url, RetryWait: 20 * time.Millisecond}, cfg, slog.New(logs))
+		}()
+		logs.wait(t, ctx, "NATS not reachable; retrying")
+		stop()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("run = %v, want nil", err)
+			}
+		case <-ctx.Done():
+			t.Fatal("run did not return")
+		}
+	})
+}
