@@ -28,6 +28,9 @@ var (
 	// ErrNotTS wraps a body that is empty or does not start as MPEG-TS (no
 	// sync byte at 188-byte spacing in its first bytes).
 	ErrNotTS = errors.New("not MPEG-TS")
+	// ErrLive refuses a new publisher of a live stream when takeover is
+	// denied (TakeoverDeny).
+	ErrLive = errors.New("the stream is live and takeover is denied")
 
 	errInterrupted = errors.New("source interrupted")
 )
@@ -42,7 +45,7 @@ func StatusCode(err error) int {
 		return http.StatusBadRequest
 	case errors.Is(err, ErrUnauthorized):
 		return http.StatusUnauthorized
-	case errors.Is(err, ErrTakenOver):
+	case errors.Is(err, ErrTakenOver), errors.Is(err, ErrLive):
 		return http.StatusConflict
 	case errors.Is(err, ErrClosed), errors.Is(err, ErrPublisher):
 		return http.StatusServiceUnavailable

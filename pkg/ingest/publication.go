@@ -197,7 +197,7 @@ func (s *publication) end(err, closeErr error) (Summary, error) {
 		s.log.Info("ingest ended", attrs...)
 	case errors.Is(err, ErrTakenOver), errors.Is(err, ErrClosed), errors.Is(err, context.Canceled):
 		s.log.Info("ingest stopped", append(attrs, "reason", err)...)
-	case errors.Is(err, ErrNotTS):
+	case errors.Is(err, ErrLive), errors.Is(err, ErrNotTS):
 		s.log.Info("ingest refused", append(attrs, "reason", err)...)
 	default:
 		s.log.Warn("ingest failed", append(attrs, "err", err)...)
@@ -240,7 +240,7 @@ type frameForwarder struct {
 	s       *publication
 	pub     Publisher // nil until the publication is live
 	ctx     context.Context
-	fatal   error                  // ends the publication: ErrPublisher, ...
+	fatal   error                  // ends the publication: ErrLive, ErrPublisher, ...
 	pending *tsframes.Announcement // announcement to publish (again)
 }
 

@@ -28,6 +28,9 @@ type Config struct {
 	// CloseTimeout bounds the flush of a publication's Publisher when it
 	// ends (default 5 s).
 	CloseTimeout time.Duration
+	// Takeover says whether a new publisher of a live stream takes it over
+	// (TakeoverAllow, the zero value) or is refused (TakeoverDeny).
+	Takeover TakeoverPolicy
 }
 
 // Source is the input of a publication.
@@ -81,10 +84,13 @@ type Publications struct {
 }
 
 // NewPublications returns Publications. It fails when cfg.NewPublisher is
-// nil.
+// nil or cfg.Takeover is not a TakeoverPolicy.
 func NewPublications(cfg Config) (*Publications, error) {
 	if cfg.NewPublisher == nil {
 		return nil, errors.New("ingest: Config.NewPublisher is nil")
+	}
+	if cfg.Takeover != TakeoverAllow && cfg.Takeover != TakeoverDeny {
+		return nil, fmt.Errorf("ingest: Config.Takeover: unknown %v", cfg.Takeover)
 	}
 	if cfg.StatsInterval <= 0 {
 		cfg.StatsInterval = 2 * time.Second
@@ -114,7 +120,8 @@ func NewPublications(cfg Config) (*Publications, error) {
 // The publication goes live, and opens its Publisher with a new epoch, only
 // once src has delivered the stream's tracks and its first access unit. If
 // another publication of the stream is live then, it is stopped and its
-// Publisher closed first. Until then the
+// Publisher closed first, or, with TakeoverDeny, Ingest fails with ErrLive
+// (also at once when the stream is live as Ingest starts). Until then the
 // live publication is untouched: a body that is not MPEG-TS (ErrNotTS) or
 // fails never takes a stream over. A body that ends before its first access
 // unit ends the publication without error and without publishing.
@@ -134,6 +141,12 @@ func (ps *Publications) Ingest(ctx context.Context, stream string, src Source) (
 	if ps.closed {
 		ps.mu.Unlock()
 		return sum, ErrClosed
+	}
+	if prev := ps.live[stream]; prev != nil && ps.cfg.Takeover == TakeoverDeny {
+		ps.mu.Unlock()
+		ps.log.Info("ingest refused: the stream is live and takeover is denied", "stream", stream,
+			"source", src.Kind, "remote", src.Remote, "live_epoch", prev.epoch)
+		return sum, ErrLive
 	}
 	p := &publication{
 		pubs:    ps,
@@ -159,7 +172,8 @@ func (ps *Publications) Ingest(ctx context.Context, stream string, src Source) (
 
 // goLive makes p the live publication of its stream, with a new epoch,
 // once the publication that was live (if any) has ended and closed its
-// Publisher; it fails with ErrClosed after Shutdown.
+// Publisher; it fails with ErrLive when a publication is live and takeover
+// is denied, with ErrClosed after Shutdown.
 func (ps *Publications) goLive(p *publication) error {
 	ps.mu.Lock()
 	if ps.closed {
@@ -167,6 +181,10 @@ func (ps *Publications) goLive(p *publication) error {
 		return ErrClosed
 	}
 	prev := ps.live[p.stream]
+	if prev != nil && ps.cfg.Takeover == TakeoverDeny {
+		ps.mu.Unlock()
+		return ErrLive
+	}
 	epoch := uint64(time.Now().UnixNano())
 	if epoch <= ps.lastEpoch {
 		epoch = ps.lastEpoch + 1

@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"math/rand/v2"
@@ -162,4 +163,123 @@ func TestTakeoverAtFirstAccessUnit(t *testing.T) {
 	waitFrame(t, p2)
 	second.interrupt()
 	<-secondDone
+}
+
+// With TakeoverDeny, a new publisher of a live stream is refused at once
+// (409), before its body is read, and the live publication goes on.
+func TestTakeoverDeny(t *testing.T) {
+	data := tstest.Read(t, "av.ts")
+	f := newFakeFactory()
+	m, err := NewMetrics(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps, err := NewPublications(Config{NewPublisher: f.open, Metrics: m, Takeover: TakeoverDeny})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), testDeadline)
+		defer cancel()
+		if err := ps.Shutdown(ctx); err != nil {
+			t.Error(err)
+		}
+	})
+	srv := newTestServer(t, ps)
+	pw, p1, firstStatus := livePublisher(t, f, srv.URL, data)
+
+	second := newBlockingSource(data)
+	if _, err := ps.Ingest(t.Context(), "cam1", Source{Body: second, Interrupt: second.interrupt}); !errors.Is(err, ErrLive) || StatusCode(err) != http.StatusConflict {
+		t.Fatalf("second publisher: %v (status %d), want ErrLive 409", err, StatusCode(err))
+	}
+	if len(second.data) != len(data) {
+		t.Fatal("the refused publisher's body was read")
+	}
+	status, _, msg := do(t, http.MethodPut, srv.URL+"/ingest/cam1", bytes.NewReader(data))
+	if status != http.StatusConflict || !strings.Contains(msg, "takeover is denied") {
+		t.Fatalf("second HTTP publisher: %d %q, want 409 takeover is denied", status, msg)
+	}
+
+	// Another stream is not affected.
+	if status, _, msg := do(t, http.MethodPut, srv.URL+"/ingest/cam2", bytes.NewReader(data)); status != http.StatusOK {
+		t.Fatalf("other stream: %d %q", status, msg)
+	}
+	<-f.opened // cam2's
+	if _, err := pw.Write(data[len(data)/2:]); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	if s := <-firstStatus; s != http.StatusOK {
+		t.Fatalf("first publisher: status %d, want 200", s)
+	}
+	_, frames, _, _ := p1.snapshot()
+	sameFrames(t, frames, tstest.Demux(t, data).Frames)
+	if got := testutil.ToFloat64(m.takeovers); got != 0 {
+		t.Fatalf("takeovers = %v", got)
+	}
+}
+
+// With TakeoverDeny, a publisher that started while the stream was not live
+// is refused at its first access unit if another one went live meanwhile.
+func TestTakeoverDenyAtFirstAccessUnit(t *testing.T) {
+	data := tstest.Read(t, "av.ts")
+	f := newFakeFactory()
+	ps, err := NewPublications(Config{NewPublisher: f.open, Takeover: TakeoverDeny})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), testDeadline)
+		defer cancel()
+		if err := ps.Shutdown(ctx); err != nil {
+			t.Error(err)
+		}
+	})
+	const head = 5000 // PAT and PMT, no complete access unit
+	late := newBlockingSource(bytes.Clone(data[:head]))
+	lateDone := make(chan error, 1)
+	go func() {
+		_, err := ps.Ingest(t.Context(), "cam1", Source{Body: late, Interrupt: late.interrupt})
+		lateDone <- err
+	}()
+	select {
+	case <-late.drained:
+	case <-time.After(testDeadline):
+		t.Fatal("the late publisher's body was not read")
+	}
+
+	first := newBlockingSource(data)
+	go func() { _, _ = ps.Ingest(t.Context(), "cam1", Source{Body: first, Interrupt: first.interrupt}) }()
+	p1 := f.nextPub(t)
+	waitFrame(t, p1)
+
+	late.feed(t, data[head:])
+	select {
+	case err := <-lateDone:
+		if !errors.Is(err, ErrLive) {
+			t.Fatalf("late publisher: %v, want ErrLive", err)
+		}
+	case <-time.After(testDeadline):
+		t.Fatal("the late publisher was not refused")
+	}
+	if _, _, _, closed := p1.snapshot(); closed {
+		t.Fatal("the live publisher was closed")
+	}
+	if pubs, _ := f.snapshot(); len(pubs) != 1 {
+		t.Fatalf("%d publishers opened, want 1", len(pubs))
+	}
+}
+
+func TestParseTakeoverPolicy(t *testing.T) {
+	for _, p := range []TakeoverPolicy{TakeoverAllow, TakeoverDeny} {
+		if got, err := ParseTakeoverPolicy(p.String()); err != nil || got != p {
+			t.Errorf("ParseTakeoverPolicy(%q) = %v, %v", p.String(), got, err)
+		}
+	}
+	if _, err := ParseTakeoverPolicy("maybe"); err == nil {
+		t.Error("ParseTakeoverPolicy(maybe): want an error")
+	}
+	if _, err := NewPublications(Config{NewPublisher: newFakeFactory().open, Takeover: 7}); err == nil {
+		t.Error("NewPublications with takeover policy 7: want an error")
+	}
 }
