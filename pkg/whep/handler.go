@@ -26,6 +26,10 @@ const (
 	headerAcceptSDP = mediaTypeSDP
 )
 
+// codeClientGone is the code label of whepcast_whep_requests_total for a
+// request whose client went away before its answer (nginx's 499).
+const codeClientGone = "499"
+
 // route dispatches /whep/{stream}, /whep/{stream}/{session} and the
 // session's events (/whep/{stream}/{session}/events[/{id}]).
 func (s *Server) route(w http.ResponseWriter, r *http.Request) {
@@ -55,8 +59,15 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 	default:
 		resp = s.serveSession(w, r, parts[0], parts[1])
 	}
+	code := strconv.Itoa(resp.Status)
+	if r.Context().Err() != nil {
+		// The client went away before its answer (most often a POST held
+		// for a stream that is not live): not an overload, whatever the
+		// status its cause maps to.
+		code = codeClientGone
+	}
 	resp.write(w)
-	s.metrics.requests.WithLabelValues(methodLabel(r.Method), strconv.Itoa(resp.Status)).Inc()
+	s.metrics.requests.WithLabelValues(methodLabel(r.Method), code).Inc()
 }
 
 func methodLabel(m string) string {

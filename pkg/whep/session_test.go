@@ -296,6 +296,40 @@ func TestHoldReleasedWhenClientGoesAway(t *testing.T) {
 	}
 }
 
+// TestAbandonedHoldsAreNotOverload abandons held POSTs: each is counted as
+// code 499 in whepcast_whep_requests_total, none as 503 (the overload
+// alert's series).
+func TestAbandonedHoldsAreNotOverload(t *testing.T) {
+	const n = 20
+	ctx := t.Context()
+	ts := newTestServer(t, func(c *Config) { c.WaitTimeout = time.Hour; c.MaxWaiting = n })
+	reqCtx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req, _ := http.NewRequestWithContext(reqCtx, "POST", ts.http.URL+"/whep/later", strings.NewReader(fixedOffer("video")))
+			req.Header.Set("Content-Type", "application/sdp")
+			if resp, err := ts.client.Do(req); err == nil {
+				resp.Body.Close()
+			}
+		}()
+	}
+	waitFor(t, ctx, "held requests", func() bool { return gaugeValue(t, ts.reg, "whepcast_whep_held_requests") == n })
+	cancel()
+	wg.Wait()
+	waitFor(t, ctx, "abandoned requests counted", func() bool {
+		return metricValue(t, ts.reg, "whepcast_whep_requests_total", "method", "POST", "code", "499") == n
+	})
+	if got := metricValue(t, ts.reg, "whepcast_whep_requests_total", "method", "POST", "code", "503"); got > 0 { // -1: no such series
+		t.Fatalf("%v abandoned POSTs counted as 503", got)
+	}
+	if got := gaugeValue(t, ts.reg, "whepcast_whep_held_requests"); got != 0 {
+		t.Fatalf("%v requests still held", got)
+	}
+}
+
 // TestManySessionsReturnToBaseline opens and closes sessions every way
 // (DELETE, client close, viewer end, connect timeout, refused offers) and
 // checks that sessions, holds, slots and goroutines return to baseline.
