@@ -38,9 +38,14 @@ var (
 // StatusCode maps an error of Publications.Ingest (or of the handler) to the HTTP
 // status of the ingest response.
 func StatusCode(err error) int {
+	var refusal interface{ StatusCode() int } // a limit's refusal (lifecycle.LimitError)
 	switch {
 	case err == nil:
 		return http.StatusOK
+	case errors.As(err, &refusal):
+		return refusal.StatusCode()
+	case errors.Is(err, bus.ErrInsufficientStorage):
+		return http.StatusInsufficientStorage
 	case errors.Is(err, bus.ErrInvalidName):
 		return http.StatusBadRequest
 	case errors.Is(err, ErrUnauthorized):

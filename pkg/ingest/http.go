@@ -4,10 +4,12 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -118,6 +120,10 @@ func (h *HTTPHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_ = http.NewResponseController(w).EnableFullDuplex()
 		w.Header().Set("Connection", "close")
 		w.Header().Set("X-Content-Type-Options", "nosniff")
+		var retry interface{ RetryAfter() time.Duration } // a limit's refusal (lifecycle.LimitError)
+		if errors.As(err, &retry) {
+			w.Header().Set("Retry-After", strconv.Itoa(max(1, int(retry.RetryAfter().Round(time.Second)/time.Second))))
+		}
 		w.WriteHeader(StatusCode(err))
 		fmt.Fprintf(w, "%v\n%v\n", err, sum)
 		return

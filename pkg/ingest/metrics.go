@@ -18,7 +18,8 @@ import (
 //	whepcast_ingest_sessions{stream}             live publications (0 or 1)
 //	whepcast_ingest_takeovers_total              publications taken over
 //
-// Series of a stream stay after its publication ends (the gauge drops to 0).
+// Series of a stream stay after its publication ends (the gauge drops to 0),
+// until DeleteStream removes them with the stream.
 type Metrics struct {
 	bytes, frames, keyframes, decodeErrors, udpDropped, publishErrors *prometheus.CounterVec
 	latency                                                           *prometheus.HistogramVec
@@ -80,4 +81,15 @@ func (m *Metrics) stream(name string) streamMetrics {
 		latency:       m.latency.WithLabelValues(name),
 		publications:  m.publications.WithLabelValues(name),
 	}
+}
+
+// DeleteStream removes the series of stream name: its media stream was
+// removed (ended, retention run out). A later publication of the name
+// starts them again from zero.
+func (m *Metrics) DeleteStream(name string) {
+	for _, v := range []*prometheus.CounterVec{m.bytes, m.frames, m.keyframes, m.decodeErrors, m.udpDropped, m.publishErrors} {
+		v.DeleteLabelValues(name)
+	}
+	m.latency.DeleteLabelValues(name)
+	m.publications.DeleteLabelValues(name)
 }
