@@ -34,10 +34,26 @@ type peer struct {
 	readers        sync.WaitGroup
 }
 
+// peerOptions change how connectPeerWith builds the two PeerConnections.
+type peerOptions struct {
+	// server, when set, is the server's SettingEngine (default: its own
+	// UDP socket on loopback).
+	server *webrtc.SettingEngine
+	// replayProtection keeps the client's SRTP replay protection on (as in
+	// a browser); off, it sees retransmissions of packets it got.
+	replayProtection bool
+}
+
 // connectPeer negotiates a client (offering to receive video and audio,
 // like a browser) with a server PeerConnection that sends v's tracks, and
 // returns once the server is connected. It does not call v.Start.
 func connectPeer(t testing.TB, v *Viewer, ann bus.Announcement) *peer {
+	t.Helper()
+	return connectPeerWith(t, v, ann, peerOptions{})
+}
+
+// connectPeerWith is connectPeer with options.
+func connectPeerWith(t testing.TB, v *Viewer, ann bus.Announcement, opts peerOptions) *peer {
 	t.Helper()
 	p := &peer{video: newRecorder(), audio: newRecorder()}
 
@@ -50,6 +66,9 @@ func connectPeer(t testing.TB, v *Viewer, ann bus.Announcement) *peer {
 		t.Fatal(err)
 	}
 	sse := loopbackSettings()
+	if opts.server != nil {
+		sse = *opts.server
+	}
 	server, err := webrtc.NewAPI(webrtc.WithMediaEngine(sm), webrtc.WithInterceptorRegistry(sir),
 		webrtc.WithSettingEngine(sse)).NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
@@ -66,7 +85,7 @@ func connectPeer(t testing.TB, v *Viewer, ann bus.Announcement) *peer {
 		t.Fatal(err)
 	}
 	cse := loopbackSettings()
-	cse.DisableSRTPReplayProtection(true) // to see retransmissions of packets it got
+	cse.DisableSRTPReplayProtection(!opts.replayProtection)
 	client, err := webrtc.NewAPI(webrtc.WithMediaEngine(cm), webrtc.WithInterceptorRegistry(cir),
 		webrtc.WithSettingEngine(cse)).NewPeerConnection(webrtc.Configuration{})
 	if err != nil {

@@ -10,8 +10,9 @@
 // connected) gets its RTP sequence numbers without gap, duplicate or
 // reordering and never a video frame without its keyframe. With StartGOP it
 // starts from the stream's latest keyframe at once: the cached GOP is
-// replayed (timestamps just below the live edge) and handed over to the live
-// feed; with StartLive its video starts at the next keyframe. A slow
+// replayed (keyframe at once, the rest paced at Config.ReplayRate times the
+// stream's bitrate, timestamps just below the live edge) and handed over to
+// the live feed; with StartLive its video starts at the next keyframe. A slow
 // viewer drops frames up to the next keyframe (bounded queue) and never slows
 // the others; NACKs are answered from a buffer shared by the stream's
 // viewers. A new epoch with the same tracks keeps the viewers; changed tracks
@@ -47,7 +48,11 @@ const (
 	// numbers are 16 bits, so a NACK cannot name an older packet anyway.
 	MaxRetransmitPackets = 1 << 15
 
+	// MaxReplayRate bounds Config.ReplayRate.
+	MaxReplayRate = 1000
+
 	DefaultViewerQueue       = 256
+	DefaultReplayRate        = 4
 	DefaultRetransmitPackets = 4096
 	DefaultEndGrace          = 5 * time.Second
 )
@@ -85,6 +90,13 @@ type Config struct {
 	Logger *slog.Logger
 	// Start is StartGOP (default) or StartLive.
 	Start StartMode
+	// ReplayRate is the pace of the GOP replayed to a new viewer, as a
+	// multiple of the stream's bitrate (of real time): the keyframe is sent
+	// at once, the rest of the GOP and the live video that arrives meanwhile
+	// at ReplayRate times real time, so that a viewer reaches the live edge
+	// after the replayed duration / (ReplayRate - 1). Default 4, more than
+	// 1, at most MaxReplayRate.
+	ReplayRate float64
 	// ViewerQueue is each viewer's queue, in frames (default 256).
 	ViewerQueue int
 	// RetransmitPackets is the per-stream, per-track NACK buffer, in packets
@@ -186,6 +198,12 @@ func (c *Config) applyDefaults() error {
 		return fmt.Errorf("relay: %w: Start %q (want %q or %q)", ErrInvalidConfig, c.Start, StartGOP, StartLive)
 	}
 	switch {
+	case c.ReplayRate == 0:
+		c.ReplayRate = DefaultReplayRate
+	case !(c.ReplayRate > 1 && c.ReplayRate <= MaxReplayRate): // NaN too
+		return fmt.Errorf("relay: %w: ReplayRate %g (want more than 1, at most %d)", ErrInvalidConfig, c.ReplayRate, MaxReplayRate)
+	}
+	switch {
 	case c.ViewerQueue < 0:
 		return fmt.Errorf("relay: %w: ViewerQueue %d", ErrInvalidConfig, c.ViewerQueue)
 	case c.ViewerQueue == 0:
@@ -267,6 +285,8 @@ func (r *Relay) Join(ctx context.Context, ann bus.Announcement, want Want) (*Vie
 		quit:   make(chan struct{}),
 		done:   make(chan struct{}),
 		delays: new(viewerDelays),
+
+		replayRate: r.cfg.ReplayRate,
 	}
 	v.leave = func() {
 		r.viewers.Add(-1)

@@ -46,7 +46,8 @@ type resend struct {
 // The viewer's sequence numbers are contiguous even where the viewer skipped
 // frames (queue overflow, waiting for a keyframe): a gap in the stream's
 // sequence numbers starts a new segment. Its timestamps are the stream's
-// plus a random offset, except for the replayed GOP (see replay).
+// plus a random offset, except for the frames sent while catching up with
+// the live feed after a replay (see setReplay).
 type trackWriter struct {
 	t      *track
 	buffer *retransmitBuffer
@@ -59,13 +60,17 @@ type trackWriter struct {
 	segs       [maxSegments]segment
 	nsegs      int // segments used, newest at (nsegs-1) % maxSegments
 
-	// The replayed GOP: stream seqs [replayFirst, replayLast] are sent with
-	// compressed timestamps replayTop - (replayN - gopIndex).
+	// The catch-up after a replay: stream seqs [replayFirst, replayLast]
+	// (the replayed GOP and the live frames sent at its pace) are sent with
+	// the timestamps replayTop + (ts - replayTS0) / replayRate.
 	replaying   bool
 	replayFirst uint64
 	replayLast  uint64
 	replayTop   uint32
-	replayN     int
+	replayTS0   uint32
+	replayRate  float64
+	// liveShift is added to the timestamps of the frames after a catch-up.
+	liveShift uint32
 
 	packets, bytes, frames, drops atomic.Uint64
 	// nackedPackets counts the packets NACKs asked for, missedPackets
@@ -85,10 +90,14 @@ func newTrackWriter(t *track, buffer *retransmitBuffer, clockRate uint32) *track
 	return &trackWriter{t: t, buffer: buffer, clockRate: clockRate, tsOff: rand.Uint32()}
 }
 
-// setReplay makes the GOP gop (keyframe first) the replay: its frames are
-// sent with timestamps just below that of its last frame, so that the
-// backlog is decoded at once instead of adding its length as latency.
-func (w *trackWriter) setReplay(gop []*frame) {
+// setReplay makes the GOP gop (keyframe first) the start of a catch-up
+// sent at rate times real time (see replayPacer). Its frames, and the live
+// frames added by extendReplay, get timestamps that advance in step with
+// their paced sending: the keyframe gets the live edge's (that of the GOP's
+// last frame), and each frame after it its media time since the keyframe
+// divided by rate more. The receiver sees a regular stream that plays the
+// backlog fast forward, and no latency is added.
+func (w *trackWriter) setReplay(gop []*frame, rate float64) {
 	if len(gop) == 0 {
 		return
 	}
@@ -97,17 +106,38 @@ func (w *trackWriter) setReplay(gop []*frame) {
 	w.replayFirst = gop[0].pkts[0].seq
 	w.replayLast = last.lastSeq()
 	w.replayTop = last.ts
-	w.replayN = last.gopIndex
+	w.replayTS0 = gop[0].ts
+	w.replayRate = rate
+}
+
+// extendReplay adds f, a live frame sent at the replay's pace, to the
+// catch-up.
+func (w *trackWriter) extendReplay(f *frame) {
+	w.replayLast = f.lastSeq()
+}
+
+// endReplay ends the catch-up: the frames written from now on get the
+// stream's timestamps plus an offset that continues those of the catch-up
+// (the last frame of the catch-up keeps its distance to the next).
+func (w *trackWriter) endReplay(last *frame) {
+	w.liveShift = w.replayTS(last) - last.ts
+}
+
+// replayTS is the timestamp of f, a frame of the catch-up, before the
+// viewer's offset.
+func (w *trackWriter) replayTS(f *frame) uint32 {
+	media := float64(int32(f.ts - w.replayTS0))
+	return w.replayTop + uint32(int64(media/w.replayRate))
 }
 
 // viewerTS is the timestamp f is sent with.
 func (w *trackWriter) viewerTS(f *frame) uint32 {
 	if w.replaying {
 		if s := f.pkts[0].seq; s >= w.replayFirst && s <= w.replayLast {
-			return w.replayTop - uint32(w.replayN-f.gopIndex) + w.tsOff
+			return w.replayTS(f) + w.tsOff
 		}
 	}
-	return f.ts + w.tsOff
+	return f.ts + w.liveShift + w.tsOff
 }
 
 // write sends f. It returns false when the track is not bound (nothing

@@ -97,23 +97,36 @@ func TestTrackWriterReplayTimestamps(t *testing.T) {
 	buf := newRetransmitBuffer(64)
 	w := newTestWriter(t, rec, buf)
 	gop := []*frame{frameAt(0, 90000, true, 0, 2), frameAt(2, 93000, false, 1, 1), frameAt(3, 96000, false, 2, 1)}
-	live := frameAt(4, 99000, false, 3, 1)
-	w.setReplay(gop)
-	for _, f := range append(gop, live) {
+	paced := frameAt(4, 99000, false, 3, 1) // live, sent at the replay's pace
+	live := frameAt(5, 102000, false, 4, 1)
+	w.setReplay(gop, 4)
+	for _, f := range gop {
 		buf.put(f)
 		w.write(f)
 	}
+	buf.put(paced)
+	w.extendReplay(paced)
+	w.write(paced)
+	w.endReplay(paced)
+	buf.put(live)
+	w.write(live)
+	// The catch-up advances by a quarter of the media time from the live
+	// edge (the GOP's last frame, 96000) at the keyframe; the live feed
+	// continues it.
 	pkts := rec.snapshot()
-	top := pkts[3].hdr.Timestamp
-	for i, want := range []uint32{top - 2, top - 2, top - 1, top, top + 3000} {
+	top := pkts[0].hdr.Timestamp
+	for i, want := range []uint32{top, top, top + 750, top + 1500, top + 2250, top + 2250 + 3000} {
 		if pkts[i].hdr.Timestamp != want {
 			t.Fatalf("packet %d: ts %d, want %d", i, pkts[i].hdr.Timestamp, want)
 		}
 	}
-	// A retransmitted replay packet keeps its compressed timestamp.
+	if got := top - w.tsOff; got != 96000 {
+		t.Fatalf("keyframe sent with the stream timestamp %d, want the live edge 96000", got)
+	}
+	// A retransmitted packet of the catch-up keeps its timestamp.
 	w.retransmit(pkts[2].hdr.SequenceNumber, 0, minResendGap)
-	if got := rec.snapshot()[5]; got.hdr.Timestamp != top-1 {
-		t.Fatalf("retransmitted replay packet ts %d, want %d", got.hdr.Timestamp, top-1)
+	if got := rec.snapshot()[6]; got.hdr.Timestamp != top+750 {
+		t.Fatalf("retransmitted replay packet ts %d, want %d", got.hdr.Timestamp, top+750)
 	}
 }
 

@@ -59,6 +59,9 @@ type Viewer struct {
 	overflow bool // needKey because the queue overflowed: skips are drops
 	ended    bool // finish was called
 
+	// replayRate is Config.ReplayRate: the pace of the replay.
+	replayRate float64
+
 	quit     chan struct{} // closed by finish: the writer exits
 	done     chan struct{} // closed by finish
 	err      error         // set before done is closed
@@ -93,11 +96,11 @@ func (v *Viewer) AudioTrack() webrtc.TrackLocal {
 func (v *Viewer) SetBatcher(b Batcher) { v.batch = b }
 
 // Start starts sending: call it once the PeerConnection is connected (DTLS
-// done); nothing is written before. With Config.Start "gop" the viewer first
-// gets the stream's GOP since its latest keyframe (timestamps compressed so
-// that it adds no latency), then the live feed; with "live", or when no
-// keyframe is cached, video starts at the next keyframe. Audio starts at the
-// live edge. Calling Start again, or after the viewer ended, does nothing.
+// done); nothing is written before. With StartGOP the viewer first gets the
+// stream's GOP since its latest keyframe (the keyframe at once, the rest
+// paced at Config.ReplayRate, timestamps compressed so that it adds no
+// latency), then the live feed; with StartLive, or when no keyframe is
+// cached, video starts at the next keyframe. Audio starts at the live edge. Calling Start again, or after the viewer ended, does nothing.
 func (v *Viewer) Start() {
 	h := v.hub
 	h.mu.Lock()
@@ -112,7 +115,7 @@ func (v *Viewer) Start() {
 		return
 	}
 	if len(replay) > 0 {
-		v.video.setReplay(replay)
+		v.video.setReplay(replay, v.replayRate)
 		v.replayed.Store(int64(len(replay)))
 	}
 	v.log.Debug("viewer started", "replay_frames", len(replay), "wait_keyframe", v.needKey, "wait_tracks", v.waitSet)
@@ -211,19 +214,13 @@ func (v *Viewer) offerLocked(f *frame) {
 	}
 }
 
-// run is the viewer's writer goroutine: the replay, then the live queue and
+// run is the viewer's writer goroutine: the replay and the live frames
+// that arrive during it (paced, see replayPacer), then the live queue, and
 // the NACKs, until the viewer ends.
 func (v *Viewer) run(replay []*frame) {
 	defer v.wg.Done()
-	for _, f := range replay {
-		select {
-		case <-v.quit:
-			return
-		case n := <-v.nacks:
-			v.retransmit(n)
-		default:
-		}
-		v.writeFrame(f)
+	if len(replay) > 0 && !v.catchUp(replay) {
+		return
 	}
 	for {
 		select {
@@ -235,6 +232,78 @@ func (v *Viewer) run(replay []*frame) {
 			v.writeLive(f)
 		}
 	}
+}
+
+// catchUp sends the replay (keyframe first) and the live video frames that
+// arrive meanwhile at the replay's pace, audio and NACKs as they come, until
+// the backlog is empty: the viewer has then reached the live edge. It
+// returns false when the viewer ended.
+//
+// Live video frames wait in the backlog, not in the viewer's queue, so that
+// the queue does not overflow during a long replay. The backlog holds at
+// most len(replay) + cap(queue) frames; a live video frame beyond is dropped
+// like one that finds the queue full, and so is every one after it up to
+// the next keyframe.
+func (v *Viewer) catchUp(replay []*frame) bool {
+	pace := newReplayPacer(replay[0], v.replayRate, time.Now())
+	// backlog never grows in place: replay is the hub's GOP cache (its
+	// capacity is its length, see gopCache.frames).
+	backlog, replayed := replay, 0
+	limit := len(replay) + cap(v.queue)
+	skip := false
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	for len(backlog) > 0 {
+		f := backlog[0]
+		wait := time.Until(pace.at(f))
+		if wait <= 0 {
+			select {
+			case <-v.quit:
+				return false
+			default:
+			}
+			backlog = backlog[1:]
+			if replayed < len(replay) {
+				replayed++
+				v.writeFrame(f)
+			} else {
+				v.video.extendReplay(f)
+				v.writeLive(f)
+			}
+			if len(backlog) == 0 {
+				v.video.endReplay(f)
+			}
+			continue
+		}
+		if timer == nil {
+			timer = time.NewTimer(wait)
+		} else {
+			timer.Reset(wait)
+		}
+		select {
+		case <-v.quit:
+			return false
+		case n := <-v.nacks:
+			v.retransmit(n)
+		case lf := <-v.queue:
+			switch {
+			case !lf.video:
+				v.writeLive(lf)
+			case skip && !lf.key, len(backlog) >= limit:
+				v.video.drops.Add(1)
+				skip = true
+			default:
+				skip = false
+				backlog = append(backlog, lf)
+			}
+		case <-timer.C:
+		}
+	}
+	return true
 }
 
 // writeLive writes a frame of the live feed and records its delays when it

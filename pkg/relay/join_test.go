@@ -1,0 +1,402 @@
+package relay
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pion/ice/v4"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/whepcast/whepcast/internal/natstest"
+	"github.com/whepcast/whepcast/pkg/bus"
+	"github.com/whepcast/whepcast/pkg/tsframes"
+	"github.com/whepcast/whepcast/pkg/udpbatch"
+)
+
+// The join stress test: a fixture with a 4 s GOP, inflated to a 2 Mb/s
+// stream, paced in real time on the bus, and viewers joining at random
+// positions of the GOP.
+const (
+	joinFixture      = "gop4.ts"
+	joinBitrate      = 2_000_000 // bit/s of video after inflation
+	joinFPS          = 30
+	joinVideoTicks   = videoClockRate / joinFPS
+	joinAudioTicks   = audioClockRate / 50 // one 20 ms Opus packet
+	joinPlay         = time.Second         // each viewer plays this long after its Start
+	joinConcurrency  = 8
+	joinJoins        = 200
+	joinJoinsShort   = 40
+	joinMaxJoinDelay = 400 * time.Millisecond
+)
+
+// inflateAU appends an SEI NAL unit of user data (which decoders ignore and
+// the packetizer keeps) to the Annex-B access unit au, so that it is about
+// size bytes long.
+func inflateAU(au []byte, size int) []byte {
+	pad := size - len(au)
+	if pad < 64 {
+		return au
+	}
+	out := make([]byte, 0, size+16)
+	out = append(out, au...)
+	out = append(out, 0, 0, 0, 1, 6, 5) // SEI, user_data_unregistered
+	n := pad - 16
+	for v := n; ; v -= 255 {
+		if v < 255 {
+			out = append(out, byte(v))
+			break
+		}
+		out = append(out, 255)
+	}
+	for i := 0; i < n; i++ {
+		out = append(out, 0x55) // never 00 00: no emulation prevention needed
+	}
+	return append(out, 0x80) // rbsp trailing bits
+}
+
+// joinFeed is the looping, real-time-paced publication of the join test.
+type joinFeed struct {
+	ann    tsframes.Announcement
+	frames []tsframes.Frame // one loop, audio that overlaps the next loop dropped
+	span   int64            // PTS span of one loop (90 kHz)
+}
+
+// newJoinFeed prepares the inflated fixture for looping.
+func newJoinFeed(t testing.TB) joinFeed {
+	t.Helper()
+	var f joinFeed
+	firstV, firstA, announced := int64(-1), int64(-1), false
+	for _, e := range readFixture(t, joinFixture) {
+		if e.ann != nil {
+			if !announced {
+				f.ann, announced = *e.ann, true
+			}
+			continue
+		}
+		fr := *e.frame
+		switch fr.Kind {
+		case tsframes.KindVideo:
+			if firstV < 0 {
+				firstV = fr.PTS
+			}
+			f.span = fr.PTS - firstV + joinVideoTicks
+			fr.Data = inflateAU(fr.Data, joinBitrate/8/joinFPS)
+		case tsframes.KindAudio:
+			if firstA < 0 {
+				firstA = fr.PTS
+			}
+		}
+		f.frames = append(f.frames, fr)
+	}
+	var kept []tsframes.Frame
+	for _, fr := range f.frames {
+		if fr.Kind != tsframes.KindAudio || fr.PTS-firstA < f.span {
+			kept = append(kept, fr)
+		}
+	}
+	f.frames = kept
+	return f
+}
+
+// run publishes the loops of f with p at real-time pace until ctx ends.
+func (f joinFeed) run(ctx context.Context, p *bus.Publisher) error {
+	if err := p.Announce(ctx, f.ann); err != nil {
+		return err
+	}
+	t0, first := time.Now(), f.frames[0].PTS
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for loop := int64(0); ; loop++ {
+		for _, fr := range f.frames {
+			fr.PTS += loop * f.span
+			fr.DTS += loop * f.span
+			at := t0.Add(time.Duration(fr.PTS-first) * time.Second / videoClockRate)
+			if d := time.Until(at); d > 0 {
+				timer.Reset(d)
+				select {
+				case <-timer.C:
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			}
+			if err := p.Publish(ctx, fr); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// loopbackMux is the server side of the join test as pkg/whep builds it:
+// one UDP socket on loopback for every viewer, wrapped by a udpbatch.Group
+// (GSO where the kernel has it).
+type loopbackMux struct {
+	group    *udpbatch.Group
+	settings webrtc.SettingEngine
+}
+
+func newLoopbackMux(t testing.TB) *loopbackMux {
+	t.Helper()
+	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := udpbatch.NewGroup(true, slog.New(slog.DiscardHandler))
+	mux := webrtc.NewICEUDPMux(nil, g.Wrap(conn))
+	t.Cleanup(func() { _ = mux.Close() })
+	var se webrtc.SettingEngine
+	se.SetICEUDPMux(mux)
+	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	se.SetIncludeLoopbackCandidate(true)
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	return &loopbackMux{group: g, settings: se}
+}
+
+// pairBatch is a Batcher for the remote address of a connected
+// PeerConnection's selected candidate pair (pkg/whep's pathBatch).
+type pairBatch struct {
+	b    *udpbatch.Batch
+	addr netip.AddrPort
+}
+
+func newPairBatch(t testing.TB, g *udpbatch.Group, pc *webrtc.PeerConnection) *pairBatch {
+	t.Helper()
+	pair, err := pc.GetSenders()[0].Transport().ICETransport().GetSelectedCandidatePair()
+	if err != nil || pair == nil {
+		t.Fatalf("no selected candidate pair: %v", err)
+	}
+	ip, err := netip.ParseAddr(pair.Remote.Address)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &pairBatch{b: g.NewBatch(), addr: netip.AddrPortFrom(ip, pair.Remote.Port)}
+}
+
+func (pb *pairBatch) Begin() bool { return pb.b.Begin(pb.addr) }
+func (pb *pairBatch) Flush()      { pb.b.Flush() }
+
+// rtpCheck is what a viewer's check found in one track.
+type rtpCheck struct {
+	packets    int
+	lost       int // sequence numbers never received
+	late       int // received after a newer one
+	duplicated int
+	badTS      int // timestamp steps out of (0, max]
+	incomplete int // access units without their marker (video)
+	markers    int // marker bits inside an access unit (video)
+}
+
+func (c rtpCheck) clean() bool {
+	return c.lost == 0 && c.late == 0 && c.duplicated == 0 && c.badTS == 0 && c.incomplete == 0 && c.markers == 0
+}
+
+func (c rtpCheck) String() string {
+	return fmt.Sprintf("%d packets: %d lost, %d late, %d duplicated, %d bad timestamp steps, %d incomplete AUs, %d stray markers",
+		c.packets, c.lost, c.late, c.duplicated, c.badTS, c.incomplete, c.markers)
+}
+
+// checkRTP checks packets in their order of arrival: every sequence number
+// from the first on exactly once and in order, timestamps stepping forward
+// by at most maxStep between access units, and (video) the marker bit on
+// the last packet of each access unit and on no other. The last access unit
+// may be cut by the end of the recording.
+func checkRTP(pkts []sent, video bool, maxStep uint32) rtpCheck {
+	c := rtpCheck{packets: len(pkts)}
+	if len(pkts) == 0 {
+		return c
+	}
+	missing := map[int64]bool{}
+	next := int64(pkts[0].hdr.SequenceNumber) // extended
+	highest := next - 1
+	var inOrder []sent
+	for _, p := range pkts {
+		// Extend the sequence number around the highest seen.
+		s := highest + int64(int16(p.hdr.SequenceNumber-uint16(highest)))
+		switch {
+		case s == highest+1:
+			highest = s
+			inOrder = append(inOrder, p)
+		case s > highest+1:
+			for m := highest + 1; m < s; m++ {
+				missing[m] = true
+			}
+			highest = s
+			inOrder = append(inOrder, p)
+		case missing[s]:
+			delete(missing, s)
+			c.late++
+		default:
+			c.duplicated++
+		}
+	}
+	c.lost = len(missing)
+	for i := 1; i < len(inOrder); i++ {
+		prev, cur := inOrder[i-1].hdr, inOrder[i].hdr
+		d := cur.Timestamp - prev.Timestamp
+		switch {
+		case video && d == 0:
+			if prev.Marker {
+				c.markers++
+			}
+		case d == 0 || d > maxStep:
+			c.badTS++
+		case video && !prev.Marker:
+			c.incomplete++
+		}
+	}
+	return c
+}
+
+// isKeyframeStart reports whether an H.264 RTP payload starts an IDR access
+// unit (parameter sets first, or the IDR itself).
+func isKeyframeStart(payload []byte) bool {
+	if len(payload) < 2 {
+		return false
+	}
+	switch payload[0] & nalTypeMask {
+	case nalTypeSTAPA:
+		return len(payload) > 3 && payload[3]&nalTypeMask == nalTypeSPS
+	case nalTypeSPS, 5:
+		return true
+	case nalTypeFUA:
+		return payload[1]&0x80 != 0 && payload[1]&nalTypeMask == 5
+	}
+	return false
+}
+
+// joinResult is what one join of the stress test saw.
+type joinResult struct {
+	replayed     int
+	video, audio rtpCheck
+	keyFirst     bool
+}
+
+// joinOnce joins a viewer of the stream, plays it over a pion client with
+// pion's default interceptors (NACK included) and SRTP replay protection on,
+// and checks what the client received.
+func joinOnce(t *testing.T, r *Relay, ann bus.Announcement, mux *loopbackMux) joinResult {
+	v, err := r.Join(waitCtx(t, 10*time.Second), ann, Want{Video: true, Audio: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(v.Close)
+	p := connectPeerWith(t, v, ann, peerOptions{server: &mux.settings, replayProtection: true})
+	v.SetBatcher(newPairBatch(t, mux.group, p.server))
+	v.Start()
+	timer := time.NewTimer(joinPlay)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+	case <-v.Done():
+		t.Fatalf("viewer ended: %v", v.Err())
+	}
+	v.Close()
+	p.close()
+	video, audio := p.video.snapshot(), p.audio.snapshot()
+	res := joinResult{
+		replayed: v.Stats().Replayed,
+		video:    checkRTP(video, true, joinVideoTicks*3/2),
+		audio:    checkRTP(audio, false, joinAudioTicks*3/2),
+	}
+	res.keyFirst = len(video) > 0 && isKeyframeStart(video[0].payload)
+	if res.video.packets == 0 || res.audio.packets == 0 {
+		t.Fatalf("received %d video and %d audio packets", res.video.packets, res.audio.packets)
+	}
+	return res
+}
+
+// TestJoinAtRandomGOPPositionsIsClean joins viewers, several at a time, at
+// random positions of the GOP of a live 2 Mb/s stream with a 4 s GOP paced
+// in real time on the bus, over real PeerConnections on loopback and the
+// node's send path (one UDP socket, udpbatch). Each viewer must receive
+// every RTP packet from its first keyframe on exactly once and in order,
+// with timestamps that step forward by about a frame at most and complete
+// access units, in video and in audio.
+func TestJoinAtRandomGOPPositionsIsClean(t *testing.T) {
+	checkLeaks(t)
+	joins := joinJoins
+	if testing.Short() {
+		joins = joinJoinsShort
+	}
+	nc := natstest.EmbeddedConn(t)
+	feed := newJoinFeed(t)
+	const name, epoch = "join", 1
+	pub := newPublisher(t, nc, name, epoch)
+	ctx, cancel := context.WithCancel(t.Context())
+	fed := make(chan error, 1)
+	go func() { fed <- feed.run(ctx, pub) }()
+	t.Cleanup(func() {
+		cancel()
+		<-fed
+	})
+	ann := bus.NewAnnouncement(name, epoch, feed.ann)
+	r := newBusRelay(t, Config{Conn: nc})
+	// An idle viewer keeps the stream's hub, and so its GOP cache.
+	anchor, err := r.Join(waitCtx(t, 10*time.Second), ann, Want{Video: true, Audio: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer anchor.Close()
+	mux := newLoopbackMux(t)
+
+	var (
+		mu      sync.Mutex
+		results []joinResult
+		bad     []string
+		next    atomic.Int64
+		wg      sync.WaitGroup
+	)
+	start := time.Now()
+	for w := 0; w < joinConcurrency; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1))
+				if i > joins || t.Failed() {
+					return
+				}
+				// A random join time: a random position in the GOP.
+				delay := time.NewTimer(rand.N(joinMaxJoinDelay))
+				<-delay.C
+				t.Run(fmt.Sprintf("join%03d", i), func(t *testing.T) {
+					res := joinOnce(t, r, ann, mux)
+					mu.Lock()
+					defer mu.Unlock()
+					results = append(results, res)
+					if !res.video.clean() || !res.audio.clean() || !res.keyFirst {
+						bad = append(bad, fmt.Sprintf("join %d (replay of %d frames, keyframe first %v): video %v; audio %v",
+							i, res.replayed, res.keyFirst, res.video, res.audio))
+					}
+				})
+			}
+		}()
+	}
+	wg.Wait()
+	var replays []int
+	for _, res := range results {
+		replays = append(replays, res.replayed)
+	}
+	slices.Sort(replays)
+	if len(replays) > 0 {
+		t.Logf("%d joins in %s; replays of %d to %d frames (median %d)", len(results), time.Since(start).Round(time.Millisecond),
+			replays[0], replays[len(replays)-1], replays[len(replays)/2])
+	}
+	if len(bad) > 0 {
+		t.Errorf("%d of %d joins not clean:", len(bad), len(results))
+		for _, b := range bad[:min(len(bad), 20)] {
+			t.Error(b)
+		}
+	}
+	if len(results) < joins && !t.Failed() {
+		t.Errorf("%d joins done, want %d", len(results), joins)
+	}
+}
