@@ -204,12 +204,15 @@ func Start(ctx context.Context, cfg *config.Broker, logger *slog.Logger, opts Op
 	if err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
+	ingestHTTP := ingest.NewHTTPHandler(b.reg, ingest.HTTPConfig{Tokens: cfg.IngestTokens, Logger: ingestLog})
 	mux := http.NewServeMux()
-	mux.Handle(ingest.PathPrefix, ingest.NewHTTPHandler(b.reg, ingest.HTTPConfig{Tokens: cfg.IngestTokens, Logger: ingestLog}))
+	mux.Handle(ingest.PathPrefix, ingestHTTP)
 	mux.HandleFunc("GET /healthz", b.healthz)
 	mux.HandleFunc("GET /readyz", b.healthz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(b.metrics, promhttp.HandlerOpts{}))
-	var h http.Handler = mux
+	// Ingest paths reach the ingest handler as they came: the mux would
+	// redirect one with dot segments to its cleaned form.
+	h := ingestHTTP.InFrontOf(mux)
 	b.handler.Store(&h)
 
 	runCtx, cancel := context.WithCancel(ctx)

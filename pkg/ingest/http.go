@@ -9,6 +9,8 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
+	"path"
 	"strconv"
 	"strings"
 	"sync"
@@ -25,9 +27,10 @@ const PathPrefix = "/ingest/"
 // ends (see Publications.Ingest). The response comes when the publication
 // ends: 200 with its Summary as text, or the status of StatusCode with the
 // error. Other methods get 405; a missing or wrong Bearer token (when tokens
-// are configured) 401; an invalid stream name 400, before anything is
-// created; a body that is empty or not MPEG-TS 400. A body that sends nothing
-// for HTTPConfig.IdleTimeout ends its publication (ErrSource, 400).
+// are configured) 401; an invalid stream name, or a path with dot segments
+// or an encoded slash, 400 before anything is created (never a redirect, see
+// InFrontOf); a body that is empty or not MPEG-TS 400. A body that sends
+// nothing for HTTPConfig.IdleTimeout ends its publication (ErrSource, 400).
 type HTTPHandler struct {
 	pubs   *Publications
 	tokens [][sha256.Size]byte
@@ -91,6 +94,11 @@ func (h *HTTPHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		refuse(w, ErrUnauthorized.Error(), http.StatusUnauthorized)
 		return
 	}
+	if msg := pathProblem(r.URL); msg != "" {
+		h.log.Debug("ingest rejected", "path", r.URL.EscapedPath(), "remote", r.RemoteAddr, "err", msg)
+		refuse(w, msg, http.StatusBadRequest)
+		return
+	}
 	stream, ok := strings.CutPrefix(r.URL.Path, PathPrefix)
 	if !ok {
 		refuse(w, "404 page not found", http.StatusNotFound)
@@ -130,6 +138,43 @@ func (h *HTTPHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	w.WriteHeader(http.StatusOK)
 	fmt.Fprintf(w, "%v\n", sum)
+}
+
+// InFrontOf returns a handler that passes the requests of ingest paths to h
+// as they came and every other request to next (an http.ServeMux, say). A
+// ServeMux would answer a path with dot segments ("/ingest/a/../ref") with a
+// redirect to its cleaned form, which a client that follows redirects would
+// then publish to; h refuses such a path with 400.
+func (h *HTTPHandler) InFrontOf(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if isIngestPath(r.URL.Path) {
+			h.ServeHTTP(w, r)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// isIngestPath reports whether p is under PathPrefix, or would be once
+// cleaned.
+func isIngestPath(p string) bool {
+	return strings.HasPrefix(p, PathPrefix) || strings.HasPrefix(path.Clean(p)+"/", PathPrefix)
+}
+
+// pathProblem says what is wrong with an ingest path that names a stream
+// other than the one it seems to: a dot segment or an encoded slash ("" when
+// nothing is).
+func pathProblem(u *url.URL) string {
+	raw := strings.ToLower(u.RawPath)
+	if strings.Contains(raw, "%2f") || strings.Contains(raw, "%5c") {
+		return "encoded slash in the ingest path"
+	}
+	for seg := range strings.SplitSeq(u.Path, "/") {
+		if seg == "." || seg == ".." {
+			return "dot segment in the ingest path"
+		}
+	}
+	return ""
 }
 
 // authorized reports whether r carries an accepted token, comparing in

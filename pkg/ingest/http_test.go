@@ -296,3 +296,55 @@ func TestHTTPRefusalWhileBodyOpen(t *testing.T) {
 		}
 	}
 }
+
+// Ingest paths are never redirected: a dot segment or an encoded slash is
+// 400, in front of a ServeMux that would redirect to the cleaned path.
+func TestHTTPNoRedirects(t *testing.T) {
+	data := tstest.Read(t, "av.ts")
+	f := newFakeFactory()
+	ps, _ := newTestPublications(t, f)
+	h := NewHTTPHandler(ps, HTTPConfig{})
+	mux := http.NewServeMux()
+	mux.Handle(PathPrefix, h)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "other") })
+	srv := httptest.NewServer(h.InFrontOf(mux))
+	t.Cleanup(srv.Close)
+	client := &http.Client{
+		Timeout:       testDeadline,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	for _, c := range []struct {
+		path   string
+		status int
+	}{
+		{"/ingest/a/../ref", 400},
+		{"/ingest/./ref", 400},
+		{"/ingest/%2e%2e/ref", 400},
+		{"/ingest/ref/..", 400},
+		{"/x/../ingest/ref", 400},
+		{"/ingest/a%2Fref", 400},
+		{"/ingest/a%2fref", 400},
+		{"/ingest/a%5Cref", 400},
+		{"/ingest//ref", 400},
+		{"/ingest", 404},
+		{"/metrics", 200},
+		{"/ingest/ref", 200},
+	} {
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodPut, srv.URL+c.path, bytes.NewReader(data))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatalf("%s: %v", c.path, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != c.status {
+			t.Errorf("PUT %s: %d %q (Location %q), want %d", c.path, resp.StatusCode, body, resp.Header.Get("Location"), c.status)
+		}
+	}
+	if pubs, _ := f.snapshot(); len(pubs) != 1 {
+		t.Fatalf("%d publishers opened, want 1 (ref)", len(pubs))
+	}
+}
