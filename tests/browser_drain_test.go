@@ -78,9 +78,7 @@ func TestBrowserDrainMovesPlayer(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() {
-			c, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			if err := ws.Close(c); err != nil {
+			if err := ws.Close(); err != nil {
 				t.Errorf("close %s: %v", id, err)
 			}
 		})
@@ -123,11 +121,10 @@ func TestBrowserDrainMovesPlayer(t *testing.T) {
 	if len(a.Sessions()) != 1 || len(b.Sessions()) != 0 {
 		t.Fatalf("sessions A %d B %d", len(a.Sessions()), len(b.Sessions()))
 	}
-	a.Drain()
-	select {
-	case <-a.Drained():
-	case <-time.After(20 * time.Second):
-		t.Fatal("A not drained: the player did not leave")
+	drainCtx, cancelDrain := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancelDrain()
+	if err := a.Shutdown(drainCtx); err != nil {
+		t.Fatalf("A not drained: the player did not leave (%v)", err)
 	}
 	if err := waitJS(bctx, 20*time.Second, `document.body.dataset.state === 'playing' && whepcast.reconnects === 1 && whepcast.events === 'open'`); err != nil {
 		st, _ := evalJS[map[string]any](bctx, `({state: whepcast.state, message: whepcast.message, events: whepcast.events, reconnects: whepcast.reconnects, attempts: whepcast.attempts})`)

@@ -137,9 +137,7 @@ func startBrowserStack(t *testing.T) *browserStack {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		closeCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := ws.Close(closeCtx); err != nil {
+		if err := ws.Close(); err != nil {
 			t.Errorf("closing the WHEP server: %v", err)
 		}
 	})

@@ -313,14 +313,16 @@ func startSlowNode(t *testing.T, nc *nats.Conn, iceDisconnected, iceFailed time.
 	t.Cleanup(func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		ws.Drain()
+		expired, cancelExpired := context.WithCancel(sctx)
+		cancelExpired()
+		_ = ws.Shutdown(expired) // stop taking sessions; no wait
 		if err := hs.Shutdown(sctx); err != nil {
 			t.Errorf("http shutdown: %v", err)
 		}
 		if err := <-served; !errors.Is(err, http.ErrServerClosed) {
 			t.Errorf("http serve: %v", err)
 		}
-		if err := ws.Close(sctx); err != nil {
+		if err := ws.Close(); err != nil {
 			t.Errorf("whep close: %v", err)
 		}
 		rl.Close()

@@ -85,15 +85,18 @@ func run(ctx context.Context, ln net.Listener, nconf natsconn.Config, cfg whep.C
 	return serveErr
 }
 
-// waitDrained waits until ws has no session left, at most limit.
-func waitDrained(ws *whep.Server, limit time.Duration, logger *slog.Logger) {
-	t := time.NewTimer(limit)
-	defer t.Stop()
+// shutdownWHEP stops ws taking sessions and waits until it has none left,
+// at most limit (0: no wait).
+func shutdownWHEP(ws *whep.Server, limit time.Duration, logger *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	defer cancel()
 	began := time.Now()
-	select {
-	case <-ws.Drained():
+	err := ws.Shutdown(ctx)
+	switch {
+	case limit == 0:
+	case err == nil:
 		logger.Info("drained", "after", time.Since(began).Round(time.Millisecond))
-	case <-t.C:
+	default:
 		logger.Warn("drain did not end in time; closing the sessions left", "after", limit)
 	}
 }
@@ -164,10 +167,11 @@ func serve(ctx context.Context, ln net.Listener, srv *httpServer, nc *nats.Conn,
 	}
 
 	logger.Info("shutting down")
-	ws.Drain()
+	var drainWait time.Duration
 	if runErr == nil && cfg.DrainTimeout > 0 {
-		waitDrained(ws, cfg.DrainTimeout+drainGrace, logger)
+		drainWait = cfg.DrainTimeout + drainGrace
 	}
+	shutdownWHEP(ws, drainWait, logger)
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ShutdownTimeout)
 	defer cancel()
 	if err := srv.hs.Shutdown(sctx); err != nil {
@@ -179,7 +183,7 @@ func serve(ctx context.Context, ln net.Listener, srv *httpServer, nc *nats.Conn,
 			runErr = fmt.Errorf("node: http: %w", err)
 		}
 	}
-	if err := ws.Close(sctx); err != nil {
+	if err := ws.Close(); err != nil {
 		logger.Warn("WHEP close", "err", err)
 	}
 	rl.Close()

@@ -72,9 +72,7 @@ func newTestServer(t *testing.T, mod func(*Config), deps ...func(*Deps)) *testSe
 	ts.http = httptest.NewServer(mux)
 	ts.client = &http.Client{Transport: &http.Transport{}, Timeout: testTimeout}
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := srv.Close(ctx); err != nil {
+		if err := srv.Close(); err != nil {
 			t.Errorf("Close: %v", err)
 		}
 		ts.http.Close()

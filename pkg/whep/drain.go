@@ -6,17 +6,17 @@ import (
 )
 
 // reasonDrainTimeout closes the sessions still open Config.DrainTimeout
-// after Drain.
+// after Shutdown began.
 const reasonDrainTimeout = "drain_timeout"
 
-// drainState follows a server's drain: Drain starts it; it is over once no
-// session is left.
+// drainState follows a server's drain: Shutdown starts it; it is over once
+// no session is left. Close ends it too.
 type drainState struct {
 	mu       sync.Mutex
 	started  bool
 	closed   bool          // Close was called
 	stop     chan struct{} // closed by Close: the drain timer gives up
-	drained  chan struct{} // closed once draining with no session left
+	drained  chan struct{} // closed once draining or closed with no session left
 	isClosed bool          // drained is closed
 }
 
@@ -24,11 +24,6 @@ func (d *drainState) init() {
 	d.stop = make(chan struct{})
 	d.drained = make(chan struct{})
 }
-
-// Drained returns a channel that is closed once Drain has been called and
-// no session is left: every one was deleted, ended or closed at
-// Config.DrainTimeout. A node waits for it before Close.
-func (s *Server) Drained() <-chan struct{} { return s.drain.drained }
 
 // startDrain tells the players of every session to reconnect (the
 // server-sent events extension) and, with a DrainTimeout, starts the timer
@@ -86,12 +81,13 @@ func (s *Server) sessionGone(ss *session, reason string) {
 	s.checkDrained()
 }
 
-// checkDrained closes Drained's channel when draining with no session left.
+// checkDrained closes drain.drained when draining or closed with no
+// session left.
 func (s *Server) checkDrained() {
 	d := &s.drain
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if !d.started || d.isClosed {
+	if !d.started && !d.closed || d.isClosed {
 		return
 	}
 	if n, _ := s.sessions.counts(); n == 0 {
@@ -100,7 +96,8 @@ func (s *Server) checkDrained() {
 	}
 }
 
-// stopDrain is called by Close: the drain timer stops and no drain starts.
+// stopDrain is called by Close: the drain timer stops and no drain starts;
+// drain.drained closes once Close has closed the sessions.
 func (s *Server) stopDrain() {
 	d := &s.drain
 	d.mu.Lock()

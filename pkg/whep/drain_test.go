@@ -1,24 +1,45 @@
 package whep
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"testing"
 	"time"
 )
 
-// isClosed reports whether ch is closed.
-func isClosed(ch <-chan struct{}) bool {
+// shutdownIn runs Shutdown(ctx) of ts in a goroutine; its result comes on
+// the channel.
+func shutdownIn(ctx context.Context, ts *testServer) <-chan error {
+	done := make(chan error, 1)
+	go func() { done <- ts.srv.Shutdown(ctx) }()
+	return done
+}
+
+// returned reports whether Shutdown has returned on done, and its error.
+func returned(done <-chan error) (bool, error) {
 	select {
-	case <-ch:
-		return true
+	case err := <-done:
+		return true, err
 	default:
-		return false
+		return false, nil
 	}
 }
 
-// TestDrainTimeout keeps the sessions of a draining server until
-// DrainTimeout, then closes them; Drained follows.
+// waitReturned waits for Shutdown's result on done.
+func waitReturned(t *testing.T, done <-chan error, what string) error {
+	t.Helper()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(testTimeout):
+		t.Fatalf("Shutdown did not return: %s", what)
+		return nil
+	}
+}
+
+// TestDrainTimeout keeps the sessions of a server that shuts down until
+// DrainTimeout, then closes them; Shutdown returns then.
 func TestDrainTimeout(t *testing.T) {
 	ctx := t.Context()
 	const timeout = 400 * time.Millisecond
@@ -30,8 +51,8 @@ func TestDrainTimeout(t *testing.T) {
 	es := ts.openEvents(t, ctx, ts.postEvents(t, ctx, second, `["reconnect"]`))
 
 	began := time.Now()
-	ts.srv.Drain()
-	ts.srv.Drain() // idempotent: one timer, one reconnect
+	shut := shutdownIn(ctx, ts)
+	again := shutdownIn(ctx, ts) // twice: one timer, one reconnect
 	es.want(t, ctx, `reconnect {"url":"/whep/cam"}`)
 	if r, _ := ts.post(t, ctx, "cam", fixedOffer("video"), nil); r.StatusCode != http.StatusServiceUnavailable {
 		t.Fatalf("POST while draining = %d", r.StatusCode)
@@ -40,16 +61,16 @@ func TestDrainTimeout(t *testing.T) {
 	if r, _ := ts.do(t, ctx, http.MethodDelete, first, nil, ""); r.StatusCode != 200 {
 		t.Fatalf("DELETE while draining = %d", r.StatusCode)
 	}
-	if isClosed(ts.srv.Drained()) {
-		t.Fatal("drained with a session left")
+	if done, err := returned(shut); done {
+		t.Fatalf("Shutdown returned (%v) with a session left", err)
 	}
 	if n := len(ts.srv.Sessions()); n != 1 {
 		t.Fatalf("%d sessions while draining, want 1", n)
 	}
-	select {
-	case <-ts.srv.Drained():
-	case <-time.After(testTimeout):
-		t.Fatal("not drained after DrainTimeout")
+	for _, ch := range []<-chan error{shut, again} {
+		if err := waitReturned(t, ch, "not drained after DrainTimeout"); err != nil {
+			t.Fatalf("Shutdown = %v", err)
+		}
 	}
 	if el := time.Since(began); el < timeout {
 		t.Fatalf("drained after %v, before DrainTimeout %v", el, timeout)
@@ -67,45 +88,54 @@ func TestDrainTimeout(t *testing.T) {
 	}
 }
 
-// TestDrainedWhenSessionsLeave ends the drain as soon as the last session
-// is deleted, long before DrainTimeout; a server with no session is drained
-// at once; DrainTimeout 0 keeps sessions until Close.
+// TestDrainedWhenSessionsLeave ends Shutdown as soon as the last session
+// is deleted, long before DrainTimeout; a server with no session shuts down
+// at once; DrainTimeout 0 keeps sessions until Close, which ends Shutdown;
+// Shutdown returns its context's error when it ends first.
 func TestDrainedWhenSessionsLeave(t *testing.T) {
 	ctx := t.Context()
 	ts := newTestServer(t, func(c *Config) { c.DrainTimeout = time.Hour })
 	ts.catalog.set(liveEntry("cam", trackH264))
 	location := ts.newSession(t, ctx, "cam")
-	ts.srv.Drain()
-	if isClosed(ts.srv.Drained()) {
-		t.Fatal("drained with a session left")
+	shut := shutdownIn(ctx, ts)
+	waitFor(t, ctx, "draining", func() bool { return ts.srv.Ready() != nil })
+	if done, err := returned(shut); done {
+		t.Fatalf("Shutdown returned (%v) with a session left", err)
 	}
 	if r, _ := ts.do(t, ctx, http.MethodDelete, location, nil, ""); r.StatusCode != 200 {
 		t.Fatalf("DELETE = %d", r.StatusCode)
 	}
-	select {
-	case <-ts.srv.Drained():
-	case <-time.After(testTimeout):
-		t.Fatal("not drained once the last session left")
+	if err := waitReturned(t, shut, "not drained once the last session left"); err != nil {
+		t.Fatalf("Shutdown = %v", err)
 	}
 
 	empty := newTestServer(t, func(c *Config) { c.NodeID = "node-e"; c.DrainTimeout = time.Hour })
-	if isClosed(empty.srv.Drained()) {
-		t.Fatal("drained before Drain")
-	}
-	empty.srv.Drain()
-	if !isClosed(empty.srv.Drained()) {
-		t.Fatal("a server without sessions is not drained at once")
+	sctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	if err := empty.srv.Shutdown(sctx); err != nil {
+		t.Fatalf("a server without sessions does not shut down at once: %v", err)
 	}
 
 	keep := newTestServer(t, func(c *Config) { c.NodeID = "node-k" })
 	keep.catalog.set(liveEntry("cam", trackH264))
 	keep.newSession(t, ctx, "cam")
-	keep.srv.Drain()
-	if err := keep.srv.Close(ctx); err != nil {
+	expired, cancelExpired := context.WithCancel(ctx)
+	cancelExpired()
+	if err := keep.srv.Shutdown(expired); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Shutdown with an ended context = %v, want context.Canceled", err)
+	}
+	shut = shutdownIn(ctx, keep)
+	if n := len(keep.srv.Sessions()); n != 1 {
+		t.Fatalf("%d sessions while draining without DrainTimeout, want 1", n)
+	}
+	if err := keep.srv.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if n := len(keep.srv.Sessions()); n != 0 || !isClosed(keep.srv.Drained()) {
-		t.Fatalf("after Close: %d sessions, drained %v", n, isClosed(keep.srv.Drained()))
+	if err := waitReturned(t, shut, "Close did not end it"); err != nil {
+		t.Fatalf("Shutdown after Close = %v", err)
+	}
+	if n := len(keep.srv.Sessions()); n != 0 {
+		t.Fatalf("after Close: %d sessions", n)
 	}
 }
 

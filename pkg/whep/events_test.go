@@ -226,7 +226,7 @@ func TestEventsLink(t *testing.T) {
 			t.Errorf("%s %s = %d %q, Link %q", c.method, c.path, r.StatusCode, body, r.Header.Values("Link"))
 		}
 	}
-	ts.srv.Drain()
+	ts.srv.beginShutdown()
 	r, _ := ts.post(t, ctx, "cam", fixedOffer("video"), nil)
 	if r.StatusCode != 503 || len(r.Header.Values("Link")) != 0 {
 		t.Errorf("draining POST = %d, Link %q", r.StatusCode, r.Header.Values("Link"))
@@ -235,7 +235,7 @@ func TestEventsLink(t *testing.T) {
 
 // TestEventStream creates an event stream of a subset of the events and
 // follows it: the initial viewer count, its change, keep-alives, reconnect
-// on Drain, the end on DELETE of the session, and 404 afterwards.
+// on Shutdown, the end on DELETE of the session, and 404 afterwards.
 func TestEventStream(t *testing.T) {
 	ctx := t.Context()
 	ts := newTestServer(t, nil)
@@ -273,7 +273,7 @@ func TestEventStream(t *testing.T) {
 	}
 	es.want(t, ctx, `viewercount {"viewercount":1}`)
 
-	ts.srv.Drain()
+	ts.srv.beginShutdown()
 	es.want(t, ctx, `reconnect {"url":"/whep/cam"}`)
 	// An event stream opened while draining starts with reconnect.
 	es2 := ts.openEvents(t, ctx, ts.postEvents(t, ctx, location, ""))
@@ -550,7 +550,7 @@ func TestEventsErrors(t *testing.T) {
 }
 
 // TestEventsForwarded serves the event stream of node A's session through
-// node B: create, read, reconnect on A's Drain, and the end when the session
+// node B: create, read, reconnect on A's Shutdown, and the end when the session
 // is deleted through B.
 func TestEventsForwarded(t *testing.T) {
 	ctx := t.Context()
@@ -582,7 +582,7 @@ func TestEventsForwarded(t *testing.T) {
 	}
 	a.newSession(t, ctx, "cam")
 	es.want(t, ctx, `viewercount {"viewercount":2}`)
-	a.srv.Drain()
+	a.srv.beginShutdown()
 	es.want(t, ctx, `reconnect {"url":"/whep/cam"}`)
 
 	// Errors come back from the owner.
@@ -630,7 +630,7 @@ func TestEventsOwnerGone(t *testing.T) {
 	location := a.newSession(t, ctx, "cam")
 	es := b.openEvents(t, ctx, b.postEvents(t, ctx, location, `["viewercount"]`))
 	es.want(t, ctx, `viewercount {"viewercount":1}`)
-	if err := a.srv.Close(ctx); err != nil {
+	if err := a.srv.Close(); err != nil {
 		t.Fatal(err)
 	}
 	es.wantEnd(t, ctx)
@@ -640,7 +640,7 @@ func TestEventsOwnerGone(t *testing.T) {
 	loc := c.newSession(t, ctx, "cam")
 	es = b.openEvents(t, ctx, b.postEvents(t, ctx, loc, `["viewercount"]`))
 	es.want(t, ctx, `viewercount {"viewercount":1}`)
-	if err := b.srv.Close(ctx); err != nil {
+	if err := b.srv.Close(); err != nil {
 		t.Fatal(err)
 	}
 	es.wantEnd(t, ctx)

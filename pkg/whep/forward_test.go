@@ -107,7 +107,7 @@ func TestForwardToClosedNode(t *testing.T) {
 	if resp.StatusCode != 201 {
 		t.Fatalf("POST = %d %q", resp.StatusCode, body)
 	}
-	if err := a.srv.Close(ctx); err != nil {
+	if err := a.srv.Close(); err != nil {
 		t.Fatal(err)
 	}
 	if r, _ := b.do(t, ctx, http.MethodDelete, resp.Header.Get("Location"), nil, ""); r.StatusCode != 404 {

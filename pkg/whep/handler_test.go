@@ -135,7 +135,7 @@ func TestStatusCodes(t *testing.T) {
 		t.Fatalf("setup POST = %d %q", dresp.StatusCode, dbody)
 	}
 	drainedLocation := dresp.Header.Get("Location")
-	drained.srv.Drain()
+	drained.srv.beginShutdown()
 	for _, ts := range []*testServer{open, auth} {
 		ts.catalog.set(liveEntry("cam", trackH264, trackOpus))
 		ts.catalog.set(liveEntry("aac", trackH264, trackAAC))
@@ -415,7 +415,7 @@ func TestStatusCodes(t *testing.T) {
 }
 
 // TestOverload checks the 503s: MaxSessions, MaxSessionsPerStream,
-// MaxWaiting and Drain, each with Retry-After.
+// MaxWaiting and Shutdown, each with Retry-After.
 func TestOverload(t *testing.T) {
 	ctx := t.Context()
 	ts := newTestServer(t, func(c *Config) {
@@ -461,19 +461,19 @@ func TestOverload(t *testing.T) {
 		t.Fatalf("held gauge = %v", got)
 	}
 
-	// Drain wakes the held request with 503 and refuses new POSTs.
-	ts.srv.Drain()
+	// Shutdown wakes the held request with 503 and refuses new POSTs.
+	ts.srv.beginShutdown()
 	select {
 	case st := <-held:
 		if st != 503 {
-			t.Fatalf("held POST after Drain = %d, want 503", st)
+			t.Fatalf("held POST after Shutdown = %d, want 503", st)
 		}
 	case <-time.After(testTimeout):
-		t.Fatal("held POST not woken by Drain")
+		t.Fatal("held POST not woken by Shutdown")
 	}
 	want("a", 503)
 	if err := ts.srv.Ready(); err == nil {
-		t.Fatal("Ready after Drain = nil")
+		t.Fatal("Ready after Shutdown = nil")
 	}
 	if got := gaugeValue(t, ts.reg, "whepcast_whep_held_requests"); got != 0 {
 		t.Fatalf("held gauge = %v", got)

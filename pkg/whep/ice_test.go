@@ -68,7 +68,7 @@ func TestNewConfigErrors(t *testing.T) {
 			mod(&c)
 			s, err := New(c, deps)
 			if err == nil {
-				_ = s.Close(t.Context())
+				_ = s.Close()
 				t.Fatal("New succeeded")
 			}
 			if !errors.Is(err, ErrInvalidConfig) {

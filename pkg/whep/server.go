@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/pion/webrtc/v4"
@@ -14,7 +15,7 @@ import (
 )
 
 // Server is a WHEP server: create it with New, serve Handler, stop it with
-// Drain and Close.
+// Shutdown (graceful) and Close.
 type Server struct {
 	cfg        Config
 	logger     *slog.Logger
@@ -128,13 +129,27 @@ func (s *Server) Handler() http.Handler {
 	return s.cors(http.HandlerFunc(s.route))
 }
 
-// Drain stops taking sessions: POSTs are answered 503 with Retry-After, and
-// held POSTs are woken with that answer. Existing sessions, PATCH, DELETE
-// and their event streams go on; every event stream gets a reconnect event
-// (and so does one opened later), which sends its player to another node.
-// With Config.DrainTimeout, the sessions still open when it has passed are
-// closed. Drained tells when no session is left. Drain is idempotent.
-func (s *Server) Drain() {
+// Shutdown stops the server gracefully: it stops taking sessions and waits
+// until none is left or ctx ends. POSTs are answered 503 with Retry-After
+// from the first call on, held POSTs are woken with that answer, and Ready
+// fails. Existing sessions, PATCH, DELETE and their event streams go on;
+// every event stream gets a reconnect event (and so does one opened later),
+// which sends its player to another node. With Config.DrainTimeout, the
+// sessions still open when it has passed are closed. Shutdown returns nil
+// once no session is left, or ctx's error; the sessions left then stay
+// open until Close. It may be called more than once.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.beginShutdown()
+	select {
+	case <-s.drain.drained:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("whep: shutdown: %w", ctx.Err())
+	}
+}
+
+// beginShutdown is Shutdown without the wait.
+func (s *Server) beginShutdown() {
 	s.sessions.drain(errDraining)
 	s.startDrain()
 }
@@ -151,13 +166,17 @@ func (s *Server) Ready() error {
 	return nil
 }
 
-// Close drains the server (without the drain's wait), stops answering
-// forwarded requests, closes every session (ending its event streams), ends
-// the event streams it relays for other nodes, closes the ICE listeners,
-// and waits for the server's goroutines until ctx ends (then it returns
-// ctx's error). The metrics are unregistered. The caller shuts its
-// http.Server down too.
-func (s *Server) Close(ctx context.Context) error {
+// closeWait bounds how long Close waits for the server's goroutines.
+const closeWait = 10 * time.Second
+
+// Close stops the server now: it refuses every new request, stops
+// answering forwarded requests, closes every session (ending its event
+// streams), ends the event streams it relays for other nodes, closes the
+// ICE listeners and unregisters the metrics. It waits for the server's
+// goroutines, at most closeWait (10 s; an error then). A Shutdown in
+// progress returns. The caller shuts its http.Server down too. Close is
+// idempotent.
+func (s *Server) Close() error {
 	var err error
 	s.closeOnce.Do(func() {
 		s.stopDrain()
@@ -180,11 +199,14 @@ func (s *Server) Close(ctx context.Context) error {
 			s.wg.Wait()
 			close(done)
 		}()
+		t := time.NewTimer(closeWait)
+		defer t.Stop()
 		select {
 		case <-done:
-		case <-ctx.Done():
-			err = fmt.Errorf("whep: close: %w", ctx.Err())
+		case <-t.C:
+			err = fmt.Errorf("whep: close: goroutines still running after %v", closeWait)
 		}
+		s.checkDrained()
 		s.ice.close()
 		if s.registerer != nil {
 			s.metrics.unregister(s.registerer)

@@ -11,8 +11,8 @@
 // stream that is not live is held, bounded in number and time. Every session
 // ends (ICE failure, no connection in time, DELETE, its stream ending, the
 // drain timeout, Close) with its PeerConnection, viewer, slot and event
-// streams released. Drain stops taking sessions and sends the players
-// elsewhere. The resources, headers and events are specified in docs/whep.md,
+// streams released. Shutdown stops taking sessions, sends the players
+// elsewhere and waits for their sessions to end; Close ends them now. The resources, headers and events are specified in docs/whep.md,
 // the metrics in docs/operations.md.
 package whep
 
