@@ -35,6 +35,7 @@ const (
 	joinConcurrency  = 8
 	joinJoins        = 200
 	joinJoinsShort   = 40
+	joinFirstJoins   = 12
 	joinMaxJoinDelay = 400 * time.Millisecond
 )
 
@@ -107,8 +108,9 @@ func newJoinFeed(t testing.TB) joinFeed {
 	return f
 }
 
-// run publishes the loops of f with p at real-time pace until ctx ends.
-func (f joinFeed) run(ctx context.Context, p *bus.Publisher) error {
+// run publishes the loops of f with p at real-time pace until ctx ends; it
+// closes keyed once the first keyframe is published.
+func (f joinFeed) run(ctx context.Context, p *bus.Publisher, keyed chan<- struct{}) error {
 	if err := p.Announce(ctx, f.ann); err != nil {
 		return err
 	}
@@ -130,6 +132,10 @@ func (f joinFeed) run(ctx context.Context, p *bus.Publisher) error {
 			}
 			if err := p.Publish(ctx, fr); err != nil {
 				return err
+			}
+			if keyed != nil && fr.Key {
+				close(keyed)
+				keyed = nil
 			}
 		}
 	}
@@ -326,25 +332,50 @@ func TestJoinAtRandomGOPPositionsIsClean(t *testing.T) {
 	if testing.Short() {
 		joins = joinJoinsShort
 	}
+	joinStress(t, joins, joinConcurrency, true)
+}
+
+// TestFirstViewerJoinIsClean is TestJoinAtRandomGOPPositionsIsClean with
+// one viewer at a time and no other: each join creates the stream's hub,
+// whose bus subscription starts from the stream's latest keyframe, so the
+// GOP reaches the hub as a burst around the viewer's start.
+func TestFirstViewerJoinIsClean(t *testing.T) {
+	checkLeaks(t)
+	joinStress(t, joinFirstJoins, 1, false)
+}
+
+// joinStress runs joins joins, concurrency at a time, against a live stream;
+// with anchor an idle viewer keeps the stream's hub between them.
+func joinStress(t *testing.T, joins, concurrency int, anchor bool) {
 	nc := natstest.EmbeddedConn(t)
 	feed := newJoinFeed(t)
 	const name, epoch = "join", 1
 	pub := newPublisher(t, nc, name, epoch)
 	ctx, cancel := context.WithCancel(t.Context())
-	fed := make(chan error, 1)
-	go func() { fed <- feed.run(ctx, pub) }()
+	fed, keyed := make(chan error, 1), make(chan struct{})
+	go func() { fed <- feed.run(ctx, pub, keyed) }()
 	t.Cleanup(func() {
 		cancel()
 		<-fed
 	})
 	ann := bus.NewAnnouncement(name, epoch, feed.ann)
 	r := newBusRelay(t, Config{Conn: nc})
-	// An idle viewer keeps the stream's hub, and so its GOP cache.
-	anchor, err := r.Join(waitCtx(t, 10*time.Second), ann, Want{Video: true, Audio: true})
-	if err != nil {
-		t.Fatal(err)
+	if anchor {
+		// An idle viewer keeps the stream's hub, and so its GOP cache.
+		a, err := r.Join(waitCtx(t, 10*time.Second), ann, Want{Video: true, Audio: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer a.Close()
 	}
-	defer anchor.Close()
+	select {
+	case <-keyed:
+	case err := <-fed:
+		fed <- err // for the cleanup
+		t.Fatalf("publisher: %v", err)
+	case <-waitCtx(t, 10*time.Second).Done():
+		t.Fatal("no keyframe published")
+	}
 	mux := newLoopbackMux(t)
 
 	var (
@@ -355,7 +386,7 @@ func TestJoinAtRandomGOPPositionsIsClean(t *testing.T) {
 		wg      sync.WaitGroup
 	)
 	start := time.Now()
-	for w := 0; w < joinConcurrency; w++ {
+	for w := 0; w < concurrency; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
