@@ -16,12 +16,6 @@ import (
 	"go.uber.org/goleak"
 )
 
-func testContext(t *testing.T, d time.Duration) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	t.Cleanup(cancel)
-	return ctx
-}
-
 func leakCheck(t *testing.T) {
 	ignore := goleak.IgnoreCurrent()
 	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
@@ -79,7 +73,8 @@ func connect(t *testing.T, url string, opts ...nats.Option) *nats.Conn {
 // up.
 func TestKillAndRestart(t *testing.T) {
 	leakCheck(t)
-	ctx := testContext(t, 90*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
+	defer cancel()
 	c := startCluster(t, ctx, Config{})
 	if c.Len() != 3 || len(strings.Split(c.URL(), ",")) != 3 {
 		t.Fatalf("%d servers, URL %q", c.Len(), c.URL())
@@ -175,7 +170,8 @@ func TestKillAndRestart(t *testing.T) {
 // certificates.
 func TestAuthAndTLS(t *testing.T) {
 	leakCheck(t)
-	ctx := testContext(t, 60*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
 	dir := t.TempDir()
 	files, err := NewTLS(dir)
 	if err != nil {
@@ -217,7 +213,8 @@ func TestAuthAndTLS(t *testing.T) {
 }
 
 func TestStartErrors(t *testing.T) {
-	ctx := testContext(t, 10*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
 	for _, cfg := range []Config{{}, {Binary: "x"}, {Dir: t.TempDir()}, {Binary: "x", Dir: t.TempDir(), Servers: -1},
 		{Binary: "x", Dir: t.TempDir(), Auth: Auth{Token: "t", User: "u"}}} {
 		if _, err := Start(ctx, cfg); !errors.Is(err, ErrInvalidConfig) {
@@ -234,7 +231,8 @@ func TestStartErrors(t *testing.T) {
 // subjects.
 func TestSystemAccount(t *testing.T) {
 	leakCheck(t)
-	ctx := testContext(t, 60*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
 	c := startCluster(t, ctx, Config{Servers: 1, System: Auth{User: "sys", Password: "pw"}})
 	js, err := jetstream.New(connect(t, c.URL()))
 	if err != nil {
@@ -260,7 +258,8 @@ func TestSystemAccount(t *testing.T) {
 // stream survives the shutdown of its leader, the server restarts on its
 // store, and nothing is left running after Close.
 func TestInProcess(t *testing.T) {
-	ctx := testContext(t, 60*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
 	c, err := Start(ctx, Config{InProcess: true, Dir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)

@@ -23,13 +23,14 @@ func Embedded(t testing.TB, cfg embedded.Config) *embedded.Server {
 	if cfg.DataDir == "" {
 		cfg.DataDir = t.TempDir()
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), embeddedTimeout)
+	ctx, cancel := context.WithTimeout(t.Context(), embeddedTimeout)
 	defer cancel()
 	srv, err := embedded.Start(ctx, cfg)
 	if err != nil {
 		t.Fatalf("natstest: start embedded nats-server: %v", err)
 	}
 	t.Cleanup(func() {
+		// t.Context() has ended by now.
 		ctx, cancel := context.WithTimeout(context.Background(), embeddedTimeout)
 		defer cancel()
 		if err := srv.Shutdown(ctx); err != nil {

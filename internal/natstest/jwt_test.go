@@ -1,6 +1,7 @@
 package natstest
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"os"
@@ -41,7 +42,8 @@ func userInfo(t *testing.T, nc *nats.Conn) (account, accountName, user string) {
 // the unknown account are refused.
 func TestJWT(t *testing.T) {
 	leakCheck(t)
-	ctx := testContext(t, 90*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
+	defer cancel()
 	c := startCluster(t, ctx, Config{JWT: true})
 
 	app, err := c.UserCreds("whepcast")
@@ -172,7 +174,8 @@ func TestJWT(t *testing.T) {
 }
 
 func TestCredsErrors(t *testing.T) {
-	ctx := testContext(t, 10*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
 	for _, cfg := range []Config{
 		{Binary: "x", Dir: t.TempDir(), JWT: true, Auth: Auth{User: "u"}},
 		{Binary: "x", Dir: t.TempDir(), JWT: true, Auth: Auth{Token: "t"}},

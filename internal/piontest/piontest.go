@@ -1,7 +1,7 @@
-// Package piontest builds the pion/webrtc peers of tests: receive-only
-// players on loopback (UDP over IPv4 on 127.0.0.1, no mDNS, pion's default
-// codecs) and the offer/answer steps of a WHEP exchange, each bounded. The
-// caller owns and closes the PeerConnection.
+// Package piontest builds the pion/webrtc peers of tests: an API for
+// loopback peers (UDP over IPv4 on 127.0.0.1, no mDNS, pion's default
+// codecs), receive-only players on it and the offer/answer steps of a WHEP
+// exchange, each bounded. The caller owns and closes the PeerConnection.
 package piontest
 
 import (
@@ -16,9 +16,10 @@ import (
 // GatherTimeout bounds candidate gathering in Offer.
 const GatherTimeout = 10 * time.Second
 
-// RecvOnly returns a PeerConnection with a receive-only transceiver per
-// kind; tune, when not nil, adjusts its SettingEngine first.
-func RecvOnly(t testing.TB, tune func(*webrtc.SettingEngine), kinds ...webrtc.RTPCodecType) *webrtc.PeerConnection {
+// API returns a pion API for loopback peers (UDP over IPv4 on 127.0.0.1,
+// no mDNS, pion's default codecs); tune, when not nil, adjusts its
+// SettingEngine first. Both ends of a test's exchange may use it.
+func API(t testing.TB, tune func(*webrtc.SettingEngine)) *webrtc.API {
 	t.Helper()
 	var se webrtc.SettingEngine
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
@@ -32,7 +33,14 @@ func RecvOnly(t testing.TB, tune func(*webrtc.SettingEngine), kinds ...webrtc.RT
 	if err := m.RegisterDefaultCodecs(); err != nil {
 		t.Fatal(err)
 	}
-	pc, err := webrtc.NewAPI(webrtc.WithSettingEngine(se), webrtc.WithMediaEngine(m)).NewPeerConnection(webrtc.Configuration{})
+	return webrtc.NewAPI(webrtc.WithSettingEngine(se), webrtc.WithMediaEngine(m))
+}
+
+// RecvOnly returns a PeerConnection of API(t, tune) with a receive-only
+// transceiver per kind.
+func RecvOnly(t testing.TB, tune func(*webrtc.SettingEngine), kinds ...webrtc.RTPCodecType) *webrtc.PeerConnection {
+	t.Helper()
+	pc, err := API(t, tune).NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -41,26 +41,52 @@ func Read(t testing.TB, name string) []byte {
 type Demuxed struct {
 	Announcements []tsframes.Announcement
 	Frames        []tsframes.Frame
+	// Events are both, interleaved as they came.
+	Events []Event
+}
+
+// Event is one call of a tsframes.Handler: an announcement or a frame.
+type Event struct {
+	Announcement *tsframes.Announcement
+	Frame        *tsframes.Frame
 }
 
 // Tracks keeps a.
 func (d *Demuxed) Tracks(a tsframes.Announcement) error {
 	d.Announcements = append(d.Announcements, a)
+	d.Events = append(d.Events, Event{Announcement: &a})
 	return nil
 }
 
 // Frame keeps f.
 func (d *Demuxed) Frame(f tsframes.Frame) error {
 	d.Frames = append(d.Frames, f)
+	d.Events = append(d.Events, Event{Frame: &f})
 	return nil
 }
+
+// Kind returns the frames of kind k, in order.
+func (d *Demuxed) Kind(k tsframes.Kind) []tsframes.Frame {
+	var out []tsframes.Frame
+	for _, f := range d.Frames {
+		if f.Kind == k {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// demuxTimeout bounds Demux.
+const demuxTimeout = 20 * time.Second
 
 // Demux returns what tsframes makes of data directly; the test fails when
 // that is no frame or no announcement.
 func Demux(t testing.TB, data []byte) *Demuxed {
 	t.Helper()
 	var d Demuxed
-	if err := tsframes.NewDemuxer(bytes.NewReader(data), tsframes.Options{}).Run(context.Background(), &d); err != nil {
+	ctx, cancel := context.WithTimeout(t.Context(), demuxTimeout)
+	defer cancel()
+	if err := tsframes.NewDemuxer(bytes.NewReader(data), tsframes.Options{}).Run(ctx, &d); err != nil {
 		t.Fatal(err)
 	}
 	if len(d.Frames) == 0 || len(d.Announcements) == 0 {

@@ -11,17 +11,19 @@ import (
 
 func TestDemuxFixture(t *testing.T) {
 	d := Demux(t, Read(t, "av.ts"))
-	var video, audio int
-	for _, f := range d.Frames {
-		if f.Kind == tsframes.KindVideo {
-			video++
-		} else {
-			audio++
-		}
-	}
+	video, audio := len(d.Kind(tsframes.KindVideo)), len(d.Kind(tsframes.KindAudio))
 	// testdata/av.ts.expect: 180 video frames, 301 Opus packets.
 	if video != 180 || audio != 301 || len(d.Announcements) != 1 {
 		t.Fatalf("av.ts: %d video, %d audio, %d announcements", video, audio, len(d.Announcements))
+	}
+	// Events: the announcement first, then every frame in order.
+	if len(d.Events) != 1+len(d.Frames) || d.Events[0].Announcement == nil {
+		t.Fatalf("%d events for %d frames, first %+v", len(d.Events), len(d.Frames), d.Events[0])
+	}
+	for i, e := range d.Events[1:] {
+		if e.Frame == nil || e.Frame.PTS != d.Frames[i].PTS || e.Frame.Kind != d.Frames[i].Kind {
+			t.Fatalf("event %d: %+v, want frame %d", i+1, e, i)
+		}
 	}
 }
 

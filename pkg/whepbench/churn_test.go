@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -16,9 +15,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pion/ice/v4"
 	"github.com/pion/logging"
 	"github.com/pion/webrtc/v4"
+
+	"github.com/whepcast/whepcast/internal/piontest"
+	"github.com/whepcast/whepcast/internal/tstest"
 )
 
 // TestChurnStack opens and closes 12 sessions, 4 at a time, on av.ts
@@ -26,7 +27,8 @@ import (
 // no session left.
 func TestChurnStack(t *testing.T) {
 	leakCheck(t)
-	ctx := testContext(t)
+	ctx, cancel := context.WithTimeout(t.Context(), testDeadline)
+	defer cancel()
 	st := startStack(t)
 	startPush(t, ctx, st.ingest+"churn", avSchedule(t))
 
@@ -91,9 +93,10 @@ func TestChurnStack(t *testing.T) {
 // first RTP packet; it is held Hold before it is deleted.
 func TestChurnAudioOnly(t *testing.T) {
 	leakCheck(t)
-	ctx := testContext(t)
+	ctx, cancel := context.WithTimeout(t.Context(), testDeadline)
+	defer cancel()
 	st := startStack(t)
-	sched, err := NewSchedule(readFixture(t, "audio.ts"))
+	sched, err := NewSchedule(tstest.Read(t, "audio.ts"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +119,8 @@ func TestChurnAudioOnly(t *testing.T) {
 // their reason, and Churn still returns a report.
 func TestChurnFailures(t *testing.T) {
 	leakCheck(t)
-	ctx := testContext(t)
+	ctx, cancel := context.WithTimeout(t.Context(), testDeadline)
+	defer cancel()
 	notFound := httptest.NewServer(http.NotFoundHandler())
 	defer notFound.Close()
 	refused := httptest.NewServer(http.NotFoundHandler())
@@ -141,7 +145,8 @@ func TestChurnFailures(t *testing.T) {
 // at PlayTimeout, and is deleted.
 func TestChurnNoKeyframe(t *testing.T) {
 	leakCheck(t)
-	ctx := testContext(t)
+	ctx, cancel := context.WithTimeout(t.Context(), testDeadline)
+	defer cancel()
 	srv := newSilentWHEP(t, nil)
 	rep, err := Churn(ctx, ChurnConfig{URLs: []string{srv.url}, Sessions: 2, Concurrency: 2, PlayTimeout: 1500 * time.Millisecond})
 	if err != nil {
@@ -160,7 +165,8 @@ func TestChurnNoKeyframe(t *testing.T) {
 // deleted, no more start, and Churn returns ctx's error.
 func TestChurnCanceled(t *testing.T) {
 	leakCheck(t)
-	ctx, cancel := context.WithCancel(testContext(t))
+	ctx, cancel := context.WithTimeout(t.Context(), testDeadline)
+	defer cancel()
 	// Canceled once both sessions are connected on the server's side: the
 	// client has both answers (a POST canceled in flight could leave a
 	// session the client cannot know of).
@@ -183,7 +189,8 @@ func TestChurnCanceled(t *testing.T) {
 }
 
 func TestChurnConfigErrors(t *testing.T) {
-	ctx := testContext(t)
+	ctx, cancel := context.WithTimeout(t.Context(), testDeadline)
+	defer cancel()
 	u := []string{"http://127.0.0.1:1/whep/x"}
 	cases := map[string]ChurnConfig{
 		"no URL":           {Sessions: 1},
@@ -275,17 +282,10 @@ type silentWHEP struct {
 
 func newSilentWHEP(t *testing.T, onConnected func(n int)) *silentWHEP {
 	t.Helper()
-	var se webrtc.SettingEngine
-	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
-	se.SetIncludeLoopbackCandidate(true)
-	se.SetIPFilter(func(ip net.IP) bool { return ip.Equal(net.IPv4(127, 0, 0, 1)) })
-	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
-	se.LoggerFactory = &logging.DefaultLoggerFactory{Writer: io.Discard, DefaultLogLevel: logging.LogLevelDisabled}
-	m := &webrtc.MediaEngine{}
-	if err := m.RegisterDefaultCodecs(); err != nil {
-		t.Fatal(err)
-	}
-	s := &silentWHEP{api: webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithSettingEngine(se)),
+	api := piontest.API(t, func(se *webrtc.SettingEngine) {
+		se.LoggerFactory = &logging.DefaultLoggerFactory{Writer: io.Discard, DefaultLogLevel: logging.LogLevelDisabled}
+	})
+	s := &silentWHEP{api: api,
 		onConnected: onConnected, sessions: map[string]*webrtc.PeerConnection{}}
 	hs := httptest.NewServer(http.HandlerFunc(s.serve))
 	s.url = hs.URL + "/whep/x"

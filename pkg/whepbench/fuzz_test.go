@@ -2,14 +2,16 @@ package whepbench
 
 import (
 	"testing"
+
+	"github.com/whepcast/whepcast/internal/tstest"
 )
 
 // FuzzNewSchedule: any input gives a Schedule or ErrTS, never a panic, and
 // a Schedule's bursts tile its data in time order.
 func FuzzNewSchedule(f *testing.F) {
-	av := readFixture(f, "av.ts")
+	av := tstest.Read(f, "av.ts")
 	f.Add(av[:40*tsPacketSize])
-	f.Add(readFixture(f, "audio.ts")[:20*tsPacketSize])
+	f.Add(tstest.Read(f, "audio.ts")[:20*tsPacketSize])
 	f.Add([]byte{0x47, 0x40, 0, 0x10, 0, 0, 0xb0, 0x0d})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		s, err := NewSchedule(data)

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/whepcast/whepcast/internal/tstest"
 	"github.com/whepcast/whepcast/pkg/broker"
 	"github.com/whepcast/whepcast/pkg/config"
 	"github.com/whepcast/whepcast/pkg/node"
@@ -68,12 +69,15 @@ func startPush(t *testing.T, ctx context.Context, url string, sched *Schedule) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The push outlives the test's context: the cleanup waits for its end.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), testDeadline)
 	done := make(chan error, 1)
 	go func() {
 		_, err := push(ctx, target, sched, time.Now(), nil, nil)
 		done <- err
 	}()
 	t.Cleanup(func() {
+		defer cancel()
 		if err := <-done; err != nil {
 			t.Errorf("push: %v", err)
 		}
@@ -82,7 +86,7 @@ func startPush(t *testing.T, ctx context.Context, url string, sched *Schedule) {
 
 func avSchedule(t *testing.T) *Schedule {
 	t.Helper()
-	s, err := NewSchedule(readFixture(t, "av.ts"))
+	s, err := NewSchedule(tstest.Read(t, "av.ts"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +96,8 @@ func avSchedule(t *testing.T) *Schedule {
 // TestLoadStack plays av.ts with 3 viewers through whepcast's stack.
 func TestLoadStack(t *testing.T) {
 	leakCheck(t)
-	ctx := testContext(t)
+	ctx, cancel := context.WithTimeout(t.Context(), testDeadline)
+	defer cancel()
 	st := startStack(t)
 	sched := avSchedule(t)
 	startPush(t, ctx, st.ingest+"bench", sched)
@@ -151,7 +156,8 @@ func TestLoadStack(t *testing.T) {
 // with one measured and two load viewers.
 func TestLatencyStack(t *testing.T) {
 	leakCheck(t)
-	ctx := testContext(t)
+	ctx, cancel := context.WithTimeout(t.Context(), testDeadline)
+	defer cancel()
 	st := startStack(t)
 	sched := avSchedule(t)
 	rep, err := Latency(ctx, LatencyConfig{
@@ -195,9 +201,10 @@ func TestLatencyStack(t *testing.T) {
 // stream restarts with a new PUT at least once.
 func TestIngestStack(t *testing.T) {
 	leakCheck(t)
-	ctx := testContext(t)
+	ctx, cancel := context.WithTimeout(t.Context(), testDeadline)
+	defer cancel()
 	st := startStack(t)
-	av := readFixture(t, "av.ts")
+	av := tstest.Read(t, "av.ts")
 	full := avSchedule(t)
 	sched, err := NewSchedule(av[:full.bursts[31].off]) // 31 frames: 1 s
 	if err != nil {
@@ -241,7 +248,8 @@ func logTable(t *testing.T, rep interface{ WriteText(io.Writer) error }) {
 // reason, and Load still returns a report.
 func TestLoadFailures(t *testing.T) {
 	leakCheck(t)
-	ctx := testContext(t)
+	ctx, cancel := context.WithTimeout(t.Context(), testDeadline)
+	defer cancel()
 	notFound := httptest.NewServer(http.NotFoundHandler())
 	defer notFound.Close()
 	refused := httptest.NewServer(http.NotFoundHandler())
@@ -268,7 +276,8 @@ func TestLoadFailures(t *testing.T) {
 }
 
 func TestConfigErrors(t *testing.T) {
-	ctx := testContext(t)
+	ctx, cancel := context.WithTimeout(t.Context(), testDeadline)
+	defer cancel()
 	loads := map[string]LoadConfig{
 		"no URL":      {Viewers: 1, Duration: time.Second},
 		"bad URL":     {URLs: []string{"ftp://x/whep"}, Viewers: 1, Duration: time.Second},
@@ -282,7 +291,7 @@ func TestConfigErrors(t *testing.T) {
 			t.Errorf("Load %s: %v, want ErrConfig", name, err)
 		}
 	}
-	audio, err := NewSchedule(readFixture(t, "audio.ts"))
+	audio, err := NewSchedule(tstest.Read(t, "audio.ts"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,16 +12,12 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/whepcast/whepcast/internal/tstest"
 )
 
+// testDeadline bounds each test.
 const testDeadline = 60 * time.Second
-
-func testContext(t *testing.T) context.Context {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), testDeadline)
-	t.Cleanup(cancel)
-	return ctx
-}
 
 // leakCheck fails the test when goroutines it started outlive its
 // cleanups. Call it first so that its check runs last.
@@ -82,8 +78,9 @@ func (rec *ingestRecorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func TestPushPacedChunked(t *testing.T) {
 	leakCheck(t)
-	ctx := testContext(t)
-	av := readFixture(t, "av.ts")
+	ctx, cancel := context.WithTimeout(t.Context(), testDeadline)
+	defer cancel()
+	av := tstest.Read(t, "av.ts")
 	full, err := NewSchedule(av)
 	if err != nil {
 		t.Fatal(err)
@@ -140,8 +137,9 @@ func TestPushPacedChunked(t *testing.T) {
 
 func TestPushEarlyRefusal(t *testing.T) {
 	leakCheck(t)
-	ctx := testContext(t)
-	sched, err := NewSchedule(readFixture(t, "av.ts"))
+	ctx, cancel := context.WithTimeout(t.Context(), testDeadline)
+	defer cancel()
+	sched, err := NewSchedule(tstest.Read(t, "av.ts"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,8 +162,9 @@ func TestPushEarlyRefusal(t *testing.T) {
 
 func TestPushStopAndCancel(t *testing.T) {
 	leakCheck(t)
-	ctx := testContext(t)
-	sched, err := NewSchedule(readFixture(t, "av.ts"))
+	ctx, cancel := context.WithTimeout(t.Context(), testDeadline)
+	defer cancel()
+	sched, err := NewSchedule(tstest.Read(t, "av.ts"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,51 +2,13 @@ package whepbench
 
 import (
 	"bytes"
-	"context"
 	"errors"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/whepcast/whepcast/internal/tstest"
 	"github.com/whepcast/whepcast/pkg/tsframes"
 )
-
-func readFixture(t testing.TB, name string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "..", "testdata", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-// videoFrames is what tsframes finds in data: the PTS and Key of every
-// H.264 access unit.
-type videoFrames struct {
-	pts []int64
-	key []bool
-}
-
-func (v *videoFrames) Tracks(tsframes.Announcement) error { return nil }
-func (v *videoFrames) Frame(f tsframes.Frame) error {
-	if f.Kind == tsframes.KindVideo {
-		v.pts = append(v.pts, f.PTS)
-		v.key = append(v.key, f.Key)
-	}
-	return nil
-}
-
-func demuxVideo(t *testing.T, data []byte) videoFrames {
-	t.Helper()
-	var v videoFrames
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := tsframes.NewDemuxer(bytes.NewReader(data), tsframes.Options{}).Run(ctx, &v); err != nil {
-		t.Fatal(err)
-	}
-	return v
-}
 
 // TestScheduleFixtures checks the bursts and access units against the
 // fixtures' ffprobe counts and against tsframes' frames.
@@ -62,7 +24,7 @@ func TestScheduleFixtures(t *testing.T) {
 		{"gop4.ts", 300, 3, 299 * time.Second / 30},
 	}
 	for _, c := range cases {
-		data := readFixture(t, c.file)
+		data := tstest.Read(t, c.file)
 		s, err := NewSchedule(data)
 		if err != nil {
 			t.Fatalf("%s: %v", c.file, err)
@@ -94,24 +56,24 @@ func TestScheduleFixtures(t *testing.T) {
 			t.Errorf("%s: bursts end at %d of %d, first at %v", c.file, off, len(data), s.bursts[0].at)
 		}
 		// Access unit i is burst i (no B-frames), completed by burst i+1.
-		want := demuxVideo(t, data)
-		if len(want.pts) != s.Frames() {
-			t.Fatalf("%s: tsframes finds %d video frames, the schedule %d", c.file, len(want.pts), s.Frames())
+		want := tstest.Demux(t, data).Kind(tsframes.KindVideo)
+		if len(want) != s.Frames() {
+			t.Fatalf("%s: tsframes finds %d video frames, the schedule %d", c.file, len(want), s.Frames())
 		}
 		for i, au := range s.aus {
 			next := i + 1
 			if i == len(s.aus)-1 {
 				next = -1
 			}
-			if au.pts != want.pts[i] || au.key != want.key[i] || au.last != i || au.next != next {
-				t.Fatalf("%s: AU %d = %+v; want pts %d key %v last %d next %d", c.file, i, au, want.pts[i], want.key[i], i, next)
+			if au.pts != want[i].PTS || au.key != want[i].Key || au.last != i || au.next != next {
+				t.Fatalf("%s: AU %d = %+v; want pts %d key %v last %d next %d", c.file, i, au, want[i].PTS, want[i].Key, i, next)
 			}
 		}
 	}
 }
 
 func TestScheduleWrap(t *testing.T) {
-	s, err := NewSchedule(readFixture(t, "wrap.ts"))
+	s, err := NewSchedule(tstest.Read(t, "wrap.ts"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,7 +88,7 @@ func TestScheduleWrap(t *testing.T) {
 }
 
 func TestScheduleAudioOnly(t *testing.T) {
-	s, err := NewSchedule(readFixture(t, "audio.ts"))
+	s, err := NewSchedule(tstest.Read(t, "audio.ts"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,7 +104,7 @@ func TestScheduleAudioOnly(t *testing.T) {
 }
 
 func TestScheduleErrors(t *testing.T) {
-	av := readFixture(t, "av.ts")
+	av := tstest.Read(t, "av.ts")
 	noPAT := bytes.Clone(av)
 	for off := 0; off < len(noPAT); off += tsPacketSize {
 		if noPAT[off+1]&0x1f == 0 && noPAT[off+2] == 0 { // PID 0 becomes a null packet
