@@ -89,12 +89,18 @@ func OpenCatalog(ctx context.Context, js jetstream.JetStream, replicas int) (*Ca
 	if replicas < 1 || replicas > MaxReplicas {
 		return nil, fmt.Errorf("bus: catalog replicas %d: want 1 to %d", replicas, MaxReplicas)
 	}
-	kv, err := js.CreateKeyValue(ctx, catalogConfig(replicas))
-	if errors.Is(err, jetstream.ErrBucketExists) {
-		kv, err = js.KeyValue(ctx, CatalogBucket)
-		if err == nil {
-			err = raiseReplicas(ctx, js, kv, replicas)
+	// An existing bucket is looked up, not created again: JetStream checks
+	// a creation against its store before it finds the bucket exists, and
+	// refuses it when the store shrank (a restart with less free disk).
+	kv, err := js.KeyValue(ctx, CatalogBucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		kv, err = js.CreateKeyValue(ctx, catalogConfig(replicas))
+		if errors.Is(err, jetstream.ErrBucketExists) {
+			kv, err = js.KeyValue(ctx, CatalogBucket)
 		}
+	}
+	if err == nil {
+		err = raiseReplicas(ctx, js, kv, replicas)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("bus: open catalog bucket %s: %w", CatalogBucket, err)

@@ -15,6 +15,10 @@ var (
 	// NATS error, or a video delta waiting for the next keyframe after an
 	// earlier drop. The publisher stays usable; the drop is counted.
 	ErrDropped = errors.New("frame dropped")
+	// ErrInsufficientStorage is returned by NewPublisher when JetStream
+	// refuses to create a media stream for lack of storage (its store, or
+	// the account's, is full or fully reserved).
+	ErrInsufficientStorage = errors.New("insufficient JetStream storage")
 )
 
 var (

@@ -195,9 +195,8 @@ func NewPublisher(ctx context.Context, nc *nats.Conn, name string, cfg Publisher
 	if err != nil {
 		return nil, fmt.Errorf("bus: new publisher %q: %w", name, err)
 	}
-	if _, err := p.js.CreateOrUpdateStream(ctx, cfg.Stream.jetStreamConfig(subj)); err != nil {
-		return nil, fmt.Errorf("bus: create or update stream %s (storage %s, replicas %d; storage cannot change on an existing stream): %w",
-			subj.Stream, cfg.Stream.Storage, cfg.Stream.Replicas, err)
+	if err := ensureStream(ctx, p.js, cfg.Stream.jetStreamConfig(subj), p.logger); err != nil {
+		return nil, err
 	}
 	cat, err := OpenCatalog(ctx, p.js, cfg.Stream.Replicas)
 	if err != nil {
@@ -237,7 +236,16 @@ func (p *Publisher) Announce(ctx context.Context, a tsframes.Announcement) error
 	if err != nil {
 		return fmt.Errorf("bus: encode announcement: %w", err)
 	}
-	if _, err := p.js.PublishMsg(ctx, p.enc.announcement(data)); err != nil {
+	_, err = p.js.PublishMsg(ctx, p.enc.announcement(data))
+	if errors.Is(err, jetstream.ErrNoStreamResponse) {
+		// The stream was removed since NewPublisher (its retention ran
+		// out while it was ended, docs/bus.md): create it again.
+		p.logger.Info("media stream removed since the publisher started: creating it again")
+		if err = ensureStream(ctx, p.js, p.cfg.Stream.jetStreamConfig(p.subj), p.logger); err == nil {
+			_, err = p.js.PublishMsg(ctx, p.enc.announcement(data))
+		}
+	}
+	if err != nil {
 		p.errs.Add(1)
 		return fmt.Errorf("bus: publish announcement of %s: %w", p.subj.Name, err)
 	}

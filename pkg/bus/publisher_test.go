@@ -596,7 +596,7 @@ func TestNewPublisherStorageChange(t *testing.T) {
 	}
 	cfg := st.CachedInfo().Config
 	if cfg.MaxAge != time.Minute || cfg.Storage != jetstream.MemoryStorage || !cfg.AllowDirect || !cfg.AllowRollup ||
-		!cfg.AllowMsgTTL || cfg.Discard != jetstream.DiscardOld || cfg.MaxBytes != DefaultMaxBytes ||
+		!cfg.AllowMsgTTL || cfg.Discard != jetstream.DiscardOld || cfg.MaxBytes != -1 ||
 		len(cfg.Subjects) != 1 || cfg.Subjects[0] != "media.s.>" {
 		t.Fatalf("stream config = %+v", cfg)
 	}

@@ -15,12 +15,16 @@ const (
 
 // Retention defaults and limits of a media stream.
 const (
-	DefaultMaxAge   = 30 * time.Second
-	DefaultMaxBytes = 256 << 20 // 256 MiB
+	DefaultMaxAge = 30 * time.Second
+	// DefaultMaxBytes is no byte limit: a byte limit is a reservation that
+	// JetStream counts against its store whether or not the bytes are
+	// written (docs/bus.md, Storage). A stream is bounded by MaxAge, and
+	// the streams of a broker together by its storage budget.
+	DefaultMaxBytes = 0
 	// MinMaxAge is the shortest retention accepted: JetStream expires
 	// messages on a one-second clock.
 	MinMaxAge = time.Second
-	// MinMaxBytes is the smallest byte limit accepted.
+	// MinMaxBytes is the smallest byte limit accepted (0 meaning none).
 	MinMaxBytes = 64 << 10
 	// MaxReplicas is the largest replica count JetStream supports.
 	MaxReplicas = 5
@@ -36,8 +40,10 @@ type StreamConfig struct {
 	// MaxAge is how long messages are kept (default 30 s, at least 1 s).
 	// The track announcement is kept beyond it (Nats-TTL: never).
 	MaxAge time.Duration
-	// MaxBytes bounds the stream size; the oldest messages are discarded
-	// first (default 256 MiB, at least 64 KiB).
+	// MaxBytes, when set, bounds the stream size (at least 64 KiB); the
+	// oldest messages are discarded first. JetStream reserves it in its
+	// store for as long as the stream exists. 0 (default): no byte limit
+	// and no reservation.
 	MaxBytes int64
 }
 
@@ -51,9 +57,6 @@ func (c StreamConfig) withDefaults() StreamConfig {
 	}
 	if c.MaxAge == 0 {
 		c.MaxAge = DefaultMaxAge
-	}
-	if c.MaxBytes == 0 {
-		c.MaxBytes = DefaultMaxBytes
 	}
 	return c
 }
@@ -69,7 +72,7 @@ func (c StreamConfig) Validate() error {
 		return fmt.Errorf("bus: stream replicas %d: want 1 to %d", c.Replicas, MaxReplicas)
 	case c.MaxAge < MinMaxAge:
 		return fmt.Errorf("bus: stream max age %v: want at least %v", c.MaxAge, MinMaxAge)
-	case c.MaxBytes < MinMaxBytes:
+	case c.MaxBytes != 0 && c.MaxBytes < MinMaxBytes:
 		return fmt.Errorf("bus: stream max bytes %d: want at least %d", c.MaxBytes, MinMaxBytes)
 	}
 	return nil
@@ -86,6 +89,10 @@ func (c StreamConfig) storageType() jetstream.StorageType {
 // defaults applied).
 func (c StreamConfig) jetStreamConfig(s Subjects) jetstream.StreamConfig {
 	c = c.withDefaults()
+	maxBytes := c.MaxBytes
+	if maxBytes == 0 {
+		maxBytes = -1
+	}
 	return jetstream.StreamConfig{
 		Name:              s.Stream,
 		Description:       "whepcast media stream " + s.Name,
@@ -93,7 +100,7 @@ func (c StreamConfig) jetStreamConfig(s Subjects) jetstream.StreamConfig {
 		Retention:         jetstream.LimitsPolicy,
 		Discard:           jetstream.DiscardOld,
 		MaxAge:            c.MaxAge,
-		MaxBytes:          c.MaxBytes,
+		MaxBytes:          maxBytes,
 		MaxMsgs:           -1,
 		MaxMsgsPerSubject: -1,
 		MaxMsgSize:        -1,

@@ -22,6 +22,7 @@ func TestStreamConfigValidate(t *testing.T) {
 		{StreamConfig{MaxAge: 500 * time.Millisecond}, "stream max age 500ms: want at least 1s"},
 		{StreamConfig{MaxAge: -time.Second}, "stream max age -1s"},
 		{StreamConfig{MaxBytes: 1000}, "stream max bytes 1000: want at least 65536"},
+		{StreamConfig{MaxBytes: -1}, "stream max bytes -1"},
 	} {
 		err := tc.cfg.Validate()
 		if tc.want == "" {
@@ -40,7 +41,7 @@ func TestStreamConfigDefaults(t *testing.T) {
 	c := StreamConfig{}.jetStreamConfig(mustSubjects("cam1"))
 	if c.Name != "MEDIA_cam1" || len(c.Subjects) != 1 || c.Subjects[0] != "media.cam1.>" ||
 		c.Storage != jetstream.FileStorage || c.Replicas != 1 || c.MaxAge != DefaultMaxAge ||
-		c.MaxBytes != DefaultMaxBytes || c.Discard != jetstream.DiscardOld || !c.AllowDirect ||
+		c.MaxBytes != -1 || c.Discard != jetstream.DiscardOld || !c.AllowDirect ||
 		!c.AllowRollup || !c.AllowMsgTTL {
 		t.Fatalf("default stream config = %+v", c)
 	}
