@@ -29,7 +29,7 @@
 // nats.nkey-file, nats.creds-file, nats.tls-ca, nats.tls-cert, nats.tls-key;
 // --log-level and --log-format are log.level and log.format; the WHEP flags
 // (--ice-udp-addr, --ice-tcp-addr, --public-ip, --ice-server, --token,
-// --token-file, --wait-timeout, --max-waiting, --max-sessions,
+// --token-file, --admin-token, --wait-timeout, --max-waiting, --max-sessions,
 // --max-sessions-per-stream, --start, --allow-origin, --drain-timeout) are
 // whep.NAME. Every
 // other flag is a top-level key of the same name. A broker file looks like:

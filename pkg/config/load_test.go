@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/whepcast/whepcast/pkg/bus"
 )
 
 func defaultBroker() Broker {
@@ -20,7 +22,7 @@ func defaultBroker() Broker {
 		DataDir:    "./data",
 		Storage:    "file",
 		MaxAge:     30 * time.Second,
-		MaxBytes:   256 << 20,
+		MaxBytes:   bus.DefaultMaxBytes,
 		WHEP:       defaultWHEP(),
 		Log:        Log{Level: "info", Format: "text"},
 	}
@@ -42,7 +44,7 @@ func defaultWHEP() WHEP {
 
 // normalize turns empty slices into nil so that expectations can omit them.
 func normalize(b *Broker) {
-	for _, s := range []*[]string{&b.IngestTokens, &b.WHEP.PublicIPs, &b.WHEP.ICEServers, &b.WHEP.Tokens} {
+	for _, s := range []*[]string{&b.IngestTokens, &b.WHEP.PublicIPs, &b.WHEP.ICEServers, &b.WHEP.Tokens, &b.WHEP.AdminTokens} {
 		if len(*s) == 0 {
 			*s = nil
 		}
@@ -189,7 +191,7 @@ func TestLoadNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Node{HTTPAddr: ":8889", NATS: NATSClient{URL: "nats://127.0.0.1:4222"}, WHEP: defaultWHEP(), Log: Log{Level: "info", Format: "text"}}
-	got.WHEP.PublicIPs, got.WHEP.ICEServers, got.WHEP.Tokens = nil, nil, nil
+	got.WHEP.PublicIPs, got.WHEP.ICEServers, got.WHEP.Tokens, got.WHEP.AdminTokens = nil, nil, nil, nil
 	if !reflect.DeepEqual(*got, want) {
 		t.Fatalf("defaults:\ngot  %+v\nwant %+v", *got, want)
 	}
@@ -211,7 +213,7 @@ func TestLoadNode(t *testing.T) {
 	want.WHEP.MaxSessionsPerStream = 3
 	want.WHEP.WaitTimeout = 2 * time.Second
 	want.WHEP.DrainTimeout = 0 // 0 is valid: close at once
-	got.WHEP.PublicIPs = nil
+	got.WHEP.PublicIPs, got.WHEP.AdminTokens = nil, nil
 	if !reflect.DeepEqual(*got, want) {
 		t.Fatalf("overrides:\ngot  %+v\nwant %+v", *got, want)
 	}
@@ -274,7 +276,7 @@ func TestHelp(t *testing.T) {
 	}{
 		{
 			load: func(a, e []string) error { _, err := LoadBroker(a, e); return err },
-			want: []string{"Usage: broker", "--ingest-addr string", "[WHEPCAST_INGEST_ADDR]", `(default ":8080")`, "--max-bytes", `(default "256MiB")`, "[WHEPCAST_WHEP_ICE_UDP_ADDR]", "--nats-creds"},
+			want: []string{"Usage: broker", "--ingest-addr string", "[WHEPCAST_INGEST_ADDR]", `(default ":8080")`, "--max-bytes", `(default "` + formatSize(bus.DefaultMaxBytes) + `")`, "[WHEPCAST_WHEP_ICE_UDP_ADDR]", "--nats-creds"},
 		},
 		{
 			load: func(a, e []string) error { _, err := LoadNode(a, e); return err },

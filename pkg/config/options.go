@@ -80,6 +80,7 @@ func whepOptions() []option {
 		{key: "whep.public-ip", flag: "public-ip", kind: kindStrings, def: []string{}, usage: "IP announced as host candidate (NAT 1:1), repeatable"},
 		{key: "whep.ice-server", flag: "ice-server", kind: kindStrings, def: []string{}, usage: "STUN/TURN URL (turn:host:3478?username=u&credential=p), repeatable"},
 		{key: "whep.token", flag: "token", kind: kindStrings, def: []string{}, usage: "Bearer token accepted by WHEP, repeatable (open when none)"},
+		{key: "whep.admin-token", flag: "admin-token", kind: kindStrings, def: []string{}, usage: "Bearer token accepted by GET /sessions, which lists session ids, repeatable (loopback clients only when none)"},
 		{key: "whep.token-file", flag: "token-file", kind: kindString, def: "", usage: "file of WHEP tokens, one per line"},
 		{key: "whep.wait-timeout", flag: "wait-timeout", kind: kindDuration, def: whep.DefaultWaitTimeout, usage: "how long a WHEP POST waits for a stream that is not live"},
 		{key: "whep.max-waiting", flag: "max-waiting", kind: kindInt, def: whep.DefaultMaxWaiting, usage: "maximum number of waiting WHEP POSTs"},

@@ -53,6 +53,9 @@ type WHEP struct {
 	// Tokens accepted as Bearer on POST/PATCH/DELETE; empty = open.
 	Tokens    []string `mapstructure:"token"`
 	TokenFile string   `mapstructure:"token-file"`
+	// AdminTokens accepted as Bearer by GET /sessions; empty = loopback
+	// clients only.
+	AdminTokens []string `mapstructure:"admin-token"`
 	// WaitTimeout bounds how long a POST is held for a stream that is not live.
 	WaitTimeout time.Duration `mapstructure:"wait-timeout"`
 	// MaxWaiting bounds the number of held POSTs (503 beyond).

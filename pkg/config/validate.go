@@ -78,7 +78,7 @@ func (b *Broker) Validate() error {
 	if b.MaxAge < bus.MinMaxAge {
 		p.add("max-age", "must be at least %v, got %v", bus.MinMaxAge, b.MaxAge)
 	}
-	if b.MaxBytes < bus.MinMaxBytes {
+	if b.MaxBytes != 0 && b.MaxBytes < bus.MinMaxBytes { // 0: bus.DefaultMaxBytes
 		p.add("max-bytes", "must be at least %d (64KiB), got %d", bus.MinMaxBytes, b.MaxBytes)
 	}
 	p.addr("whep-addr", b.WHEPAddr, false)
@@ -119,6 +119,7 @@ func (w *WHEP) validate(p *problems) {
 		p.add("whep.ice-server", "%q is not a stun:, stuns:, turn: or turns: URL", s)
 	}
 	p.tokens("whep.token", w.Tokens)
+	p.tokens("whep.admin-token", w.AdminTokens)
 	if w.WaitTimeout <= 0 {
 		p.add("whep.wait-timeout", "must be > 0, got %v", w.WaitTimeout)
 	}

@@ -18,6 +18,7 @@ func (w WHEP) Config() whep.Config {
 		ICEServers:             w.ICEServers,
 		Tokens:                 w.Tokens,
 		TokenFile:              w.TokenFile,
+		AdminTokens:            w.AdminTokens,
 		WaitTimeout:            w.WaitTimeout,
 		MaxWaiting:             w.MaxWaiting,
 		MaxSessions:            w.MaxSessions,

@@ -2,6 +2,7 @@ package config
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/whepcast/whepcast/pkg/relay"
@@ -62,8 +63,30 @@ func TestWHEPDefaultsAreWHEPs(t *testing.T) {
 		AllowOrigin:            whep.DefaultAllowOrigin,
 		DrainTimeout:           whep.DefaultDrainTimeout,
 	}
-	got.PublicIPs, got.ICEServers, got.Tokens = nil, nil, nil
+	got.PublicIPs, got.ICEServers, got.Tokens, got.AdminTokens = nil, nil, nil, nil
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("defaults\n got %+v\nwant %+v", got, want)
+	}
+}
+
+// TestAdminToken loads --admin-token (repeatable) and
+// WHEPCAST_WHEP_ADMIN_TOKEN (comma-separated) into the whep.Config.
+func TestAdminToken(t *testing.T) {
+	n, err := LoadNode([]string{"--admin-token", "a1", "--admin-token", "a2"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := n.WHEP.Config().AdminTokens; !reflect.DeepEqual(got, []string{"a1", "a2"}) {
+		t.Fatalf("flags: admin tokens %q", got)
+	}
+	n, err = LoadNode(nil, []string{"WHEPCAST_WHEP_ADMIN_TOKEN=e1,e2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := n.WHEP.Config().AdminTokens; !reflect.DeepEqual(got, []string{"e1", "e2"}) {
+		t.Fatalf("environment: admin tokens %q", got)
+	}
+	if _, err := LoadNode([]string{"--admin-token", " "}, nil); err == nil || !strings.Contains(err.Error(), "whep.admin-token: must not be empty") {
+		t.Fatalf("empty admin token: %v", err)
 	}
 }

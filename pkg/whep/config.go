@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -44,6 +45,10 @@ type Config struct {
 	Tokens []string
 	// TokenFile holds more tokens, one per line.
 	TokenFile string
+	// AdminTokens are accepted as Bearer by the operator endpoints that
+	// list session ids (SessionsHandler). With none, those endpoints serve
+	// loopback clients only.
+	AdminTokens []string
 	// WaitTimeout bounds how long a POST is held for a stream that is not
 	// live.
 	WaitTimeout time.Duration
@@ -152,6 +157,11 @@ func (cfg Config) validate() error {
 	}
 	if _, err := relay.ParseStartMode(string(cfg.Start)); err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
+	for _, t := range cfg.AdminTokens {
+		if strings.TrimSpace(t) == "" {
+			return fmt.Errorf("%w: an admin token is empty", ErrInvalidConfig)
+		}
 	}
 	return nil
 }

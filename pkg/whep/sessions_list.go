@@ -35,15 +35,18 @@ func (s *Server) Sessions() []SessionInfo {
 	return out
 }
 
-// SessionsHandler serves GET (and HEAD) with the JSON array of Sessions. When
-// tokens are configured it needs one, like POST.
+// SessionsHandler serves GET (and HEAD) with the JSON array of Sessions. It
+// needs one of Config.AdminTokens as Bearer; without admin tokens it serves
+// loopback clients only (with a token when Config.Tokens are set), 401
+// otherwise.
 func (s *Server) SessionsHandler() http.Handler {
+	auth := newAdminAuth(s.cfg.AdminTokens, s.tokens)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			methodNotAllowed(r.Method, "GET, HEAD").write(w)
 			return
 		}
-		if err := s.tokens.check(r); err != nil {
+		if err := auth.check(r); err != nil {
 			errorResponse(err).write(w)
 			return
 		}
