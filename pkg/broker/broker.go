@@ -195,16 +195,21 @@ func Start(ctx context.Context, cfg *config.Broker, logger *slog.Logger, opts Op
 	pc.Logger = logger.With("component", "bus")
 	b.pubCfg = pc
 	ingestLog := logger.With("component", "ingest")
+	takeover, err := ingest.ParseTakeoverPolicy(cfg.Takeover)
+	if err != nil {
+		return nil, fmt.Errorf("broker: %w", err)
+	}
 	b.reg, err = ingest.NewPublications(ingest.Config{
 		NewPublisher:  ingest.BusPublishers(b.nc, pc),
 		Metrics:       im,
 		Logger:        ingestLog,
 		StatsInterval: opts.StatsInterval,
+		Takeover:      takeover,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
-	ingestHTTP := ingest.NewHTTPHandler(b.reg, ingest.HTTPConfig{Tokens: cfg.IngestTokens, Logger: ingestLog})
+	ingestHTTP := ingest.NewHTTPHandler(b.reg, ingest.HTTPConfig{Tokens: cfg.IngestTokens, IdleTimeout: cfg.IngestIdle, Logger: ingestLog})
 	mux := http.NewServeMux()
 	mux.Handle(ingest.PathPrefix, ingestHTTP)
 	mux.HandleFunc("GET /healthz", b.healthz)

@@ -16,6 +16,8 @@ func defaultBroker() Broker {
 	return Broker{
 		IngestAddr: ":8080",
 		UDPIdle:    5 * time.Second,
+		IngestIdle: 30 * time.Second,
+		Takeover:   "allow",
 		NATS:       NATSClient{},
 		Replicas:   1,
 		NATSListen: "127.0.0.1:4222",

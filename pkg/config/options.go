@@ -8,6 +8,7 @@ import (
 
 	"github.com/whepcast/whepcast/embedded"
 	"github.com/whepcast/whepcast/pkg/bus"
+	"github.com/whepcast/whepcast/pkg/ingest"
 	"github.com/whepcast/whepcast/pkg/whep"
 )
 
@@ -106,6 +107,8 @@ func brokerOptions() []option {
 		{key: "udp-ingest", flag: "udp-ingest", kind: kindStrings, def: []string{}, usage: "STREAM=ADDR: MPEG-TS over UDP on ADDR published as STREAM, repeatable"},
 		{key: "udp-idle", flag: "udp-idle", kind: kindDuration, def: DefaultUDPIdle, usage: "silence after which a UDP ingest session ends (the next datagram starts a new epoch)"},
 		{key: "ingest-token", flag: "ingest-token", kind: kindStrings, def: []string{}, usage: "Bearer token accepted on ingest, repeatable (open when none)"},
+		{key: "ingest-idle", flag: "ingest-idle", kind: kindDuration, def: ingest.DefaultIdleTimeout, usage: "an HTTP ingest whose body sends nothing for this long ends (400)"},
+		{key: "takeover", flag: "takeover", kind: kindString, def: ingest.TakeoverAllow.String(), usage: "a new publisher of a live stream: allow (it takes over at its first access unit) or deny (409)"},
 	}
 	opts = append(opts, natsOptions("", "NATS server URLs, comma-separated (empty: run an embedded server)")...)
 	opts = append(opts, []option{

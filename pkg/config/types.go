@@ -99,6 +99,10 @@ type Broker struct {
 	UDPIdle time.Duration `mapstructure:"udp-idle"`
 	// IngestTokens accepted as Bearer on ingest; empty = open ingest.
 	IngestTokens []string `mapstructure:"ingest-token"`
+	// IngestIdle ends an HTTP ingest whose body sends nothing for that long.
+	IngestIdle time.Duration `mapstructure:"ingest-idle"`
+	// Takeover: allow (default) or deny a new publisher of a live stream.
+	Takeover string `mapstructure:"takeover"`
 	// NATS: URL empty = embed a nats-server.
 	NATS     NATSClient `mapstructure:"nats"`
 	Replicas int        `mapstructure:"replicas"` // JetStream replicas (default 1)

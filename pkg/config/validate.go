@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/whepcast/whepcast/pkg/bus"
+	"github.com/whepcast/whepcast/pkg/ingest"
 	"github.com/whepcast/whepcast/pkg/relay"
 )
 
@@ -49,6 +50,12 @@ func (b *Broker) Validate() error {
 		p.add("udp-idle", "must be > 0, got %v", b.UDPIdle)
 	}
 	p.tokens("ingest-token", b.IngestTokens)
+	if b.IngestIdle <= 0 {
+		p.add("ingest-idle", "must be > 0, got %v", b.IngestIdle)
+	}
+	if _, err := ingest.ParseTakeoverPolicy(b.Takeover); err != nil {
+		p.add("takeover", "%q: want allow or deny", b.Takeover)
+	}
 	embedded := b.NATS.URL == ""
 	if embedded {
 		for key, val := range map[string]string{

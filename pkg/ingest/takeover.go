@@ -15,10 +15,10 @@ const (
 	TakeoverDeny
 )
 
-// ParseTakeoverPolicy parses "allow" or "deny".
+// ParseTakeoverPolicy parses "allow" or "deny"; "" is allow, the default.
 func ParseTakeoverPolicy(s string) (TakeoverPolicy, error) {
 	switch s {
-	case "allow":
+	case "", "allow":
 		return TakeoverAllow, nil
 	case "deny":
 		return TakeoverDeny, nil

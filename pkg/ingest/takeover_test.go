@@ -276,6 +276,9 @@ func TestParseTakeoverPolicy(t *testing.T) {
 			t.Errorf("ParseTakeoverPolicy(%q) = %v, %v", p.String(), got, err)
 		}
 	}
+	if got, err := ParseTakeoverPolicy(""); err != nil || got != TakeoverAllow {
+		t.Errorf(`ParseTakeoverPolicy("") = %v, %v; want the default, allow`, got, err)
+	}
 	if _, err := ParseTakeoverPolicy("maybe"); err == nil {
 		t.Error("ParseTakeoverPolicy(maybe): want an error")
 	}
