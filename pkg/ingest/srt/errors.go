@@ -1,0 +1,9 @@
+package srt
+
+import "errors"
+
+var (
+	errStreamID = errors.New("malformed streamid")
+	errMode     = errors.New("unsupported streamid mode")
+	errIdle     = errors.New("no data")
+)
