@@ -74,12 +74,6 @@ func (s *Server) drainTimer(timeout time.Duration) {
 	wg.Wait()
 }
 
-// sessionGone runs once a session is closed: its event streams end, and the
-// drain is over when it was the last one.
-func (s *Server) sessionGone(ss *session, reason string) {
-	s.events.sessionClosed(ss, reason)
-	s.checkDrained()
-}
 
 // checkDrained closes drain.drained when draining or closed with no
 // session left.

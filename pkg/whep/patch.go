@@ -179,7 +179,7 @@ func (ss *session) restart(ctx context.Context, frag *sdpfrag.Fragment, ufrag, p
 	if err := ss.pc.SetLocalDescription(answer); err != nil {
 		return response{}, fmt.Errorf("ice restart: set answer: %w", err)
 	}
-	if err := ss.srv.waitGathered(ctx, gathered); err != nil {
+	if err := waitGathered(ctx, gathered, ss.gatherTimeout, ss.logger); err != nil {
 		return response{}, err
 	}
 	ss.addCandidates(frag)

@@ -216,6 +216,22 @@ func (s *Server) Close() error {
 	return err
 }
 
+// The Server is its sessions' sessionOwner.
+
+func (s *Server) leave(ss *session) { s.metrics.removeSession(s.sessions, ss) }
+
+func (s *Server) closed(ss *session, reason string) {
+	s.metrics.sessionClosed(reason, ss.started.Load())
+	s.events.sessionClosed(ss, reason)
+	s.checkDrained()
+}
+
+func (s *Server) firstPacket(ss *session) {
+	s.metrics.firstFrame.WithLabelValues(ss.stream).Observe(time.Since(ss.created).Seconds())
+}
+
+func (s *Server) runDone() { s.wg.Done() }
+
 func addrStrings(as []net.Addr) []string {
 	out := make([]string, len(as))
 	for i, a := range as {

@@ -25,6 +25,21 @@ const (
 	reasonShutdown       = "shutdown"
 )
 
+// sessionOwner is what a session needs of the server that made it.
+type sessionOwner interface {
+	// leave removes the closing session from the server's table (later
+	// requests get 404) and keeps its final counters.
+	leave(ss *session)
+	// closed counts the closed session, ends its event streams and ends a
+	// drain that waited for it.
+	closed(ss *session, reason string)
+	// firstPacket records the time from the session's creation to its
+	// first RTP packet.
+	firstPacket(ss *session)
+	// runDone tells that the session's goroutine (run) returned.
+	runDone()
+}
+
 // session is one viewer's PeerConnection and relay viewer. Its goroutine
 // (run) owns its lifecycle; close may be called from anywhere and is
 // idempotent.
@@ -33,11 +48,14 @@ type session struct {
 	stream  string
 	epoch   uint64
 	created time.Time
-	srv     *Server
-	pc      *webrtc.PeerConnection
-	viewer  Viewer
-	slot    *slot
-	logger  *slog.Logger
+	owner   sessionOwner
+	// connectTimeout bounds the time to connect; gatherTimeout the
+	// candidate gathering of an ICE restart.
+	connectTimeout, gatherTimeout time.Duration
+	pc                            *webrtc.PeerConnection
+	viewer                        Viewer
+	slot                          *slot
+	logger                        *slog.Logger
 	// mids maps each mid of the negotiated session to its kind.
 	mids map[string]string
 
@@ -72,15 +90,17 @@ func (s *Server) createSession(ctx context.Context, entry bus.CatalogEntry, o *o
 		return nil, "", err
 	}
 	ss := &session{
-		id:      newSessionID(s.cfg.NodeID),
-		stream:  entry.Stream,
-		epoch:   ann.Epoch,
-		created: began,
-		srv:     s,
-		slot:    sl,
-		mids:    map[string]string{},
-		notify:  make(chan struct{}, 1),
-		done:    make(chan struct{}),
+		id:             newSessionID(s.cfg.NodeID),
+		stream:         entry.Stream,
+		epoch:          ann.Epoch,
+		created:        began,
+		owner:          s,
+		connectTimeout: s.cfg.ConnectTimeout,
+		gatherTimeout:  s.cfg.GatherTimeout,
+		slot:           sl,
+		mids:           map[string]string{},
+		notify:         make(chan struct{}, 1),
+		done:           make(chan struct{}),
 	}
 	ss.logger = s.logger.With("stream", ss.stream, "epoch", ss.epoch, "session", ss.id)
 	defer func() {
@@ -167,7 +187,7 @@ func (s *Server) createSession(ctx context.Context, entry bus.CatalogEntry, o *o
 	if err = ss.pc.SetLocalDescription(ans); err != nil {
 		return nil, "", fmt.Errorf("%w: %w", errIncompatible, err)
 	}
-	if err = s.waitGathered(ctx, gathered); err != nil {
+	if err = waitGathered(ctx, gathered, s.cfg.GatherTimeout, ss.logger); err != nil {
 		return nil, "", err
 	}
 	local := ss.pc.LocalDescription().SDP
@@ -193,15 +213,15 @@ func (s *Server) createSession(ctx context.Context, entry bus.CatalogEntry, o *o
 	return ss, answer, nil
 }
 
-// waitGathered waits for candidate gathering, at most GatherTimeout; what
-// was gathered by then is used.
-func (s *Server) waitGathered(ctx context.Context, gathered <-chan struct{}) error {
-	t := time.NewTimer(s.cfg.GatherTimeout)
+// waitGathered waits for candidate gathering, at most timeout; what was
+// gathered by then is used.
+func waitGathered(ctx context.Context, gathered <-chan struct{}, timeout time.Duration, logger *slog.Logger) error {
+	t := time.NewTimer(timeout)
 	defer t.Stop()
 	select {
 	case <-gathered:
 	case <-t.C:
-		s.logger.Warn("ICE gathering timed out; answering with the candidates gathered so far")
+		logger.Warn("ICE gathering timed out; answering with the candidates gathered so far")
 	case <-ctx.Done():
 		return fmt.Errorf("%w: %w", errClientGone, ctx.Err())
 	}
@@ -234,7 +254,7 @@ func (ss *session) sending() bool {
 
 func (ss *session) onFirstPacket() {
 	if ss.firstFrame.CompareAndSwap(false, true) {
-		ss.srv.metrics.firstFrame.WithLabelValues(ss.stream).Observe(time.Since(ss.created).Seconds())
+		ss.owner.firstPacket(ss)
 	}
 }
 
@@ -242,8 +262,8 @@ func (ss *session) onFirstPacket() {
 // session when ICE fails, the peer closes, the connection does not come up
 // in time, or the viewer ends.
 func (ss *session) run() {
-	defer ss.srv.wg.Done()
-	connect := time.NewTimer(ss.srv.cfg.ConnectTimeout)
+	defer ss.owner.runDone()
+	connect := time.NewTimer(ss.connectTimeout)
 	defer connect.Stop()
 	for {
 		select {
@@ -282,16 +302,14 @@ func (ss *session) run() {
 // viewer, and releases the slot. It returns once all of that is done.
 func (ss *session) close(reason string) {
 	ss.closeOnce.Do(func() {
-		s := ss.srv
-		s.metrics.removeSession(s.sessions, ss)
+		ss.owner.leave(ss)
 		if err := ss.pc.GracefulClose(); err != nil {
 			ss.logger.Debug("peer connection close", "err", err)
 		}
 		ss.viewer.Close()
-		s.metrics.sessionClosed(reason, ss.started.Load())
 		ss.slot.release()
 		close(ss.done)
-		s.sessionGone(ss, reason)
+		ss.owner.closed(ss, reason)
 		ss.logger.Info("session closed", "reason", reason, "duration", time.Since(ss.created).Round(time.Millisecond))
 	})
 }
