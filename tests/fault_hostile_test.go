@@ -137,9 +137,9 @@ func TestFaultHostileInput(t *testing.T) {
 			checkBodyTimeout(t, ctx, c, ingest.DefaultIdleTimeout)
 		})
 	})
-	// Only the stream of the valid name "slow" (its session started before
-	// its body stalled) exists.
-	if got, want := jetStreamState(t, ctx, js), state+"MEDIA_slow:0 "; got != want {
+	// No stream was created: the valid name "slow" sent no access unit
+	// before its body stalled, so its publication never went live.
+	if got, want := jetStreamState(t, ctx, js), state; got != want {
 		t.Fatalf("JetStream after the hostile requests: %q, want %q", got, want)
 	}
 }
