@@ -90,12 +90,16 @@ func (s *publication) ingestStats() bus.IngestStats {
 // first access unit and publishes from then on.
 func (s *publication) run(ctx context.Context) (Summary, error) {
 	body := &countingReader{r: s.src.Body, s: s}
-	in, syncErr := checkSync(body)
-	var runErr error
+	var syncErr, runErr error
 	h := &frameForwarder{s: s, ctx: ctx}
-	if syncErr == nil {
-		dm := tsframes.NewDemuxer(in, tsframes.Options{OnDecodeError: s.onDecodeError})
-		runErr = dm.Run(ctx, h)
+	if s.src.Frames != nil {
+		runErr = s.src.Frames(ctx, body, h)
+	} else {
+		var in io.Reader
+		if in, syncErr = checkSync(body); syncErr == nil {
+			dm := tsframes.NewDemuxer(in, tsframes.Options{OnDecodeError: s.onDecodeError})
+			runErr = dm.Run(ctx, h)
+		}
 	}
 
 	var closeErr error

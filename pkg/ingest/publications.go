@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/whepcast/whepcast/pkg/bus"
+	"github.com/whepcast/whepcast/pkg/tsframes"
 )
 
 // Config configures Publications.
@@ -45,6 +46,10 @@ type Source struct {
 	// while Ingest runs, to stop the publication (takeover, Shutdown). A Source
 	// whose Reads can block must set it.
 	Interrupt func()
+	// Frames, when set, turns Body into tracks and access units for h in
+	// place of the MPEG-TS demuxer (RTMP, say): it reads body (Body, counted)
+	// until it ends (nil) or fails, and returns h's error when h fails.
+	Frames func(ctx context.Context, body io.Reader, h tsframes.Handler) error
 }
 
 // Summary describes a publication, returned when it ends.

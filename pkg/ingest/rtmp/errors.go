@@ -1,0 +1,10 @@
+package rtmp
+
+import (
+	"errors"
+	"fmt"
+)
+
+var errAnalysisBound = fmt.Errorf("more than %d bytes before the tracks were known", MaxAnalysisBytes)
+
+var errPlay = errors.New("playing is not served, only publishing")

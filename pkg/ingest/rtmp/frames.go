@@ -1,0 +1,124 @@
+package rtmp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/bluenviron/gortmplib"
+	"github.com/bluenviron/gortmplib/pkg/codecs"
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/opus"
+
+	"github.com/whepcast/whepcast/pkg/tsframes"
+)
+
+// ticks90k converts an RTMP timestamp to the 90 kHz clock.
+func ticks90k(d time.Duration) int64 {
+	return d.Nanoseconds() * 9 / 100_000
+}
+
+// frames reads the tracks and the media of an accepted publisher from conn
+// and hands them to h: one announcement of every track, then the access
+// units of its H.264 and Opus tracks (the others are announced only). It
+// returns nil when the publisher ends the connection, h's error when h
+// fails, and otherwise the error that ended the read. analyzed is called
+// once the tracks are known (gortmplib finds them in the first 2 s of
+// media, which it keeps and delivers afterwards).
+func frames(ctx context.Context, conn gortmplib.Conn, h tsframes.Handler, analyzed func()) error {
+	r := &gortmplib.Reader{Conn: conn}
+	if err := r.Initialize(); err != nil {
+		return endOf(fmt.Errorf("rtmp: reading the tracks: %w", err))
+	}
+	analyzed()
+	d := &frameDemuxer{h: h}
+	for i, t := range r.Tracks() {
+		pid := uint16(firstPID + i)
+		d.ann.Tracks = append(d.ann.Tracks, trackOf(pid, t))
+		switch c := t.Codec.(type) {
+		case *codecs.H264:
+			st := &h264Track{}
+			st.accessUnit([][]byte{c.SPS, c.PPS})
+			d.ann.Tracks[i].ProfileLevelID = st.profileLevelID()
+			r.OnDataH264(t, func(pts, dts time.Duration, au [][]byte) { d.h264(i, st, pts, dts, au) })
+		case *codecs.Opus:
+			r.OnDataOpus(t, func(pts time.Duration, pkt []byte) { d.opus(pid, pts, pkt) })
+		}
+	}
+	if d.err = h.Tracks(d.announcement()); d.err != nil {
+		return d.err
+	}
+	for {
+		if err := r.Read(); err != nil {
+			return endOf(err)
+		}
+		if d.err != nil {
+			return d.err
+		}
+		if ctx.Err() != nil {
+			return nil // the publication is stopping; its cause is known
+		}
+	}
+}
+
+// endOf is nil for the end of a connection that the publisher closed.
+func endOf(err error) error {
+	if errors.Is(err, io.EOF) {
+		return nil
+	}
+	return err
+}
+
+// frameDemuxer turns the callbacks of gortmplib's Reader into Handler calls.
+type frameDemuxer struct {
+	h   tsframes.Handler
+	ann tsframes.Announcement
+	err error // h's error: the end of the publication
+}
+
+func (d *frameDemuxer) announcement() tsframes.Announcement {
+	return tsframes.Announcement{Tracks: append([]tsframes.Track(nil), d.ann.Tracks...)}
+}
+
+func (d *frameDemuxer) h264(track int, st *h264Track, pts, dts time.Duration, au [][]byte) {
+	if d.err != nil {
+		return
+	}
+	data, key, spsChanged := st.accessUnit(au)
+	if id := st.profileLevelID(); spsChanged && id != d.ann.Tracks[track].ProfileLevelID {
+		d.ann.Tracks[track].ProfileLevelID = id
+		if d.err = d.h.Tracks(d.announcement()); d.err != nil {
+			return
+		}
+	}
+	if data == nil {
+		return
+	}
+	d.err = d.h.Frame(tsframes.Frame{
+		PID:   d.ann.Tracks[track].PID,
+		Kind:  tsframes.KindVideo,
+		Codec: tsframes.CodecH264,
+		PTS:   ticks90k(pts),
+		DTS:   ticks90k(dts),
+		Key:   key,
+		Data:  data,
+	})
+}
+
+func (d *frameDemuxer) opus(pid uint16, pts time.Duration, pkt []byte) {
+	dur := opus.PacketDuration2(pkt) * 90000 / 48000
+	if d.err != nil || dur == 0 {
+		return
+	}
+	t := ticks90k(pts)
+	d.err = d.h.Frame(tsframes.Frame{
+		PID:      pid,
+		Kind:     tsframes.KindAudio,
+		Codec:    tsframes.CodecOpus,
+		PTS:      t,
+		DTS:      t,
+		Duration: dur,
+		Data:     append([]byte(nil), pkt...),
+	})
+}

@@ -1,0 +1,225 @@
+package rtmp
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/url"
+	"testing"
+	"time"
+
+	"github.com/bluenviron/gortmplib"
+	"github.com/bluenviron/gortmplib/pkg/codecs"
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/opus"
+	"go.uber.org/goleak"
+
+	"github.com/whepcast/whepcast/internal/ingesttest"
+	"github.com/whepcast/whepcast/internal/tstest"
+	"github.com/whepcast/whepcast/pkg/ingest"
+	"github.com/whepcast/whepcast/pkg/tsframes"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// testDeadline bounds every wait of a test.
+const testDeadline = 20 * time.Second
+
+// serve starts a Listener on a loopback port, serving pubs until the test
+// ends.
+func serve(t *testing.T, cfg Config, pubs *ingest.Publications) *Listener {
+	t.Helper()
+	cfg.Addr = "127.0.0.1:0"
+	l, err := Listen(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- l.Serve(ctx, pubs) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Serve: %v", err)
+			}
+		case <-time.After(testDeadline):
+			t.Error("Serve did not return")
+		}
+	})
+	return l
+}
+
+// publisher is a gortmplib client publishing H.264 and Opus.
+type publisher struct {
+	c            *gortmplib.Client
+	w            *gortmplib.Writer
+	video, audio *gortmplib.Track
+}
+
+// dial connects to l and publishes on path (app/stream?query), with the SPS
+// and PPS of the reference's first keyframe.
+func dial(t *testing.T, l *Listener, path string, ref *tstest.Demuxed) (*publisher, error) {
+	t.Helper()
+	u, err := url.Parse(fmt.Sprintf("rtmp://%s/%s", l.Addr(), path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sps, pps []byte
+	for _, f := range ref.Kind(tsframes.KindVideo) {
+		if f.Key {
+			for _, n := range splitAnnexB(t, f.Data) {
+				switch h264.NALUType(n[0] & 0x1F) {
+				case h264.NALUTypeSPS:
+					sps = n
+				case h264.NALUTypePPS:
+					pps = n
+				}
+			}
+			break
+		}
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), testDeadline)
+	defer cancel()
+	p := &publisher{
+		c:     &gortmplib.Client{URL: u, Publish: true},
+		video: &gortmplib.Track{Codec: &codecs.H264{SPS: sps, PPS: pps}},
+		audio: &gortmplib.Track{Codec: &codecs.Opus{IDHeader: &opus.IDHeader{Version: 1, ChannelCount: 2, InputSampleRate: 48000}}},
+	}
+	if err := p.c.Initialize(ctx); err != nil {
+		return nil, err
+	}
+	_ = p.c.NetConn().SetDeadline(time.Now().Add(testDeadline))
+	p.w = &gortmplib.Writer{Conn: p.c, Tracks: []*gortmplib.Track{p.video, p.audio}}
+	if err := p.w.Initialize(); err != nil {
+		p.c.Close()
+		return nil, err
+	}
+	return p, nil
+}
+
+func splitAnnexB(t *testing.T, b []byte) [][]byte {
+	t.Helper()
+	var au h264.AnnexB
+	if err := au.Unmarshal(b); err != nil {
+		t.Fatal(err)
+	}
+	return au
+}
+
+func fromTicks(t int64) time.Duration { return time.Duration(t) * time.Second / 90000 }
+
+// send writes the reference's frames, in order.
+func (p *publisher) send(t *testing.T, frames []tsframes.Frame) {
+	t.Helper()
+	for _, f := range frames {
+		var err error
+		if f.Kind == tsframes.KindVideo {
+			err = p.w.WriteH264(p.video, fromTicks(f.PTS), fromTicks(f.DTS), splitAnnexB(t, f.Data))
+		} else {
+			err = p.w.WriteOpus(p.audio, fromTicks(f.PTS), f.Data)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// sameFrames compares what went through RTMP with the reference: the same
+// access units and packets, in the same order, with RTMP's millisecond
+// timestamps.
+func sameFrames(t *testing.T, got, want []tsframes.Frame) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("got %d frames, want %d", len(got), len(want))
+	}
+	near := func(a, b int64) bool { return a-b <= 90 && b-a <= 90 }
+	for i := range want {
+		g, w := got[i], want[i]
+		if g.Kind != w.Kind || !near(g.PTS, w.PTS) || !near(g.DTS, w.DTS) || g.Key != w.Key || g.Duration != w.Duration || g.Codec != w.Codec || !bytes.Equal(g.Data, w.Data) {
+			t.Fatalf("frame %d differs: got %s pts %d dts %d key %v %d bytes, want %s pts %d dts %d key %v %d bytes",
+				i, g.Kind, g.PTS, g.DTS, g.Key, len(g.Data), w.Kind, w.PTS, w.DTS, w.Key, len(w.Data))
+		}
+	}
+}
+
+func TestPublishesH264AndOpus(t *testing.T) {
+	rec := ingesttest.NewRecorder()
+	pubs := rec.Publications(t)
+	l := serve(t, Config{}, pubs)
+	ref := tstest.Demux(t, tstest.Read(t, "av.ts"))
+
+	p, err := dial(t, l, "live/cam1", ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.send(t, ref.Frames)
+	p.c.Close()
+
+	pub := rec.Opened(t, testDeadline)
+	pub.WaitEnded(t, testDeadline)
+	if pub.Stream != "cam1" {
+		t.Errorf("stream %q, want cam1", pub.Stream)
+	}
+	anns := pub.Announcements()
+	want := ref.Announcements[len(ref.Announcements)-1]
+	if len(anns) != 1 || len(anns[0].Tracks) != 2 {
+		t.Fatalf("announcements %+v", anns)
+	}
+	for i, tr := range anns[0].Tracks {
+		w := want.Tracks[i]
+		if tr.Kind != w.Kind || tr.Codec != w.Codec || !tr.WebRTC || tr.ProfileLevelID != w.ProfileLevelID {
+			t.Errorf("track %d: %+v, want %+v", i, tr, w)
+		}
+	}
+	sameFrames(t, pub.Frames(), ref.Frames)
+}
+
+func TestRefusesAtPublish(t *testing.T) {
+	rec := ingesttest.NewRecorder()
+	pubs := rec.Publications(t)
+	l := serve(t, Config{Tokens: []string{"s3cret"}}, pubs)
+	ref := tstest.Demux(t, tstest.Read(t, "av.ts"))
+
+	for _, path := range []string{"live/cam1", "live/cam1?token=nope", "live/a.b?token=s3cret"} {
+		p, err := dial(t, l, path, ref)
+		if err == nil {
+			p.c.Close()
+			t.Errorf("%s: publishing", path)
+		}
+	}
+	if got := l.Refused(); got != 3 {
+		t.Errorf("%d refused, want 3", got)
+	}
+
+	p, err := dial(t, l, "live/cam1?token=s3cret", ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.c.Close()
+	p.send(t, ref.Frames[:len(ref.Frames)/2]) // 3 s: gortmplib reads 2 s to find the tracks
+	pub := rec.Opened(t, testDeadline)
+	pub.WaitFrames(t, 10, testDeadline)
+	if pub.Stream != "cam1" || rec.Count() != 1 {
+		t.Errorf("stream %q, %d publications", pub.Stream, rec.Count())
+	}
+}
+
+func TestIdlePublisherEndsItsPublication(t *testing.T) {
+	rec := ingesttest.NewRecorder()
+	pubs := rec.Publications(t)
+	l := serve(t, Config{Idle: 300 * time.Millisecond}, pubs)
+	ref := tstest.Demux(t, tstest.Read(t, "av.ts"))
+
+	p, err := dial(t, l, "live/cam1", ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.c.Close()
+	p.send(t, ref.Frames[:len(ref.Frames)/2]) // then nothing, the connection kept open
+	pub := rec.Opened(t, testDeadline)
+	pub.WaitEnded(t, testDeadline)
+}
