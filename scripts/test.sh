@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # whepcast's test command: the README's, and what .ci/run runs.
 # It installs what the tests need on a fresh machine (as root), checks
-# formatting and vet, then runs every test with the race detector.
+# formatting and vet, then runs every test with the race detector,
+# including those behind the build tag "external" (they run Chromium,
+# ffmpeg, curl or the nats CLI; plain `go test ./...` needs Go alone and
+# leaves them out).
 #   bash scripts/test.sh            all tests
 #   bash scripts/test.sh -run X ./pkg/bus/   extra args go to `go test`
 #                                            (and skip the fuzzing)
@@ -37,12 +40,14 @@ unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' 
 if [ -n "$unformatted" ]; then
   echo "test.sh: gofmt would change:" >&2; echo "$unformatted" >&2; exit 1
 fi
-go vet ./...
+# The tests that need the programs installed above.
+tags=external
+go vet -tags "$tags" ./...
 
 if [ $# -gt 0 ]; then
-  exec go test -race -timeout 30m -count=1 "$@"
+  exec go test -race -tags "$tags" -timeout 30m -count=1 "$@"
 fi
-go test -race -timeout 30m -count=1 ./...
+go test -race -tags "$tags" -timeout 30m -count=1 ./...
 
 # Bounded fuzzing of what parses untrusted input, from the corpora committed
 # under each package's testdata/fuzz (a crasher found here is written there

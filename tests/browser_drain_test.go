@@ -1,3 +1,5 @@
+//go:build external
+
 package tests
 
 import (
@@ -12,9 +14,8 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
-	natsserver "github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
 
+	"github.com/whepcast/whepcast/internal/natstest"
 	"github.com/whepcast/whepcast/pkg/bus"
 	"github.com/whepcast/whepcast/pkg/demo"
 	"github.com/whepcast/whepcast/pkg/player"
@@ -29,22 +30,9 @@ import (
 func TestBrowserDrainMovesPlayer(t *testing.T) {
 	checkLeaks(t)
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
-	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns.Start()
-	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats not ready")
-	}
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
+	nc := natstest.EmbeddedConn(t)
 	pub, err := bus.NewPublisher(ctx, nc, demo.StreamName, bus.PublisherConfig{Stream: bus.StreamConfig{Storage: bus.StorageMemory}, Logger: logger})
 	if err != nil {
 		t.Fatal(err)

@@ -1,3 +1,5 @@
+//go:build external
+
 package tests
 
 import (
@@ -59,6 +61,8 @@ func startChromium(t *testing.T) context.Context {
 		chromedp.UserDataDir(t.TempDir()),
 	}, chromiumFlags...)
 
+	// Not t.Context(): the browser outlives the test's body, its cleanup
+	// closes it gracefully.
 	deadline, cancelDeadline := context.WithTimeout(context.Background(), browserTimeout)
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(deadline, opts...)
 	logs := &testLog{t: t}

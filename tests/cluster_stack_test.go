@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"os/exec"
 	"testing"
 	"time"
 
@@ -20,12 +19,6 @@ import (
 
 // clusterTestTimeout bounds every cluster and fault test.
 const clusterTestTimeout = 90 * time.Second
-
-func clusterContext(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), clusterTestTimeout)
-	t.Cleanup(cancel)
-	return ctx
-}
 
 // startNATSCluster starts a cluster of nats-server on loopback (3 servers
 // unless cfg says otherwise), ready with a JetStream meta leader: in this
@@ -71,7 +64,9 @@ func startBroker(t *testing.T, ctx context.Context, opts broker.Options, args ..
 	if opts.ShutdownTimeout == 0 {
 		opts.ShutdownTimeout = 10 * time.Second
 	}
-	b, err := broker.Start(ctx, cfg, whepLogger(), opts)
+	// The broker runs until the cleanup's Shutdown, past the end of the
+	// test's body, which cancels ctx.
+	b, err := broker.Start(context.WithoutCancel(ctx), cfg, whepLogger(), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,27 +93,6 @@ func nodeConn(t *testing.T, args ...string) *nats.Conn {
 	}
 	t.Cleanup(nc.Close)
 	return nc
-}
-
-// liveIngest publishes a live H.264 (1 s GOP) + Opus source to the broker's
-// ingest as stream, over HTTP PUT: ffmpeg encoding a test pattern and a
-// tone in real time, for as long as the test runs. (A looped file would not
-// do: ffmpeg's -stream_loop makes the audio overlap by all but one tick at
-// each loop point.) The cleanup stops ffmpeg (SIGTERM: the body ends
-// cleanly).
-func liveIngest(t *testing.T, b *broker.Broker, stream string) *e2eProc {
-	t.Helper()
-	ffmpeg, err := exec.LookPath("ffmpeg")
-	if err != nil {
-		t.Fatalf("ffmpeg is missing (%v): apt-get install -y ffmpeg", err)
-	}
-	return e2eStart(t, "ffmpeg "+stream, ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error",
-		"-re", "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=30",
-		"-re", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
-		"-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency", "-profile:v", "baseline",
-		"-pix_fmt", "yuv420p", "-bf", "0", "-g", "30", "-keyint_min", "30", "-sc_threshold", "0", "-b:v", "250k",
-		"-c:a", "libopus", "-b:a", "32k", "-ac", "2", "-frame_duration", "20",
-		"-f", "mpegts", "-method", "PUT", "http://"+b.IngestAddr().String()+"/ingest/"+stream)
 }
 
 // testJS returns a JetStream context on a new connection to url.

@@ -1,3 +1,5 @@
+//go:build external
+
 package tests
 
 import (
@@ -43,7 +45,7 @@ func TestE2EIndexFollowsIngest(t *testing.T) {
 	}
 
 	// A killed publisher: the broker sees the connection end.
-	killed.kill()
+	killed.Kill()
 	killedAt := time.Now()
 	gone := func(name string) string { return `!document.querySelector('li[data-stream="` + name + `"]')` }
 	if err := waitJS(page, 10*time.Second, gone("killed")+` && `+listed("once")+` && document.body.dataset.count === '1'`); err != nil {
@@ -56,13 +58,13 @@ func TestE2EIndexFollowsIngest(t *testing.T) {
 
 	// A publisher that reaches the end of its file.
 	select {
-	case <-once.done:
+	case <-once.Done():
 	case <-ctx.Done():
 		t.Fatal("ffmpeg did not finish av.ts in time")
 	}
 	endedAt := time.Now()
-	if once.err != nil {
-		t.Fatalf("ffmpeg ingesting av.ts: %v\n%s", once.err, once.out.String())
+	if err := once.Err(); err != nil {
+		t.Fatalf("ffmpeg ingesting av.ts: %v\n%s", err, once.Output())
 	}
 	if err := waitJS(page, 10*time.Second, gone("once")+` && document.body.dataset.count === '0'`); err != nil {
 		t.Fatal(err)

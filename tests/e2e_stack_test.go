@@ -1,18 +1,17 @@
+//go:build external
+
 package tests
 
 import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -20,6 +19,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/whepcast/whepcast/internal/proctest"
+	"github.com/whepcast/whepcast/pkg/broker"
 	"github.com/whepcast/whepcast/pkg/bus"
 	"github.com/whepcast/whepcast/pkg/whep"
 )
@@ -27,118 +28,11 @@ import (
 // e2eTestTimeout bounds every end-to-end test once the binaries are built.
 const e2eTestTimeout = 60 * time.Second
 
-// e2eStopTimeout is how long a process gets to exit after SIGTERM before it
-// is killed.
-const e2eStopTimeout = 15 * time.Second
-
-// e2eLogTail is how much of a process's output a failed test shows.
-const e2eLogTail = 16 << 10
-
-// e2eContext returns a context that ends after e2eTestTimeout or with the
-// test.
-func e2eContext(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), e2eTestTimeout)
-	t.Cleanup(cancel)
-	return ctx
-}
-
-// e2eProc is a child process whose output is kept for the test log.
-type e2eProc struct {
-	name string
-	cmd  *exec.Cmd
-	out  syncBuffer
-	done chan struct{} // closed once the process has exited
-	err  error         // Wait's result, set before done is closed
-}
-
-// e2eStart starts a process. Its cleanup stops it (SIGTERM, then SIGKILL
-// after e2eStopTimeout), waits for it and, when the test failed or
-// WHEPCAST_TEST_LOGS is set, logs the tail of its output.
-func e2eStart(t *testing.T, name, bin string, args ...string) *e2eProc {
+// e2eStart starts a process in the repository's root (proctest.Launch: its
+// cleanup stops it and logs its output when the test failed).
+func e2eStart(t *testing.T, name, bin string, args ...string) *proctest.Proc {
 	t.Helper()
-	p := &e2eProc{name: name, done: make(chan struct{})}
-	p.cmd = exec.Command(bin, args...)
-	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out
-	p.cmd.Dir = ".."
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("starting %s: %v", name, err)
-	}
-	go func() {
-		p.err = p.cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		p.stop(t)
-		if t.Failed() || os.Getenv("WHEPCAST_TEST_LOGS") != "" {
-			t.Logf("%s output (tail):\n%s", name, e2eTail(p.out.String(), e2eLogTail))
-		}
-	})
-	return p
-}
-
-// exited reports whether the process has exited.
-func (p *e2eProc) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// stop sends SIGTERM and waits for the exit, killing the process when it
-// does not exit within e2eStopTimeout. It returns Wait's error (nil for a
-// clean exit with status 0).
-func (p *e2eProc) stop(t *testing.T) error {
-	t.Helper()
-	if !p.exited() {
-		_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	}
-	select {
-	case <-p.done:
-	case <-time.After(e2eStopTimeout):
-		t.Errorf("%s did not exit within %v of SIGTERM: killed", p.name, e2eStopTimeout)
-		_ = p.cmd.Process.Kill()
-		<-p.done
-	}
-	return p.err
-}
-
-// kill ends the process with SIGKILL and waits for it.
-func (p *e2eProc) kill() {
-	if !p.exited() {
-		_ = p.cmd.Process.Kill()
-	}
-	<-p.done
-}
-
-func e2eTail(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return "…" + s[len(s)-n:]
-}
-
-// e2eFreePort returns a port of 127.0.0.1 that was free a moment ago, for
-// network "tcp" or "udp".
-func e2eFreePort(t *testing.T, network string) int {
-	t.Helper()
-	switch network {
-	case "tcp":
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer ln.Close()
-		return ln.Addr().(*net.TCPAddr).Port
-	default:
-		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer pc.Close()
-		return pc.LocalAddr().(*net.UDPAddr).Port
-	}
+	return proctest.Launch(t, proctest.Cmd{Name: name, Bin: bin, Args: args, Dir: ".."})
 }
 
 // e2eStack is a broker (embedded NATS, HTTP ingest) and a whep-node, both
@@ -147,8 +41,8 @@ type e2eStack struct {
 	ingestURL string // the broker's HTTP: /ingest/{stream}, /healthz, /metrics
 	nodeURL   string // the whep-node's HTTP: /whep/, /play/, /, /sessions
 	natsURL   string
-	broker    *e2eProc
-	node      *e2eProc
+	broker    *proctest.Proc
+	node      *proctest.Proc
 }
 
 // startE2EStack builds the binaries (once per test run), then starts the
@@ -160,13 +54,14 @@ type e2eStack struct {
 func startE2EStack(t *testing.T) (*e2eStack, context.Context) {
 	t.Helper()
 	brokerBin, nodeBin := e2eBin.get(t)
-	ctx := e2eContext(t)
+	ctx, cancel := context.WithTimeout(t.Context(), e2eTestTimeout)
+	t.Cleanup(cancel)
 	logLevel := "info"
 	if os.Getenv("WHEPCAST_TEST_LOGS") != "" {
 		logLevel = "debug"
 	}
 	s := &e2eStack{}
-	ingestPort, natsPort := e2eFreePort(t, "tcp"), e2eFreePort(t, "tcp")
+	ingestPort, natsPort := proctest.FreePort(t, "tcp"), proctest.FreePort(t, "tcp")
 	s.ingestURL = fmt.Sprintf("http://127.0.0.1:%d", ingestPort)
 	s.natsURL = fmt.Sprintf("nats://127.0.0.1:%d", natsPort)
 	s.broker = e2eStart(t, "broker", brokerBin,
@@ -175,9 +70,9 @@ func startE2EStack(t *testing.T) (*e2eStack, context.Context) {
 		"--data-dir", t.TempDir(),
 		"--log-level", logLevel)
 	t.Cleanup(func() { e2eCheckExit(t, s.broker) })
-	e2eWaitHTTP(t, ctx, s.broker, s.ingestURL+"/healthz", "ok\n")
+	s.broker.WaitHTTP(t, ctx, s.ingestURL+"/healthz", "ok\n")
 
-	httpPort, icePort := e2eFreePort(t, "tcp"), e2eFreePort(t, "udp")
+	httpPort, icePort := proctest.FreePort(t, "tcp"), proctest.FreePort(t, "udp")
 	s.nodeURL = fmt.Sprintf("http://127.0.0.1:%d", httpPort)
 	s.node = e2eStart(t, "whep-node", nodeBin,
 		"--http-addr", fmt.Sprintf("127.0.0.1:%d", httpPort),
@@ -187,64 +82,23 @@ func startE2EStack(t *testing.T) (*e2eStack, context.Context) {
 		"--log-level", logLevel)
 	// Cleanups run last-in first-out: the node stops before the broker.
 	t.Cleanup(func() { e2eCheckExit(t, s.node) })
-	e2eWaitHTTP(t, ctx, s.node, s.nodeURL+"/healthz", "ok\n")
-	e2eWaitHTTP(t, ctx, s.node, s.nodeURL+"/readyz", "ready\n")
+	s.node.WaitHTTP(t, ctx, s.nodeURL+"/healthz", "ok\n")
+	s.node.WaitHTTP(t, ctx, s.nodeURL+"/readyz", "ready\n")
 	return s, ctx
 }
 
 // e2eCheckExit stops p and fails the test unless it exits cleanly (status 0).
-func e2eCheckExit(t *testing.T, p *e2eProc) {
+func e2eCheckExit(t *testing.T, p *proctest.Proc) {
 	t.Helper()
-	if err := p.stop(t); err != nil {
-		t.Errorf("%s exited with %v after SIGTERM, want status 0", p.name, err)
+	if err := p.Terminate(t); err != nil {
+		t.Errorf("%s exited with %v after SIGTERM, want status 0", p.Name(), err)
 	}
-}
-
-// e2eWaitHTTP polls GET url every 50 ms until it answers 200 with body
-// want, failing when p exits first or ctx ends.
-func e2eWaitHTTP(t *testing.T, ctx context.Context, p *e2eProc, url, want string) {
-	t.Helper()
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	var last string
-	for {
-		code, body, err := e2eGet(ctx, url)
-		if err == nil && code == http.StatusOK && body == want {
-			return
-		}
-		last = fmt.Sprintf("%d %q %v", code, body, err)
-		select {
-		case <-p.done:
-			t.Fatalf("%s exited (%v) before GET %s answered 200 %q", p.name, p.err, url, want)
-		case <-ctx.Done():
-			t.Fatalf("GET %s did not answer 200 %q in time; last: %s", url, want, last)
-		case <-tick.C:
-		}
-	}
-}
-
-// e2eGet GETs url without keep-alive and returns the status and body.
-func e2eGet(ctx context.Context, url string) (int, string, error) {
-	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(rctx, http.MethodGet, url, nil)
-	if err != nil {
-		return 0, "", err
-	}
-	client := http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
-	resp, err := client.Do(req)
-	if err != nil {
-		return 0, "", err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	return resp.StatusCode, string(b), err
 }
 
 // ingest runs ffmpeg publishing testdata/fixture in real time (-re) as
 // stream over HTTP PUT, looping the file forever when loop is set. The
 // cleanup stops ffmpeg if it still runs.
-func (s *e2eStack) ingest(t *testing.T, stream, fixture string, loop bool) *e2eProc {
+func (s *e2eStack) ingest(t *testing.T, stream, fixture string, loop bool) *proctest.Proc {
 	t.Helper()
 	ffmpeg, err := exec.LookPath("ffmpeg")
 	if err != nil {
@@ -257,6 +111,27 @@ func (s *e2eStack) ingest(t *testing.T, stream, fixture string, loop bool) *e2eP
 	args = append(args, "-i", filepath.Join("testdata", fixture), "-c", "copy", "-f", "mpegts",
 		"-method", "PUT", s.ingestURL+"/ingest/"+stream)
 	return e2eStart(t, "ffmpeg "+stream, ffmpeg, args...)
+}
+
+// liveIngest publishes a live H.264 (1 s GOP) + Opus source to the broker's
+// ingest as stream, over HTTP PUT: ffmpeg encoding a test pattern and a
+// tone in real time, for as long as the test runs. (A looped file would not
+// do: ffmpeg's -stream_loop makes the audio overlap by all but one tick at
+// each loop point.) The cleanup stops ffmpeg (SIGTERM: the body ends
+// cleanly).
+func liveIngest(t *testing.T, b *broker.Broker, stream string) *proctest.Proc {
+	t.Helper()
+	ffmpeg, err := exec.LookPath("ffmpeg")
+	if err != nil {
+		t.Fatalf("ffmpeg is missing (%v): apt-get install -y ffmpeg", err)
+	}
+	return e2eStart(t, "ffmpeg "+stream, ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error",
+		"-re", "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=30",
+		"-re", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000",
+		"-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency", "-profile:v", "baseline",
+		"-pix_fmt", "yuv420p", "-bf", "0", "-g", "30", "-keyint_min", "30", "-sc_threshold", "0", "-b:v", "250k",
+		"-c:a", "libopus", "-b:a", "32k", "-ac", "2", "-frame_duration", "20",
+		"-f", "mpegts", "-method", "PUT", "http://"+b.IngestAddr().String()+"/ingest/"+stream)
 }
 
 // streams returns the node's live stream names (GET /streams).
@@ -563,19 +438,6 @@ func e2eCheckAudio(t *testing.T, samples []e2eSample) {
 	}
 	if received <= 0 || received < 0.9*sent {
 		t.Errorf("%.0f audio packets received of %.0f sent in the window, want at least 90 %%", received, sent)
-	}
-}
-
-// e2eWaitUntil waits until the wall clock reaches at (a point of the
-// scenario, such as "2 s into the stream"), or fails when ctx ends first.
-func e2eWaitUntil(t *testing.T, ctx context.Context, at time.Time) {
-	t.Helper()
-	timer := time.NewTimer(time.Until(at))
-	defer timer.Stop()
-	select {
-	case <-timer.C:
-	case <-ctx.Done():
-		t.Fatalf("waiting until %v: %v", at, ctx.Err())
 	}
 }
 

@@ -1,6 +1,9 @@
+//go:build external
+
 package tests
 
 import (
+	"context"
 	"fmt"
 	"strconv"
 	"sync"
@@ -9,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/whepcast/whepcast/internal/proctest"
 	"github.com/whepcast/whepcast/pkg/broker"
 	"github.com/whepcast/whepcast/pkg/bus"
 )
@@ -24,8 +28,9 @@ const brokerRestartBudget = 2 * time.Second
 // out-of-order frame.
 func TestFaultBrokerRestart(t *testing.T) {
 	whepLeakCheck(t)
-	ctx := clusterContext(t)
-	natsAddr := fmt.Sprintf("127.0.0.1:%d", e2eFreePort(t, "tcp"))
+	ctx, cancel := context.WithTimeout(t.Context(), clusterTestTimeout)
+	defer cancel()
+	natsAddr := fmt.Sprintf("127.0.0.1:%d", proctest.FreePort(t, "tcp"))
 	args := []string{"--nats-listen", natsAddr, "--data-dir", t.TempDir(), "--storage", "file"}
 	b1 := startBroker(t, ctx, broker.Options{}, args...)
 	url := whepNode(t, nodeConn(t, "--nats-url", "nats://"+natsAddr), nil)
@@ -38,7 +43,7 @@ func TestFaultBrokerRestart(t *testing.T) {
 	}
 	stopped := time.Now()
 	select {
-	case <-ingest1.done:
+	case <-ingest1.Done():
 	case <-ctx.Done():
 		t.Fatal("the ingest did not end with the broker")
 	}

@@ -1,3 +1,5 @@
+//go:build external
+
 package tests
 
 import (
@@ -16,6 +18,7 @@ import (
 	"time"
 
 	"github.com/whepcast/whepcast/internal/natstest"
+	"github.com/whepcast/whepcast/internal/proctest"
 	"github.com/whepcast/whepcast/pkg/whepbench"
 )
 
@@ -68,12 +71,12 @@ func TestChurn(t *testing.T) {
 	whepLeakCheck(t)
 	brokerBin, nodeBin := e2eBin.get(t)
 	benchBin := e2eBin.benchPath(t)
-	ctx, cancel := context.WithTimeout(context.Background(), churnTimeout)
-	t.Cleanup(cancel)
+	ctx, cancel := context.WithTimeout(t.Context(), churnTimeout)
+	defer cancel()
 
 	nc := startNATSCluster(t, ctx, natstest.Config{Servers: 1})
 	s := &e2eStack{natsURL: nc.URL()}
-	ingestPort := e2eFreePort(t, "tcp")
+	ingestPort := proctest.FreePort(t, "tcp")
 	s.ingestURL = fmt.Sprintf("http://127.0.0.1:%d", ingestPort)
 	s.broker = e2eStart(t, "broker", brokerBin,
 		"--nats-url", s.natsURL,
@@ -82,9 +85,9 @@ func TestChurn(t *testing.T) {
 		"--data-dir", t.TempDir(),
 		"--log-level", "warn")
 	t.Cleanup(func() { e2eCheckExit(t, s.broker) })
-	e2eWaitHTTP(t, ctx, s.broker, s.ingestURL+"/healthz", "ok\n")
+	s.broker.WaitHTTP(t, ctx, s.ingestURL+"/healthz", "ok\n")
 
-	httpPort, icePort := e2eFreePort(t, "tcp"), e2eFreePort(t, "udp")
+	httpPort, icePort := proctest.FreePort(t, "tcp"), proctest.FreePort(t, "udp")
 	s.nodeURL = fmt.Sprintf("http://127.0.0.1:%d", httpPort)
 	// Errors only: pion logs a few warnings per session closed (see the
 	// whep-node log at warn).
@@ -94,7 +97,7 @@ func TestChurn(t *testing.T) {
 		"--nats-url", s.natsURL,
 		"--log-level", "error")
 	t.Cleanup(func() { e2eCheckExit(t, s.node) })
-	e2eWaitHTTP(t, ctx, s.node, s.nodeURL+"/readyz", "ready\n")
+	s.node.WaitHTTP(t, ctx, s.nodeURL+"/readyz", "ready\n")
 	s.ingest(t, "churn", "av.ts", true)
 	s.waitLive(t, ctx, "churn")
 
@@ -185,7 +188,7 @@ func (f churnFigures) String() string {
 type churnProbe struct {
 	nodeURL, monitorURL string
 	pid                 int
-	node                *e2eProc
+	node                *proctest.Proc
 	http                *http.Client
 }
 
@@ -193,7 +196,7 @@ func newChurnProbe(t *testing.T, s *e2eStack, monitorURL string) *churnProbe {
 	t.Helper()
 	tr := &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 1, MaxConnsPerHost: 1}
 	t.Cleanup(tr.CloseIdleConnections)
-	return &churnProbe{nodeURL: s.nodeURL, monitorURL: monitorURL, pid: s.node.cmd.Process.Pid, node: s.node,
+	return &churnProbe{nodeURL: s.nodeURL, monitorURL: monitorURL, pid: s.node.PID(), node: s.node,
 		http: &http.Client{Transport: tr, Timeout: 10 * time.Second}}
 }
 
@@ -212,8 +215,8 @@ func (p *churnProbe) waitIdle(t *testing.T, ctx context.Context, what string, do
 		select {
 		case <-ctx.Done():
 			t.Fatalf("node not idle %s in time; last figures: %s (%v)", what, f, err)
-		case <-p.node.done:
-			t.Fatalf("whep-node exited (%v) while waiting %s", p.node.err, what)
+		case <-p.node.Done():
+			t.Fatalf("whep-node exited (%v) while waiting %s", p.node.Err(), what)
 		case <-tick.C:
 		}
 	}

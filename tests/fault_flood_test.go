@@ -23,7 +23,8 @@ import (
 // and the heap does not grow with the rounds.
 func TestFaultHeldPOSTFlood(t *testing.T) {
 	whepLeakCheck(t)
-	ctx := clusterContext(t)
+	ctx, cancel := context.WithTimeout(t.Context(), clusterTestTimeout)
+	defer cancel()
 	const (
 		maxWaiting = 32
 		flood      = 320

@@ -29,7 +29,8 @@ const hostileAnswerBudget = 2 * time.Second
 // server's body timeout).
 func TestFaultHostileInput(t *testing.T) {
 	whepLeakCheck(t)
-	ctx := clusterContext(t)
+	ctx, cancel := context.WithTimeout(t.Context(), clusterTestTimeout)
+	defer cancel()
 	b := startBroker(t, ctx, broker.Options{WHEP: node.Serve}, "--nats-listen", "", "--data-dir", t.TempDir(),
 		"--whep-addr", "127.0.0.1:0", "--ice-udp-addr", "127.0.0.1:0")
 	ingestAddr, whepAddr := b.IngestAddr().String(), b.WHEPAddr().String()

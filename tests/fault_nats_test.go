@@ -1,3 +1,5 @@
+//go:build external
+
 package tests
 
 import (
@@ -27,7 +29,8 @@ import (
 // acknowledged is in the stream, as published.
 func TestFaultNATSServerKilled(t *testing.T) {
 	whepLeakCheck(t)
-	ctx := clusterContext(t)
+	ctx, cancel := context.WithTimeout(t.Context(), clusterTestTimeout)
+	defer cancel()
 	cluster := startNATSCluster(t, ctx, natstest.Config{})
 	// One observer per server: whichever server dies, the others saw
 	// every publish and every acknowledgement.
@@ -105,13 +108,13 @@ func TestFaultNATSServerKilled(t *testing.T) {
 	whepWait(t, ctx, "publish errors counted", func() bool {
 		return whepMetric(t, brokerURL, `whepcast_publish_errors_total{stream="cam"}`) > 0
 	})
-	if got := whepMetric(t, brokerURL, `whepcast_ingest_sessions{stream="cam"}`); got != 1 || ingest.exited() {
-		t.Fatalf("ingest sessions = %v, ffmpeg exited: %v", got, ingest.exited())
+	if got := whepMetric(t, brokerURL, `whepcast_ingest_sessions{stream="cam"}`); got != 1 || ingest.Exited() {
+		t.Fatalf("ingest sessions = %v, ffmpeg exited: %v", got, ingest.Exited())
 	}
 	t.Logf("publish errors: %v", whepMetric(t, brokerURL, `whepcast_publish_errors_total{stream="cam"}`))
 
 	// End the ingest (its publisher flushes) and bring the server back.
-	_ = ingest.stop(t)
+	_ = ingest.Terminate(t)
 	whepWait(t, ctx, "the ingest session to end", func() bool {
 		return whepMetric(t, brokerURL, `whepcast_ingest_sessions{stream="cam"}`) == 0
 	})

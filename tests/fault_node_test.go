@@ -1,10 +1,14 @@
+//go:build external
+
 package tests
 
 import (
+	"context"
 	"fmt"
 	"testing"
 	"time"
 
+	"github.com/whepcast/whepcast/internal/proctest"
 	"github.com/whepcast/whepcast/pkg/broker"
 )
 
@@ -18,21 +22,22 @@ const nodeFailoverBudget = time.Second
 func TestFaultNodeKilled(t *testing.T) {
 	whepLeakCheck(t)
 	_, nodeBin := e2eBin.get(t)
-	ctx := clusterContext(t)
+	ctx, cancel := context.WithTimeout(t.Context(), clusterTestTimeout)
+	defer cancel()
 	b := startBroker(t, ctx, broker.Options{}, "--nats-listen", "127.0.0.1:0", "--data-dir", t.TempDir())
-	httpPort, icePort := e2eFreePort(t, "tcp"), e2eFreePort(t, "udp")
+	httpPort, icePort := proctest.FreePort(t, "tcp"), proctest.FreePort(t, "udp")
 	a := fmt.Sprintf("http://127.0.0.1:%d", httpPort)
 	procA := e2eStart(t, "whep-node A", nodeBin,
 		"--http-addr", fmt.Sprintf("127.0.0.1:%d", httpPort),
 		"--ice-udp-addr", fmt.Sprintf("127.0.0.1:%d", icePort),
 		"--nats-url", b.NATSURL())
-	e2eWaitHTTP(t, ctx, procA, a+"/readyz", "ready\n")
+	procA.WaitHTTP(t, ctx, a+"/readyz", "ready\n")
 	nodeB := whepNode(t, nodeConn(t, "--nats-url", b.NATSURL()), nil)
 	liveIngest(t, b, "cam")
 
 	v1 := playStream(t, ctx, a, "cam")
 	v1.waitPackets(t, ctx, mimeH264, v1.count(mimeH264)+30)
-	procA.kill()
+	procA.Kill()
 	killed := time.Now()
 
 	v2 := newRTPViewer(t)

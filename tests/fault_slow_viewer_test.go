@@ -1,7 +1,6 @@
 package tests
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,9 +8,7 @@ import (
 	"math"
 	"net"
 	"net/http"
-	"os"
 	"path"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -21,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/whepcast/whepcast/internal/tstest"
 	"github.com/whepcast/whepcast/pkg/bus"
 	"github.com/whepcast/whepcast/pkg/relay"
 	"github.com/whepcast/whepcast/pkg/tsframes"
@@ -57,12 +55,6 @@ func slowLink() linkConfig {
 // viewer's socket buffer.
 func healedLink() linkConfig { return linkConfig{Rate: 5_000_000, Queue: 2 * time.Second} }
 
-func slowContext(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), slowTestTimeout)
-	t.Cleanup(cancel)
-	return ctx
-}
-
 // TestSlowViewerBottleneck plays a live stream (av.ts looped, real time) to
 // two viewers, measures them for a while, then adds a third viewer behind a
 // 300 kbit/s link with a short queue and 2 % loss (slowLink):
@@ -87,7 +79,8 @@ func slowContext(t *testing.T) context.Context {
 //     repeated sequence numbers, and the viewer got what the link delivered.
 func TestSlowViewerBottleneck(t *testing.T) {
 	whepLeakCheck(t)
-	ctx := slowContext(t)
+	ctx, cancel := context.WithTimeout(t.Context(), slowTestTimeout)
+	defer cancel()
 	connect := whepBus(t)
 	node := startSlowNode(t, connect(), 0, 0)
 	pub := loopPublish(t, connect(), "slow", "av.ts")
@@ -187,7 +180,8 @@ func TestSlowViewerBottleneck(t *testing.T) {
 // other viewers get every frame at 30 fps throughout.
 func TestSlowViewerBlackhole(t *testing.T) {
 	whepLeakCheck(t)
-	ctx := slowContext(t)
+	ctx, cancel := context.WithTimeout(t.Context(), slowTestTimeout)
+	defer cancel()
 	const disconnected, failed = 2 * time.Second, 2 * time.Second
 	connect := whepBus(t)
 	node := startSlowNode(t, connect(), disconnected, failed)
@@ -275,7 +269,7 @@ type slowNode struct {
 func startSlowNode(t *testing.T, nc *nats.Conn, iceDisconnected, iceFailed time.Duration) *slowNode {
 	t.Helper()
 	logger := whepLogger()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
 	watcher, err := bus.WatchCatalog(ctx, nc, logger.With("component", "catalog"))
 	if err != nil {
@@ -568,15 +562,8 @@ func checkFrameRate(t *testing.T, name string, v *rtpViewer, w window) frameRate
 // publisher.
 func loopPublish(t *testing.T, nc *nats.Conn, stream, fixture string) *whepPublisher {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join("..", "testdata", fixture))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rec fixtureRecorder
-	if err := tsframes.NewDemuxer(bytes.NewReader(data), tsframes.Options{}).Run(context.Background(), &rec); err != nil {
-		t.Fatalf("demuxing %s: %v", fixture, err)
-	}
-	period, err := rec.period()
+	rec := tstest.Demux(t, tstest.Read(t, fixture))
+	period, err := loopPeriod(rec)
 	if err != nil {
 		t.Fatalf("%s: %v", fixture, err)
 	}
@@ -588,7 +575,7 @@ func loopPublish(t *testing.T, nc *nats.Conn, stream, fixture string) *whepPubli
 	}
 	p := &whepPublisher{announced: make(chan struct{})}
 	done := make(chan error, 1)
-	go func() { done <- rec.loop(ctx, pub, p, period) }()
+	go func() { done <- loopFrames(ctx, rec, pub, p, period) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
@@ -603,52 +590,25 @@ func loopPublish(t *testing.T, nc *nats.Conn, stream, fixture string) *whepPubli
 	return p
 }
 
-// fixtureRecorder keeps what a Demuxer reports, in order.
-type fixtureRecorder struct {
-	events []fixtureEvent
-}
-
-// fixtureEvent is an announcement or a frame.
-type fixtureEvent struct {
-	ann   *tsframes.Announcement
-	frame *tsframes.Frame
-}
-
-func (r *fixtureRecorder) Tracks(a tsframes.Announcement) error {
-	r.events = append(r.events, fixtureEvent{ann: &a})
-	return nil
-}
-
-func (r *fixtureRecorder) Frame(f tsframes.Frame) error {
-	r.events = append(r.events, fixtureEvent{frame: &f})
-	return nil
-}
-
-// period returns the loop period on the 90 kHz clock: the video frames
-// times their (constant) duration.
-func (r *fixtureRecorder) period() (int64, error) {
-	var first, last int64
-	n := 0
-	for _, e := range r.events {
-		if e.frame == nil || e.frame.Kind != tsframes.KindVideo {
-			continue
-		}
-		if n == 0 {
-			first = e.frame.DTS
-		}
-		last = e.frame.DTS
-		n++
+// loopPeriod returns the loop period of d on the 90 kHz clock: the video
+// frames times their (constant) duration.
+func loopPeriod(d *tstest.Demuxed) (int64, error) {
+	video := d.Kind(tsframes.KindVideo)
+	n := len(video)
+	if n < 2 {
+		return 0, fmt.Errorf("%d video frames: not a constant frame rate", n)
 	}
-	if n < 2 || (last-first)%int64(n-1) != 0 {
+	first, last := video[0].DTS, video[n-1].DTS
+	if (last-first)%int64(n-1) != 0 {
 		return 0, fmt.Errorf("%d video frames from DTS %d to %d: not a constant frame rate", n, first, last)
 	}
 	return (last - first) / int64(n-1) * int64(n), nil
 }
 
-// loop publishes the recorded events pass after pass, each frame at its DTS
-// (pass k adds k x period), until ctx ends. The announcements are published
-// in the first pass only (later passes repeat them).
-func (r *fixtureRecorder) loop(ctx context.Context, pub *bus.Publisher, p *whepPublisher, period int64) error {
+// loopFrames publishes the events of d pass after pass, each frame at its
+// DTS (pass k adds k x period), until ctx ends. The announcements are
+// published in the first pass only (later passes repeat them).
+func loopFrames(ctx context.Context, d *tstest.Demuxed, pub *bus.Publisher, p *whepPublisher, period int64) error {
 	firstDTS := map[tsframes.Kind]int64{}
 	announced := false
 	var start time.Time
@@ -656,10 +616,10 @@ func (r *fixtureRecorder) loop(ctx context.Context, pub *bus.Publisher, p *whepP
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for pass := int64(0); ; pass++ {
-		for _, e := range r.events {
-			if e.ann != nil {
+		for _, e := range d.Events {
+			if e.Announcement != nil {
 				if pass == 0 {
-					if err := pub.Announce(ctx, *e.ann); err != nil {
+					if err := pub.Announce(ctx, *e.Announcement); err != nil {
 						return err
 					}
 					if !announced {
@@ -669,7 +629,7 @@ func (r *fixtureRecorder) loop(ctx context.Context, pub *bus.Publisher, p *whepP
 				}
 				continue
 			}
-			f := *e.frame
+			f := *e.Frame
 			if _, ok := firstDTS[f.Kind]; !ok {
 				firstDTS[f.Kind] = f.DTS
 			}

@@ -1,6 +1,9 @@
+//go:build external
+
 package tests
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -14,7 +17,8 @@ import (
 // across the swap (one frame interval, one Opus packet).
 func TestFaultTakeover(t *testing.T) {
 	whepLeakCheck(t)
-	ctx := clusterContext(t)
+	ctx, cancel := context.WithTimeout(t.Context(), clusterTestTimeout)
+	defer cancel()
 	b := startBroker(t, ctx, broker.Options{WHEP: node.Serve}, "--nats-listen", "", "--data-dir", t.TempDir(),
 		"--whep-addr", "127.0.0.1:0", "--ice-udp-addr", "127.0.0.1:0")
 	url := "http://" + b.WHEPAddr().String()
@@ -25,12 +29,12 @@ func TestFaultTakeover(t *testing.T) {
 	second := liveIngest(t, b, "cam")
 	swapped := time.Now()
 	select {
-	case <-first.done:
+	case <-first.Done():
 	case <-ctx.Done():
 		t.Fatal("the first publisher's ingest did not end")
 	}
-	if second.exited() {
-		t.Fatalf("the second publisher ended: %v", second.err)
+	if second.Exited() {
+		t.Fatalf("the second publisher ended: %v", second.Err())
 	}
 	if got := whepMetric(t, "http://"+b.IngestAddr().String(), "whepcast_ingest_takeovers_total"); got != 1 {
 		t.Fatalf("takeovers = %v", got)

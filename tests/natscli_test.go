@@ -1,3 +1,5 @@
+//go:build external
+
 package tests
 
 import (
@@ -10,10 +12,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/whepcast/whepcast/internal/proctest"
+	"github.com/whepcast/whepcast/internal/tstest"
 	"github.com/whepcast/whepcast/pkg/broker"
 	"github.com/whepcast/whepcast/pkg/config"
 )
@@ -39,7 +42,7 @@ func natsCLI(t *testing.T) string {
 // broker with its embedded server and checks what they show.
 func TestREADMENatsRecipes(t *testing.T) {
 	cli := natsCLI(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
 
 	cfg, err := config.LoadBroker([]string{
@@ -74,22 +77,13 @@ func TestREADMENatsRecipes(t *testing.T) {
 	}
 
 	// Subscribe first, the way an operator watches a stream go live.
-	sub := exec.CommandContext(ctx, cli, "--server", url, "--no-context", "sub", "media.cam1.>", "--headers-only", "--count", "200")
-	var subOut syncBuffer
-	sub.Stdout, sub.Stderr = &subOut, &subOut
-	if err := sub.Start(); err != nil {
-		t.Fatal(err)
-	}
-	subDone := make(chan error, 1)
-	go func() { subDone <- sub.Wait() }()
-	waitFor(t, ctx, "nats sub to start", func() bool { return strings.Contains(subOut.String(), "Subscribing on") })
+	sub := proctest.Launch(t, proctest.Cmd{Name: "nats sub", Bin: cli,
+		Args: []string{"--server", url, "--no-context", "sub", "media.cam1.>", "--headers-only", "--count", "200"}})
+	waitFor(t, ctx, "nats sub to start", func() bool { return strings.Contains(sub.Output(), "Subscribing on") })
 
 	// Ingest av.ts (480 messages, a keyframe every second) until the
 	// subscriber has its 200 messages.
-	fixture, err := os.ReadFile("../testdata/av.ts")
-	if err != nil {
-		t.Fatal(err)
-	}
+	fixture := tstest.Read(t, "av.ts")
 	for done := false; !done; {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodPut, "http://"+b.IngestAddr().String()+"/ingest/cam1", bytes.NewReader(fixture))
 		resp, err := http.DefaultClient.Do(req)
@@ -102,9 +96,9 @@ func TestREADMENatsRecipes(t *testing.T) {
 			t.Fatalf("ingest: %d %s", resp.StatusCode, body)
 		}
 		select {
-		case err := <-subDone:
-			if err != nil {
-				t.Fatalf("nats sub: %v\n%s", err, subOut.String())
+		case <-sub.Done():
+			if err := sub.Err(); err != nil {
+				t.Fatalf("nats sub: %v\n%s", err, sub.Output())
 			}
 			done = true
 		case <-time.After(time.Second):
@@ -114,8 +108,8 @@ func TestREADMENatsRecipes(t *testing.T) {
 		}
 	}
 	for _, want := range []string{"Whepcast-Epoch:", "Whepcast-Codec: H264", "Whepcast-Pts:", "Whepcast-Key: 1", "media.cam1.v.key"} {
-		if !strings.Contains(subOut.String(), want) {
-			t.Errorf("nats sub --headers-only output lacks %q:\n%s", want, subOut.String())
+		if !strings.Contains(sub.Output(), want) {
+			t.Errorf("nats sub --headers-only output lacks %q:\n%s", want, sub.Output())
 		}
 	}
 
@@ -131,24 +125,6 @@ func TestREADMENatsRecipes(t *testing.T) {
 	if out := nats("kv", "get", "whepcast_catalog", "cam1", "--raw"); !strings.Contains(out, `"stream":"cam1"`) || !strings.Contains(out, `"codec":"H264"`) {
 		t.Errorf("nats kv get whepcast_catalog cam1 lacks the stream or its tracks:\n%s", out)
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for a writing process and a reading test.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // waitFor polls cond every 50 ms until it holds or ctx ends.

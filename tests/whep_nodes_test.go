@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"context"
 	"net/http"
 	"strings"
 	"testing"
@@ -13,7 +14,8 @@ import (
 // on both afterwards.
 func TestWHEPTwoNodes(t *testing.T) {
 	whepLeakCheck(t)
-	ctx := whepContext(t)
+	ctx, cancel := context.WithTimeout(t.Context(), whepTestTimeout)
+	defer cancel()
 	connect := whepBus(t)
 	a := whepNode(t, connect(), nil)
 	b := whepNode(t, connect(), nil)

@@ -21,7 +21,8 @@ const (
 // comes only once the publisher has announced the stream, and then plays.
 func TestWHEPPostHeldUntilAnnounced(t *testing.T) {
 	whepLeakCheck(t)
-	ctx := whepContext(t)
+	ctx, cancel := context.WithTimeout(t.Context(), whepTestTimeout)
+	defer cancel()
 	connect := whepBus(t)
 	url := whepNode(t, connect(), nil)
 
@@ -98,7 +99,8 @@ func TestWHEPPostHeldUntilAnnounced(t *testing.T) {
 // go live in time.
 func TestWHEPWaitTimeout(t *testing.T) {
 	whepLeakCheck(t)
-	ctx := whepContext(t)
+	ctx, cancel := context.WithTimeout(t.Context(), whepTestTimeout)
+	defer cancel()
 	connect := whepBus(t)
 	url := whepNode(t, connect(), func(c *whep.Config) { c.WaitTimeout = 300 * time.Millisecond })
 	c := newWHEPClient(t, webrtc.RTPCodecTypeVideo)
@@ -118,7 +120,8 @@ func TestWHEPWaitTimeout(t *testing.T) {
 // TestWHEPClientGivesUp cancels a held POST: the hold is released at once.
 func TestWHEPClientGivesUp(t *testing.T) {
 	whepLeakCheck(t)
-	ctx := whepContext(t)
+	ctx, cancel := context.WithTimeout(t.Context(), whepTestTimeout)
+	defer cancel()
 	connect := whepBus(t)
 	url := whepNode(t, connect(), nil) // 20 s wait timeout
 	c := newWHEPClient(t, webrtc.RTPCodecTypeVideo)
@@ -185,7 +188,8 @@ func mediaSection(sdp, kind string) string {
 
 func TestWHEPTracks(t *testing.T) {
 	whepLeakCheck(t)
-	ctx := whepContext(t)
+	ctx, cancel := context.WithTimeout(t.Context(), whepTestTimeout)
+	defer cancel()
 	connect := whepBus(t)
 	url := whepNode(t, connect(), nil)
 	for _, f := range []struct{ stream, file string }{{"audioonly", "audio.ts"}, {"videoonly", "video.ts"}, {"aac", "aac.ts"}} {

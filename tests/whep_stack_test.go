@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,7 +21,9 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/whepcast/whepcast/embedded"
+	"github.com/whepcast/whepcast/internal/natstest"
 	"github.com/whepcast/whepcast/internal/piontest"
+	"github.com/whepcast/whepcast/internal/tstest"
 	"github.com/whepcast/whepcast/pkg/bus"
 	"github.com/whepcast/whepcast/pkg/node"
 	"github.com/whepcast/whepcast/pkg/tsframes"
@@ -31,12 +32,6 @@ import (
 
 // whepTestTimeout bounds every WHEP end-to-end test.
 const whepTestTimeout = 60 * time.Second
-
-func whepContext(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), whepTestTimeout)
-	t.Cleanup(cancel)
-	return ctx
-}
 
 func whepLogger() *slog.Logger {
 	if os.Getenv("WHEPCAST_TEST_LOGS") != "" {
@@ -57,26 +52,8 @@ func whepLeakCheck(t *testing.T) {
 // function that opens connections to it.
 func whepBus(t *testing.T) func() *nats.Conn {
 	t.Helper()
-	ctx := whepContext(t)
-	srv, err := embedded.Start(ctx, embedded.Config{Port: embedded.NoListener, DataDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("nats shutdown: %v", err)
-		}
-	})
-	return func() *nats.Conn {
-		nc, err := srv.Connect()
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(nc.Close)
-		return nc
-	}
+	srv := natstest.Embedded(t, embedded.Config{Port: embedded.NoListener})
+	return func() *nats.Conn { return natstest.Connect(t, srv) }
 }
 
 // whepNode runs a whep-node (node.Serve) on 127.0.0.1 and returns its base
@@ -108,7 +85,7 @@ func whepNode(t *testing.T, nc *nats.Conn, mod func(*whep.Config)) string {
 	url := "http://" + ln.Addr().String()
 	// The listener is bound: this request waits in its backlog until the
 	// node serves, and then must find it ready.
-	rctx, rcancel := context.WithTimeout(context.Background(), 20*time.Second)
+	rctx, rcancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer rcancel()
 	if resp, body := whepDo(t, rctx, http.MethodGet, url+"/readyz", nil, ""); resp.StatusCode != 200 || body != "ready\n" {
 		t.Fatalf("/readyz = %d %q", resp.StatusCode, body)
@@ -132,7 +109,7 @@ func whepPublish(t *testing.T, nc *nats.Conn, stream, name string) *whepPublishe
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := os.Open(filepath.Join("..", "testdata", name))
+	f, err := os.Open(tstest.Path(t, name))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -363,4 +340,35 @@ func whepDo(t *testing.T, ctx context.Context, method, url string, h http.Header
 		t.Fatal(err)
 	}
 	return resp, string(b)
+}
+
+// e2eGet GETs url without keep-alive and returns the status and body.
+func e2eGet(ctx context.Context, url string) (int, string, error) {
+	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(rctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0, "", err
+	}
+	client := http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	return resp.StatusCode, string(b), err
+}
+
+// e2eWaitUntil waits until the wall clock reaches at (a point of the
+// scenario, such as "2 s into the stream"), or fails when ctx ends first.
+func e2eWaitUntil(t *testing.T, ctx context.Context, at time.Time) {
+	t.Helper()
+	timer := time.NewTimer(time.Until(at))
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+	case <-ctx.Done():
+		t.Fatalf("waiting until %v: %v", at, ctx.Err())
+	}
 }
