@@ -1,0 +1,260 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/whepcast/whepcast/pkg/tsframes"
+)
+
+// ErrOutOfRange is returned by OpenRange for a range that does not overlap
+// what the stream holds; the error is a *RangeError naming the window.
+var ErrOutOfRange = errors.New("range outside the stream's retention")
+
+// RangeError is the error of a range outside a stream's retention window.
+type RangeError struct {
+	// Stream is the stream name.
+	Stream string
+	// First is when the oldest keyframe still stored was stored, Last when
+	// the newest message was; both zero when the stream holds no keyframe.
+	First, Last time.Time
+}
+
+func (e *RangeError) Error() string {
+	if e.First.IsZero() {
+		return fmt.Sprintf("%s: stream %s holds no keyframe", ErrOutOfRange, e.Stream)
+	}
+	return fmt.Sprintf("%s: stream %s holds %s to %s", ErrOutOfRange, e.Stream,
+		e.First.UTC().Format(time.RFC3339Nano), e.Last.UTC().Format(time.RFC3339Nano))
+}
+
+// Unwrap makes errors.Is(err, ErrOutOfRange) true.
+func (e *RangeError) Unwrap() error { return ErrOutOfRange }
+
+// Range reader tuning: the client-side buffer of a range consumer.
+const (
+	rangeMaxMessages = 64
+	rangeMaxBytes    = 4 << 20
+)
+
+// RangeReader reads the messages of one media stream stored between two
+// times, in stream order, with one ordered consumer whose client-side buffer
+// is bounded (64 messages, 4 MiB): it pulls only as fast as Next is called.
+// It is used by one goroutine. See OpenRange.
+type RangeReader struct {
+	js      jetstream.JetStream
+	subj    Subjects
+	cons    jetstream.Consumer
+	it      jetstream.MessagesContext
+	dec     decoder
+	to      time.Time
+	lastSeq uint64 // the stream's last sequence when the range was opened
+	cursor  uint64 // stream sequence of the last message received
+	broken  bool   // video deltas are dropped until the next keyframe
+	queue   []Message
+	done    bool
+	start   time.Time // store time of the first keyframe
+}
+
+// OpenRange opens the messages of stream name stored from the keyframe at
+// or before from (the first stored keyframe when from is older) until to
+// (or the newest message when to is later), as a RangeReader. Times are the
+// NATS server's store times (Message.Published).
+//
+// It returns ErrNotFound when the stream does not exist, a *RangeError
+// (ErrOutOfRange) when the range ends before the first stored keyframe or
+// starts after the newest message, ErrInvalidName for a bad name. Finding
+// the keyframe reads the headers of the stored keyframes once, from the
+// oldest: a cost of one small message per GOP of retention.
+func OpenRange(ctx context.Context, nc *nats.Conn, name string, from, to time.Time) (*RangeReader, error) {
+	subj, err := SubjectsFor(name)
+	if err != nil {
+		return nil, err
+	}
+	if nc == nil {
+		return nil, errors.New("bus: open range: nil connection")
+	}
+	if to.Before(from) {
+		return nil, fmt.Errorf("bus: open range of %s: end %s before start %s", name, to, from)
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, defaultRequestTimeout)
+		defer cancel()
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("bus: open range of %s: %w", name, err)
+	}
+	st, err := js.Stream(ctx, subj.Stream)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil, fmt.Errorf("bus: open range of %s: %w", name, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("bus: open range of %s: %w", name, err)
+	}
+	info := st.CachedInfo()
+	keySeq, at, first, err := keyframeAtOrBefore(ctx, js, subj, from)
+	if err != nil {
+		return nil, fmt.Errorf("bus: open range of %s: %w", name, err)
+	}
+	last := info.State.LastTime
+	if keySeq == 0 || to.Before(first) || from.After(last) {
+		if keySeq == 0 {
+			first, last = time.Time{}, time.Time{}
+		}
+		return nil, &RangeError{Stream: name, First: first, Last: last}
+	}
+	cons, err := js.OrderedConsumer(ctx, subj.Stream, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{subj.All},
+		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:    keySeq,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bus: open range of %s at seq %d: %w", name, keySeq, err)
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessagesWithBytesLimit(rangeMaxMessages, rangeMaxBytes))
+	if err != nil {
+		return nil, fmt.Errorf("bus: open range of %s at seq %d: %w", name, keySeq, err)
+	}
+	return &RangeReader{
+		js:      js,
+		subj:    subj,
+		cons:    cons,
+		it:      it,
+		dec:     decoder{subj: subj},
+		to:      to,
+		lastSeq: info.State.LastSeq,
+		cursor:  keySeq - 1,
+		start:   at,
+	}, nil
+}
+
+// keyframeAtOrBefore returns the sequence and store time (at) of the last
+// keyframe stored at or before t, or of the first one when none is; seq 0
+// when the stream holds no keyframe. first is the store time of the oldest
+// keyframe. It reads the keyframes' headers, from the oldest up to the
+// latest (found by a direct get), with an ordered consumer.
+func keyframeAtOrBefore(ctx context.Context, js jetstream.JetStream, subj Subjects, t time.Time) (seq uint64, at, first time.Time, err error) {
+	latest, err := LatestKeyframe(ctx, js, subj.Name)
+	if errors.Is(err, ErrNotFound) {
+		return 0, time.Time{}, time.Time{}, nil
+	}
+	if err != nil {
+		return 0, time.Time{}, time.Time{}, err
+	}
+	cons, err := js.OrderedConsumer(ctx, subj.Stream, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{subj.Key},
+		DeliverPolicy:  jetstream.DeliverAllPolicy,
+		HeadersOnly:    true,
+	})
+	if err != nil {
+		return 0, time.Time{}, time.Time{}, fmt.Errorf("keyframe scan: %w", err)
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(rangeMaxMessages))
+	if err != nil {
+		return 0, time.Time{}, time.Time{}, fmt.Errorf("keyframe scan: %w", err)
+	}
+	defer it.Stop()
+	for {
+		m, err := it.Next(jetstream.NextContext(ctx))
+		if err != nil {
+			return 0, time.Time{}, time.Time{}, fmt.Errorf("keyframe scan: %w", err)
+		}
+		meta, err := m.Metadata()
+		if err != nil {
+			return 0, time.Time{}, time.Time{}, fmt.Errorf("keyframe scan: %w", err)
+		}
+		if first.IsZero() {
+			first = meta.Timestamp
+		}
+		if meta.Timestamp.After(t) && seq != 0 {
+			return seq, at, first, nil
+		}
+		seq, at = meta.Sequence.Stream, meta.Timestamp
+		if meta.Timestamp.After(t) || seq >= latest || meta.NumPending == 0 {
+			return seq, at, first, nil
+		}
+	}
+}
+
+// Start returns the store time of the keyframe the range starts at.
+func (r *RangeReader) Start() time.Time { return r.start }
+
+// Next returns the next frame of the range, in stream order (one Message per
+// audio packet, announcements included), or io.EOF after the last message
+// stored at or before the range's end, or at the newest message stored when
+// the range was opened. Frames are whole; after messages that aged out
+// before they were read, video resumes at the next keyframe. ctx bounds the
+// wait for the next message.
+func (r *RangeReader) Next(ctx context.Context) (Message, error) {
+	for len(r.queue) == 0 {
+		if r.done {
+			return Message{}, io.EOF
+		}
+		if err := r.fill(ctx); err != nil {
+			return Message{}, err
+		}
+	}
+	m := r.queue[0]
+	r.queue[0] = Message{}
+	r.queue = r.queue[1:]
+	return m, nil
+}
+
+// fill reads one stored message and queues what it completes.
+func (r *RangeReader) fill(ctx context.Context) error {
+	m, err := r.it.Next(jetstream.NextContext(ctx))
+	if err != nil {
+		return fmt.Errorf("bus: range of %s: %w", r.subj.Name, err)
+	}
+	meta, err := m.Metadata()
+	if err != nil {
+		return fmt.Errorf("bus: range of %s: %w", r.subj.Name, err)
+	}
+	seq := meta.Sequence.Stream
+	if meta.Timestamp.After(r.to) {
+		r.done = true
+		return nil
+	}
+	if seq >= r.lastSeq || meta.NumPending == 0 {
+		r.done = true
+	}
+	if seq != r.cursor+1 {
+		// Messages aged out before they were read.
+		r.dec.reset()
+		r.broken = true
+	}
+	r.cursor = seq
+	msg, ok, err := r.dec.push(seq, m.Subject(), m.Headers(), m.Data())
+	if err != nil || !ok {
+		// A malformed message is skipped like a lost one.
+		if err != nil {
+			r.broken = true
+		}
+		return nil
+	}
+	msg.Published = meta.Timestamp
+	if msg.IsFrame() && msg.Frame.Kind == tsframes.KindVideo {
+		if msg.Frame.Key {
+			r.broken = false
+		} else if r.broken {
+			return nil
+		}
+	}
+	if r.queue, err = msg.Frames(r.queue[:0]); err != nil {
+		r.queue = r.queue[:0]
+	}
+	return nil
+}
+
+// Close stops the reader now; its ordered consumer is removed.
+func (r *RangeReader) Close() {
+	r.it.Stop()
+}
