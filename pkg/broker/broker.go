@@ -92,6 +92,7 @@ type Broker struct {
 	server   *embedded.Server // nil when connected to --nats-url
 	nc       *nats.Conn
 	reg      *ingest.Publications
+	life     *streamLifecycle
 	http     *http.Server
 	// handler serves the ingest listener (notConnected until the broker
 	// has its NATS connection).
@@ -194,13 +195,16 @@ func Start(ctx context.Context, cfg *config.Broker, logger *slog.Logger, opts Op
 	pc.Stream = bus.StreamConfig{Storage: cfg.Storage, Replicas: cfg.Replicas, MaxAge: cfg.MaxAge, MaxBytes: cfg.MaxBytes}
 	pc.Logger = logger.With("component", "bus")
 	b.pubCfg = pc
+	if err := b.startLifecycle(ctx, im); err != nil {
+		return nil, err
+	}
 	ingestLog := logger.With("component", "ingest")
 	takeover, err := ingest.ParseTakeoverPolicy(cfg.Takeover)
 	if err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
 	b.reg, err = ingest.NewPublications(ingest.Config{
-		NewPublisher:  ingest.BusPublishers(b.nc, pc),
+		NewPublisher:  b.life.admission.Publishers(ingest.BusPublishers(b.nc, pc)),
 		Metrics:       im,
 		Logger:        ingestLog,
 		StatsInterval: opts.StatsInterval,
@@ -323,6 +327,7 @@ func (b *Broker) run(ctx context.Context) {
 	for _, l := range b.udp {
 		g.Go(func() error { return l.Serve(gctx, b.reg) })
 	}
+	g.Go(func() error { return b.life.reclaimer.Run(gctx) })
 	if b.whepLn != nil {
 		g.Go(func() error {
 			if err := b.opts.WHEP(gctx, b.whepLn, b.nc, b.cfg.WHEP.Config(), b.log); err != nil {

@@ -39,7 +39,8 @@
 //	ingest-token: ["s3cret"]
 //	storage: file
 //	max-age: 30s
-//	max-bytes: 256MiB
+//	max-streams: 100
+//	storage-budget: 10GiB
 //	nats:
 //	  url: nats://nats-1:4222,nats://nats-2:4222
 //	  creds-file: /etc/whepcast/broker.creds
@@ -48,6 +49,6 @@
 //	log:
 //	  level: debug
 //
-// Sizes (max-bytes) are a number of bytes, optionally with a suffix: KiB,
+// Sizes (max-bytes, storage-budget) are a number of bytes, optionally with a suffix: KiB,
 // MiB, GiB (powers of 1024) or KB, MB, GB (powers of 1000).
 package config

@@ -117,7 +117,9 @@ func brokerOptions() []option {
 		{key: "data-dir", flag: "data-dir", kind: kindString, def: embedded.DefaultDataDir, usage: "JetStream directory of the embedded NATS server"},
 		{key: "storage", flag: "storage", kind: kindString, def: bus.StorageFile, usage: "media stream storage: file or memory"},
 		{key: "max-age", flag: "max-age", kind: kindDuration, def: bus.DefaultMaxAge, usage: "how long a media stream keeps messages"},
-		{key: "max-bytes", flag: "max-bytes", kind: kindSize, def: int64(bus.DefaultMaxBytes), usage: "maximum size of each media stream (e.g. 268435456, 256MiB)"},
+		{key: "max-bytes", flag: "max-bytes", kind: kindSize, def: int64(bus.DefaultMaxBytes), usage: "maximum size of each media stream, reserved in JetStream's store while the stream exists (0: none, the stream is bounded by --max-age and --storage-budget)"},
+		{key: "max-streams", flag: "max-streams", kind: kindInt, def: 0, usage: "streams live at once; a new stream beyond it is refused with 503 and Retry-After (0: no limit)"},
+		{key: "storage-budget", flag: "storage-budget", kind: kindSize, def: int64(0), usage: "JetStream storage in use (e.g. 10GiB) beyond which a new stream is refused with 507 (0: no budget); streams already live are never refused"},
 		{key: "whep-addr", flag: "whep-addr", kind: kindString, def: "", usage: "serve WHEP in process on this HTTP address (off when empty)"},
 	}...)
 	opts = append(opts, whepOptions()...)

@@ -112,7 +112,10 @@ type Broker struct {
 	Storage    string `mapstructure:"storage"`     // file (default) or memory
 	// Retention per media stream.
 	MaxAge   time.Duration `mapstructure:"max-age"`   // default 30s
-	MaxBytes int64         `mapstructure:"max-bytes"` // default 256 MiB
+	MaxBytes int64         `mapstructure:"max-bytes"` // default 0: no per-stream limit (no reservation)
+	// Stream lifecycle: limits of new streams (0: none).
+	MaxStreams    int   `mapstructure:"max-streams"`    // streams live at once
+	StorageBudget int64 `mapstructure:"storage-budget"` // JetStream bytes in use
 	// WHEPAddr serves WHEP in-process when set (off by default).
 	WHEPAddr string `mapstructure:"whep-addr"`
 	WHEP     WHEP   `mapstructure:"whep"`

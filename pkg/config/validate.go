@@ -88,6 +88,12 @@ func (b *Broker) Validate() error {
 	if b.MaxBytes != 0 && b.MaxBytes < bus.MinMaxBytes { // 0: bus.DefaultMaxBytes
 		p.add("max-bytes", "must be at least %d (64KiB), got %d", bus.MinMaxBytes, b.MaxBytes)
 	}
+	if b.MaxStreams < 0 {
+		p.add("max-streams", "must be 0 (no limit) or more, got %d", b.MaxStreams)
+	}
+	if b.StorageBudget < 0 {
+		p.add("storage-budget", "must be 0 (no budget) or more, got %d", b.StorageBudget)
+	}
 	p.addr("whep-addr", b.WHEPAddr, false)
 	b.WHEP.validate(&p)
 	b.Log.validate(&p)
