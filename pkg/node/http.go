@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/whepcast/whepcast/pkg/bus"
+	"github.com/whepcast/whepcast/pkg/export"
 	"github.com/whepcast/whepcast/pkg/player"
 	"github.com/whepcast/whepcast/pkg/whep"
 )
@@ -75,8 +76,9 @@ func notConnectedHandler() http.Handler {
 }
 
 // nodeHandler serves the node's endpoints (see the package doc).
-func nodeHandler(ws *whep.Server, watcher *bus.Watcher, metrics *prometheus.Registry, logger *slog.Logger) http.Handler {
+func nodeHandler(ws *whep.Server, watcher *bus.Watcher, exports http.Handler, metrics *prometheus.Registry, logger *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
+	mux.Handle(export.PathPrefix, exports)
 	mux.Handle("/sessions", ws.SessionsHandler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")

@@ -1,8 +1,9 @@
 // Package node assembles a whep-node: the NATS connection, the catalog
 // watcher, the relay, the WHEP server and the node's HTTP endpoints (/whep/,
-// GET /sessions, /healthz, /readyz, /metrics and the player pages) under one
-// lifecycle. Run is cmd/whep-node; Serve is the same node on a connection
-// and a listener it is given, which the broker uses for its in-process WHEP.
+// GET /sessions, GET /export/ clips, /healthz, /readyz, /metrics and the
+// player pages) under one lifecycle. Run is cmd/whep-node; Serve is the same
+// node on a connection and a listener it is given, which the broker uses for
+// its in-process WHEP.
 // Run serves HTTP at once and waits for NATS (retrying with backoff): until
 // it is connected, /healthz answers 200 and every other request 503.
 //
@@ -28,6 +29,7 @@ import (
 
 	"github.com/whepcast/whepcast/pkg/bus"
 	"github.com/whepcast/whepcast/pkg/config"
+	"github.com/whepcast/whepcast/pkg/export"
 	"github.com/whepcast/whepcast/pkg/natsconn"
 	"github.com/whepcast/whepcast/pkg/relay"
 	"github.com/whepcast/whepcast/pkg/whep"
@@ -150,7 +152,12 @@ func serve(ctx context.Context, ln net.Listener, srv *httpServer, nc *nats.Conn,
 		return fmt.Errorf("node: whep: %w", err)
 	}
 	logger = logger.With("node", ws.NodeID())
-	handler := nodeHandler(ws, watcher, metrics, logger)
+	exports, err := export.NewHandler(export.Config{}, export.Deps{Conn: nc, Authorizer: ws, Logger: logger.With("component", "export")})
+	if err != nil {
+		_ = ws.Close()
+		return fmt.Errorf("node: export: %w", err)
+	}
+	handler := nodeHandler(ws, watcher, exports, metrics, logger)
 	if srv == nil {
 		srv = startHTTP(ctx, ln, handler, logger)
 	} else {
