@@ -14,12 +14,15 @@ import (
 
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/fmp4"
 	"github.com/nats-io/nats.go"
+	"go.uber.org/goleak"
 
 	"github.com/whepcast/whepcast/internal/natstest"
 	"github.com/whepcast/whepcast/internal/tstest"
 	"github.com/whepcast/whepcast/pkg/bus"
 	"github.com/whepcast/whepcast/pkg/tsframes"
 )
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // testDeadline bounds every wait of a test.
 const testDeadline = 30 * time.Second
@@ -31,32 +34,36 @@ type stored struct {
 	video  []bus.Message
 }
 
-// ingest publishes fixture as stream name, as fast as JetStream takes it,
-// and returns what the bus stored, read back with a subscription from the
-// stream's first message.
-func ingest(t *testing.T, nc *nats.Conn, name, fixture string) stored {
+// ingest publishes each fixture as stream name, one epoch after the other,
+// as fast as JetStream takes them, and returns what the bus stored, read
+// back with a subscription from the stream's first message.
+func ingest(t *testing.T, nc *nats.Conn, name string, fixtures ...string) stored {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), testDeadline)
 	defer cancel()
-	d := tstest.Demux(t, tstest.Read(t, fixture))
-	pub, err := bus.NewPublisher(ctx, nc, name, bus.PublisherConfig{Stream: bus.StreamConfig{MaxAge: time.Hour}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, ev := range d.Events {
-		if ev.Announcement != nil {
-			err = pub.Announce(ctx, *ev.Announcement)
-		} else {
-			err = pub.Publish(ctx, *ev.Frame)
-		}
+	total := 0
+	for _, fixture := range fixtures {
+		d := tstest.Demux(t, tstest.Read(t, fixture))
+		total += len(d.Frames)
+		pub, err := bus.NewPublisher(ctx, nc, name, bus.PublisherConfig{Stream: bus.StreamConfig{MaxAge: time.Hour}})
 		if err != nil {
 			t.Fatal(err)
 		}
+		for _, ev := range d.Events {
+			if ev.Announcement != nil {
+				err = pub.Announce(ctx, *ev.Announcement)
+			} else {
+				err = pub.Publish(ctx, *ev.Frame)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := pub.Shutdown(ctx); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if err := pub.Shutdown(ctx); err != nil {
-		t.Fatal(err)
-	}
-	got := make(chan bus.Message, len(d.Frames)+64)
+	got := make(chan bus.Message, total+64)
 	sub, err := bus.Subscribe(ctx, nc, name, bus.SubscribeOptions{FromSeq: 1}, func(m bus.Message) {
 		if m.IsFrame() {
 			got <- m
@@ -67,7 +74,7 @@ func ingest(t *testing.T, nc *nats.Conn, name, fixture string) stored {
 	}
 	defer sub.Close()
 	var s stored
-	for len(s.frames) < len(d.Frames) {
+	for len(s.frames) < total {
 		select {
 		case m := <-got:
 			s.frames = append(s.frames, m)
@@ -75,7 +82,7 @@ func ingest(t *testing.T, nc *nats.Conn, name, fixture string) stored {
 				s.video = append(s.video, m)
 			}
 		case <-ctx.Done():
-			t.Fatalf("read back %d of %d frames", len(s.frames), len(d.Frames))
+			t.Fatalf("read back %d of %d frames", len(s.frames), total)
 		}
 	}
 	return s
@@ -328,5 +335,54 @@ func TestExportsBeyondMaxAreRefused(t *testing.T) {
 	<-h.slots
 	if resp, body := get(t, srv.URL+"/export/cam.ts?from=-1h", nil); resp.StatusCode != http.StatusOK {
 		t.Fatalf("with a free slot: status %d: %s", resp.StatusCode, body)
+	}
+}
+
+func TestExportEndsAtEpochChange(t *testing.T) {
+	nc := natstest.EmbeddedConn(t)
+	s := ingest(t, nc, "cam", "av.ts", "av.ts")
+	_, srv := exportServer(t, nc, Config{}, nil)
+	var second int // index in s.video of the second epoch's first frame
+	for second = range s.video {
+		if s.video[second].Epoch != s.video[0].Epoch {
+			break
+		}
+	}
+	if second == 0 || second == len(s.video)-1 {
+		t.Fatal("the bus holds one epoch")
+	}
+	for _, c := range []struct {
+		name  string
+		from  time.Time
+		end   string
+		epoch uint64
+	}{
+		{"across the change", s.video[0].Published, "epoch", s.video[0].Epoch},
+		{"in the second epoch", s.video[second].Published, "range", s.video[second].Epoch},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			resp, body := get(t, srv.URL+"/export/cam.ts?from="+rfc(c.from), nil)
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("status %d: %s", resp.StatusCode, body)
+			}
+			if end := resp.Trailer.Get(TrailerEnd); end != c.end {
+				t.Errorf("%s trailer %q, want %q", TrailerEnd, end, c.end)
+			}
+			var want []tsframes.Frame
+			for _, m := range s.video {
+				if m.Epoch == c.epoch {
+					want = append(want, m.Frame)
+				}
+			}
+			got := tstest.Demux(t, body).Kind(tsframes.KindVideo)
+			if len(got) != len(want) {
+				t.Fatalf("%d video frames, want the %d of the epoch", len(got), len(want))
+			}
+			for i := range want {
+				if !bytes.Equal(got[i].Data, want[i].Data) {
+					t.Fatalf("video frame %d differs", i)
+				}
+			}
+		})
 	}
 }
