@@ -36,6 +36,7 @@ func (b *Broker) startLifecycle(ctx context.Context, metrics *ingest.Metrics) er
 	}
 	if ac.StorageBudget > 0 {
 		ac.Usage = lifecycle.StorageUsage(js)
+		ac.Exists = lifecycle.StreamExists(js)
 	}
 	adm, err := lifecycle.NewAdmission(ac)
 	if err != nil {

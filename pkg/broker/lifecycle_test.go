@@ -121,3 +121,33 @@ func TestStorageBudgetRefusesNewStreamsUntilEndedOnesAreReclaimed(t *testing.T) 
 		t.Fatalf("new stream after the ended one was reclaimed: %d %s", status, msg)
 	}
 }
+
+// A restart with a smaller storage budget (or on less free disk) keeps the
+// existing streams ingesting; only new streams are refused.
+func TestRestartWithSmallerBudgetKeepsExistingStreams(t *testing.T) {
+	dir := t.TempDir()
+	data := readFixture(t, "av.ts")
+	cfg := testConfig(t, "--storage", "file", "--data-dir", dir, "--max-age", "1m")
+	b, err := Start(t.Context(), cfg, testLogger(t), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"cam1", "cam2"} {
+		if status, _, msg := putStream(t, b, name, bytes.NewReader(data)); status != http.StatusOK {
+			t.Fatalf("%s: %d %s", name, status, msg)
+		}
+	}
+	if err := b.Shutdown(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+
+	b = startBroker(t, testConfig(t, "--storage", "file", "--data-dir", dir, "--max-age", "1m", "--storage-budget", "64KiB"), Options{})
+	for _, name := range []string{"cam1", "cam2", "cam1"} {
+		if status, _, msg := putStream(t, b, name, bytes.NewReader(data)); status != http.StatusOK {
+			t.Fatalf("existing stream %s after a restart with a smaller budget: %d %s", name, status, msg)
+		}
+	}
+	if status, _, msg := putStream(t, b, "cam3", bytes.NewReader(data)); status != http.StatusInsufficientStorage {
+		t.Fatalf("new stream after the restart: %d %s, want 507", status, msg)
+	}
+}

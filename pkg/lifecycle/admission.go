@@ -38,6 +38,11 @@ type AdmissionConfig struct {
 	// when ended streams free their storage (their retention). 0 means
 	// DefaultRetryAfter.
 	RetryAfter time.Duration
+	// Exists, when set, reports whether the JetStream stream of a stream
+	// exists: an existing stream is admitted over the storage budget (its
+	// bytes are counted already), so that lowering the budget, a restart
+	// included, never stops a stream from ingesting again.
+	Exists func(ctx context.Context, name string) (bool, error)
 	// Successor, when set, reports whether a publication of the stream is
 	// waiting to take it over: when its publisher ends, the stream keeps
 	// its place for the successor (at most HandoverGrace).
@@ -91,8 +96,8 @@ func NewAdmission(cfg AdmissionConfig) (*Admission, error) {
 // has an admitted publisher, or had one that ended for a successor less
 // than HandoverGrace ago, is always admitted. A new stream is refused
 // with a *LimitError when MaxStreams streams are live, or when the storage
-// in use has reached StorageBudget (or cannot be measured: the error says
-// so).
+// in use has reached StorageBudget and its JetStream stream does not exist
+// (Exists); an error says when the storage cannot be measured.
 func (a *Admission) Admit(ctx context.Context, name string) (release func(), err error) {
 	a.mu.Lock()
 	if a.holdsLocked(name) {
@@ -115,7 +120,7 @@ func (a *Admission) Admit(ctx context.Context, name string) (release func(), err
 		if err != nil {
 			return nil, fmt.Errorf("lifecycle: admitting stream %s: measuring the storage in use: %w", name, err)
 		}
-		if used >= a.cfg.StorageBudget {
+		if used >= a.cfg.StorageBudget && !a.exists(ctx, name) {
 			return nil, &LimitError{Limit: "storage-budget", Detail: fmt.Sprintf("%d of %d bytes in use", used, a.cfg.StorageBudget),
 				Wait: a.cfg.RetryAfter, err: ErrStorageBudget}
 		}
@@ -151,6 +156,16 @@ func (a *Admission) occupiedLocked() int {
 		}
 	}
 	return len(a.live) + len(a.ended)
+}
+
+// exists reports whether name's JetStream stream exists (false when it
+// cannot tell).
+func (a *Admission) exists(ctx context.Context, name string) bool {
+	if a.cfg.Exists == nil {
+		return false
+	}
+	ok, err := a.cfg.Exists(ctx, name)
+	return err == nil && ok
 }
 
 // admitLocked records a publisher of name and unlocks mu.

@@ -85,6 +85,15 @@ func TestAdmissionRefusesNewStreamsOverStorageBudget(t *testing.T) {
 	if _, err := a.Admit(t.Context(), "a"); err != nil {
 		t.Fatalf("publisher of a live stream over the budget: %v", err)
 	}
+	// An existing stream is admitted over the budget (lowered since, or
+	// after a restart).
+	a.cfg.Exists = func(_ context.Context, name string) (bool, error) { return name == "old", nil }
+	if _, err := a.Admit(t.Context(), "old"); err != nil {
+		t.Fatalf("existing stream over the budget: %v", err)
+	}
+	if _, err := a.Admit(t.Context(), "b"); !errors.Is(err, ErrStorageBudget) {
+		t.Fatalf("new stream over the budget with Exists set: %v, want ErrStorageBudget", err)
+	}
 	fail := errors.New("no JetStream")
 	a.cfg.Usage = func(context.Context) (int64, error) { return 0, fail }
 	if _, err := a.Admit(t.Context(), "c"); !errors.Is(err, fail) {

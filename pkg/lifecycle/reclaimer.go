@@ -175,6 +175,22 @@ func later(a, b time.Time) time.Time {
 	return a
 }
 
+// StreamExists returns an AdmissionConfig.Exists that looks the media
+// stream's JetStream stream up in js.
+func StreamExists(js jetstream.JetStream) func(context.Context, string) (bool, error) {
+	return func(ctx context.Context, name string) (bool, error) {
+		subj, err := bus.SubjectsFor(name)
+		if err != nil {
+			return false, err
+		}
+		_, err = js.Stream(ctx, subj.Stream)
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			return false, nil
+		}
+		return err == nil, err
+	}
+}
+
 // StorageUsage returns an AdmissionConfig.Usage that measures the JetStream
 // storage of the account of js in use (file and memory stores together).
 func StorageUsage(js jetstream.JetStream) func(context.Context) (int64, error) {
