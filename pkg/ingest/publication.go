@@ -134,6 +134,9 @@ func (s *publication) run(ctx context.Context) (Summary, error) {
 // goLive takes the stream (see Publications.goLive), opens the Publisher
 // and starts handing it statistics.
 func (s *publication) goLive(ctx context.Context) (Publisher, error) {
+	if ctx.Err() != nil { // stopped: never take the stream from its publisher
+		return nil, context.Cause(ctx)
+	}
 	if err := s.pubs.goLive(s); err != nil {
 		return nil, err
 	}
