@@ -89,6 +89,7 @@ type Broker struct {
 	whepLn   net.Listener
 	pubCfg   bus.PublisherConfig
 	udp      []*ingest.UDPListener
+	proto    protocolIngests  // the SRT and RTMP ingests
 	server   *embedded.Server // nil when connected to --nats-url
 	nc       *nats.Conn
 	reg      *ingest.Publications
@@ -160,6 +161,9 @@ func Start(ctx context.Context, cfg *config.Broker, logger *slog.Logger, opts Op
 			return nil, fmt.Errorf("broker: %w", err)
 		}
 		b.udp = append(b.udp, l)
+	}
+	if err := b.proto.listen(cfg, logger); err != nil {
+		return nil, err
 	}
 
 	// 2. HTTP, at once: until NATS is connected, every request is 503.
@@ -299,6 +303,7 @@ func (b *Broker) logStart() {
 	for i, l := range b.udp {
 		attrs = append(attrs, "udp_"+b.cfg.UDPIngest[i].Stream, l.Addr().String())
 	}
+	attrs = append(attrs, b.proto.logAttrs()...)
 	if b.whepLn != nil {
 		attrs = append(attrs, "whep_addr", b.whepLn.Addr().String())
 	}
@@ -327,6 +332,7 @@ func (b *Broker) run(ctx context.Context) {
 	for _, l := range b.udp {
 		g.Go(func() error { return l.Serve(gctx, b.reg) })
 	}
+	b.proto.serve(gctx, g, b)
 	g.Go(func() error { return b.life.reclaimer.Run(gctx) })
 	if b.whepLn != nil {
 		g.Go(func() error {
@@ -379,6 +385,7 @@ func (b *Broker) stopServing(deadline time.Time) error {
 	for _, l := range b.udp {
 		_ = l.Close()
 	}
+	b.proto.close()
 	return errors.Join(errs...)
 }
 
@@ -413,6 +420,7 @@ func (b *Broker) closeAll() {
 	for _, l := range b.udp {
 		_ = l.Close()
 	}
+	b.proto.close()
 	if b.nc != nil {
 		b.nc.Close()
 	}

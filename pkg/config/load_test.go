@@ -18,6 +18,7 @@ func defaultBroker() Broker {
 		UDPIdle:    5 * time.Second,
 		IngestIdle: 30 * time.Second,
 		Takeover:   "allow",
+		SRTLatency: 120 * time.Millisecond,
 		NATS:       NATSClient{},
 		Replicas:   1,
 		NATSListen: "127.0.0.1:4222",

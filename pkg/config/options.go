@@ -9,6 +9,7 @@ import (
 	"github.com/whepcast/whepcast/embedded"
 	"github.com/whepcast/whepcast/pkg/bus"
 	"github.com/whepcast/whepcast/pkg/ingest"
+	"github.com/whepcast/whepcast/pkg/ingest/srt"
 	"github.com/whepcast/whepcast/pkg/whep"
 )
 
@@ -109,6 +110,12 @@ func brokerOptions() []option {
 		{key: "ingest-token", flag: "ingest-token", kind: kindStrings, def: []string{}, usage: "Bearer token accepted on ingest, repeatable (open when none)"},
 		{key: "ingest-idle", flag: "ingest-idle", kind: kindDuration, def: ingest.DefaultIdleTimeout, usage: "an HTTP ingest whose body sends nothing for this long ends (400)"},
 		{key: "takeover", flag: "takeover", kind: kindString, def: ingest.TakeoverAllow.String(), usage: "a new publisher of a live stream: allow (it takes over at its first access unit) or deny (409)"},
+		{key: "srt-addr", flag: "srt-addr", kind: kindString, def: "", usage: "UDP address of the SRT ingest (listener mode, streamid publish:{stream}; e.g. :8890; off when empty)"},
+		{key: "srt-passphrase", flag: "srt-passphrase", kind: kindString, def: "", usage: "SRT passphrase (10 to 79 characters) required of every SRT publisher (none when empty)"},
+		{key: "srt-latency", flag: "srt-latency", kind: kindDuration, def: srt.DefaultLatency, usage: "SRT receiver latency"},
+		{key: "rtmp-addr", flag: "rtmp-addr", kind: kindString, def: "", usage: "TCP address of the RTMP ingest, rtmp://HOST/live/{stream} (e.g. :1935; off when empty)"},
+		{key: "rtmp-cert", flag: "rtmp-cert", kind: kindString, def: "", usage: "PEM certificate file: the RTMP listener is RTMPS (with --rtmp-key)"},
+		{key: "rtmp-key", flag: "rtmp-key", kind: kindString, def: "", usage: "PEM key file of --rtmp-cert"},
 	}
 	opts = append(opts, natsOptions("", "NATS server URLs, comma-separated (empty: run an embedded server)")...)
 	opts = append(opts, []option{

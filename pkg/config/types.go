@@ -103,6 +103,17 @@ type Broker struct {
 	IngestIdle time.Duration `mapstructure:"ingest-idle"`
 	// Takeover: allow (default) or deny a new publisher of a live stream.
 	Takeover string `mapstructure:"takeover"`
+	// SRTAddr is the SRT ingest's UDP address (off when empty).
+	SRTAddr string `mapstructure:"srt-addr"`
+	// SRTPassphrase is required of SRT publishers when set.
+	SRTPassphrase string `mapstructure:"srt-passphrase"`
+	// SRTLatency is the SRT receiver latency (default 120 ms).
+	SRTLatency time.Duration `mapstructure:"srt-latency"`
+	// RTMPAddr is the RTMP ingest's TCP address (off when empty).
+	RTMPAddr string `mapstructure:"rtmp-addr"`
+	// RTMPCert and RTMPKey make the RTMP listener RTMPS.
+	RTMPCert string `mapstructure:"rtmp-cert"`
+	RTMPKey  string `mapstructure:"rtmp-key"`
 	// NATS: URL empty = embed a nats-server.
 	NATS     NATSClient `mapstructure:"nats"`
 	Replicas int        `mapstructure:"replicas"` // JetStream replicas (default 1)

@@ -56,6 +56,17 @@ func (b *Broker) Validate() error {
 	if _, err := ingest.ParseTakeoverPolicy(b.Takeover); err != nil {
 		p.add("takeover", "%q: want allow or deny", b.Takeover)
 	}
+	p.addr("srt-addr", b.SRTAddr, false)
+	if n := len(b.SRTPassphrase); n != 0 && (n < 10 || n > 79) {
+		p.add("srt-passphrase", "has %d characters, SRT wants 10 to 79", n)
+	}
+	if b.SRTLatency < 0 {
+		p.add("srt-latency", "must not be negative, got %v", b.SRTLatency)
+	}
+	p.addr("rtmp-addr", b.RTMPAddr, false)
+	if (b.RTMPCert == "") != (b.RTMPKey == "") {
+		p.add("rtmp-cert", "--rtmp-cert and --rtmp-key go together")
+	}
 	embedded := b.NATS.URL == ""
 	if embedded {
 		for key, val := range map[string]string{

@@ -1,0 +1,102 @@
+package broker
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"net"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/whepcast/whepcast/pkg/config"
+	"github.com/whepcast/whepcast/pkg/ingest/rtmp"
+	"github.com/whepcast/whepcast/pkg/ingest/srt"
+)
+
+// protocolIngests are the SRT and RTMP listeners, each nil when its address
+// is empty. They publish through the broker's ingest.Publications.
+type protocolIngests struct {
+	srt  *srt.Listener
+	rtmp *rtmp.Listener
+}
+
+// listen binds the listeners that cfg turns on.
+func (p *protocolIngests) listen(cfg *config.Broker, logger *slog.Logger) error {
+	var err error
+	if cfg.SRTAddr != "" {
+		p.srt, err = srt.Listen(srt.Config{
+			Addr: cfg.SRTAddr, Passphrase: cfg.SRTPassphrase, Latency: cfg.SRTLatency,
+			Tokens: cfg.IngestTokens, Idle: cfg.IngestIdle,
+			Logger: logger.With("component", "ingest", "source", "srt"),
+		})
+		if err != nil {
+			return fmt.Errorf("broker: %w", err)
+		}
+	}
+	if cfg.RTMPAddr != "" {
+		rc := rtmp.Config{
+			Addr: cfg.RTMPAddr, Tokens: cfg.IngestTokens, Idle: cfg.IngestIdle,
+			Logger: logger.With("component", "ingest", "source", "rtmp"),
+		}
+		if cfg.RTMPCert != "" {
+			cert, err := tls.LoadX509KeyPair(cfg.RTMPCert, cfg.RTMPKey)
+			if err != nil {
+				return fmt.Errorf("broker: rtmp-cert: %w", err)
+			}
+			rc.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		}
+		if p.rtmp, err = rtmp.Listen(rc); err != nil {
+			return fmt.Errorf("broker: %w", err)
+		}
+	}
+	return nil
+}
+
+// serve runs the listeners in g.
+func (p *protocolIngests) serve(ctx context.Context, g *errgroup.Group, b *Broker) {
+	if p.srt != nil {
+		g.Go(func() error { return p.srt.Serve(ctx, b.reg) })
+	}
+	if p.rtmp != nil {
+		g.Go(func() error { return p.rtmp.Serve(ctx, b.reg) })
+	}
+}
+
+// close stops the listeners and their connections.
+func (p *protocolIngests) close() {
+	if p.srt != nil {
+		_ = p.srt.Close()
+	}
+	if p.rtmp != nil {
+		_ = p.rtmp.Close()
+	}
+}
+
+// logAttrs are the bound addresses, for the start log line.
+func (p *protocolIngests) logAttrs() []any {
+	var attrs []any
+	if p.srt != nil {
+		attrs = append(attrs, "srt_addr", p.srt.Addr().String())
+	}
+	if p.rtmp != nil {
+		attrs = append(attrs, "rtmp_addr", p.rtmp.Addr().String())
+	}
+	return attrs
+}
+
+// SRTAddr is the bound address of the SRT ingest, nil when off.
+func (b *Broker) SRTAddr() net.Addr {
+	if b.proto.srt == nil {
+		return nil
+	}
+	return b.proto.srt.Addr()
+}
+
+// RTMPAddr is the bound address of the RTMP ingest, nil when off.
+func (b *Broker) RTMPAddr() net.Addr {
+	if b.proto.rtmp == nil {
+		return nil
+	}
+	return b.proto.rtmp.Addr()
+}
