@@ -7,7 +7,10 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"os"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -278,11 +281,43 @@ func isKeyframeStart(payload []byte) bool {
 	return false
 }
 
+// socketDrops returns the datagrams the kernel dropped for the local UDP
+// socket on 127.0.0.1:port because its receive buffer was full (Linux
+// /proc/net/udp); false where that is not known.
+func socketDrops(port int) (uint64, bool) {
+	b, err := os.ReadFile("/proc/net/udp")
+	if err != nil {
+		return 0, false
+	}
+	local := fmt.Sprintf("0100007F:%04X", port)
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 13 || f[1] != local {
+			continue
+		}
+		n, err := strconv.ParseUint(f[len(f)-1], 10, 64)
+		return n, err == nil
+	}
+	return 0, false
+}
+
 // joinResult is what one join of the stress test saw.
 type joinResult struct {
+	// clientDrops is what the client's socket dropped (-1: unknown).
+	clientDrops  int64
 	replayed     int
+	catchUp      time.Duration
 	video, audio rtpCheck
 	keyFirst     bool
+}
+
+// starved reports whether the client's own socket dropped datagrams and
+// that explains every packet the join missed: its process did not read
+// in time (a loaded test machine), not a fault of the sender.
+func (res joinResult) starved() bool {
+	missed := res.video.lost + res.video.late + res.audio.lost + res.audio.late
+	return res.clientDrops > 0 && int64(missed) <= res.clientDrops && res.keyFirst &&
+		res.video.duplicated == 0 && res.audio.duplicated == 0 && res.video.markers == 0
 }
 
 // joinOnce joins a viewer of the stream, plays it over a pion client with
@@ -304,13 +339,22 @@ func joinOnce(t *testing.T, r *Relay, ann bus.Announcement, mux *loopbackMux) jo
 	case <-v.Done():
 		t.Fatalf("viewer ended: %v", v.Err())
 	}
+	drops := int64(-1)
+	if pair, err := p.client.GetReceivers()[0].Transport().ICETransport().GetSelectedCandidatePair(); err == nil && pair != nil {
+		if n, ok := socketDrops(int(pair.Local.Port)); ok {
+			drops = int64(n)
+		}
+	}
 	v.Close()
 	p.close()
 	video, audio := p.video.snapshot(), p.audio.snapshot()
+	st := v.Stats()
 	res := joinResult{
-		replayed: v.Stats().Replayed,
-		video:    checkRTP(video, true, joinVideoTicks*3/2),
-		audio:    checkRTP(audio, false, joinAudioTicks*3/2),
+		clientDrops: drops,
+		replayed:    st.Replayed,
+		catchUp:     st.CatchUp,
+		video:       checkRTP(video, true, joinVideoTicks*3/2),
+		audio:       checkRTP(audio, false, joinAudioTicks*3/2),
 	}
 	res.keyFirst = len(video) > 0 && isKeyframeStart(video[0].payload)
 	if res.video.packets == 0 || res.audio.packets == 0 {
@@ -325,7 +369,10 @@ func joinOnce(t *testing.T, r *Relay, ann bus.Announcement, mux *loopbackMux) jo
 // node's send path (one UDP socket, udpbatch). Each viewer must receive
 // every RTP packet from its first keyframe on exactly once and in order,
 // with timestamps that step forward by about a frame at most and complete
-// access units, in video and in audio.
+// access units, in video and in audio. The only losses tolerated are those
+// of a few joins whose own client socket overflowed (Linux reports it), as
+// happens when a loaded machine starves the test process: what an unpaced
+// replay does to most joins.
 func TestJoinAtRandomGOPPositionsIsClean(t *testing.T) {
 	checkLeaks(t)
 	joins := joinJoins
@@ -382,6 +429,7 @@ func joinStress(t *testing.T, joins, concurrency int, anchor bool) {
 		mu      sync.Mutex
 		results []joinResult
 		bad     []string
+		starved []string
 		next    atomic.Int64
 		wg      sync.WaitGroup
 	)
@@ -404,8 +452,13 @@ func joinStress(t *testing.T, joins, concurrency int, anchor bool) {
 					defer mu.Unlock()
 					results = append(results, res)
 					if !res.video.clean() || !res.audio.clean() || !res.keyFirst {
-						bad = append(bad, fmt.Sprintf("join %d (replay of %d frames, keyframe first %v): video %v; audio %v",
-							i, res.replayed, res.keyFirst, res.video, res.audio))
+						msg := fmt.Sprintf("join %d (replay of %d frames, keyframe first %v, client socket dropped %d): video %v; audio %v",
+							i, res.replayed, res.keyFirst, res.clientDrops, res.video, res.audio)
+						if res.starved() {
+							starved = append(starved, msg)
+						} else {
+							bad = append(bad, msg)
+						}
 					}
 				})
 			}
@@ -413,13 +466,31 @@ func joinStress(t *testing.T, joins, concurrency int, anchor bool) {
 	}
 	wg.Wait()
 	var replays []int
+	var catchUps []time.Duration
 	for _, res := range results {
 		replays = append(replays, res.replayed)
+		catchUps = append(catchUps, res.catchUp)
 	}
 	slices.Sort(replays)
-	if len(replays) > 0 {
-		t.Logf("%d joins in %s; replays of %d to %d frames (median %d)", len(results), time.Since(start).Round(time.Millisecond),
-			replays[0], replays[len(replays)-1], replays[len(replays)/2])
+	slices.Sort(catchUps)
+	if n := len(replays); n > 0 {
+		t.Logf("%d joins in %s; replays of %d to %d frames (median %d), live edge reached %s to %s after Start (median %s)",
+			n, time.Since(start).Round(time.Millisecond), replays[0], replays[n-1], replays[n/2],
+			catchUps[0].Round(time.Millisecond), catchUps[n-1].Round(time.Millisecond), catchUps[n/2].Round(time.Millisecond))
+	}
+	if st := mux.group.Stats(); st.SendErrors > 0 {
+		t.Errorf("udpbatch: %d datagrams lost to send errors", st.SendErrors)
+	} else {
+		t.Logf("udpbatch: %+v", st)
+	}
+	// A join whose client socket overflowed while its process was starved
+	// of CPU is not the sender's fault; a few are tolerated. An unpaced
+	// replay overflows most of them.
+	for _, s := range starved {
+		t.Logf("client starved: %s", s)
+	}
+	if most := 1 + joins/50; len(starved) > most {
+		t.Errorf("%d of %d joins lost packets in their client's socket buffer, want at most %d", len(starved), len(results), most)
 	}
 	if len(bad) > 0 {
 		t.Errorf("%d of %d joins not clean:", len(bad), len(results))

@@ -127,8 +127,13 @@ func TestReplayIsPacedThenLive(t *testing.T) {
 		pts[i] = srcV[i].PTS
 	}
 	live := checkCatchUpSteps(t, ts, pts, rate)
-	if st := v.Stats(); st.Replayed != replayN || st.Video.Drops != 0 {
+	st := v.Stats()
+	if st.Replayed != replayN || st.Video.Drops != 0 {
 		t.Errorf("replayed %d frames, dropped %d; want %d, 0", st.Replayed, st.Video.Drops, replayN)
+	}
+	// The catch-up ended with the last frame sent at the pace.
+	if want := first[live-1].Sub(started); st.CatchUp < want-slack || st.CatchUp > want+slack {
+		t.Errorf("Stats().CatchUp %s, want about %s (frame %d, the last one paced)", st.CatchUp, want, live-1)
 	}
 	t.Logf("replay of %d frames (%s) in %s at %dx; caught up after about %s (at frame %d, %s after the join)", replayN,
 		time.Duration(srcV[replayN-1].PTS-srcV[0].PTS)*time.Second/videoClockRate, replay.Round(time.Millisecond), rate,

@@ -40,6 +40,11 @@ type ViewerStats struct {
 	TimeToFirstFrame time.Duration
 	// Replayed is the number of video frames sent from the GOP cache at Start.
 	Replayed int
+	// CatchUp is the time from Start to the end of the catch-up after the
+	// replay (its backlog sent at Config.ReplayRate): from then on the
+	// viewer gets each frame as it arrives. 0 until then, and when nothing
+	// was replayed.
+	CatchUp time.Duration
 	// BusToRTP is the delay from a frame's message reaching the node (the
 	// bus subscription's handler call) to the last RTP packet of the frame
 	// written to this viewer (its WriteRTP returned). It samples the frames

@@ -71,6 +71,7 @@ type Viewer struct {
 	ttff     atomic.Int64 // ns
 	rtt      atomic.Int64 // ns
 	replayed atomic.Int64
+	caughtUp atomic.Int64 // ns
 }
 
 // VideoTrack returns the viewer's video track to add to its PeerConnection,
@@ -145,6 +146,7 @@ func (v *Viewer) Stats() ViewerStats {
 		RTT:              time.Duration(v.rtt.Load()),
 		TimeToFirstFrame: time.Duration(v.ttff.Load()),
 		Replayed:         int(v.replayed.Load()),
+		CatchUp:          time.Duration(v.caughtUp.Load()),
 		BusToRTP:         v.delays.busToRTP.snapshot(),
 		IngestToRTP:      v.delays.ingestToRTP.snapshot(),
 	}
@@ -276,6 +278,7 @@ func (v *Viewer) catchUp(replay []*frame) bool {
 			}
 			if len(backlog) == 0 {
 				v.video.endReplay(f)
+				v.caughtUp.Store(int64(max(time.Since(v.startAt), 1)))
 			}
 			continue
 		}
