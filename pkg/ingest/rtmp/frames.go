@@ -26,7 +26,14 @@ func ticks90k(d time.Duration) int64 {
 // fails, and otherwise the error that ended the read. analyzed is called
 // once the tracks are known (gortmplib finds them in the first 2 s of
 // media, which it keeps and delivers afterwards).
-func frames(ctx context.Context, conn gortmplib.Conn, h tsframes.Handler, analyzed func()) error {
+func frames(ctx context.Context, conn gortmplib.Conn, h tsframes.Handler, analyzed func()) (err error) {
+	defer func() {
+		// A publisher must not take the broker down with a message that
+		// gortmplib does not expect: its publication ends instead.
+		if v := recover(); v != nil {
+			err = fmt.Errorf("rtmp: reading the publisher's messages: %v", v)
+		}
+	}()
 	r := &gortmplib.Reader{Conn: conn}
 	if err := r.Initialize(); err != nil {
 		return endOf(fmt.Errorf("rtmp: reading the tracks: %w", err))
@@ -44,6 +51,8 @@ func frames(ctx context.Context, conn gortmplib.Conn, h tsframes.Handler, analyz
 			r.OnDataH264(t, func(pts, dts time.Duration, au [][]byte) { d.h264(i, st, pts, dts, au) })
 		case *codecs.Opus:
 			r.OnDataOpus(t, func(pts time.Duration, pkt []byte) { d.opus(pid, pts, pkt) })
+		default:
+			ignore(r, t) // gortmplib's Read needs a callback for every track
 		}
 	}
 	if d.err = h.Tracks(d.announcement()); d.err != nil {
@@ -59,6 +68,31 @@ func frames(ctx context.Context, conn gortmplib.Conn, h tsframes.Handler, analyz
 		if ctx.Err() != nil {
 			return nil // the publication is stopping; its cause is known
 		}
+	}
+}
+
+// ignore sets a callback that drops the data of t: a track announced, not
+// published.
+func ignore(r *gortmplib.Reader, t *gortmplib.Track) {
+	switch t.Codec.(type) {
+	case *codecs.H265:
+		r.OnDataH265(t, func(time.Duration, time.Duration, [][]byte) {})
+	case *codecs.AV1:
+		r.OnDataAV1(t, func(time.Duration, [][]byte) {})
+	case *codecs.VP9:
+		r.OnDataVP9(t, func(time.Duration, []byte) {})
+	case *codecs.MPEG4Audio:
+		r.OnDataMPEG4Audio(t, func(time.Duration, []byte) {})
+	case *codecs.MPEG1Audio:
+		r.OnDataMPEG1Audio(t, func(time.Duration, []byte) {})
+	case *codecs.AC3:
+		r.OnDataAC3(t, func(time.Duration, []byte) {})
+	case *codecs.FLAC:
+		r.OnDataFLAC(t, func(time.Duration, []byte) {})
+	case *codecs.G711:
+		r.OnDataG711(t, func(time.Duration, []byte) {})
+	case *codecs.LPCM:
+		r.OnDataLPCM(t, func(time.Duration, []byte) {})
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/bluenviron/gortmplib"
 	"github.com/bluenviron/gortmplib/pkg/codecs"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/opus"
 	"go.uber.org/goleak"
 
@@ -222,4 +223,51 @@ func TestIdlePublisherEndsItsPublication(t *testing.T) {
 	p.send(t, ref.Frames[:len(ref.Frames)/2]) // then nothing, the connection kept open
 	pub := rec.Opened(t, testDeadline)
 	pub.WaitEnded(t, testDeadline)
+}
+
+func TestAnnouncesAACWithoutPublishingIt(t *testing.T) {
+	rec := ingesttest.NewRecorder()
+	pubs := rec.Publications(t)
+	l := serve(t, Config{}, pubs)
+	ref := tstest.Demux(t, tstest.Read(t, "av.ts"))
+
+	p, err := dial(t, l, "live/cam1", ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.c.Close()
+	// The same publisher with AAC in place of Opus.
+	u, _ := url.Parse(fmt.Sprintf("rtmp://%s/live/cam1", l.Addr()))
+	c := &gortmplib.Client{URL: u, Publish: true}
+	if err := c.Initialize(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	aac := &gortmplib.Track{Codec: &codecs.MPEG4Audio{Config: &mpeg4audio.AudioSpecificConfig{Type: mpeg4audio.ObjectTypeAACLC, SampleRate: 48000, ChannelConfig: 2}}}
+	w := &gortmplib.Writer{Conn: c, Tracks: []*gortmplib.Track{p.video, aac}}
+	if err := w.Initialize(); err != nil {
+		t.Fatal(err)
+	}
+	video := ref.Kind(tsframes.KindVideo)
+	for _, f := range video {
+		if err := w.WriteH264(p.video, fromTicks(f.PTS), fromTicks(f.DTS), splitAnnexB(t, f.Data)); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.WriteMPEG4Audio(aac, fromTicks(f.PTS), []byte{0x21, 0x10, 0x04}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Close()
+	pub := rec.Opened(t, testDeadline)
+	pub.WaitEnded(t, testDeadline)
+	anns := pub.Announcements()
+	if len(anns) != 1 || len(anns[0].Tracks) != 2 {
+		t.Fatalf("announcements %+v", anns)
+	}
+	if a := anns[0].Tracks[1]; a.Codec != tsframes.CodecAAC || a.WebRTC || a.SampleRate != 48000 || a.Channels != 2 {
+		t.Errorf("audio track %+v, want AAC 48 kHz stereo, not WebRTC", a)
+	}
+	if got := len(pub.Frames()); got != len(video) {
+		t.Errorf("%d frames published, want the %d video frames", got, len(video))
+	}
 }
