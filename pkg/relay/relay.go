@@ -11,8 +11,9 @@
 // reordering and never a video frame without its keyframe. With StartGOP it
 // starts from the stream's latest keyframe at once: the cached GOP is
 // replayed (keyframe at once, the rest paced at Config.ReplayRate times the
-// stream's bitrate, timestamps just below the live edge) and handed over to
-// the live feed; with StartLive its video starts at the next keyframe. A slow
+// stream's bitrate, timestamps from the live edge on advancing with the
+// sending: a fast-forward that adds no latency) and handed over to the live
+// feed; with StartLive its video starts at the next keyframe. A slow
 // viewer drops frames up to the next keyframe (bounded queue) and never slows
 // the others; NACKs are answered from a buffer shared by the stream's
 // viewers. A new epoch with the same tracks keeps the viewers; changed tracks

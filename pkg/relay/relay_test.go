@@ -270,7 +270,7 @@ func TestBusEpochChange(t *testing.T) {
 	waitDone(t, feed{events: events}.start(t, pub1))
 	srcV, srcA := framesOf(events)
 	waitFrames(t, rec, len(srcV), len(srcA))
-	// A new ingest session: epoch 2, timestamps restart.
+	// A new publication: epoch 2, timestamps restart.
 	pub2 := newPublisher(t, nc, "ep", 2)
 	waitDone(t, feed{events: events}.start(t, pub2))
 	pkts := waitFrames(t, rec, 2*len(srcV), len(srcA)+1)

@@ -99,9 +99,10 @@ func (v *Viewer) SetBatcher(b Batcher) { v.batch = b }
 // Start starts sending: call it once the PeerConnection is connected (DTLS
 // done); nothing is written before. With StartGOP the viewer first gets the
 // stream's GOP since its latest keyframe (the keyframe at once, the rest
-// paced at Config.ReplayRate, timestamps compressed so that it adds no
-// latency), then the live feed; with StartLive, or when no keyframe is
-// cached, video starts at the next keyframe. Audio starts at the live edge. Calling Start again, or after the viewer ended, does nothing.
+// paced at Config.ReplayRate, see trackWriter.setReplay for its timestamps),
+// then the live feed; with StartLive, or when no keyframe is cached, video
+// starts at the next keyframe. Audio starts at the live edge. Calling Start
+// again, or after the viewer ended, does nothing.
 func (v *Viewer) Start() {
 	h := v.hub
 	h.mu.Lock()
