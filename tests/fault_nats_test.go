@@ -25,7 +25,7 @@ import (
 // TestFaultNATSServerKilled crashes (SIGKILL) the server that leads the
 // media stream, in a 3-node cluster with 3 replicas, while a viewer plays:
 // playback goes on on the same PeerConnection, the broker counts its publish
-// errors and its ingest session carries on, and every message JetStream
+// errors and its publication carries on, and every message JetStream
 // acknowledged is in the stream, as published.
 func TestFaultNATSServerKilled(t *testing.T) {
 	whepLeakCheck(t)
@@ -104,19 +104,19 @@ func TestFaultNATSServerKilled(t *testing.T) {
 		t.Fatalf("video resumed %v after the kill, %v after the new leaders were elected", resumed, resumed-elected)
 	}
 	// The broker counted its failed publishes and went on publishing in the
-	// same session.
+	// same publication.
 	whepWait(t, ctx, "publish errors counted", func() bool {
 		return whepMetric(t, brokerURL, `whepcast_publish_errors_total{stream="cam"}`) > 0
 	})
-	if got := whepMetric(t, brokerURL, `whepcast_ingest_sessions{stream="cam"}`); got != 1 || ingest.Exited() {
-		t.Fatalf("ingest sessions = %v, ffmpeg exited: %v", got, ingest.Exited())
+	if got := whepMetric(t, brokerURL, `whepcast_ingest_publications{stream="cam"}`); got != 1 || ingest.Exited() {
+		t.Fatalf("live publications = %v, ffmpeg exited: %v", got, ingest.Exited())
 	}
 	t.Logf("publish errors: %v", whepMetric(t, brokerURL, `whepcast_publish_errors_total{stream="cam"}`))
 
 	// End the ingest (its publisher flushes) and bring the server back.
 	_ = ingest.Terminate(t)
-	whepWait(t, ctx, "the ingest session to end", func() bool {
-		return whepMetric(t, brokerURL, `whepcast_ingest_sessions{stream="cam"}`) == 0
+	whepWait(t, ctx, "the publication to end", func() bool {
+		return whepMetric(t, brokerURL, `whepcast_ingest_publications{stream="cam"}`) == 0
 	})
 	if err := cluster.Restart(ctx, victim); err != nil {
 		t.Fatal(err)

@@ -12,8 +12,8 @@ import (
 )
 
 // BenchmarkIngest measures the ingest path, demux and publish into the
-// embedded JetStream, one session of av.ts (6 s of H.264 + Opus, 292 KB)
-// per iteration: through Registry.Ingest directly, and through HTTP PUT.
+// embedded JetStream, one publication of av.ts (6 s of H.264 + Opus, 292 KB)
+// per iteration: through Publications.Ingest directly, and through HTTP PUT.
 // MB/s is of MPEG-TS input; frames/s of access units published.
 func BenchmarkIngest(b *testing.B) {
 	data := readFixture(b, "av.ts")

@@ -7,7 +7,7 @@
 // to --nats-url, waiting for it with the ingest listener answering 503), then
 // serves everything under one errgroup. When the context
 // ends, or any server fails, the broker stops in reverse order within
-// Options.ShutdownTimeout: it ends the ingest sessions (their connections
+// Options.ShutdownTimeout: it ends the publications (their connections
 // end, their Publishers are flushed and closed), stops the HTTP and UDP
 // listeners and waits for the WHEP server, drains the NATS connection and
 // shuts the embedded server down.
@@ -68,7 +68,7 @@ type Options struct {
 	// EmbeddedMaxPayload is the max payload of the embedded nats-server
 	// (0: the embedded package's default).
 	EmbeddedMaxPayload int32
-	// Publisher tunes the bus Publishers of the ingest sessions: its
+	// Publisher tunes the bus Publishers of the publications: its
 	// MaxInFlight, StallTimeout and CatalogRefresh are used (0: bus
 	// defaults); the other fields are set by the broker.
 	Publisher bus.PublisherConfig
@@ -370,7 +370,7 @@ func (b *Broker) run(ctx context.Context) {
 	}
 }
 
-// stopServing ends the ingest sessions and stops the listeners.
+// stopServing ends the publications and stops the listeners.
 func (b *Broker) stopServing(deadline time.Time) error {
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()

@@ -251,7 +251,7 @@ func TestHTTPIngestRoundTrip(t *testing.T) {
 	sameFrames(t, framesOf(msgs, epoch), want.Frames)
 	checkAnnouncement(t, msgs, "cam1", epoch, want.Announcements[len(want.Announcements)-1])
 
-	// The catalog says the session ended, with its statistics.
+	// The catalog says the publication ended, with its statistics.
 	js, err := jetstream.New(b.Conn())
 	if err != nil {
 		t.Fatal(err)
@@ -285,7 +285,7 @@ func TestHTTPIngestRoundTrip(t *testing.T) {
 		fmt.Sprintf(`whepcast_ingest_keyframes_total{stream="cam1"} %d`, keys),
 		`whepcast_ingest_decode_errors_total{stream="cam1"} 0`,
 		`whepcast_publish_errors_total{stream="cam1"} 0`,
-		`whepcast_ingest_sessions{stream="cam1"} 0`,
+		`whepcast_ingest_publications{stream="cam1"} 0`,
 		`whepcast_ingest_takeovers_total 0`,
 		`whepcast_publish_latency_seconds_count{stream="cam1"}`,
 		`go_goroutines`,
@@ -326,7 +326,7 @@ func TestTakeoverBumpsEpoch(t *testing.T) {
 		}
 		firstDone <- err
 	}()
-	// Wait until the first session has published frames.
+	// Wait until the first publication has published frames.
 	first := subscribe(t, b.Conn(), "cam1", func(m []bus.Message) bool { return len(framesOf(m, 0)) >= 10 })
 	epoch1 := first[0].Epoch
 
@@ -425,7 +425,7 @@ func sendDatagrams(t *testing.T, b *Broker, data []byte) {
 	tstest.SendDatagrams(t, l.Addr().String(), l.Datagrams, data, testDeadline)
 }
 
-// waitEnded waits until the catalog shows a session of stream newer than
+// waitEnded waits until the catalog shows a publication of stream newer than
 // after as ended, and returns its epoch.
 func waitEnded(t *testing.T, b *Broker, stream string, after uint64) uint64 {
 	t.Helper()
@@ -446,7 +446,7 @@ func waitEnded(t *testing.T, b *Broker, stream string, after uint64) uint64 {
 		}
 		select {
 		case <-ctx.Done():
-			t.Fatalf("no ended session of %s after epoch %d (last: %+v, %v)", stream, after, e, err)
+			t.Fatalf("no ended publication of %s after epoch %d (last: %+v, %v)", stream, after, e, err)
 		case <-time.After(20 * time.Millisecond): // polling the catalog
 		}
 	}
@@ -458,13 +458,13 @@ func TestUDPIngest(t *testing.T) {
 	b := startBroker(t, testConfig(t, "--storage", "memory", "--udp-ingest", "udpcam=127.0.0.1:0", "--udp-idle", "1s"), Options{})
 
 	sendDatagrams(t, b, data)
-	// The idle gap ends the session.
+	// The idle gap ends the publication.
 	epoch1 := waitEnded(t, b, "udpcam", 0)
 	msgs := subscribe(t, b.Conn(), "udpcam", countFrames(&epoch1, len(want.Frames)))
 	sameFrames(t, framesOf(msgs, epoch1), want.Frames)
 	checkAnnouncement(t, msgs, "udpcam", epoch1, want.Announcements[len(want.Announcements)-1])
 
-	// After the idle gap, datagrams start a new session.
+	// After the idle gap, datagrams start a new publication.
 	sendDatagrams(t, b, data)
 	epoch2 := waitEnded(t, b, "udpcam", epoch1)
 	msgs = subscribe(t, b.Conn(), "udpcam", countFrames(&epoch2, len(want.Frames)))

@@ -7,7 +7,7 @@ import (
 )
 
 // Announcement is the payload of media.NAME.tracks and the Tracks of a
-// CatalogEntry: the tracks of the current PMT of an ingest session and which
+// CatalogEntry: the tracks of the current PMT of a publication and which
 // of them the bus carries.
 type Announcement struct {
 	Stream string           `json:"stream"`

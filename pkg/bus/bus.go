@@ -1,5 +1,5 @@
 // Package bus carries live media from the broker to the whep-nodes over NATS
-// JetStream: a Publisher writes one ingest session (an epoch) of a stream,
+// JetStream: a Publisher writes one publication (an epoch) of a stream,
 // its track announcements, frames and catalog entry; Subscribe,
 // LatestKeyframe and a Watcher of the catalog read them back. The layout,
 // headers, retention and catalog are specified in docs/bus.md, once.

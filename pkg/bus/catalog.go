@@ -31,7 +31,7 @@ const (
 	CatalogMarkerTTL = 30 * time.Second
 )
 
-// IngestStats are the counters of an ingest session shown in the catalog.
+// IngestStats are the counters of a publication shown in the catalog.
 type IngestStats struct {
 	Bytes        uint64 `json:"bytes"`
 	Frames       uint64 `json:"frames"`

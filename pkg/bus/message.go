@@ -21,7 +21,7 @@ type Message struct {
 	// Seq is the stream sequence of the message (of its first part); the
 	// packets of an audio message carrying several share it.
 	Seq uint64
-	// Epoch is the ingest session that published it.
+	// Epoch is the epoch of the publication that sent it.
 	Epoch uint64
 	// Tracks is set for an announcement message.
 	Tracks *Announcement

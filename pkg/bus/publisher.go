@@ -45,7 +45,7 @@ type PublisherConfig struct {
 	// CatalogRefresh is the period of the catalog refresh (default 2 s,
 	// at most a third of CatalogTTL).
 	CatalogRefresh time.Duration
-	// Epoch identifies the ingest session; 0 means time.Now().UnixNano().
+	// Epoch identifies the publication; 0 means time.Now().UnixNano().
 	Epoch uint64
 	// Logger receives warnings (default: discarded).
 	Logger *slog.Logger
@@ -110,7 +110,7 @@ type PublishStats struct {
 	InFlight int
 }
 
-// Publisher publishes one ingest session (one epoch) of a media stream: its
+// Publisher writes one publication (one epoch) of a media stream: its
 // track announcements, its frames and its catalog entry.
 //
 // Announce, Publish and Shutdown may be called from different goroutines;
@@ -216,7 +216,7 @@ func NewPublisher(ctx context.Context, nc *nats.Conn, name string, cfg Publisher
 	return p, nil
 }
 
-// Epoch is the epoch of this ingest session.
+// Epoch is the epoch of this publication.
 func (p *Publisher) Epoch() uint64 { return p.epoch }
 
 // Subjects are the subjects this publisher writes to.

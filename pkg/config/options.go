@@ -106,7 +106,7 @@ func brokerOptions() []option {
 	opts := []option{
 		{key: "ingest-addr", flag: "ingest-addr", kind: kindString, def: DefaultIngestAddr, usage: "HTTP address of PUT/POST /ingest/{stream}, /healthz and /metrics"},
 		{key: "udp-ingest", flag: "udp-ingest", kind: kindStrings, def: []string{}, usage: "STREAM=ADDR: MPEG-TS over UDP on ADDR published as STREAM, repeatable"},
-		{key: "udp-idle", flag: "udp-idle", kind: kindDuration, def: DefaultUDPIdle, usage: "silence after which a UDP ingest session ends (the next datagram starts a new epoch)"},
+		{key: "udp-idle", flag: "udp-idle", kind: kindDuration, def: DefaultUDPIdle, usage: "silence after which a UDP publication ends (the next datagram starts a new epoch)"},
 		{key: "ingest-token", flag: "ingest-token", kind: kindStrings, def: []string{}, usage: "Bearer token accepted on ingest, repeatable (open when none)"},
 		{key: "ingest-idle", flag: "ingest-idle", kind: kindDuration, def: ingest.DefaultIdleTimeout, usage: "an HTTP ingest whose body sends nothing for this long ends (400)"},
 		{key: "takeover", flag: "takeover", kind: kindString, def: ingest.TakeoverAllow.String(), usage: "a new publisher of a live stream: allow (it takes over at its first access unit) or deny (409)"},

@@ -94,8 +94,8 @@ type Broker struct {
 	IngestAddr string `mapstructure:"ingest-addr"`
 	// UDPIngest: --udp-ingest STREAM=ADDR, repeatable.
 	UDPIngest []UDPIngest `mapstructure:"-"`
-	// UDPIdle is the silence after which a UDP ingest session ends; the next
-	// datagram starts a new session (new epoch). Default 5s.
+	// UDPIdle is the silence after which a UDP publication ends; the next
+	// datagram starts a new publication (new epoch). Default 5s.
 	UDPIdle time.Duration `mapstructure:"udp-idle"`
 	// IngestTokens accepted as Bearer on ingest; empty = open ingest.
 	IngestTokens []string `mapstructure:"ingest-token"`

@@ -15,7 +15,7 @@ import (
 //	whepcast_ingest_udp_dropped_total{stream}    UDP datagrams dropped (queue full)
 //	whepcast_publish_errors_total{stream}        failed publishes and acks
 //	whepcast_publish_latency_seconds{stream}     publish-to-ack latency
-//	whepcast_ingest_sessions{stream}             live publications (0 or 1)
+//	whepcast_ingest_publications{stream}         live publications (0 or 1)
 //	whepcast_ingest_takeovers_total              publications taken over
 //
 // Series of a stream stay after its publication ends (the gauge drops to 0),
@@ -46,7 +46,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 13), // 0.5 ms .. 2 s
 		}, []string{"stream"}),
 		publications: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Namespace: "whepcast", Name: "ingest_sessions", Help: "Live publications of the stream (0 or 1).",
+			Namespace: "whepcast", Name: "ingest_publications", Help: "Live publications of the stream (0 or 1).",
 		}, []string{"stream"}),
 		takeovers: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "whepcast", Name: "ingest_takeovers_total", Help: "Publications taken over by a new publisher of their stream.",
