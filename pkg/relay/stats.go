@@ -48,9 +48,10 @@ type ViewerStats struct {
 	// BusToRTP is the delay from a frame's message reaching the node (the
 	// bus subscription's handler call) to the last RTP packet of the frame
 	// written to this viewer (its WriteRTP returned). It samples the frames
-	// of the live feed, not the replayed GOP: the video frames whose
-	// position in their GOP is a multiple of 32 (every keyframe) and every
-	// 32nd audio packet of the stream.
+	// of the live feed, not the replayed GOP nor the video frames sent at
+	// its pace until the viewer caught up (see CatchUp): the video frames
+	// whose position in their GOP is a multiple of 32 (every keyframe) and
+	// every 32nd audio packet of the stream.
 	BusToRTP DelayHistogram
 	// IngestToRTP is the delay from the frame's store time in JetStream
 	// (the completing message's metadata timestamp, so the NATS server's

@@ -251,7 +251,7 @@ func (v *Viewer) catchUp(replay []*frame) bool {
 	pace := newReplayPacer(replay[0], v.replayRate, time.Now())
 	// backlog never grows in place: replay is the hub's GOP cache (its
 	// capacity is its length, see gopCache.frames).
-	backlog, replayed := replay, 0
+	backlog, replayed := replay, 0 // replayed: frames of replay written
 	limit := len(replay) + cap(v.queue)
 	skip := false
 	var timer *time.Timer
@@ -270,13 +270,14 @@ func (v *Viewer) catchUp(replay []*frame) bool {
 			default:
 			}
 			backlog = backlog[1:]
+			// Not a live frame for the delay histograms: it waited for
+			// its turn in the backlog on purpose.
 			if replayed < len(replay) {
 				replayed++
-				v.writeFrame(f)
 			} else {
 				v.video.extendReplay(f)
-				v.writeLive(f)
 			}
+			v.writeFrame(f)
 			if len(backlog) == 0 {
 				v.video.endReplay(f)
 				v.caughtUp.Store(int64(max(time.Since(v.startAt), 1)))
