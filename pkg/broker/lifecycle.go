@@ -6,7 +6,6 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/whepcast/whepcast/pkg/bus"
 	"github.com/whepcast/whepcast/pkg/ingest"
 	"github.com/whepcast/whepcast/pkg/lifecycle"
 )
@@ -19,10 +18,10 @@ type streamLifecycle struct {
 	reclaimer *lifecycle.Reclaimer
 }
 
-// startLifecycle sets b.life up; the reclaimer runs under b.run. The
+// startLifecycle sets b.life up (no I/O); the reclaimer runs under b.run. The
 // ingest publications (b.reg) may be created after it: they are looked up
 // when a publisher ends or a sweep runs.
-func (b *Broker) startLifecycle(ctx context.Context, metrics *ingest.Metrics) error {
+func (b *Broker) startLifecycle(_ context.Context, metrics *ingest.Metrics) error {
 	js, err := jetstream.New(b.nc)
 	if err != nil {
 		return fmt.Errorf("broker: stream lifecycle: %w", err)
@@ -42,15 +41,12 @@ func (b *Broker) startLifecycle(ctx context.Context, metrics *ingest.Metrics) er
 	if err != nil {
 		return fmt.Errorf("broker: %w", err)
 	}
-	cat, err := bus.OpenCatalog(ctx, js, b.cfg.Replicas)
-	if err != nil {
-		return fmt.Errorf("broker: stream lifecycle: %w", err)
-	}
-	rec, err := lifecycle.NewReclaimer(js, cat, lifecycle.ReclaimerConfig{
-		Retention: b.cfg.MaxAge,
-		Live:      adm.Live,
-		OnRemove:  metrics.DeleteStream,
-		Logger:    b.log.With("component", "lifecycle"),
+	rec, err := lifecycle.NewReclaimer(js, lifecycle.ReclaimerConfig{
+		Retention:       b.cfg.MaxAge,
+		CatalogReplicas: b.cfg.Replicas,
+		Live:            adm.Live,
+		OnRemove:        metrics.DeleteStream,
+		Logger:          b.log.With("component", "lifecycle"),
 	})
 	if err != nil {
 		return fmt.Errorf("broker: %w", err)

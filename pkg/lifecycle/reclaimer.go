@@ -38,6 +38,9 @@ type ReclaimerConfig struct {
 	// after its removal, so that the owner drops what it keeps per stream
 	// (metrics series).
 	OnRemove func(name string)
+	// CatalogReplicas is the replica count the catalog bucket is created
+	// with if it is missing (bus.OpenCatalog; 0 means 1).
+	CatalogReplicas int
 	// Logger receives a line per removed stream and the errors of the
 	// sweeps (default: discarded).
 	Logger *slog.Logger
@@ -58,18 +61,22 @@ func (c ReclaimerConfig) Validate() error {
 // run out (see the package doc). Several Reclaimers (several brokers) may
 // sweep the same NATS account.
 type Reclaimer struct {
-	js      jetstream.JetStream
+	js  jetstream.JetStream
+	cfg ReclaimerConfig
+	log *slog.Logger
+	now func() time.Time
+
+	// catalog is opened by the first sweep that finds a media stream (a
+	// broker that never ingests creates nothing); only Sweep's caller
+	// touches it, one sweep at a time.
 	catalog *bus.Catalog
-	cfg     ReclaimerConfig
-	log     *slog.Logger
-	now     func() time.Time
 }
 
 // NewReclaimer validates cfg and returns a Reclaimer of the media streams of
-// js, whose catalog is catalog.
-func NewReclaimer(js jetstream.JetStream, catalog *bus.Catalog, cfg ReclaimerConfig) (*Reclaimer, error) {
-	if js == nil || catalog == nil {
-		return nil, errors.New("lifecycle: new reclaimer: nil JetStream or catalog")
+// js. It does no I/O.
+func NewReclaimer(js jetstream.JetStream, cfg ReclaimerConfig) (*Reclaimer, error) {
+	if js == nil {
+		return nil, errors.New("lifecycle: new reclaimer: nil JetStream")
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -81,7 +88,7 @@ func NewReclaimer(js jetstream.JetStream, catalog *bus.Catalog, cfg ReclaimerCon
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Reclaimer{js: js, catalog: catalog, cfg: cfg, log: log, now: time.Now}, nil
+	return &Reclaimer{js: js, cfg: cfg, log: log, now: time.Now}, nil
 }
 
 // Run sweeps every Interval until ctx is done; it returns nil then. A
@@ -108,11 +115,19 @@ func (r *Reclaimer) Run(ctx context.Context) error {
 // live in the catalog nor for the owner (Live), and without a catalog
 // update, a stored message or a creation for Retention. It returns the
 // names removed. A stream that went live again meanwhile is skipped; the
-// error joins the failures of the others.
+// error joins the failures of the others. Sweeps must not overlap.
 func (r *Reclaimer) Sweep(ctx context.Context) ([]string, error) {
 	streams, err := bus.MediaStreams(ctx, r.js)
 	if err != nil {
 		return nil, fmt.Errorf("lifecycle: sweep: %w", err)
+	}
+	if len(streams) == 0 {
+		return nil, nil
+	}
+	if r.catalog == nil {
+		if r.catalog, err = bus.OpenCatalog(ctx, r.js, r.cfg.CatalogReplicas); err != nil {
+			return nil, fmt.Errorf("lifecycle: sweep: %w", err)
+		}
 	}
 	var removed []string
 	var errs []error

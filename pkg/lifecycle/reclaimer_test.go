@@ -83,7 +83,7 @@ func newStack(t *testing.T, nc *nats.Conn, ac AdmissionConfig, stream bus.Stream
 			t.Error(err)
 		}
 	})
-	s.rec, err = NewReclaimer(js, cat, ReclaimerConfig{
+	s.rec, err = NewReclaimer(js, ReclaimerConfig{
 		Retention: stream.MaxAge,
 		Interval:  50 * time.Millisecond,
 		Live:      s.adm.Live,
