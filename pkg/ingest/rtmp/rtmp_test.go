@@ -3,8 +3,12 @@ package rtmp
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/url"
+	"os"
 	"testing"
 	"time"
 
@@ -269,5 +273,49 @@ func TestAnnouncesAACWithoutPublishingIt(t *testing.T) {
 	}
 	if got := len(pub.Frames()); got != len(video) {
 		t.Errorf("%d frames published, want the %d video frames", got, len(video))
+	}
+}
+
+func TestHostileConnectionsDoNotDisturbOthers(t *testing.T) {
+	rec := ingesttest.NewRecorder()
+	pubs := rec.Publications(t)
+	l := serve(t, Config{HandshakeTimeout: 500 * time.Millisecond}, pubs)
+	ref := tstest.Demux(t, tstest.Read(t, "av.ts"))
+
+	// A publisher that is live while the others come and go.
+	p, err := dial(t, l, "live/cam1", ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.c.Close()
+	p.send(t, ref.Frames[:len(ref.Frames)/2])
+	pub := rec.Opened(t, testDeadline)
+
+	// Garbage instead of a handshake, and a connection that sends nothing:
+	// both are cut (the server closes them: Read ends).
+	for _, payload := range [][]byte{bytes.Repeat([]byte{0xff}, 4096), nil} {
+		conn, err := net.Dial("tcp", l.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = conn.SetDeadline(time.Now().Add(testDeadline))
+		if payload != nil {
+			_, _ = conn.Write(payload)
+		}
+		// Closed with unread bytes, the connection may end with a reset.
+		if _, err := io.Copy(io.Discard, conn); errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Errorf("%d bytes sent: %v, want the server to close the connection", len(payload), err)
+		}
+		conn.Close()
+	}
+	if got := l.Refused(); got != 2 {
+		t.Errorf("%d refused, want 2", got)
+	}
+
+	p.send(t, ref.Frames[len(ref.Frames)/2:])
+	p.c.Close()
+	pub.WaitEnded(t, testDeadline)
+	if got := len(pub.Frames()); got != len(ref.Frames) {
+		t.Errorf("the live publisher published %d frames, want %d", got, len(ref.Frames))
 	}
 }
