@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"math"
 	"testing"
 	"time"
 )
@@ -141,7 +142,7 @@ func TestReplayIsPacedThenLive(t *testing.T) {
 }
 
 func TestReplayRateValidation(t *testing.T) {
-	for _, rate := range []float64{-1, 0.5, 1, MaxReplayRate + 1} {
+	for _, rate := range []float64{-1, 0.5, 1, MaxReplayRate + 1, math.NaN(), math.Inf(1)} {
 		if _, err := newRelay(Config{ReplayRate: rate}, newFakeBus().subscribe, nil); err == nil {
 			t.Errorf("ReplayRate %g accepted", rate)
 		}
@@ -153,5 +154,61 @@ func TestReplayRateValidation(t *testing.T) {
 	defer r.Close()
 	if r.cfg.ReplayRate != DefaultReplayRate {
 		t.Errorf("default ReplayRate %g, want %d", r.cfg.ReplayRate, DefaultReplayRate)
+	}
+}
+
+// A catch-up whose backlog would exceed the replay plus the viewer's queue
+// drops the live video frames beyond, up to the next keyframe, like a full
+// queue: what the viewer gets is the replay and then the stream's frames in
+// order, skipping only to a keyframe, without a gap in its sequence numbers.
+func TestCatchUpBacklogBounded(t *testing.T) {
+	checkLeaks(t)
+	const replayN, queue, liveN = 60, 16, 100
+	msgs := messages("b", 1, readFixture(t, "gop4.ts"))
+	r, b := newTestRelay(t, Config{ViewerQueue: queue}, nil)
+	// A member that is never started keeps the hub and its GOP cache.
+	idle, err := r.Join(t.Context(), firstAnnouncement(t, msgs), Want{Video: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idle.Close()
+	cut := splitAfterVideo(msgs, replayN)
+	b.send("b", msgs[:cut]...)
+	v, err := r.Join(t.Context(), firstAnnouncement(t, msgs), Want{Video: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	rec := newRecorder()
+	bind(t, v.VideoTrack(), ssrcVideo, rec)
+	v.Start()
+	// liveN live frames at once: far more than the backlog may hold while
+	// the replay is paced.
+	b.send("b", msgs[cut:splitAfterVideo(msgs, replayN+liveN)]...)
+	pkts := rec.waitFor(t, 10*time.Second, "the frames not dropped", func(p []sent) bool {
+		n, _ := countFrames(p)
+		return uint64(n)+v.Stats().Video.Drops >= replayN+liveN
+	})
+	srcV, _ := framesOfMsgs(msgs)
+	aus := depacketizeH264(t, pkts) // fails on any sequence gap
+	drops := v.Stats().Video.Drops
+	if drops < liveN-queue-1 || len(aus)+int(drops) != replayN+liveN {
+		t.Fatalf("%d frames written and %d dropped, want %d in all and at least %d dropped", len(aus), drops, replayN+liveN, liveN-queue-1)
+	}
+	// The stream's frames from the keyframe on, in order; a skip only
+	// after the replay and only to a keyframe.
+	j := 0
+	for i := range aus {
+		if sameNALs(nalsOf(t, srcV[j].Data), aus[i].nals) != nil {
+			k := j + 1
+			for k < len(srcV) && !(srcV[k].Key && sameNALs(nalsOf(t, srcV[k].Data), aus[i].nals) == nil) {
+				k++
+			}
+			if i < replayN || k == len(srcV) {
+				t.Fatalf("access unit %d is neither frame %d nor a later keyframe", i, j)
+			}
+			j = k
+		}
+		j++
 	}
 }
