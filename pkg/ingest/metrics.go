@@ -18,6 +18,11 @@ import (
 //	whepcast_ingest_publications{stream}         live publications (0 or 1)
 //	whepcast_ingest_takeovers_total              publications taken over
 //
+// and by protocol (the Source's Kind: http, udp, srt, rtmp):
+//
+//	whepcast_ingest_protocol_bytes_total{protocol}         bytes received
+//	whepcast_ingest_protocol_publications_total{protocol}  publications that went live
+//
 // Series of a stream stay after its publication ends (the gauge drops to 0),
 // until DeleteStream removes them with the stream.
 type Metrics struct {
@@ -25,6 +30,7 @@ type Metrics struct {
 	latency                                                           *prometheus.HistogramVec
 	publications                                                      *prometheus.GaugeVec
 	takeovers                                                         prometheus.Counter
+	protocolBytes, protocolPublications                               *prometheus.CounterVec
 }
 
 // NewMetrics creates the metrics and registers them with reg; a nil reg
@@ -51,9 +57,15 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		takeovers: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "whepcast", Name: "ingest_takeovers_total", Help: "Publications taken over by a new publisher of their stream.",
 		}),
+		protocolBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "whepcast", Name: "ingest_protocol_bytes_total", Help: "Bytes received by the ingest, by protocol.",
+		}, []string{"protocol"}),
+		protocolPublications: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "whepcast", Name: "ingest_protocol_publications_total", Help: "Publications that went live, by protocol.",
+		}, []string{"protocol"}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.bytes, m.frames, m.keyframes, m.decodeErrors, m.udpDropped, m.publishErrors, m.latency, m.publications, m.takeovers} {
+		for _, c := range []prometheus.Collector{m.bytes, m.frames, m.keyframes, m.decodeErrors, m.udpDropped, m.publishErrors, m.latency, m.publications, m.takeovers, m.protocolBytes, m.protocolPublications} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("ingest: registering metrics: %w", err)
 			}
@@ -92,4 +104,17 @@ func (m *Metrics) DeleteStream(name string) {
 	}
 	m.latency.DeleteLabelValues(name)
 	m.publications.DeleteLabelValues(name)
+}
+
+// protocolMetrics are the series of one protocol, resolved once per
+// publication.
+type protocolMetrics struct {
+	bytes, publications prometheus.Counter
+}
+
+func (m *Metrics) protocol(kind string) protocolMetrics {
+	return protocolMetrics{
+		bytes:        m.protocolBytes.WithLabelValues(kind),
+		publications: m.protocolPublications.WithLabelValues(kind),
+	}
 }

@@ -25,6 +25,7 @@ type publication struct {
 	cancel  context.CancelCauseFunc
 	done    chan struct{} // closed when Ingest returns
 	metrics streamMetrics
+	proto   protocolMetrics
 	log     *slog.Logger
 
 	mu          sync.Mutex
@@ -152,6 +153,7 @@ func (s *publication) goLive(ctx context.Context) (Publisher, error) {
 	}
 	s.publishing.Store(true)
 	s.metrics.publications.Inc()
+	s.proto.publications.Inc()
 	s.log.Info("ingest started")
 
 	// Statistics go to the Publisher periodically; the goroutine ends
@@ -339,6 +341,7 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	if n > 0 {
 		c.s.bytes.Add(uint64(n))
 		c.s.metrics.bytes.Add(float64(n))
+		c.s.proto.bytes.Add(float64(n))
 	}
 	if err != nil && err != io.EOF {
 		c.err = err

@@ -162,6 +162,7 @@ func (ps *Publications) Ingest(ctx context.Context, stream string, src Source) (
 		done:    make(chan struct{}),
 		running: true,
 		metrics: ps.metrics.stream(stream),
+		proto:   ps.metrics.protocol(src.Kind),
 		log:     ps.log.With("stream", stream, "source", src.Kind, "remote", src.Remote),
 	}
 	ps.all[p] = struct{}{}
