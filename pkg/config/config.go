@@ -31,7 +31,7 @@
 // (--ice-udp-addr, --ice-tcp-addr, --public-ip, --ice-server, --token,
 // --token-file, --admin-token, --wait-timeout, --max-waiting, --max-sessions,
 // --max-sessions-per-stream, --start, --allow-origin, --drain-timeout) are
-// whep.NAME. Every
+// whep.NAME; the whep-node's --max-exports is export.max-exports. Every
 // other flag is a top-level key of the same name. A broker file looks like:
 //
 //	ingest-addr: ":8080"

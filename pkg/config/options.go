@@ -8,6 +8,7 @@ import (
 
 	"github.com/whepcast/whepcast/embedded"
 	"github.com/whepcast/whepcast/pkg/bus"
+	"github.com/whepcast/whepcast/pkg/export"
 	"github.com/whepcast/whepcast/pkg/ingest"
 	"github.com/whepcast/whepcast/pkg/ingest/srt"
 	"github.com/whepcast/whepcast/pkg/whep"
@@ -137,6 +138,7 @@ func brokerOptions() []option {
 func nodeOptions() []option {
 	opts := []option{
 		{key: "http-addr", flag: "http-addr", kind: kindString, def: DefaultHTTPAddr, usage: "HTTP address of the WHEP endpoints"},
+		{key: "export.max-exports", flag: "max-exports", kind: kindInt, def: export.DefaultMaxExports, usage: "maximum clip exports (GET /export/) in progress; 503 beyond"},
 	}
 	opts = append(opts, natsOptions(DefaultNodeNATSURL, "NATS server URLs, comma-separated")...)
 	opts = append(opts, whepOptions()...)

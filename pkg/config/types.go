@@ -73,11 +73,19 @@ type WHEP struct {
 	DrainTimeout time.Duration `mapstructure:"drain-timeout"`
 }
 
+// Export configures the clip exports (GET /export/) of a whep-node.
+type Export struct {
+	// MaxExports bounds the exports in progress (503 beyond; default
+	// export.DefaultMaxExports).
+	MaxExports int `mapstructure:"max-exports"`
+}
+
 // Node is the configuration of cmd/whep-node.
 type Node struct {
 	HTTPAddr string     `mapstructure:"http-addr"` // default ":8889"
 	NATS     NATSClient `mapstructure:"nats"`      // URL default nats://127.0.0.1:4222
 	WHEP     WHEP       `mapstructure:"whep"`
+	Export   Export     `mapstructure:"export"`
 	Log      Log        `mapstructure:"log"`
 	Debug    Debug      `mapstructure:"debug"`
 }

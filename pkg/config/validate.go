@@ -120,6 +120,9 @@ func (n *Node) Validate() error {
 	}
 	n.NATS.validate(&p)
 	n.WHEP.validate(&p)
+	if n.Export.MaxExports < 0 {
+		p.add("export.max-exports", "must be >= 0 (0: the default), got %d", n.Export.MaxExports)
+	}
 	n.Log.validate(&p)
 	return p.err()
 }

@@ -62,11 +62,11 @@ func Run(ctx context.Context, cfg config.Node, logger *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("node: listen %s: %w", cfg.HTTPAddr, err)
 	}
-	return run(ctx, ln, cfg.NATS.Config(natsName), cfg.WHEP.Config(), logger)
+	return run(ctx, ln, cfg.NATS.Config(natsName), cfg.WHEP.Config(), cfg.Export.Config(), logger)
 }
 
 // run is Run on a bound listener, which it owns.
-func run(ctx context.Context, ln net.Listener, nconf natsconn.Config, cfg whep.Config, logger *slog.Logger) error {
+func run(ctx context.Context, ln net.Listener, nconf natsconn.Config, cfg whep.Config, ecfg export.Config, logger *slog.Logger) error {
 	srv := startHTTP(ctx, ln, notConnectedHandler(), logger)
 	logger.Info("whep-node connecting to NATS", "http", ln.Addr().String())
 	nc, err := natsconn.Connect(ctx, nconf, logger)
@@ -78,7 +78,7 @@ func run(ctx context.Context, ln net.Listener, nconf natsconn.Config, cfg whep.C
 		}
 		return fmt.Errorf("node: %w", err)
 	}
-	serveErr := serve(ctx, ln, srv, nc, cfg, logger)
+	serveErr := serve(ctx, ln, srv, nc, cfg, ecfg, logger)
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ShutdownTimeout)
 	defer cancel()
 	if err := natsconn.Shutdown(sctx, nc); err != nil {
@@ -105,15 +105,16 @@ func shutdownWHEP(ws *whep.Server, limit time.Duration, logger *slog.Logger) {
 
 // Serve plays the streams of nc over WHEP on ln until ctx ends, then shuts
 // down (see the package doc). It owns ln. It returns nil after a clean
-// shutdown, or the error that stopped it.
+// shutdown, or the error that stopped it. Its clip exports take
+// export.Config's defaults.
 func Serve(ctx context.Context, ln net.Listener, nc *nats.Conn, cfg whep.Config, logger *slog.Logger) error {
-	return serve(ctx, ln, nil, nc, cfg, logger)
+	return serve(ctx, ln, nil, nc, cfg, export.Config{}, logger)
 }
 
 // serve assembles the node on nc, then serves its handler on srv, or on a
 // new server of ln when srv is nil, until ctx ends or the server fails; then
 // it shuts everything down, the server and ln included.
-func serve(ctx context.Context, ln net.Listener, srv *httpServer, nc *nats.Conn, cfg whep.Config, logger *slog.Logger) error {
+func serve(ctx context.Context, ln net.Listener, srv *httpServer, nc *nats.Conn, cfg whep.Config, ecfg export.Config, logger *slog.Logger) error {
 	assembled := false
 	defer func() {
 		if assembled {
@@ -152,7 +153,7 @@ func serve(ctx context.Context, ln net.Listener, srv *httpServer, nc *nats.Conn,
 		return fmt.Errorf("node: whep: %w", err)
 	}
 	logger = logger.With("node", ws.NodeID())
-	exports, err := export.NewHandler(export.Config{}, export.Deps{Conn: nc, Authorizer: ws, Logger: logger.With("component", "export")})
+	exports, err := export.NewHandler(ecfg, export.Deps{Conn: nc, Authorizer: ws, Logger: logger.With("component", "export")})
 	if err != nil {
 		_ = ws.Close()
 		return fmt.Errorf("node: export: %w", err)
