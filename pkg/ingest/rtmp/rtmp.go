@@ -115,23 +115,33 @@ func (l *Listener) Close() error {
 
 // Serve accepts connections and runs their publications in pubs until ctx
 // is done or Close is called; then it ends the connections and returns nil
-// once their publications have ended.
+// once their publications have ended. A failing Accept is retried.
 func (l *Listener) Serve(ctx context.Context, pubs *ingest.Publications) error {
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	stop := context.AfterFunc(ctx, func() { _ = l.Close() })
 	defer stop()
 	var running sync.WaitGroup
 	defer running.Wait()
 	defer cancel() // before Wait: ends the connections still in their handshake
+	var pause time.Duration
 	for {
 		conn, err := l.ln.Accept()
 		if err != nil {
 			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
 				return nil
 			}
-			return fmt.Errorf("rtmp: accepting on %s: %w", l.cfg.Addr, err)
+			// Out of file descriptors, say: wait and accept again, as
+			// net/http does, rather than end the listener.
+			pause = min(max(2*pause, 5*time.Millisecond), time.Second)
+			l.log.Warn("rtmp accept failed, retrying", "err", err, "retry_in", pause)
+			select {
+			case <-time.After(pause):
+				continue
+			case <-ctx.Done():
+				return nil
+			}
 		}
+		pause = 0
 		running.Add(1)
 		go func() {
 			defer running.Done()
