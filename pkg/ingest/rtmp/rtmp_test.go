@@ -319,3 +319,37 @@ func TestHostileConnectionsDoNotDisturbOthers(t *testing.T) {
 		t.Errorf("the live publisher published %d frames, want %d", got, len(ref.Frames))
 	}
 }
+
+func TestSecondPublisherTakesOver(t *testing.T) {
+	rec := ingesttest.NewRecorder()
+	pubs := rec.Publications(t)
+	l := serve(t, Config{}, pubs)
+	ref := tstest.Demux(t, tstest.Read(t, "av.ts"))
+	half := ref.Frames[:len(ref.Frames)/2]
+
+	first, err := dial(t, l, "live/cam1", ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.c.Close()
+	first.send(t, half)
+	p1 := rec.Opened(t, testDeadline)
+
+	second, err := dial(t, l, "other/cam1", ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer second.c.Close()
+	second.send(t, half)
+	p2 := rec.Opened(t, testDeadline)
+	p1.WaitEnded(t, testDeadline)
+	p2.WaitFrames(t, 10, testDeadline)
+	if p2.Epoch <= p1.Epoch {
+		t.Errorf("epoch %d after %d", p2.Epoch, p1.Epoch)
+	}
+	// The first publisher's connection is ended.
+	_ = first.c.NetConn().SetReadDeadline(time.Now().Add(testDeadline))
+	if _, err := io.Copy(io.Discard, first.c.NetConn()); errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Error("the publisher taken over is still connected")
+	}
+}
