@@ -13,12 +13,21 @@ type gopCache struct {
 	gop       []*frame
 	bytes     int
 	valid     bool // gop starts with a keyframe and is within the limits
+	// rate is the bitrate of the last complete GOP, in bytes per 90 kHz
+	// tick (0: not known yet).
+	rate float64
 }
 
 // add appends a video frame: a keyframe starts a new GOP; a GOP that
 // exceeds the limits is discarded until the next keyframe.
 func (c *gopCache) add(f *frame) {
 	if f.key {
+		if n := len(c.gop); c.valid && n >= 2 {
+			if span := int64(int32(c.gop[n-1].ts - c.gop[0].ts)); span > 0 {
+				span += span / int64(n-1) // the last frame's interval
+				c.rate = float64(c.bytes) / float64(span)
+			}
+		}
 		c.gop = make([]*frame, 0, max(cap(c.gop), 64))
 		c.bytes = 0
 		c.valid = true

@@ -4,6 +4,8 @@ import (
 	"math"
 	"testing"
 	"time"
+
+	"github.com/whepcast/whepcast/pkg/tsframes"
 )
 
 // auTimes returns, for each video access unit of pkts in order, when its
@@ -211,4 +213,65 @@ func TestCatchUpBacklogBounded(t *testing.T) {
 		}
 		j++
 	}
+}
+
+// After the keyframe the replay pauses for the keyframe's transmission time
+// at the replay's rate times the bitrate of the previous GOP (a keyframe is
+// several frames' worth of bytes): the frames after it are due that much
+// later, and their timestamps say so.
+func TestReplayPausesAfterKeyframe(t *testing.T) {
+	checkLeaks(t)
+	const rate, replayN = 4, 30
+	msgs := messages("k", 1, readFixture(t, "gop4.ts"))
+	srcV, _ := framesOfMsgs(msgs)
+	if !srcV[120].Key {
+		t.Fatal("gop4.ts: frame 120 is no longer a keyframe")
+	}
+	payloadBytes := func(fr tsframes.Frame) int {
+		payloads, _, err := packetizeH264(fr.Data, MaxPayload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, p := range payloads {
+			n += len(p)
+		}
+		return n
+	}
+	gopBytes := 0
+	for _, fr := range srcV[:120] {
+		gopBytes += payloadBytes(fr)
+	}
+	span := float64(srcV[119].PTS-srcV[0].PTS) * 120 / 119
+	wantGap := uint32(float64(payloadBytes(srcV[120])) / (float64(gopBytes) / span * rate))
+	if wantGap < 900 { // 10 ms
+		t.Fatalf("gap of %d ticks: the fixture no longer fits the test", wantGap)
+	}
+
+	r, b := newTestRelay(t, Config{ReplayRate: rate}, nil)
+	idle, err := r.Join(t.Context(), firstAnnouncement(t, msgs), Want{Video: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idle.Close()
+	b.send("k", msgs[:splitAfterVideo(msgs, 120+replayN)]...)
+	v, err := r.Join(t.Context(), firstAnnouncement(t, msgs), Want{Video: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	rec := newRecorder()
+	bind(t, v.VideoTrack(), ssrcVideo, rec)
+	v.Start()
+	pkts := waitFrames(t, rec, replayN, 0)
+	first, _, ts := auTimes(pkts)
+	media := uint32(srcV[121].PTS-srcV[120].PTS) / rate
+	if d := ts[1] - ts[0]; d+1 < wantGap+media || d > wantGap+media+1 { // rounding
+		t.Errorf("second frame %d ticks after the keyframe, want %d (gap) + %d", d, wantGap, media)
+	}
+	due := time.Duration(wantGap+media) * time.Second / videoClockRate
+	if d := first[1].Sub(first[0]); d < due-5*time.Millisecond {
+		t.Errorf("second frame written %s after the keyframe, due %s after", d, due)
+	}
+	t.Logf("pause after the keyframe: %d ticks (%s)", wantGap, time.Duration(wantGap)*time.Second/videoClockRate)
 }

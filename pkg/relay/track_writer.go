@@ -62,13 +62,15 @@ type trackWriter struct {
 
 	// The catch-up after a replay: stream seqs [replayFirst, replayLast]
 	// (the replayed GOP and the live frames sent at its pace) are sent with
-	// the timestamps replayTop + (ts - replayTS0) / replayRate.
+	// the timestamps replayTop (the keyframe), then replayTop + replayGap +
+	// (ts - replayTS0) / replayRate.
 	replaying   bool
 	replayFirst uint64
 	replayLast  uint64
 	replayTop   uint32
 	replayTS0   uint32
 	replayRate  float64
+	replayGap   uint32
 	// liveShift is added to the timestamps of the frames after a catch-up.
 	liveShift uint32
 
@@ -93,11 +95,11 @@ func newTrackWriter(t *track, buffer *retransmitBuffer, clockRate uint32) *track
 // setReplay makes the GOP gop (keyframe first) the start of a catch-up
 // sent at rate times real time (see replayPacer). Its frames, and the live
 // frames added by extendReplay, get timestamps that advance in step with
-// their paced sending: the keyframe gets the live edge's (that of the GOP's
-// last frame), and each frame after it its media time since the keyframe
-// divided by rate more. The receiver sees a regular stream that plays the
-// backlog fast forward, and no latency is added.
-func (w *trackWriter) setReplay(gop []*frame, rate float64) {
+// their paced sending (see replayPacer): the keyframe gets the live edge's
+// (that of the GOP's last frame), and each frame after it gap plus its media
+// time since the keyframe divided by rate more. The receiver sees a regular
+// stream that plays the backlog fast forward, and no latency is added.
+func (w *trackWriter) setReplay(gop []*frame, rate float64, gap uint32) {
 	if len(gop) == 0 {
 		return
 	}
@@ -108,6 +110,7 @@ func (w *trackWriter) setReplay(gop []*frame, rate float64) {
 	w.replayTop = last.ts
 	w.replayTS0 = gop[0].ts
 	w.replayRate = rate
+	w.replayGap = gap
 }
 
 // extendReplay adds f, a live frame sent at the replay's pace, to the
@@ -126,8 +129,11 @@ func (w *trackWriter) endReplay(last *frame) {
 // replayTS is the timestamp of f, a frame of the catch-up, before the
 // viewer's offset.
 func (w *trackWriter) replayTS(f *frame) uint32 {
-	media := float64(int32(f.ts - w.replayTS0))
-	return w.replayTop + uint32(int64(media/w.replayRate))
+	if f.pkts[0].seq == w.replayFirst {
+		return w.replayTop
+	}
+	media := float64(max(int32(f.ts-w.replayTS0), 0))
+	return w.replayTop + w.replayGap + uint32(int64(media/w.replayRate))
 }
 
 // viewerTS is the timestamp f is sent with.

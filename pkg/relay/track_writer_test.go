@@ -93,40 +93,42 @@ func TestTrackWriterSegments(t *testing.T) {
 }
 
 func TestTrackWriterReplayTimestamps(t *testing.T) {
-	rec := newRecorder()
-	buf := newRetransmitBuffer(64)
-	w := newTestWriter(t, rec, buf)
-	gop := []*frame{frameAt(0, 90000, true, 0, 2), frameAt(2, 93000, false, 1, 1), frameAt(3, 96000, false, 2, 1)}
-	paced := frameAt(4, 99000, false, 3, 1) // live, sent at the replay's pace
-	live := frameAt(5, 102000, false, 4, 1)
-	w.setReplay(gop, 4)
-	for _, f := range gop {
-		buf.put(f)
-		w.write(f)
-	}
-	buf.put(paced)
-	w.extendReplay(paced)
-	w.write(paced)
-	w.endReplay(paced)
-	buf.put(live)
-	w.write(live)
-	// The catch-up advances by a quarter of the media time from the live
-	// edge (the GOP's last frame, 96000) at the keyframe; the live feed
-	// continues it.
-	pkts := rec.snapshot()
-	top := pkts[0].hdr.Timestamp
-	for i, want := range []uint32{top, top, top + 750, top + 1500, top + 2250, top + 2250 + 3000} {
-		if pkts[i].hdr.Timestamp != want {
-			t.Fatalf("packet %d: ts %d, want %d", i, pkts[i].hdr.Timestamp, want)
+	for _, gap := range []uint32{0, 1000} {
+		rec := newRecorder()
+		buf := newRetransmitBuffer(64)
+		w := newTestWriter(t, rec, buf)
+		gop := []*frame{frameAt(0, 90000, true, 0, 2), frameAt(2, 93000, false, 1, 1), frameAt(3, 96000, false, 2, 1)}
+		paced := frameAt(4, 99000, false, 3, 1) // live, sent at the replay's pace
+		live := frameAt(5, 102000, false, 4, 1)
+		w.setReplay(gop, 4, gap)
+		for _, f := range gop {
+			buf.put(f)
+			w.write(f)
 		}
-	}
-	if got := top - w.tsOff; got != 96000 {
-		t.Fatalf("keyframe sent with the stream timestamp %d, want the live edge 96000", got)
-	}
-	// A retransmitted packet of the catch-up keeps its timestamp.
-	w.retransmit(pkts[2].hdr.SequenceNumber, 0, minResendGap)
-	if got := rec.snapshot()[6]; got.hdr.Timestamp != top+750 {
-		t.Fatalf("retransmitted replay packet ts %d, want %d", got.hdr.Timestamp, top+750)
+		buf.put(paced)
+		w.extendReplay(paced)
+		w.write(paced)
+		w.endReplay(paced)
+		buf.put(live)
+		w.write(live)
+		// The keyframe at the live edge (the GOP's last frame, 96000);
+		// after the gap, the catch-up advances by a quarter of the media
+		// time; the live feed continues it.
+		pkts := rec.snapshot()
+		top := pkts[0].hdr.Timestamp
+		for i, want := range []uint32{top, top, top + gap + 750, top + gap + 1500, top + gap + 2250, top + gap + 2250 + 3000} {
+			if pkts[i].hdr.Timestamp != want {
+				t.Fatalf("gap %d: packet %d: ts %d, want %d", gap, i, pkts[i].hdr.Timestamp, want)
+			}
+		}
+		if got := top - w.tsOff; got != 96000 {
+			t.Fatalf("keyframe sent with the stream timestamp %d, want the live edge 96000", got)
+		}
+		// A retransmitted packet of the catch-up keeps its timestamp.
+		w.retransmit(pkts[2].hdr.SequenceNumber, 0, minResendGap)
+		if got := rec.snapshot()[6]; got.hdr.Timestamp != top+gap+750 {
+			t.Fatalf("gap %d: retransmitted replay packet ts %d, want %d", gap, got.hdr.Timestamp, top+gap+750)
+		}
 	}
 }
 

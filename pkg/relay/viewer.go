@@ -117,7 +117,7 @@ func (v *Viewer) Start() {
 		return
 	}
 	if len(replay) > 0 {
-		v.video.setReplay(replay, v.replayRate)
+		v.video.setReplay(replay, v.replayRate, keyGapTicks(replay[0].bytes, h.cache.rate, v.replayRate))
 		v.replayed.Store(int64(len(replay)))
 	}
 	v.log.Debug("viewer started", "replay_frames", len(replay), "wait_keyframe", v.needKey, "wait_tracks", v.waitSet)
@@ -248,7 +248,7 @@ func (v *Viewer) run(replay []*frame) {
 // like one that finds the queue full, and so is every one after it up to
 // the next keyframe.
 func (v *Viewer) catchUp(replay []*frame) bool {
-	pace := newReplayPacer(replay[0], v.replayRate, time.Now())
+	pace := newReplayPacer(replay[0], v.replayRate, v.video.replayGap, time.Now())
 	// backlog never grows in place: replay is the hub's GOP cache (its
 	// capacity is its length, see gopCache.frames).
 	backlog, replayed := replay, 0 // replayed: frames of replay written
