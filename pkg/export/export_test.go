@@ -386,3 +386,25 @@ func TestExportEndsAtEpochChange(t *testing.T) {
 		})
 	}
 }
+
+func TestExportTSAcrossTheTimestampWrap(t *testing.T) {
+	nc := natstest.EmbeddedConn(t)
+	s := ingest(t, nc, "wrap", "wrap.ts")
+	_, srv := exportServer(t, nc, Config{}, nil)
+	resp, body := get(t, srv.URL+"/export/wrap.ts?from=-1h", nil)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d: %s", resp.StatusCode, body)
+	}
+	want, got := kind(s.frames, tsframes.KindVideo), tstest.Demux(t, body).Kind(tsframes.KindVideo)
+	if want[len(want)-1].PTS < 1<<33 {
+		t.Fatal("the fixture does not cross 2^33")
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%d video frames, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if got[i].PTS != want[i].PTS || !bytes.Equal(got[i].Data, want[i].Data) {
+			t.Fatalf("video frame %d: pts %d, want %d (or its data differs)", i, got[i].PTS, want[i].PTS)
+		}
+	}
+}
