@@ -50,8 +50,12 @@ type server struct {
 }
 
 // Start writes the configurations, starts every server and waits until the
-// cluster is ready (see WaitReady), bounded by ctx. On error every server
-// that was started is killed.
+// cluster is ready (see WaitReady: every server's /healthz reports
+// JetStream enabled and current with a meta leader, and all agree on that
+// leader), bounded by ctx. Only loopback addresses are used: client, route
+// and monitoring ports are picked free on 127.0.0.1 and kept across
+// restarts. Child processes get a parent-death signal on Linux, so they die
+// with the test process. On error every server that was started is killed.
 func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	if cfg.Binary == "" && !cfg.InProcess || cfg.Dir == "" {
 		return nil, fmt.Errorf("%w: Dir, and Binary unless InProcess, are required", ErrInvalidConfig)

@@ -1,34 +1,17 @@
-// Package natstest runs a NATS JetStream cluster on loopback for tests: N
-// nats-server processes (the nats-server/v2 version pinned in go.mod) joined
-// by routes, each with its own JetStream store, optionally requiring client
-// authentication (user and password, NKeys, a token) and TLS, and optionally
-// with a system account for monitoring (`nats server report jetstream`).
+// Package natstest runs NATS JetStream for tests: Embedded and EmbeddedConn
+// start one in-process server for a test, and Start a cluster of N servers
+// on loopback (the nats-server/v2 version pinned in go.mod) joined by
+// routes, each with its own store, optionally requiring authentication
+// (user and password, NKeys, a token, or JWT operator mode with Creds
+// minting users) and TLS, with an optional system account for monitoring.
 //
-// In JWT mode (Config.JWT) the servers trust an operator generated for the
-// cluster instead (decentralized authentication): its system account SYS,
-// an application account APP with JetStream, both preloaded in a memory
-// resolver, and an account UNKNOWN that it signed but the servers do not
-// know. Cluster.Creds mints users of these accounts as credentials files,
-// the form nats.UserCredentials takes; a client without credentials is
-// refused.
-//
-// By default the servers are child processes, not goroutines, so that Kill
-// is a real crash: SIGKILL, no Raft leader stepdown, no flush of the store.
-// Stop is the graceful shutdown (SIGINT), Restart starts a stopped or killed
-// server again on the same ports and store. Build compiles the nats-server
-// binary once per test (it is cached by the go command). With
-// Config.InProcess the same servers run in the test's process, from the
-// nats-server/v2 library (server.NewServer on the same configuration files):
-// nothing to build, but Kill is a shutdown too.
-//
-// Start returns once every server reports itself healthy (its /healthz
-// endpoint: JetStream enabled and current with a meta leader) and all of them
-// agree on that meta leader. Every wait is bounded by the caller's context.
-// Close stops every server; on Linux the servers are also killed when the
-// test process dies (parent-death signal).
-//
-// Only loopback addresses are used: client, route and monitoring ports are
-// picked free on 127.0.0.1 when the cluster starts and kept across restarts.
+// A cluster's servers are child processes by default, so that Kill is a
+// real crash (SIGKILL, no Raft leader stepdown, no flush of the store);
+// Stop is the graceful shutdown and Restart starts a server again on the
+// same ports and store; Config.InProcess runs them in the test's process
+// instead. Start and Restart return once every server is healthy and all
+// agree on a meta leader, every wait bounded by the caller's context; Close
+// stops every server, and on Linux the servers die with the test process.
 package natstest
 
 import "time"
@@ -77,8 +60,13 @@ type Config struct {
 	// the Auth users, or, without Auth, everyone who connects without
 	// credentials (no_auth_user). It excludes Auth.Token.
 	System Auth
-	// JWT runs the servers in operator mode (see the package doc and
-	// Cluster.Creds). It excludes Auth and System; TLS may be added.
+	// JWT runs the servers in operator mode (decentralized
+	// authentication): they trust an operator generated for the cluster,
+	// with its system account SYS, an application account APP with
+	// JetStream, both preloaded in a memory resolver, and an account
+	// UNKNOWN that it signed but the servers do not know. Cluster.Creds
+	// mints users of these accounts as credentials files; a client without
+	// credentials is refused. It excludes Auth and System; TLS may be added.
 	JWT bool
 }
 

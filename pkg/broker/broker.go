@@ -1,23 +1,18 @@
-// Package broker assembles the whepcast broker: the ingest (HTTP and UDP),
-// the NATS connection (to an embedded nats-server by default) and the
-// optional in-process WHEP server, under one lifecycle.
+// Package broker assembles the whepcast broker: the ingests (HTTP, UDP,
+// SRT, RTMP), the NATS connection (to an embedded nats-server by default),
+// the limits and removal of streams (pkg/lifecycle) and the optional
+// in-process WHEP server. Its HTTP listener serves PUT|POST /ingest/{stream}
+// (ingest.HTTPHandler), /healthz and /readyz (200 while the NATS connection
+// is up, else 503) and /metrics.
 //
-// Start binds every listener first (ingest HTTP, UDP ingests, WHEP) so that a
-// busy address fails fast, then starts the embedded nats-server (or connects
-// to --nats-url, waiting for it with the ingest listener answering 503), then
-// serves everything under one errgroup. When the context
-// ends, or any server fails, the broker stops in reverse order within
-// Options.ShutdownTimeout: it ends the publications (their connections
-// end, their Publishers are flushed and closed), stops the HTTP and UDP
-// listeners and waits for the WHEP server, drains the NATS connection and
+// Start binds every listener first, so that a busy address fails fast, then
+// starts the embedded nats-server (or connects to --nats-url, waiting for it
+// with the ingest listener answering 503) and serves everything under one
+// errgroup. When the context ends, or any server fails, the broker stops in
+// reverse order within Options.ShutdownTimeout: it ends the publications
+// (their connections end, their Publishers are flushed and closed), stops
+// the listeners, waits for the WHEP server, drains the NATS connection and
 // shuts the embedded server down.
-//
-// The HTTP listener serves:
-//
-//	PUT|POST /ingest/{stream}  MPEG-TS ingest (see ingest.HTTPHandler)
-//	GET /healthz               200 "ok" while the NATS connection is up, else 503
-//	GET /readyz                the same, for load balancers
-//	GET /metrics               Prometheus metrics (whepcast_* and Go runtime)
 package broker
 
 import (

@@ -2,7 +2,8 @@
 // step of the whepcast data path (TS bytes -> tsframes -> bus).
 //
 // A publication is one publisher of one stream: an HTTP request body
-// (HTTPHandler) or a run of UDP datagrams (UDPListener). Publications runs
+// (HTTPHandler), a run of UDP datagrams (UDPListener) or a Source of another
+// protocol (pkg/ingest/srt, pkg/ingest/rtmp). Publications runs
 // them, at most one live publication per stream: each demuxes its bytes with
 // tsframes and, from its first access unit on, publishes through its own
 // Publisher, opened with an epoch greater than any before. A new publisher

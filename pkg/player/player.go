@@ -1,53 +1,13 @@
-// Package player serves whepcast's web pages: the list of live streams and a
-// small standard WHEP player, as plain HTML, CSS and JavaScript embedded in
-// the binary (no build step).
+// Package player serves whepcast's web pages: the list of live streams
+// (HTML, JSON and server-sent events) and a small WHEP player on standard
+// browser APIs, as plain HTML, CSS and JavaScript embedded in the binary (no
+// build step). Handler links relatively, so it can be mounted under a prefix
+// with the WHEP server beside it at whep/; every response carries a
+// same-origin Content-Security-Policy, no-referrer and nosniff.
 //
-// # Routes
-//
-// Handler serves, relative to where it is mounted:
-//
-//	GET /                  the live streams of the catalog, updated live
-//	GET /streams           the same list as JSON ([]StreamView)
-//	GET /streams/events    server-sent events: "snapshot" (the full list, on
-//	                       connect) then "entry" (one StreamView per catalog
-//	                       change; state other than "live" means gone)
-//	GET /play/{stream}     the player page of one stream (404 for a name that
-//	                       bus.ValidateName rejects)
-//	GET /static/{file}     the scripts and style sheet of those pages
-//
-// Every page links relatively (play/NAME, ../static/play.js, ../whep/NAME),
-// so the handler can be mounted under a prefix with http.StripPrefix as long
-// as the WHEP server sits beside it at whep/.
-//
-// # The player
-//
-// /play/{stream} is a WHEP client written against standard APIs only
-// (RTCPeerConnection, fetch, getStats; requestVideoFrameCallback when the
-// browser has it), so it runs in Chrome, Firefox and Safari. It POSTs an
-// offer with recvonly video and audio transceivers once ICE gathering is
-// complete (or after a short wait: a WHEP server returns all its candidates,
-// so the client's own are not needed), resolves the Location of the 201
-// against the WHEP URL and DELETEs it on pagehide or before reconnecting. It
-// reconnects with exponential backoff on failure, on 409 and on 503, waiting
-// at least Retry-After when the server sends it; 400, 401, 403, 405 and 415
-// end in the state "failed". Query parameters: ?whep=URL to play from another
-// WHEP endpoint (default ../whep/{stream}), ?token=T sent as
-// "Authorization: Bearer T" on POST and DELETE.
-//
-// The video starts muted (so that autoplay is allowed everywhere) with an
-// unmute button, under an overlay of resolution, frame rate, bitrate, packet
-// loss, jitter-buffer delay and time to first frame. For tests and embedding
-// the page exposes window.whepcast = {state, ttffMs, stats(), refreshStats()}
-// and mirrors the state in document.body's data-state attribute:
-// "connecting", "playing", "retrying" or "failed".
-//
-// # Security
-//
-// Stream names are HTML-escaped (html/template on the server, textContent in
-// the scripts). Every response carries a Content-Security-Policy that allows
-// scripts and styles from the same origin only (there is no inline script),
-// no-referrer (a ?token= must not leak through the Referer header) and
-// nosniff.
+// The routes, the player's behaviour (reconnects, query parameters, the
+// window.whepcast hooks for tests) and the security headers are described in
+// docs/player.md.
 package player
 
 import (

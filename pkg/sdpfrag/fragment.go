@@ -1,6 +1,15 @@
 package sdpfrag
 
-// Fragment is a parsed application/trickle-ice-sdpfrag body.
+// Fragment is a parsed application/trickle-ice-sdpfrag body, such as:
+//
+//	a=ice-ufrag:EsAw                  (session or media level)
+//	a=ice-pwd:P2uYro0UCOQ4zxjKXaWCBui1
+//	a=ice-options:trickle
+//	a=group:BUNDLE 0 1
+//	m=audio 9 RTP/AVP 0
+//	a=mid:0
+//	a=candidate:1387637174 1 udp 2122260223 192.0.2.1 61764 typ host generation 0 ufrag EsAw
+//	a=end-of-candidates
 type Fragment struct {
 	// ICEUfrag and ICEPwd are the session-level ICE credentials, empty when
 	// absent. A fragment that carries credentials carries both.

@@ -6,7 +6,10 @@ import (
 	"strings"
 )
 
-// Parse parses an application/trickle-ice-sdpfrag body. Errors wrap
+// Parse parses an application/trickle-ice-sdpfrag body. It accepts lines
+// ended by CRLF or LF and only the line types "a=" and "m="; blank lines are
+// skipped. ICE credentials must be ice-chars of legal length, candidates
+// have their fields and extension pairs checked (RFC 8839). Errors wrap
 // ErrLimit or ErrSyntax and name the offending line (1-based).
 func Parse(b []byte) (*Fragment, error) {
 	if len(b) > MaxSize {

@@ -1,23 +1,11 @@
 // Package sdpfrag reads and writes SDP fragments of the media type
 // application/trickle-ice-sdpfrag (RFC 8840, section 9), the body of a WHIP
-// or WHEP PATCH request and of the answer to an ICE restart.
-//
-// A fragment holds only the SDP lines that trickle ICE needs:
-//
-//	a=ice-ufrag:EsAw                  (session or media level)
-//	a=ice-pwd:P2uYro0UCOQ4zxjKXaWCBui1
-//	a=ice-options:trickle
-//	a=group:BUNDLE 0 1
-//	m=audio 9 RTP/AVP 0
-//	a=mid:0
-//	a=candidate:1387637174 1 udp 2122260223 192.0.2.1 61764 typ host generation 0 ufrag EsAw
-//	a=end-of-candidates
-//
-// Parse accepts lines ended by CRLF or LF and only the line types "a=" and
-// "m="; blank lines are skipped. Every ICE attribute is checked against the
-// grammar of RFC 8839 (ice-char credentials of legal length, candidate fields
-// and extension pairs); other attributes are kept as they are so that a
-// fragment survives Parse and Marshal unchanged.
+// or WHEP PATCH request and of the answer to an ICE restart: only the SDP
+// lines that trickle ICE needs (credentials, options, BUNDLE group, media
+// sections with their mid, candidates, end-of-candidates; see Fragment).
+// Every ICE attribute is checked against the grammar of RFC 8839; other
+// attributes are kept as they are, so that a fragment survives Parse and
+// Marshal unchanged.
 //
 // Input is untrusted: Parse enforces MaxSize, MaxLineLength, MaxMedia and
 // MaxCandidates and says which limit was hit (errors wrap ErrLimit); any

@@ -11,7 +11,12 @@ var bufPool = sync.Pool{New: func() any {
 	return &b
 }}
 
-// Batch collects the datagrams to one address between Begin and Flush. It
+// Batch collects the datagrams to one address between Begin and Flush: a
+// write to that address through any Conn of the Group, from any goroutine,
+// is copied into the batch and reported written. Runs that reach the GSO
+// limits (64 segments, 64000 bytes, a size change) are sent as soon as they
+// are full, so a batch holds at most one 64 KB buffer, taken from a pool at
+// the first write and returned at Flush. A Batch belongs to one writer and
 // is reusable: Begin again after Flush.
 type Batch struct {
 	g *Group

@@ -1,34 +1,19 @@
 // Package udpbatch coalesces the datagrams a writer sends to one peer over
-// a shared UDP socket into as few system calls as the kernel allows.
+// a shared UDP socket into as few system calls as the kernel allows: with UDP
+// generic segmentation offload (Linux UDP_SEGMENT, 4.18+) one sendmsg(2)
+// carries a run of equal-size datagrams (the last may be shorter), such as
+// the RTP packets of a video access unit, where one sendto(2) per packet
+// made the system calls and the network stack most of a node's CPU
+// (BenchmarkFrame: about 3.5 times less per frame on loopback). Without GSO
+// (turned off, failed, or not Linux) a batch still works: its datagrams are
+// sent one by one at Flush.
 //
-// A WebRTC node sends every viewer's packets through one UDP socket (an ICE
-// UDP mux). A video access unit is several RTP packets, all of the
-// packetizer's full size but the last; sending them one sendto(2) each makes
-// the system call and the per-packet network stack traversal most of the
-// node's CPU. With UDP generic segmentation offload (Linux UDP_SEGMENT,
-// 4.18+) one sendmsg(2) carries a run of equal-size datagrams (the last may
-// be shorter): one system call, and one pass through most of the stack, for
-// the run (BenchmarkFrame: about 3.5 times less per frame on loopback).
-//
-// Contract:
-//   - A Group is shared by the sockets of one mux. Wrap a socket with
-//     Group.Wrap, or let Group.Net create them (for pion's multi-socket mux).
-//     A wrapped Conn is a net.PacketConn that also implements pion/ice's
-//     AddrPortReaderWriter; its writes go straight to the socket unless a
-//     batch is open for their destination.
-//   - A Batch belongs to one writer. Begin(addr) opens it for addr; from then
-//     on every write to addr through any Conn of the Group, from any
-//     goroutine, is copied into the batch and reported written; Flush sends
-//     what was collected, in write order, and closes the batch. Runs that
-//     reach the GSO limits (64 segments, 64000 bytes, a size change) are sent
-//     as soon as they are full, so a batch holds at most one 64 KB buffer,
-//     taken from a pool at the first write and returned at Flush.
-//   - Errors of a batched send cannot reach the writer (its writes already
-//     returned); they are counted (Stats) — UDP is lossy anyway. When a GSO
-//     send fails, its datagrams are sent one by one; after maxGSOFailures
-//     such failures GSO is turned off for the Group (logged once).
-//   - Without GSO (turned off, failed, or not Linux) a batch still works: its
-//     datagrams are sent one by one at Flush.
+// A Group is shared by the sockets of one ICE UDP mux (Group.Wrap, or
+// Group.Net for pion's multi-socket mux). A Batch belongs to one writer:
+// between Begin(addr) and Flush, every write to addr through any Conn of the
+// Group, from any goroutine, is collected and then sent in write order;
+// other writes go straight to the socket. Errors of batched sends are
+// counted in Stats, never returned to the writer.
 package udpbatch
 
 import (
@@ -60,7 +45,11 @@ type Stats struct {
 	SendErrors uint64 // batched datagrams lost to a send error
 }
 
-// Group is the batching state shared by the sockets of one mux.
+// Group is the batching state shared by the sockets of one mux. Errors of a
+// batched send cannot reach the writer (its writes already returned); they
+// are counted (Stats), UDP being lossy anyway. When a GSO send fails, its
+// datagrams are sent one by one; after maxGSOFailures such failures GSO is
+// turned off for the Group (logged once).
 type Group struct {
 	log *slog.Logger
 	gso atomic.Bool
@@ -139,7 +128,9 @@ func (g *Group) batchFor(addr netip.AddrPort) *Batch {
 	return b
 }
 
-// Conn is a UDP socket of a Group.
+// Conn is a UDP socket of a Group: a net.PacketConn that also implements
+// pion/ice's AddrPortReaderWriter. Its writes go straight to the socket
+// unless a batch is open for their destination.
 type Conn struct {
 	*net.UDPConn
 	g *Group
