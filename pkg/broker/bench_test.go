@@ -24,7 +24,7 @@ func BenchmarkIngest(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		b.Run("registry/"+storage, func(b *testing.B) {
+		b.Run("publications/"+storage, func(b *testing.B) {
 			b.SetBytes(int64(len(data)))
 			b.ReportAllocs()
 			for b.Loop() {
