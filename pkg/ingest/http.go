@@ -2,8 +2,6 @@ package ingest
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/whepcast/whepcast/pkg/bearer"
 	"github.com/whepcast/whepcast/pkg/bus"
 )
 
@@ -33,7 +32,7 @@ const PathPrefix = "/ingest/"
 // nothing for HTTPConfig.IdleTimeout ends its publication (ErrSource, 400).
 type HTTPHandler struct {
 	pubs   *Publications
-	tokens [][sha256.Size]byte
+	tokens bearer.Set
 	idle   time.Duration
 	log    *slog.Logger
 }
@@ -61,11 +60,7 @@ func NewHTTPHandler(pubs *Publications, cfg HTTPConfig) *HTTPHandler {
 	if cfg.IdleTimeout == 0 {
 		cfg.IdleTimeout = DefaultIdleTimeout
 	}
-	h := &HTTPHandler{pubs: pubs, idle: cfg.IdleTimeout, log: cfg.Logger}
-	for _, t := range cfg.Tokens {
-		h.tokens = append(h.tokens, sha256.Sum256([]byte(t)))
-	}
-	return h
+	return &HTTPHandler{pubs: pubs, tokens: bearer.NewSet(cfg.Tokens...), idle: cfg.IdleTimeout, log: cfg.Logger}
 }
 
 // refuse answers a request whose body will not be read, at once: by default
@@ -84,7 +79,7 @@ func (h *HTTPHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		refuse(w, "method not allowed: use PUT or POST", http.StatusMethodNotAllowed)
 		return
 	}
-	if !h.authorized(r) {
+	if !h.tokens.Accepts(bearer.FromHeader(r)) {
 		h.log.Info("ingest unauthorized", "path", r.URL.Path, "remote", r.RemoteAddr, "has_token", r.Header.Get("Authorization") != "")
 		challenge := `Bearer realm="whepcast ingest"`
 		if r.Header.Get("Authorization") != "" {
@@ -175,25 +170,6 @@ func pathProblem(u *url.URL) string {
 		}
 	}
 	return ""
-}
-
-// authorized reports whether r carries an accepted token, comparing in
-// constant time (over hashes, so the length leaks nothing either).
-func (h *HTTPHandler) authorized(r *http.Request) bool {
-	if len(h.tokens) == 0 {
-		return true
-	}
-	auth := r.Header.Get("Authorization")
-	scheme, token, ok := strings.Cut(auth, " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return false
-	}
-	got := sha256.Sum256([]byte(strings.TrimSpace(token)))
-	match := 0
-	for _, t := range h.tokens {
-		match |= subtle.ConstantTimeCompare(got[:], t[:])
-	}
-	return match == 1
 }
 
 // deadlineBody reads a request body with an idle timeout, and can be

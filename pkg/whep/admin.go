@@ -1,11 +1,11 @@
 package whep
 
 import (
-	"crypto/subtle"
 	"fmt"
 	"net"
 	"net/http"
-	"strings"
+
+	"github.com/whepcast/whepcast/pkg/bearer"
 )
 
 // adminAuth authorizes the operator endpoints that list session ids (GET
@@ -14,38 +14,28 @@ import (
 // one as "Authorization: Bearer TOKEN"; without, only a loopback client is
 // served (and it needs a viewer token when Config.Tokens are set).
 type adminAuth struct {
-	admin  [][]byte
+	admin  bearer.Set
 	viewer tokens
 }
 
 func newAdminAuth(admin []string, viewer tokens) adminAuth {
-	a := adminAuth{viewer: viewer}
-	for _, t := range admin {
-		if t = strings.TrimSpace(t); t != "" {
-			a.admin = append(a.admin, []byte(t))
-		}
-	}
-	return a
+	return adminAuth{admin: bearer.NewSet(admin...), viewer: viewer}
 }
 
 // check returns an error wrapping errUnauthorized unless r may see the
 // session ids.
 func (a adminAuth) check(r *http.Request) error {
-	if len(a.admin) == 0 {
+	if a.admin.Open() {
 		if !fromLoopback(r) {
 			return fmt.Errorf("%w: session ids are listed to loopback clients only unless an admin token is set", errUnauthorized)
 		}
 		return a.viewer.check(r)
 	}
-	scheme, got, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(got) == "" {
+	got := bearer.FromHeader(r)
+	if got == "" {
 		return fmt.Errorf("%w: an admin token is needed", errUnauthorized)
 	}
-	match := 0
-	for _, want := range a.admin {
-		match |= subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), want)
-	}
-	if match != 1 {
+	if !a.admin.Accepts(got) {
 		return fmt.Errorf("%w: not an admin token", errUnauthorized)
 	}
 	return nil

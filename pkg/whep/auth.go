@@ -3,73 +3,59 @@ package whep
 import (
 	"bufio"
 	"bytes"
-	"crypto/subtle"
 	"fmt"
 	"net/http"
 	"os"
 	"strings"
+
+	"github.com/whepcast/whepcast/pkg/bearer"
 )
 
 // tokens is the set of accepted bearer tokens; empty means open access.
-type tokens [][]byte
+type tokens struct{ bearer.Set }
 
 // loadTokens merges the configured tokens and those of file (one a line;
 // blank lines and lines starting with # are skipped).
 func loadTokens(list []string, file string) (tokens, error) {
-	var t tokens
-	for _, s := range list {
-		if s = strings.TrimSpace(s); s != "" {
-			t = append(t, []byte(s))
-		}
-	}
 	if file == "" {
-		return t, nil
+		return tokens{bearer.NewSet(list...)}, nil
 	}
 	data, err := os.ReadFile(file)
 	if err != nil {
-		return nil, fmt.Errorf("%w: token file: %w", ErrInvalidConfig, err)
+		return tokens{}, fmt.Errorf("%w: token file: %w", ErrInvalidConfig, err)
 	}
+	var fromFile []string
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	for sc.Scan() {
 		line := strings.TrimSpace(sc.Text())
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue
 		}
-		t = append(t, []byte(line))
+		fromFile = append(fromFile, line)
 	}
 	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("%w: token file %s: %w", ErrInvalidConfig, file, err)
+		return tokens{}, fmt.Errorf("%w: token file %s: %w", ErrInvalidConfig, file, err)
 	}
-	if len(t) == 0 {
-		return nil, fmt.Errorf("%w: token file %s holds no token", ErrInvalidConfig, file)
+	if len(fromFile) == 0 {
+		return tokens{}, fmt.Errorf("%w: token file %s holds no token", ErrInvalidConfig, file)
 	}
-	return t, nil
+	return tokens{bearer.NewSet(append(list, fromFile...)...)}, nil
 }
 
 // check returns errUnauthorized unless access is open or r carries an
 // accepted token as "Authorization: Bearer TOKEN" or as ?token=TOKEN.
 func (t tokens) check(r *http.Request) error {
-	if len(t) == 0 {
+	if t.Open() {
 		return nil
 	}
-	var got string
-	if h := r.Header.Get("Authorization"); h != "" {
-		scheme, cred, ok := strings.Cut(h, " ")
-		if ok && strings.EqualFold(scheme, "Bearer") {
-			got = strings.TrimSpace(cred)
-		}
-	}
+	got := bearer.FromHeader(r)
 	if got == "" {
-		got = r.URL.Query().Get("token")
+		got = strings.TrimSpace(r.URL.Query().Get("token"))
 	}
 	if got == "" {
 		return fmt.Errorf("%w: none given", errUnauthorized)
 	}
-	match := 0
-	for _, want := range t {
-		match |= subtle.ConstantTimeCompare([]byte(got), want)
-	}
-	if match != 1 {
+	if !t.Accepts(got) {
 		return errUnauthorized
 	}
 	return nil

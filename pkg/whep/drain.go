@@ -74,7 +74,6 @@ func (s *Server) drainTimer(timeout time.Duration) {
 	wg.Wait()
 }
 
-
 // checkDrained closes drain.drained when draining or closed with no
 // session left.
 func (s *Server) checkDrained() {

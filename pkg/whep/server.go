@@ -113,7 +113,7 @@ func New(cfg Config, deps Deps) (_ *Server, err error) {
 		}
 	}
 	logger.Info("whep server ready", "ice_udp", addrStrings(s.ice.udpAddrs), "ice_tcp", s.ice.tcpAddr,
-		"auth", len(s.tokens) > 0)
+		"auth", !s.tokens.Open())
 	return s, nil
 }
 

@@ -81,7 +81,7 @@ func TestTokens(t *testing.T) {
 			t.Errorf("check(%v %v) accepted", bad.Header, bad.URL)
 		}
 	}
-	if err := tokens(nil).check(req("", "")); err != nil {
+	if err := (tokens{}).check(req("", "")); err != nil {
 		t.Errorf("open access refused: %v", err)
 	}
 	empty := filepath.Join(t.TempDir(), "empty")

@@ -11,8 +11,6 @@ package rtmp
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -26,6 +24,7 @@ import (
 
 	"github.com/bluenviron/gortmplib"
 
+	"github.com/whepcast/whepcast/pkg/bearer"
 	"github.com/whepcast/whepcast/pkg/bus"
 	"github.com/whepcast/whepcast/pkg/ingest"
 	"github.com/whepcast/whepcast/pkg/tsframes"
@@ -66,7 +65,7 @@ type Listener struct {
 	cfg    Config
 	ln     net.Listener
 	log    *slog.Logger
-	tokens [][sha256.Size]byte
+	tokens bearer.Set
 
 	closeOnce sync.Once
 	refused   atomic.Uint64
@@ -91,11 +90,7 @@ func Listen(cfg Config) (*Listener, error) {
 	if cfg.TLS != nil {
 		ln = tls.NewListener(ln, cfg.TLS)
 	}
-	l := &Listener{cfg: cfg, ln: ln, log: log}
-	for _, t := range cfg.Tokens {
-		l.tokens = append(l.tokens, sha256.Sum256([]byte(t)))
-	}
-	return l, nil
+	return &Listener{cfg: cfg, ln: ln, tokens: bearer.NewSet(cfg.Tokens...), log: log}, nil
 }
 
 // Addr returns the bound address.
@@ -197,7 +192,7 @@ func (l *Listener) accept(sc *gortmplib.ServerConn) (string, error) {
 		return refuse(fmt.Errorf("rtmp: %w", errPlay))
 	}
 	stream := path.Base(sc.URL.Path)
-	if !l.authorized(sc.URL.Query().Get("token")) {
+	if !l.tokens.Accepts(sc.URL.Query().Get("token")) {
 		return refuse(fmt.Errorf("rtmp %s: %w", stream, ingest.ErrUnauthorized))
 	}
 	if err := bus.ValidateName(stream); err != nil {
@@ -207,20 +202,6 @@ func (l *Listener) accept(sc *gortmplib.ServerConn) (string, error) {
 		return "", fmt.Errorf("rtmp publish: %w", err)
 	}
 	return stream, nil
-}
-
-// authorized reports whether token is accepted, comparing in constant time
-// (over hashes, so the length leaks nothing either).
-func (l *Listener) authorized(token string) bool {
-	if len(l.tokens) == 0 {
-		return true
-	}
-	got := sha256.Sum256([]byte(token))
-	match := 0
-	for _, t := range l.tokens {
-		match |= subtle.ConstantTimeCompare(got[:], t[:])
-	}
-	return match == 1
 }
 
 // connReader is the connection as gortmplib reads and writes it: reads come

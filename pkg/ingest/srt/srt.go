@@ -11,8 +11,6 @@ package srt
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"io"
@@ -24,6 +22,7 @@ import (
 
 	gosrt "github.com/datarhei/gosrt"
 
+	"github.com/whepcast/whepcast/pkg/bearer"
 	"github.com/whepcast/whepcast/pkg/bus"
 	"github.com/whepcast/whepcast/pkg/ingest"
 )
@@ -60,7 +59,7 @@ type Listener struct {
 	cfg    Config
 	ln     gosrt.Listener
 	log    *slog.Logger
-	tokens [][sha256.Size]byte
+	tokens bearer.Set
 
 	closeOnce sync.Once
 	refused   atomic.Uint64
@@ -87,11 +86,7 @@ func Listen(cfg Config) (*Listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("srt: listening on %s: %w", cfg.Addr, err)
 	}
-	l := &Listener{cfg: cfg, ln: ln, log: log}
-	for _, t := range cfg.Tokens {
-		l.tokens = append(l.tokens, sha256.Sum256([]byte(t)))
-	}
-	return l, nil
+	return &Listener{cfg: cfg, ln: ln, tokens: bearer.NewSet(cfg.Tokens...), log: log}, nil
 }
 
 // Addr returns the bound address.
@@ -163,7 +158,7 @@ func (l *Listener) admit(req gosrt.ConnRequest) (string, error) {
 	case err != nil:
 		return refuse(gosrt.REJX_BAD_REQUEST, err)
 	}
-	if !l.authorized(r.token) {
+	if !l.tokens.Accepts(r.token) {
 		return refuse(gosrt.REJX_UNAUTHORIZED, ingest.ErrUnauthorized)
 	}
 	if err := bus.ValidateName(r.stream); err != nil {
@@ -180,20 +175,6 @@ func (l *Listener) admit(req gosrt.ConnRequest) (string, error) {
 		}
 	}
 	return r.stream, nil
-}
-
-// authorized reports whether token is accepted, comparing in constant time
-// (over hashes, so the length leaks nothing either).
-func (l *Listener) authorized(token string) bool {
-	if len(l.tokens) == 0 {
-		return true
-	}
-	got := sha256.Sum256([]byte(token))
-	match := 0
-	for _, t := range l.tokens {
-		match |= subtle.ConstantTimeCompare(got[:], t[:])
-	}
-	return match == 1
 }
 
 // publish runs the publication of one connection until it ends, and closes
