@@ -9,7 +9,6 @@ import (
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts"
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts/codecs"
-	"github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts/substructs"
 )
 
 // A program span is the part of the stream under one PMT content (from a
@@ -95,7 +94,7 @@ func (s *programSpan) retract(p uint16) {
 // runSpan runs one program span over the current PAT and PMT and the
 // packets that follow. It returns io.EOF at the end of the input or after a PMT change,
 // errRestart or errWaitPMT when mediacommon could not describe the tracks,
-// or errStop, errInput, errHandler.
+// or errStop, errInput, errSink.
 func (d *Demuxer) runSpan(in *input, ann *announcer) error {
 	in.psi.changed = false
 	in.resetContinuity()
@@ -202,7 +201,7 @@ func (s *programSpan) run() error {
 }
 
 // route assembles a packet of an H.264 or Opus stream; the packets of the
-// other streams are ignored. It returns only errHandler.
+// other streams are ignored. It returns only errSink.
 func (s *programSpan) route(pkt []byte) error {
 	st := s.stream(pid(pkt))
 	if st == nil {
@@ -278,13 +277,12 @@ func (s *programSpan) complete(st *pesStream) error {
 		}
 		packets := s.opus[:0]
 		for len(data) > 0 || len(packets) == 0 {
-			var au substructs.OpusAccessUnit
-			n, err := au.Unmarshal(data)
+			packet, n, err := nextOpusAccessUnit(data)
 			if err != nil {
 				s.in.bad(fmt.Errorf("%w: PID %d: Opus access unit %d: %w", ErrDemux, st.pid, len(packets)+1, err))
 				return nil
 			}
-			packets = append(packets, au.Packet)
+			packets = append(packets, packet)
 			data = data[n:]
 		}
 		err := s.ann.onOpus(st.pid, pts, packets)
