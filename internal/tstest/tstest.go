@@ -37,7 +37,7 @@ func Read(t testing.TB, name string) []byte {
 	return b
 }
 
-// Demuxed is what tsframes delivered, in order; it is a tsframes.Handler.
+// Demuxed is what tsframes delivered, in order; it is a tsframes.Sink.
 type Demuxed struct {
 	Announcements []tsframes.Announcement
 	Frames        []tsframes.Frame
@@ -45,7 +45,7 @@ type Demuxed struct {
 	Events []Event
 }
 
-// Event is one call of a tsframes.Handler: an announcement or a frame.
+// Event is one call of a tsframes.Sink: an announcement or a frame.
 type Event struct {
 	Announcement *tsframes.Announcement
 	Frame        *tsframes.Frame

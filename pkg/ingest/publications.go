@@ -49,7 +49,7 @@ type Source struct {
 	// Frames, when set, turns Body into tracks and access units for h in
 	// place of the MPEG-TS demuxer (RTMP, say): it reads body (Body, counted)
 	// until it ends (nil) or fails, and returns h's error when h fails.
-	Frames func(ctx context.Context, body io.Reader, h tsframes.Handler) error
+	Frames func(ctx context.Context, body io.Reader, h tsframes.Sink) error
 }
 
 // Summary describes a publication, returned when it ends.

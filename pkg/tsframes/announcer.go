@@ -5,10 +5,10 @@ import (
 )
 
 // announcer turns the tracks and the access units of the program spans into
-// Handler calls: it holds frames until their announcement is out, fills in
+// Sink calls: it holds frames until their announcement is out, fills in
 // H.264 profile-level-ids, and re-announces when the tracks change.
 type announcer struct {
-	h     Handler
+	h     Sink
 	stats *counters
 	bad   func(error) // non-fatal decode problem
 	clock unwrapper
@@ -22,13 +22,13 @@ type announcer struct {
 	waitStart   int64
 	waitStarted bool
 
-	// err is the Handler error that stopped the run.
+	// err is the Sink error that stopped the run.
 	err error
 
 	opus []Frame // scratch for the frames of one Opus PES
 }
 
-func newAnnouncer(h Handler, stats *counters, bad func(error)) *announcer {
+func newAnnouncer(h Sink, stats *counters, bad func(error)) *announcer {
 	return &announcer{h: h, stats: stats, bad: bad, h264: map[uint16]*h264State{}}
 }
 
@@ -96,7 +96,7 @@ func (a *announcer) announce() error {
 	copy(ann.Tracks, a.tracks)
 	if err := a.h.Tracks(ann); err != nil {
 		a.err = err
-		return errHandler
+		return errSink
 	}
 	return nil
 }
@@ -133,7 +133,7 @@ func (a *announcer) emit(f Frame) error {
 func (a *announcer) deliver(f Frame) error {
 	if err := a.h.Frame(f); err != nil {
 		a.err = err
-		return errHandler
+		return errSink
 	}
 	a.stats.frames.Add(1)
 	if f.Kind == KindAudio {

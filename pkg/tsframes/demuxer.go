@@ -8,10 +8,10 @@ import (
 	"sync/atomic"
 )
 
-// Handler receives the output of a Demuxer. Both methods are called from the
+// Sink receives the output of a Demuxer. Both methods are called from the
 // goroutine that runs Run, never concurrently. An error stops Run, which
 // returns it wrapped.
-type Handler interface {
+type Sink interface {
 	// Tracks is called before any Frame of those tracks; again when the PMT
 	// content changes or an H.264 profile-level-id changes. The
 	// Announcement is owned by the receiver.
@@ -88,7 +88,7 @@ func (d *Demuxer) bad(err error) {
 // read fails (the read error, wrapped), h returns an error (that error,
 // wrapped) or ctx is done (ctx.Err()). ctx is checked between reads: to stop
 // a Read that blocks, the caller closes the reader. Run may be called once.
-func (d *Demuxer) Run(ctx context.Context, h Handler) error {
+func (d *Demuxer) Run(ctx context.Context, h Sink) error {
 	if !d.running.CompareAndSwap(false, true) {
 		return errRunTwice
 	}
@@ -171,8 +171,8 @@ func (d *Demuxer) finish(ctx context.Context, err error, in *input, ann *announc
 			return ctx.Err()
 		}
 		return fmt.Errorf("tsframes: reading input: %w", in.readErr)
-	case errors.Is(err, errHandler):
-		return fmt.Errorf("tsframes: handler: %w", ann.err)
+	case errors.Is(err, errSink):
+		return fmt.Errorf("tsframes: sink: %w", ann.err)
 	}
 	return fmt.Errorf("tsframes: %w", err)
 }

@@ -41,14 +41,14 @@ var (
 	ErrHeldOverflow = errors.New("too many frames waiting for the announcement")
 )
 
-// errStop, errInput and errHandler tell Run why a program span stopped
+// errStop, errInput and errSink tell Run why a program span stopped
 // (errStop and errInput also travel through mediacommon's reader while it
 // describes the tracks); Run replaces them by the real cause. errRestart and
 // errWaitPMT are the other reasons a program span ends.
 var (
 	errStop    = errors.New("tsframes: stopped")
 	errInput   = errors.New("tsframes: input failed")
-	errHandler = errors.New("tsframes: handler failed")
+	errSink    = errors.New("tsframes: sink failed")
 	errRestart = errors.New("tsframes: restart over the same PMT")
 	errWaitPMT = errors.New("tsframes: wait for a new PMT")
 )

@@ -2,7 +2,7 @@
 // announcements and frames (H.264 access units and Opus packets), the first
 // step of whepcast's data path. A Demuxer follows the first program of the
 // PAT; each program span (the stream under one PMT content) is announced to
-// the Handler before any of its frames, which come in stream order with
+// the Sink before any of its frames, which come in stream order with
 // unwrapped 90 kHz timestamps on one timeline, keyframes carrying their SPS
 // and PPS, and are owned by the receiver.
 //

@@ -78,13 +78,13 @@ func readExpect(t testing.TB, name string) expectation {
 	return expectation{vals["video_frames"], vals["keyframes"], vals["audio_packets"]}
 }
 
-// event is one Handler call, in order.
+// event is one Sink call, in order.
 type event struct {
 	ann   *Announcement
 	frame *Frame
 }
 
-// collector is a Handler that records everything and checks the ordering
+// collector is a Sink that records everything and checks the ordering
 // contract as it goes: no frame of a PID the latest announcement does not
 // list as WebRTC-capable.
 type collector struct {

@@ -26,7 +26,7 @@ func ticks90k(d time.Duration) int64 {
 // fails, and otherwise the error that ended the read. analyzed is called
 // once the tracks are known (gortmplib finds them in the first 2 s of
 // media, which it keeps and delivers afterwards).
-func frames(ctx context.Context, conn gortmplib.Conn, h tsframes.Handler, analyzed func()) (err error) {
+func frames(ctx context.Context, conn gortmplib.Conn, h tsframes.Sink, analyzed func()) (err error) {
 	defer func() {
 		// A publisher must not take the broker down with a message that
 		// gortmplib does not expect: its publication ends instead.
@@ -106,7 +106,7 @@ func endOf(err error) error {
 
 // frameDemuxer turns the callbacks of gortmplib's Reader into Handler calls.
 type frameDemuxer struct {
-	h   tsframes.Handler
+	h   tsframes.Sink
 	ann tsframes.Announcement
 	err error // h's error: the end of the publication
 }

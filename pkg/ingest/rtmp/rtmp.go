@@ -166,7 +166,7 @@ func (l *Listener) serveConn(ctx context.Context, pubs *ingest.Publications, con
 	body := &deadlineBody{conn: conn, idle: l.cfg.Idle}
 	src := ingest.Source{
 		Kind: "rtmp", Remote: remote, Body: body, Interrupt: body.interrupt,
-		Frames: func(ctx context.Context, counted io.Reader, h tsframes.Handler) error {
+		Frames: func(ctx context.Context, counted io.Reader, h tsframes.Sink) error {
 			rw.setReader(&boundedReader{r: counted, left: MaxAnalysisBytes})
 			return frames(ctx, sc, h, func() { rw.setReader(counted) })
 		},
