@@ -13,7 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/pion/webrtc/v4"
 
-	"github.com/whepcast/whepcast/pkg/whep"
+	"github.com/whepcast/whepcast/pkg/config"
 )
 
 // TestFaultHeldPOSTFlood floods a node with POSTs for a stream that never
@@ -35,7 +35,7 @@ func TestFaultHeldPOSTFlood(t *testing.T) {
 	)
 	connect := whepBus(t)
 	nc := connect()
-	url := whepNode(t, nc, func(c *whep.Config) { c.MaxWaiting, c.WaitTimeout = maxWaiting, wait })
+	url := whepNode(t, nc, func(c *config.WHEP) { c.MaxWaiting, c.WaitTimeout = maxWaiting, wait })
 	offer := newWHEPClient(t, webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio).offer(t)
 	js, err := jetstream.New(nc)
 	if err != nil {

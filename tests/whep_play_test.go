@@ -9,7 +9,7 @@ import (
 
 	"github.com/pion/webrtc/v4"
 
-	"github.com/whepcast/whepcast/pkg/whep"
+	"github.com/whepcast/whepcast/pkg/config"
 )
 
 const (
@@ -102,7 +102,7 @@ func TestWHEPWaitTimeout(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), whepTestTimeout)
 	defer cancel()
 	connect := whepBus(t)
-	url := whepNode(t, connect(), func(c *whep.Config) { c.WaitTimeout = 300 * time.Millisecond })
+	url := whepNode(t, connect(), func(c *config.WHEP) { c.WaitTimeout = 300 * time.Millisecond })
 	c := newWHEPClient(t, webrtc.RTPCodecTypeVideo)
 	start := time.Now()
 	resp, body := whepPost(t, ctx, url+"/whep/never", c.offer(t))

@@ -25,9 +25,9 @@ import (
 	"github.com/whepcast/whepcast/internal/piontest"
 	"github.com/whepcast/whepcast/internal/tstest"
 	"github.com/whepcast/whepcast/pkg/bus"
+	"github.com/whepcast/whepcast/pkg/config"
 	"github.com/whepcast/whepcast/pkg/node"
 	"github.com/whepcast/whepcast/pkg/tsframes"
-	"github.com/whepcast/whepcast/pkg/whep"
 )
 
 // whepTestTimeout bounds every WHEP end-to-end test.
@@ -58,9 +58,9 @@ func whepBus(t *testing.T) func() *nats.Conn {
 
 // whepNode runs a whep-node (node.Serve) on 127.0.0.1 and returns its base
 // URL. The cleanup shuts it down and checks that the shutdown was clean.
-func whepNode(t *testing.T, nc *nats.Conn, mod func(*whep.Config)) string {
+func whepNode(t *testing.T, nc *nats.Conn, mod func(*config.WHEP)) string {
 	t.Helper()
-	cfg := whep.Config{ICEUDPAddr: "127.0.0.1:0", WaitTimeout: 20 * time.Second, MaxWaiting: 8, Start: "gop"}
+	cfg := config.WHEP{ICEUDPAddr: "127.0.0.1:0", WaitTimeout: 20 * time.Second, MaxWaiting: 8, Start: "gop"}
 	if mod != nil {
 		mod(&cfg)
 	}

@@ -37,12 +37,11 @@ import (
 	"github.com/whepcast/whepcast/pkg/config"
 	"github.com/whepcast/whepcast/pkg/ingest"
 	"github.com/whepcast/whepcast/pkg/natsconn"
-	"github.com/whepcast/whepcast/pkg/whep"
 )
 
 // WHEPFunc serves WHEP in process on ln, playing streams from nc, until ctx
 // is done; it returns nil then. It owns ln (and closes it).
-type WHEPFunc func(ctx context.Context, ln net.Listener, nc *nats.Conn, cfg whep.Config, logger *slog.Logger) error
+type WHEPFunc func(ctx context.Context, ln net.Listener, nc *nats.Conn, cfg config.WHEP, logger *slog.Logger) error
 
 // DemoFunc publishes the demo stream on nc, with the broker's publisher
 // configuration pc (retention, storage), until ctx is done; it returns nil
@@ -331,7 +330,7 @@ func (b *Broker) run(ctx context.Context) {
 	g.Go(func() error { return b.life.reclaimer.Run(gctx) })
 	if b.whepLn != nil {
 		g.Go(func() error {
-			if err := b.opts.WHEP(gctx, b.whepLn, b.nc, b.cfg.WHEP.Config(), b.log); err != nil {
+			if err := b.opts.WHEP(gctx, b.whepLn, b.nc, b.cfg.WHEP, b.log); err != nil {
 				return fmt.Errorf("broker: whep: %w", err)
 			}
 			return nil

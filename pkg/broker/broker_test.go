@@ -22,7 +22,6 @@ import (
 	"github.com/whepcast/whepcast/pkg/bus"
 	"github.com/whepcast/whepcast/pkg/config"
 	"github.com/whepcast/whepcast/pkg/tsframes"
-	"github.com/whepcast/whepcast/pkg/whep"
 )
 
 func TestMain(m *testing.M) {
@@ -582,11 +581,11 @@ func TestWHEPHook(t *testing.T) {
 	type call struct {
 		addr net.Addr
 		nc   *nats.Conn
-		cfg  whep.Config
+		cfg  config.WHEP
 	}
 	calls := make(chan call, 1)
 	returned := make(chan struct{})
-	serve := func(ctx context.Context, ln net.Listener, nc *nats.Conn, cfg whep.Config, _ *slog.Logger) error {
+	serve := func(ctx context.Context, ln net.Listener, nc *nats.Conn, cfg config.WHEP, _ *slog.Logger) error {
 		calls <- call{ln.Addr(), nc, cfg}
 		<-ctx.Done()
 		ln.Close()

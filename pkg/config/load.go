@@ -173,6 +173,8 @@ func defineFlag(fs *pflag.FlagSet, o option) {
 		fs.StringArray(o.flag, nil, u)
 	case kindSize:
 		fs.String(o.flag, formatSize(o.def.(int64)), u)
+	case kindFloat:
+		fs.Float64(o.flag, o.def.(float64), u)
 	}
 }
 
@@ -192,6 +194,8 @@ func flagValue(fs *pflag.FlagSet, o option) any {
 		v, err = fs.GetDuration(o.flag)
 	case kindStrings:
 		v, err = fs.GetStringArray(o.flag)
+	case kindFloat:
+		v, err = fs.GetFloat64(o.flag)
 	default:
 		v, err = fs.GetString(o.flag)
 	}

@@ -41,6 +41,7 @@ func defaultWHEP() WHEP {
 		ICEFailedTimeout:       25 * time.Second,
 		MaxWaiting:             1000,
 		Start:                  "gop",
+		ReplayRate:             4,
 		AllowOrigin:            "*",
 		DrainTimeout:           30 * time.Second,
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/whepcast/whepcast/pkg/export"
 	"github.com/whepcast/whepcast/pkg/ingest"
 	"github.com/whepcast/whepcast/pkg/ingest/srt"
+	"github.com/whepcast/whepcast/pkg/relay"
 	"github.com/whepcast/whepcast/pkg/whep"
 )
 
@@ -24,6 +25,7 @@ const (
 	kindDuration
 	kindStrings // repeatable flag, comma-separated in the environment
 	kindSize    // bytes with an optional KiB/MiB/GiB/KB/MB/GB suffix
+	kindFloat
 )
 
 // option is one configuration key: its default, its flag and its variable.
@@ -90,6 +92,7 @@ func whepOptions() []option {
 		{key: "whep.max-sessions", flag: "max-sessions", kind: kindInt, def: 0, usage: "maximum WHEP sessions (0 = unlimited)"},
 		{key: "whep.max-sessions-per-stream", flag: "max-sessions-per-stream", kind: kindInt, def: 0, usage: "maximum WHEP sessions per stream (0 = unlimited)"},
 		{key: "whep.start", flag: "start", kind: kindString, def: string(whep.DefaultStart), usage: "where a new viewer starts: gop (latest keyframe) or live"},
+		{key: "whep.replay-rate", flag: "replay-rate", kind: kindFloat, def: float64(relay.DefaultReplayRate), usage: "with --start gop, the pace of the backlog after the keyframe, as a multiple of the stream's bitrate (more than 1)"},
 		{key: "whep.allow-origin", flag: "allow-origin", kind: kindString, def: whep.DefaultAllowOrigin, usage: "CORS Access-Control-Allow-Origin"},
 		{key: "whep.drain-timeout", flag: "drain-timeout", kind: kindDuration, def: whep.DefaultDrainTimeout, usage: "on shutdown, how long sessions told to reconnect elsewhere are kept before they are closed (0: close at once)"},
 	}

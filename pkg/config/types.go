@@ -65,6 +65,9 @@ type WHEP struct {
 	MaxSessionsPerStream int `mapstructure:"max-sessions-per-stream"`
 	// Start is where a new viewer starts: "gop" (latest keyframe) or "live".
 	Start string `mapstructure:"start"`
+	// ReplayRate is the pace of the GOP replayed to a viewer that starts
+	// with it, as a multiple of the stream's bitrate (relay.Config.ReplayRate).
+	ReplayRate float64 `mapstructure:"replay-rate"`
 	// AllowOrigin is the CORS Access-Control-Allow-Origin value (default "*").
 	AllowOrigin string `mapstructure:"allow-origin"`
 	// DrainTimeout is how long a draining node keeps the sessions it told to

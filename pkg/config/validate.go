@@ -162,6 +162,9 @@ func (w *WHEP) validate(p *problems) {
 	if _, err := relay.ParseStartMode(w.Start); err != nil {
 		p.add("whep.start", "must be gop or live, got %q", w.Start)
 	}
+	if !(w.ReplayRate > 1 && w.ReplayRate <= relay.MaxReplayRate) { // NaN too
+		p.add("whep.replay-rate", "must be more than 1, at most %d, got %g", relay.MaxReplayRate, w.ReplayRate)
+	}
 	if w.ICEDisconnectedTimeout < 0 {
 		p.add("whep.ice-disconnected-timeout", "must be >= 0 (0: the default), got %v", w.ICEDisconnectedTimeout)
 	}

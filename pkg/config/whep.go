@@ -6,7 +6,8 @@ import (
 )
 
 // Config maps the WHEP settings onto the whep.Config of a server. It does
-// not validate: Validate has (and whep.New does again).
+// not validate: Validate has (and whep.New does again). Relay maps the
+// settings of the relay that feeds the server.
 func (w WHEP) Config() whep.Config {
 	return whep.Config{
 		ICEUDPAddr:             w.ICEUDPAddr,
@@ -26,5 +27,15 @@ func (w WHEP) Config() whep.Config {
 		Start:                  relay.StartMode(w.Start),
 		AllowOrigin:            w.AllowOrigin,
 		DrainTimeout:           w.DrainTimeout,
+	}
+}
+
+// Relay maps the viewers' start settings onto the relay.Config of the relay
+// that feeds a WHEP server; the caller sets its connection, catalog and
+// logger. It does not validate: Validate has (and relay.New does again).
+func (w WHEP) Relay() relay.Config {
+	return relay.Config{
+		Start:      relay.StartMode(w.Start),
+		ReplayRate: w.ReplayRate,
 	}
 }

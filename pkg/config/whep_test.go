@@ -10,7 +10,7 @@ import (
 )
 
 // TestWHEPConfigMapsEveryField sets every WHEP setting and finds each in
-// the whep.Config, under the same name.
+// the whep.Config or in the relay.Config (Relay), under the same name.
 func TestWHEPConfigMapsEveryField(t *testing.T) {
 	var w WHEP
 	v := reflect.ValueOf(&w).Elem()
@@ -23,23 +23,31 @@ func TestWHEPConfigMapsEveryField(t *testing.T) {
 			f.SetBool(true)
 		case reflect.Int, reflect.Int64:
 			f.SetInt(int64(i + 1))
+		case reflect.Float64:
+			f.SetFloat(float64(i) + 1.5)
 		case reflect.Slice:
 			f.Set(reflect.ValueOf([]string{v.Type().Field(i).Name}))
 		default:
 			t.Fatalf("field %s: kind %s not covered", v.Type().Field(i).Name, f.Kind())
 		}
 	}
-	got := reflect.ValueOf(w.Config())
+	got, rel := reflect.ValueOf(w.Config()), reflect.ValueOf(w.Relay())
 	for i := range v.NumField() {
 		name := v.Type().Field(i).Name
-		g := got.FieldByName(name)
-		if !g.IsValid() {
-			t.Errorf("whep.Config has no field %s", name)
-			continue
+		found := false
+		for _, c := range []reflect.Value{got, rel} {
+			g := c.FieldByName(name)
+			if !g.IsValid() {
+				continue
+			}
+			found = true
+			if g.Kind() == reflect.String && g.String() != v.Field(i).String() ||
+				g.Kind() != reflect.String && !reflect.DeepEqual(g.Interface(), v.Field(i).Interface()) {
+				t.Errorf("%s: %s has %v, want %v", name, c.Type(), g.Interface(), v.Field(i).Interface())
+			}
 		}
-		if g.Kind() == reflect.String && g.String() != v.Field(i).String() ||
-			g.Kind() != reflect.String && !reflect.DeepEqual(g.Interface(), v.Field(i).Interface()) {
-			t.Errorf("%s: whep.Config has %v, want %v", name, g.Interface(), v.Field(i).Interface())
+		if !found {
+			t.Errorf("neither whep.Config nor relay.Config has a field %s", name)
 		}
 	}
 }
@@ -66,6 +74,33 @@ func TestWHEPDefaultsAreWHEPs(t *testing.T) {
 	got.PublicIPs, got.ICEServers, got.Tokens, got.AdminTokens = nil, nil, nil, nil
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("defaults\n got %+v\nwant %+v", got, want)
+	}
+	if r, want := n.WHEP.Relay(), (relay.Config{Start: relay.StartGOP, ReplayRate: relay.DefaultReplayRate}); !reflect.DeepEqual(r, want) {
+		t.Fatalf("relay defaults\n got %+v\nwant %+v", r, want)
+	}
+}
+
+// TestReplayRate loads --replay-rate and WHEPCAST_WHEP_REPLAY_RATE into
+// the relay.Config and rejects the rates relay.New rejects.
+func TestReplayRate(t *testing.T) {
+	n, err := LoadNode([]string{"--replay-rate", "2.5"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := n.WHEP.Relay().ReplayRate; got != 2.5 {
+		t.Fatalf("flag: replay rate %g, want 2.5", got)
+	}
+	n, err = LoadNode(nil, []string{"WHEPCAST_WHEP_REPLAY_RATE=8"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := n.WHEP.Relay().ReplayRate; got != 8 {
+		t.Fatalf("environment: replay rate %g, want 8", got)
+	}
+	for _, bad := range []string{"1", "0.5", "0", "-2", "1001", "NaN"} {
+		if _, err := LoadNode([]string{"--replay-rate", bad}, nil); err == nil || !strings.Contains(err.Error(), "whep.replay-rate: must be more than 1") {
+			t.Errorf("--replay-rate %s: %v", bad, err)
+		}
 	}
 }
 

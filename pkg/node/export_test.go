@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/whepcast/whepcast/internal/natstest"
-	"github.com/whepcast/whepcast/pkg/whep"
+	"github.com/whepcast/whepcast/pkg/config"
 )
 
 // TestServeExportsWithTheWHEPToken: GET /export/ is served beside WHEP and
@@ -25,7 +25,7 @@ func TestServeExportsWithTheWHEPToken(t *testing.T) {
 	serveCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() {
-		done <- Serve(serveCtx, ln, nc, whep.Config{ICEUDPAddr: "127.0.0.1:0", WaitTimeout: time.Second, Tokens: []string{"secret"}},
+		done <- Serve(serveCtx, ln, nc, config.WHEP{ICEUDPAddr: "127.0.0.1:0", WaitTimeout: time.Second, Tokens: []string{"secret"}},
 			slog.New(slog.DiscardHandler))
 	}()
 	url := "http://" + ln.Addr().String() + "/export/cam.ts?from=-1m"

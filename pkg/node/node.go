@@ -62,11 +62,11 @@ func Run(ctx context.Context, cfg config.Node, logger *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("node: listen %s: %w", cfg.HTTPAddr, err)
 	}
-	return run(ctx, ln, cfg.NATS.Config(natsName), cfg.WHEP.Config(), cfg.Export.Config(), logger)
+	return run(ctx, ln, cfg.NATS.Config(natsName), cfg.WHEP, cfg.Export.Config(), logger)
 }
 
 // run is Run on a bound listener, which it owns.
-func run(ctx context.Context, ln net.Listener, nconf natsconn.Config, cfg whep.Config, ecfg export.Config, logger *slog.Logger) error {
+func run(ctx context.Context, ln net.Listener, nconf natsconn.Config, cfg config.WHEP, ecfg export.Config, logger *slog.Logger) error {
 	srv := startHTTP(ctx, ln, notConnectedHandler(), logger)
 	logger.Info("whep-node connecting to NATS", "http", ln.Addr().String())
 	nc, err := natsconn.Connect(ctx, nconf, logger)
@@ -104,17 +104,19 @@ func shutdownWHEP(ws *whep.Server, limit time.Duration, logger *slog.Logger) {
 }
 
 // Serve plays the streams of nc over WHEP on ln until ctx ends, then shuts
-// down (see the package doc). It owns ln. It returns nil after a clean
-// shutdown, or the error that stopped it. Its clip exports take
+// down (see the package doc). It owns ln. cfg holds the settings of its WHEP
+// server (cfg.Config) and of its relay (cfg.Relay). It returns nil after a
+// clean shutdown, or the error that stopped it. Its clip exports take
 // export.Config's defaults.
-func Serve(ctx context.Context, ln net.Listener, nc *nats.Conn, cfg whep.Config, logger *slog.Logger) error {
+func Serve(ctx context.Context, ln net.Listener, nc *nats.Conn, cfg config.WHEP, logger *slog.Logger) error {
 	return serve(ctx, ln, nil, nc, cfg, export.Config{}, logger)
 }
 
 // serve assembles the node on nc, then serves its handler on srv, or on a
 // new server of ln when srv is nil, until ctx ends or the server fails; then
 // it shuts everything down, the server and ln included.
-func serve(ctx context.Context, ln net.Listener, srv *httpServer, nc *nats.Conn, cfg whep.Config, ecfg export.Config, logger *slog.Logger) error {
+func serve(ctx context.Context, ln net.Listener, srv *httpServer, nc *nats.Conn, settings config.WHEP, ecfg export.Config, logger *slog.Logger) error {
+	cfg := settings.Config()
 	assembled := false
 	defer func() {
 		if assembled {
@@ -137,7 +139,9 @@ func serve(ctx context.Context, ln net.Listener, srv *httpServer, nc *nats.Conn,
 		return fmt.Errorf("node: catalog: %w", err)
 	}
 	defer watcher.Close()
-	rl, err := relay.New(relay.Config{Conn: nc, Catalog: watcher, Logger: logger.With("component", "relay"), Start: cfg.Start})
+	rcfg := settings.Relay()
+	rcfg.Conn, rcfg.Catalog, rcfg.Logger = nc, watcher, logger.With("component", "relay")
+	rl, err := relay.New(rcfg)
 	if err != nil {
 		return fmt.Errorf("node: relay: %w", err)
 	}

@@ -3,6 +3,7 @@ package node
 import (
 	"bufio"
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -16,8 +17,9 @@ import (
 
 	"github.com/whepcast/whepcast/internal/natstest"
 	"github.com/whepcast/whepcast/pkg/bus"
+	"github.com/whepcast/whepcast/pkg/config"
+	"github.com/whepcast/whepcast/pkg/relay"
 	"github.com/whepcast/whepcast/pkg/tsframes"
-	"github.com/whepcast/whepcast/pkg/whep"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -48,7 +50,7 @@ func TestServe(t *testing.T) {
 	serveCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() {
-		done <- Serve(serveCtx, ln, nc, whep.Config{ICEUDPAddr: "127.0.0.1:0", WaitTimeout: time.Second, MaxWaiting: 4},
+		done <- Serve(serveCtx, ln, nc, config.WHEP{ICEUDPAddr: "127.0.0.1:0", WaitTimeout: time.Second, MaxWaiting: 4},
 			slog.New(slog.DiscardHandler))
 	}()
 	base := "http://" + ln.Addr().String()
@@ -133,7 +135,7 @@ func TestServeDrains(t *testing.T) {
 	defer stop()
 	done := make(chan error, 1)
 	go func() {
-		done <- Serve(serveCtx, ln, nc, whep.Config{ICEUDPAddr: "127.0.0.1:0", WaitTimeout: 10 * time.Second, MaxWaiting: 4,
+		done <- Serve(serveCtx, ln, nc, config.WHEP{ICEUDPAddr: "127.0.0.1:0", WaitTimeout: 10 * time.Second, MaxWaiting: 4,
 			DrainTimeout: 30 * time.Second}, slog.New(slog.DiscardHandler))
 	}()
 	base := "http://" + ln.Addr().String()
@@ -217,5 +219,25 @@ told:
 		t.Fatalf("shutdown took %v", el)
 	}
 	for range lines { // the event stream ended with the session
+	}
+}
+
+// TestServeReplayRateReachesRelay serves with a replay rate that only the
+// relay rejects (config.Validate is bypassed): Serve fails with the relay's
+// error, so the setting reaches relay.Config.
+func TestServeReplayRateReachesRelay(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	nc := natstest.EmbeddedConn(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = Serve(ctx, ln, nc, config.WHEP{ICEUDPAddr: "127.0.0.1:0", ReplayRate: 0.5}, slog.New(slog.DiscardHandler))
+	if !errors.Is(err, relay.ErrInvalidConfig) || !strings.Contains(err.Error(), "ReplayRate 0.5") {
+		t.Fatalf("Serve with replay rate 0.5: %v, want the relay's ErrInvalidConfig", err)
+	}
+	if _, err := net.Dial("tcp", ln.Addr().String()); err == nil {
+		t.Error("the listener is still open")
 	}
 }

@@ -13,9 +13,9 @@ import (
 
 	"github.com/whepcast/whepcast/embedded"
 	"github.com/whepcast/whepcast/internal/natstest"
+	"github.com/whepcast/whepcast/pkg/config"
 	"github.com/whepcast/whepcast/pkg/export"
 	"github.com/whepcast/whepcast/pkg/natsconn"
-	"github.com/whepcast/whepcast/pkg/whep"
 )
 
 // logWatch is a slog.Handler that tells when a message was logged.
@@ -79,7 +79,7 @@ func TestRunWaitsForNATS(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- run(runCtx, ln, natsconn.Config{URL: "nats://127.0.0.1:" + strconv.Itoa(port), RetryWait: 20 * time.Millisecond, MaxRetryWait: 100 * time.Millisecond},
-			whep.Config{ICEUDPAddr: "127.0.0.1:0", WaitTimeout: time.Second}, export.Config{}, slog.New(logs))
+			config.WHEP{ICEUDPAddr: "127.0.0.1:0", WaitTimeout: time.Second}, export.Config{}, slog.New(logs))
 	}()
 	base := "http://" + ln.Addr().String()
 
@@ -117,7 +117,7 @@ func TestRunEnds(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	url := "nats://127.0.0.1:" + strconv.Itoa(freePort(t))
-	cfg := whep.Config{ICEUDPAddr: "127.0.0.1:0"}
+	cfg := config.WHEP{ICEUDPAddr: "127.0.0.1:0"}
 
 	t.Run("bad creds file", func(t *testing.T) {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")

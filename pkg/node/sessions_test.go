@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/whepcast/whepcast/internal/natstest"
-	"github.com/whepcast/whepcast/pkg/whep"
+	"github.com/whepcast/whepcast/pkg/config"
 )
 
 // TestSessionsNeedAdminToken: with --admin-token, GET /sessions (which
@@ -26,7 +26,7 @@ func TestSessionsNeedAdminToken(t *testing.T) {
 	serveCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() {
-		done <- Serve(serveCtx, ln, nc, whep.Config{ICEUDPAddr: "127.0.0.1:0", Tokens: []string{"viewer"}, AdminTokens: []string{"adm"}},
+		done <- Serve(serveCtx, ln, nc, config.WHEP{ICEUDPAddr: "127.0.0.1:0", Tokens: []string{"viewer"}, AdminTokens: []string{"adm"}},
 			slog.New(slog.DiscardHandler))
 	}()
 	url := "http://" + ln.Addr().String() + "/sessions"
