@@ -9,6 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
 
 	"github.com/whepcast/whepcast/pkg/tsframes"
 )
@@ -37,21 +38,24 @@ func (e *RangeError) Error() string {
 // Unwrap makes errors.Is(err, ErrOutOfRange) true.
 func (e *RangeError) Unwrap() error { return ErrOutOfRange }
 
-// Range reader tuning: the client-side buffer of a range consumer.
+// Range reader tuning: one fetch asks for at most rangeBatch messages and
+// rangeMaxBytes bytes (the client-side buffer of a range), and waits at
+// most rangeFetchWait for them; the keyframe scan fetches scanBatch
+// headers at a time.
 const (
-	rangeMaxMessages = 64
-	rangeMaxBytes    = 4 << 20
+	rangeBatch     = 64
+	rangeMaxBytes  = 4 << 20
+	rangeFetchWait = 2 * time.Second
+	scanBatch      = 256
 )
 
 // RangeReader reads the messages of one media stream stored between two
-// times, in stream order, with one ordered consumer whose client-side buffer
-// is bounded (64 messages, 4 MiB): it pulls only as fast as Next is called.
-// It is used by one goroutine. See OpenRange.
+// times, in stream order, with one unacknowledged pull consumer fetched in
+// bounded batches (64 messages, 4 MiB): it pulls only as fast as Next is
+// called. It is used by one goroutine. See OpenRange.
 type RangeReader struct {
-	js      jetstream.JetStream
 	subj    Subjects
-	cons    jetstream.Consumer
-	it      jetstream.MessagesContext
+	pull    *batchPuller
 	dec     decoder
 	to      time.Time
 	lastSeq uint64 // the stream's last sequence when the range was opened
@@ -111,23 +115,13 @@ func OpenRange(ctx context.Context, nc *nats.Conn, name string, from, to time.Ti
 		}
 		return nil, &RangeError{Stream: name, First: first, Last: last}
 	}
-	cons, err := js.OrderedConsumer(ctx, subj.Stream, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{subj.All},
-		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
-		OptStartSeq:    keySeq,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("bus: open range of %s at seq %d: %w", name, keySeq, err)
-	}
-	it, err := cons.Messages(jetstream.PullMaxMessagesWithBytesLimit(rangeMaxMessages, rangeMaxBytes))
+	pull, err := newBatchPuller(ctx, js, subj, subj.All, keySeq, false, rangeBatch, rangeMaxBytes)
 	if err != nil {
 		return nil, fmt.Errorf("bus: open range of %s at seq %d: %w", name, keySeq, err)
 	}
 	return &RangeReader{
-		js:      js,
 		subj:    subj,
-		cons:    cons,
-		it:      it,
+		pull:    pull,
 		dec:     decoder{subj: subj},
 		to:      to,
 		lastSeq: info.State.LastSeq,
@@ -140,7 +134,7 @@ func OpenRange(ctx context.Context, nc *nats.Conn, name string, from, to time.Ti
 // keyframe stored at or before t, or of the first one when none is; seq 0
 // when the stream holds no keyframe. first is the store time of the oldest
 // keyframe. It reads the keyframes' headers, from the oldest up to the
-// latest (found by a direct get), with an ordered consumer.
+// latest (found by a direct get), with a headers-only pull consumer.
 func keyframeAtOrBefore(ctx context.Context, js jetstream.JetStream, subj Subjects, t time.Time) (seq uint64, at, first time.Time, err error) {
 	latest, err := LatestKeyframe(ctx, js, subj.Name)
 	if errors.Is(err, ErrNotFound) {
@@ -149,21 +143,13 @@ func keyframeAtOrBefore(ctx context.Context, js jetstream.JetStream, subj Subjec
 	if err != nil {
 		return 0, time.Time{}, time.Time{}, err
 	}
-	cons, err := js.OrderedConsumer(ctx, subj.Stream, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{subj.Key},
-		DeliverPolicy:  jetstream.DeliverAllPolicy,
-		HeadersOnly:    true,
-	})
+	pull, err := newBatchPuller(ctx, js, subj, subj.Key, 1, true, scanBatch, 0)
 	if err != nil {
 		return 0, time.Time{}, time.Time{}, fmt.Errorf("keyframe scan: %w", err)
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(rangeMaxMessages))
-	if err != nil {
-		return 0, time.Time{}, time.Time{}, fmt.Errorf("keyframe scan: %w", err)
-	}
-	defer it.Stop()
+	defer pull.close()
 	for {
-		m, err := it.Next(jetstream.NextContext(ctx))
+		m, err := pull.next(ctx)
 		if err != nil {
 			return 0, time.Time{}, time.Time{}, fmt.Errorf("keyframe scan: %w", err)
 		}
@@ -210,7 +196,7 @@ func (r *RangeReader) Next(ctx context.Context) (Message, error) {
 
 // fill reads one stored message and queues what it completes.
 func (r *RangeReader) fill(ctx context.Context) error {
-	m, err := r.it.Next(jetstream.NextContext(ctx))
+	m, err := r.pull.next(ctx)
 	if err != nil {
 		return fmt.Errorf("bus: range of %s: %w", r.subj.Name, err)
 	}
@@ -220,11 +206,11 @@ func (r *RangeReader) fill(ctx context.Context) error {
 	}
 	seq := meta.Sequence.Stream
 	if meta.Timestamp.After(r.to) {
-		r.done = true
+		r.finish()
 		return nil
 	}
 	if seq >= r.lastSeq || meta.NumPending == 0 {
-		r.done = true
+		r.finish()
 	}
 	if seq != r.cursor+1 {
 		// Messages aged out before they were read.
@@ -254,7 +240,99 @@ func (r *RangeReader) fill(ctx context.Context) error {
 	return nil
 }
 
-// Close stops the reader now; its ordered consumer is removed.
+// finish marks the end of the range: what is still delivered is not read.
+func (r *RangeReader) finish() {
+	r.done = true
+	r.pull.abandon()
+}
+
+// Close stops the reader now and deletes its consumer.
 func (r *RangeReader) Close() {
-	r.it.Stop()
+	r.pull.close()
+}
+
+// batchPuller reads an unacknowledged pull consumer in batches: one fetch
+// at a time, the next one when the previous is read or has expired. An
+// abandoned fetch is cancelled, so nothing outlives close.
+type batchPuller struct {
+	js       jetstream.JetStream
+	stream   string
+	name     string
+	cons     jetstream.Consumer
+	batch    int
+	maxBytes int
+	cur      jetstream.MessageBatch
+	cancel   context.CancelFunc // of cur
+}
+
+func newBatchPuller(ctx context.Context, js jetstream.JetStream, subj Subjects, filter string, start uint64, headersOnly bool, batch, maxBytes int) (*batchPuller, error) {
+	name := "whepcast_range_" + nuid.Next()
+	cons, err := js.CreateConsumer(ctx, subj.Stream, jetstream.ConsumerConfig{
+		Name:              name,
+		Description:       "whepcast range reader of " + subj.Name,
+		DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:       start,
+		AckPolicy:         jetstream.AckNonePolicy,
+		FilterSubject:     filter,
+		HeadersOnly:       headersOnly,
+		InactiveThreshold: consumerInactive,
+		MemoryStorage:     true,
+		Replicas:          1,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create consumer: %w", err)
+	}
+	return &batchPuller{js: js, stream: subj.Stream, name: name, cons: cons, batch: batch, maxBytes: maxBytes}, nil
+}
+
+// next returns the next message, fetching a batch when none is pending.
+func (p *batchPuller) next(ctx context.Context) (jetstream.Msg, error) {
+	for {
+		if p.cur == nil {
+			fctx, cancel := context.WithTimeout(context.Background(), rangeFetchWait)
+			opts := []jetstream.FetchOpt{jetstream.FetchContext(fctx)}
+			if p.maxBytes > 0 {
+				opts = append(opts, jetstream.FetchMaxBytes(p.maxBytes))
+			}
+			cur, err := p.cons.Fetch(p.batch, opts...)
+			if err != nil {
+				cancel()
+				return nil, err
+			}
+			p.cur, p.cancel = cur, cancel
+		}
+		select {
+		case m, ok := <-p.cur.Messages():
+			if ok {
+				return m, nil
+			}
+			err := p.cur.Error()
+			p.abandon()
+			if err != nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, nats.ErrTimeout) {
+				return nil, err
+			}
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// abandon cancels the fetch in progress.
+func (p *batchPuller) abandon() {
+	if p.cancel != nil {
+		p.cancel()
+	}
+	p.cur, p.cancel = nil, nil
+}
+
+// close abandons the fetch in progress and deletes the consumer (best
+// effort; the inactivity threshold removes it otherwise).
+func (p *batchPuller) close() {
+	p.abandon()
+	if !p.js.Conn().IsConnected() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_ = p.js.DeleteConsumer(ctx, p.stream, p.name)
 }
