@@ -7,6 +7,7 @@ import (
 
 	"github.com/pion/interceptor"
 	"github.com/pion/interceptor/pkg/report"
+	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/whepcast/whepcast/pkg/bus"
@@ -16,8 +17,9 @@ import (
 // Payload types offered when whepcast is the offerer; as answerer the
 // offer's payload types are used.
 const (
-	payloadTypeH264 = 96
-	payloadTypeOpus = 111
+	payloadTypeH264    = 96
+	payloadTypeH264RTX = 97
+	payloadTypeOpus    = 111
 )
 
 // Clock rates of the RTP streams.
@@ -141,12 +143,23 @@ func opusCapability() webrtc.RTPCodecCapability {
 	}
 }
 
+// rtxCapability is the RTX (RFC 4588) codec of the H.264 codec of payload
+// type apt.
+func rtxCapability(apt webrtc.PayloadType) webrtc.RTPCodecCapability {
+	return webrtc.RTPCodecCapability{
+		MimeType:    webrtc.MimeTypeRTX,
+		ClockRate:   videoClockRate,
+		SDPFmtpLine: fmt.Sprintf("apt=%d", apt),
+	}
+}
+
 // RegisterCodecs registers in m the codecs to send for ann: H.264
 // (packetization-mode=1, the stream's normalized profile-level-id, default
-// 42e01f, level-asymmetry-allowed=1, NACK/PLI/FIR feedback) when the bus
-// carries video, and Opus 48000/2 (minptime=10;useinbandfec=1) when it
-// carries audio. It returns an error wrapping ErrNoTracks when ann has
-// neither.
+// 42e01f, level-asymmetry-allowed=1, NACK/PLI/FIR feedback) and its RTX
+// (RFC 4588; answered when the offer has it, and then retransmissions go on
+// the RTX SSRC) when the bus carries video, and Opus 48000/2
+// (minptime=10;useinbandfec=1) when it carries audio. It returns an error
+// wrapping ErrNoTracks when ann has neither.
 func RegisterCodecs(m *webrtc.MediaEngine, ann bus.Announcement) error {
 	set := trackSetOf(ann)
 	if !set.video && !set.audio {
@@ -156,6 +169,10 @@ func RegisterCodecs(m *webrtc.MediaEngine, ann bus.Announcement) error {
 		c := webrtc.RTPCodecParameters{RTPCodecCapability: h264Capability(set.profile), PayloadType: payloadTypeH264}
 		if err := m.RegisterCodec(c, webrtc.RTPCodecTypeVideo); err != nil {
 			return fmt.Errorf("relay: register H264: %w", err)
+		}
+		rtx := webrtc.RTPCodecParameters{RTPCodecCapability: rtxCapability(payloadTypeH264), PayloadType: payloadTypeH264RTX}
+		if err := m.RegisterCodec(rtx, webrtc.RTPCodecTypeVideo); err != nil {
+			return fmt.Errorf("relay: register H264 RTX: %w", err)
 		}
 	}
 	if set.audio {
@@ -168,15 +185,45 @@ func RegisterCodecs(m *webrtc.MediaEngine, ann bus.Announcement) error {
 }
 
 // RegisterInterceptors registers in ir what whepcast uses: RTCP sender
-// reports (so that browsers can synchronize audio and video). It registers
-// no NACK responder: NACKs are answered by the Viewer from the stream's
-// shared retransmission buffer (see Viewer.BindSenders). m is accepted for
+// reports (so that browsers can synchronize audio and video) about the
+// media SSRCs, which RTX packets do not count in. It registers no NACK
+// responder: NACKs are answered by the Viewer from the stream's shared
+// retransmission buffer (see Viewer.BindSenders). m is accepted for
 // symmetry with pion's Configure* helpers; nothing is registered in it.
 func RegisterInterceptors(m *webrtc.MediaEngine, ir *interceptor.Registry) error {
 	sr, err := report.NewSenderInterceptor()
 	if err != nil {
 		return fmt.Errorf("relay: sender report interceptor: %w", err)
 	}
-	ir.Add(sr)
+	ir.Add(mediaOnlyFactory{sr})
 	return nil
+}
+
+// mediaOnlyFactory makes interceptors that see only the packets of the
+// stream they were bound to: the RTX packets a track writes through the
+// same WriteStream (with the RTX SSRC) pass them by. A sender report must
+// not count them, nor take their sequence numbers and old timestamps for
+// the media stream's.
+type mediaOnlyFactory struct{ inner interceptor.Factory }
+
+func (f mediaOnlyFactory) NewInterceptor(id string) (interceptor.Interceptor, error) {
+	i, err := f.inner.NewInterceptor(id)
+	if err != nil {
+		return nil, err
+	}
+	return mediaOnly{i}, nil
+}
+
+// mediaOnly is an interceptor whose local streams see only their own SSRC.
+type mediaOnly struct{ interceptor.Interceptor }
+
+func (m mediaOnly) BindLocalStream(info *interceptor.StreamInfo, writer interceptor.RTPWriter) interceptor.RTPWriter {
+	inner := m.Interceptor.BindLocalStream(info, writer)
+	ssrc := info.SSRC
+	return interceptor.RTPWriterFunc(func(h *rtp.Header, payload []byte, a interceptor.Attributes) (int, error) {
+		if h.SSRC != ssrc {
+			return writer.Write(h, payload, a)
+		}
+		return inner.Write(h, payload, a)
+	})
 }

@@ -107,13 +107,16 @@ func TestRegisterCodecs(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The browser's constrained baseline entry with packetization-mode=1
-	// (PT 106) matches the stream's 42e00d exactly; nothing else is kept.
+	// (PT 106) matches the stream's 42e00d exactly; nothing else is kept
+	// but its RTX (PT 107), with both SSRCs in an FID group.
 	for _, want := range []string{
 		"m=audio 9 UDP/TLS/RTP/SAVPF 111\r\n",
 		"a=rtpmap:111 opus/48000/2",
-		"m=video 9 UDP/TLS/RTP/SAVPF 106\r\n",
+		"m=video 9 UDP/TLS/RTP/SAVPF 106 107\r\n",
 		"a=fmtp:106 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f",
 		"a=rtcp-fb:106 nack pli",
+		"a=rtpmap:107 rtx/90000\r\na=fmtp:107 apt=106\r\n",
+		"a=ssrc-group:FID ",
 	} {
 		if !strings.Contains(answer.SDP, want) {
 			t.Errorf("answer lacks %q:\n%s", want, answer.SDP)

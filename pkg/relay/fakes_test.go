@@ -122,10 +122,11 @@ func (c *counter) waitAtLeast(n int64) {
 
 // trackContext is a webrtc.TrackLocalContext without a PeerConnection.
 type trackContext struct {
-	id     string
-	ssrc   webrtc.SSRC
-	codecs []webrtc.RTPCodecParameters
-	ws     webrtc.TrackLocalWriter
+	id      string
+	ssrc    webrtc.SSRC
+	rtxSSRC webrtc.SSRC // 0: no RTX negotiated
+	codecs  []webrtc.RTPCodecParameters
+	ws      webrtc.TrackLocalWriter
 }
 
 func (c *trackContext) CodecParameters() []webrtc.RTPCodecParameters { return c.codecs }
@@ -133,7 +134,7 @@ func (c *trackContext) HeaderExtensions() []webrtc.RTPHeaderExtensionParameter {
 	return nil
 }
 func (c *trackContext) SSRC() webrtc.SSRC                       { return c.ssrc }
-func (c *trackContext) SSRCRetransmission() webrtc.SSRC         { return 0 }
+func (c *trackContext) SSRCRetransmission() webrtc.SSRC         { return c.rtxSSRC }
 func (c *trackContext) SSRCForwardErrorCorrection() webrtc.SSRC { return 0 }
 func (c *trackContext) WriteStream() webrtc.TrackLocalWriter    { return c.ws }
 func (c *trackContext) ID() string                              { return c.id }

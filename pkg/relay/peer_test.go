@@ -5,6 +5,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -31,7 +32,13 @@ func loopbackSettings() webrtc.SettingEngine {
 type peer struct {
 	server, client *webrtc.PeerConnection
 	video, audio   *recorder
-	readers        sync.WaitGroup
+	// repaired records the video packets that came on the RTX stream,
+	// unwrapped (their original sequence number), also recorded in video
+	// unless dropped as duplicates (see peerOptions.replayProtection).
+	repaired *recorder
+	// rtxSSRC is the SSRC the latest RTX packet came on.
+	rtxSSRC atomic.Uint32
+	readers sync.WaitGroup
 }
 
 // peerOptions change how connectPeerWith builds the two PeerConnections.
@@ -39,9 +46,14 @@ type peerOptions struct {
 	// server, when set, is the server's SettingEngine (default: its own
 	// UDP socket on loopback).
 	server *webrtc.SettingEngine
-	// replayProtection keeps the client's SRTP replay protection on (as in
-	// a browser); off, it sees retransmissions of packets it got.
+	// replayProtection keeps the client's SRTP replay protection on and
+	// drops RTX repairs of packets it got (as a browser's jitter buffer
+	// does: pion's NACK generator does not see repairs and asks again);
+	// off, it sees retransmissions of packets it got.
 	replayProtection bool
+	// noRTX leaves RTX out of the client's offer (pion's default codecs
+	// have it, as browsers do).
+	noRTX bool
 }
 
 // connectPeer negotiates a client (offering to receive video and audio,
@@ -55,7 +67,7 @@ func connectPeer(t testing.TB, v *Viewer, ann bus.Announcement) *peer {
 // connectPeerWith is connectPeer with options.
 func connectPeerWith(t testing.TB, v *Viewer, ann bus.Announcement, opts peerOptions) *peer {
 	t.Helper()
-	p := &peer{video: newRecorder(), audio: newRecorder()}
+	p := &peer{video: newRecorder(), audio: newRecorder(), repaired: newRecorder()}
 
 	sm := &webrtc.MediaEngine{}
 	if err := RegisterCodecs(sm, ann); err != nil {
@@ -77,7 +89,19 @@ func connectPeerWith(t testing.TB, v *Viewer, ann bus.Announcement, opts peerOpt
 	p.server = server
 
 	cm := &webrtc.MediaEngine{}
-	if err := cm.RegisterDefaultCodecs(); err != nil {
+	if opts.noRTX {
+		for _, c := range []struct {
+			params webrtc.RTPCodecParameters
+			kind   webrtc.RTPCodecType
+		}{
+			{webrtc.RTPCodecParameters{RTPCodecCapability: h264Capability(""), PayloadType: fakePTVideo}, webrtc.RTPCodecTypeVideo},
+			{webrtc.RTPCodecParameters{RTPCodecCapability: opusCapability(), PayloadType: fakePTAudio}, webrtc.RTPCodecTypeAudio},
+		} {
+			if err := cm.RegisterCodec(c.params, c.kind); err != nil {
+				t.Fatal(err)
+			}
+		}
+	} else if err := cm.RegisterDefaultCodecs(); err != nil {
 		t.Fatal(err)
 	}
 	cir := &interceptor.Registry{}
@@ -118,11 +142,22 @@ func connectPeerWith(t testing.TB, v *Viewer, ann bus.Announcement, opts peerOpt
 		}()
 		go func() {
 			defer p.readers.Done()
+			// got[seq] is the count of packets received when seq came.
+			got, n := map[uint16]int{}, 0
 			for {
-				pkt, _, err := tr.ReadRTP()
+				pkt, attr, err := tr.ReadRTP()
 				if err != nil {
 					return
 				}
+				if rtxSSRC, ok := attr.Get(webrtc.AttributeRtxSsrc).(uint32); ok {
+					p.rtxSSRC.Store(rtxSSRC)
+					_, _ = p.repaired.WriteRTP(&pkt.Header, pkt.Payload)
+					if at, ok := got[pkt.SequenceNumber]; ok && n-at < 1<<14 && opts.replayProtection {
+						continue
+					}
+				}
+				got[pkt.SequenceNumber] = n
+				n++
 				_, _ = rec.WriteRTP(&pkt.Header, pkt.Payload)
 			}
 		}()

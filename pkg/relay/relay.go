@@ -16,8 +16,9 @@
 // feed; with StartLive its video starts at the next keyframe. A slow
 // viewer drops frames up to the next keyframe (bounded queue) and never slows
 // the others; NACKs are answered from a buffer shared by the stream's
-// viewers. A new epoch with the same tracks keeps the viewers; changed tracks
-// end them (ErrTracksChanged), and so does a stream the catalog reports
+// viewers, on the RTX stream (RFC 4588) when the viewer negotiated one. A
+// new epoch with the same tracks keeps the viewers; changed tracks end them
+// (ErrTracksChanged), and so does a stream the catalog reports
 // ended (ErrStreamEnded after Config.EndGrace). Viewer.Close and Relay.Close
 // stop at once; every goroutine of a stream ends with its last viewer.
 package relay

@@ -5,13 +5,18 @@ import "time"
 // TrackStats are the counters of one track of one viewer.
 type TrackStats struct {
 	Packets uint64 // RTP packets sent, retransmissions included
-	Bytes   uint64 // RTP payload bytes sent, retransmissions included
-	Frames  uint64 // access units (video) or Opus packets (audio) sent
+	// Bytes counts the RTP payload bytes sent, retransmissions included
+	// (with their RTX header when sent on RTX).
+	Bytes  uint64
+	Frames uint64 // access units (video) or Opus packets (audio) sent
 	// Drops counts frames not sent because the viewer's queue was full
 	// (video: from the overflow to the next keyframe).
-	Drops       uint64
-	NACKs       uint64 // packets the receiver asked for again
-	Retransmits uint64 // packets resent from the stream's buffer
+	Drops uint64
+	NACKs uint64 // packets the receiver asked for again
+	// Retransmits counts the packets resent from the stream's buffer: on
+	// the track's RTX stream (RFC 4588) when the viewer negotiated it,
+	// otherwise on its SSRC with their sequence numbers.
+	Retransmits uint64
 	Missed      uint64 // NACKed packets no longer in the buffer
 	// Suppressed counts NACKed packets not resent because they were resent
 	// MaxResends times already, or less than a round trip ago: a receiver

@@ -2,6 +2,7 @@ package relay
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -14,7 +15,12 @@ type binding struct {
 	id          string
 	ssrc        uint32
 	payloadType uint8
-	writer      webrtc.TrackLocalWriter
+	// rtxSSRC and rtxPayloadType are those of the track's RTX stream
+	// (RFC 4588) when the peer negotiated RTX for its codec; rtxSSRC is 0
+	// otherwise.
+	rtxSSRC        uint32
+	rtxPayloadType uint8
+	writer         webrtc.TrackLocalWriter
 }
 
 // track is the webrtc.TrackLocal of one viewer and one kind. It does not
@@ -36,20 +42,27 @@ func newTrack(kind webrtc.RTPCodecType, codec webrtc.RTPCodecCapability, streamI
 
 // Bind implements webrtc.TrackLocal: it picks the negotiated codec of the
 // track's MIME type (for H.264 one with packetization-mode=1, preferring the
-// same profile) and records the SSRC, payload type and WriteStream.
+// same profile) and records the SSRC, payload type and WriteStream, and the
+// RTX SSRC and payload type when RTX was negotiated for that codec.
 func (t *track) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameters, error) {
 	c, ok := matchCodec(t.codec, ctx.CodecParameters())
 	if !ok {
 		return webrtc.RTPCodecParameters{}, fmt.Errorf("relay: bind %s track: %w (%s)", t.kind, ErrUnsupportedCodec, t.codec.MimeType)
 	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.current.Store(&binding{
+	b := &binding{
 		id:          ctx.ID(),
 		ssrc:        uint32(ctx.SSRC()),
 		payloadType: uint8(c.PayloadType),
 		writer:      ctx.WriteStream(),
-	})
+	}
+	if ssrc := ctx.SSRCRetransmission(); ssrc != 0 {
+		if pt, ok := rtxPayloadType(c.PayloadType, ctx.CodecParameters()); ok {
+			b.rtxSSRC, b.rtxPayloadType = uint32(ssrc), uint8(pt)
+		}
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.current.Store(b)
 	return c, nil
 }
 
@@ -104,6 +117,18 @@ func matchCodec(want webrtc.RTPCodecCapability, negotiated []webrtc.RTPCodecPara
 		return *fallback, true
 	}
 	return webrtc.RTPCodecParameters{}, false
+}
+
+// rtxPayloadType returns the payload type of the RTX codec in negotiated
+// whose apt is apt.
+func rtxPayloadType(apt webrtc.PayloadType, negotiated []webrtc.RTPCodecParameters) (webrtc.PayloadType, bool) {
+	want := strconv.Itoa(int(apt))
+	for _, c := range negotiated {
+		if strings.EqualFold(c.MimeType, webrtc.MimeTypeRTX) && fmtpParam(c.SDPFmtpLine, "apt") == want {
+			return c.PayloadType, true
+		}
+	}
+	return 0, false
 }
 
 // fmtpParam returns the value of key in an SDP fmtp line ("" if absent).

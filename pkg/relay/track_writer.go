@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"encoding/binary"
 	"math/rand/v2"
 	"sync/atomic"
 	"time"
@@ -80,7 +81,12 @@ type trackWriter struct {
 	nackedPackets, retransmits, missedPackets atomic.Uint64
 	suppressed                                atomic.Uint64
 	// resends is allocated at the first NACK (most viewers never send one).
-	resends               *[resendSlots]resend
+	resends *[resendSlots]resend
+	// rtxBuf (the payload of an RTX packet) and rtxSeq (the next sequence
+	// number of the viewer's RTX stream, random at first) are set at the
+	// first retransmission on RTX.
+	rtxBuf                []byte
+	rtxSeq                uint16
 	plis, firs, writeErrs atomic.Uint64
 	fractionLost          atomic.Uint32 // 1/256 units
 	packetsLost           atomic.Int64
@@ -220,7 +226,9 @@ func (w *trackWriter) streamSeq(seq uint16) (uint64, bool) {
 
 // retransmit resends the packet the viewer got as seq, from the stream's
 // shared buffer, unless it was resent MaxResends times already or less than
-// gap ago (at now, in ns). It returns false when it did not.
+// gap ago (at now, in ns). It returns false when it did not. With RTX
+// negotiated the packet goes on the RTX stream (see writeRTX), otherwise
+// again on the track's SSRC with its sequence number.
 func (w *trackWriter) retransmit(seq uint16, now int64, gap time.Duration) bool {
 	b := w.t.current.Load()
 	if b == nil {
@@ -248,14 +256,22 @@ func (w *trackWriter) retransmit(seq uint16, now int64, gap time.Duration) bool 
 	}
 	h := &w.hdr
 	h.Version = 2
-	h.PayloadType = b.payloadType
-	h.SSRC = b.ssrc
 	h.Timestamp = w.viewerTS(p.frame)
-	h.SequenceNumber = seq
 	h.Marker = p.marker
 	h.Extension = false
 	h.Extensions = h.Extensions[:0]
-	if _, err := b.writer.WriteRTP(h, p.payload); err != nil {
+	var err error
+	size := len(p.payload)
+	if b.rtxSSRC != 0 {
+		size += rtxHeaderSize
+		err = w.writeRTX(b, seq, p.payload)
+	} else {
+		h.PayloadType = b.payloadType
+		h.SSRC = b.ssrc
+		h.SequenceNumber = seq
+		_, err = b.writer.WriteRTP(h, p.payload)
+	}
+	if err != nil {
 		w.writeErrs.Add(1)
 		return false
 	}
@@ -263,8 +279,36 @@ func (w *trackWriter) retransmit(seq uint16, now int64, gap time.Duration) bool 
 	r.at = now
 	w.retransmits.Add(1)
 	w.packets.Add(1)
-	w.bytes.Add(uint64(len(p.payload)))
+	w.bytes.Add(uint64(size))
 	return true
+}
+
+// rtxHeaderSize is the RTX payload header: the original sequence number.
+const rtxHeaderSize = 2
+
+// writeRTX sends payload, the packet the viewer got as seq, on the RTX
+// stream of b (RFC 4588 section 4): the RTX payload type, the RTX SSRC,
+// the next sequence number of the viewer's RTX stream and seq in the first
+// two bytes of the payload; the timestamp and marker set by the caller in
+// w.hdr stay. The payload is assembled in a buffer of the writer (the
+// WriteStream copies what it sends).
+func (w *trackWriter) writeRTX(b *binding, seq uint16, payload []byte) error {
+	if w.rtxBuf == nil {
+		w.rtxBuf = make([]byte, 0, rtxHeaderSize+MaxPayload)
+		w.rtxSeq = uint16(rand.Uint32())
+	}
+	buf := binary.BigEndian.AppendUint16(w.rtxBuf[:0], seq)
+	buf = append(buf, payload...)
+	w.rtxBuf = buf[:0]
+	h := &w.hdr
+	h.PayloadType = b.rtxPayloadType
+	h.SSRC = b.rtxSSRC
+	h.SequenceNumber = w.rtxSeq
+	if _, err := b.writer.WriteRTP(h, buf); err != nil {
+		return err
+	}
+	w.rtxSeq++
+	return nil
 }
 
 // stats returns the track's counters.

@@ -152,26 +152,34 @@ func TestTrackWriterUnbound(t *testing.T) {
 }
 
 // The per-viewer path allocates nothing: queueing a frame, rewriting and
-// writing its packets, answering a NACK.
+// writing its packets, answering a NACK (on the track's SSRC, and on RTX).
 func TestViewerPathAllocationFree(t *testing.T) {
-	c := newCounter()
-	buf := newRetransmitBuffer(4096)
-	w := newTestWriter(t, c, buf)
-	f := frameAt(0, 0, true, 0, 5)
-	buf.put(f)
-	v := &Viewer{video: w, queue: make(chan *frame, 1)}
-	seq := uint64(0)
-	allocs := testing.AllocsPerRun(1000, func() {
-		for j := range f.pkts {
-			f.pkts[j].seq = seq
-			seq++
+	for _, rtx := range []bool{false, true} {
+		c := newCounter()
+		buf := newRetransmitBuffer(4096)
+		w := newTestWriter(t, c, buf)
+		if rtx {
+			w = newRTXTestWriter(t, c, buf)
 		}
+		f := frameAt(0, 0, true, 0, 5)
 		buf.put(f)
-		v.offerLocked(f)
-		w.write(<-v.queue)
-		w.retransmit(w.lastSeq, int64(seq)*int64(time.Second), minResendGap)
-	})
-	if allocs != 0 {
-		t.Fatalf("%.1f allocations per frame on the per-viewer path", allocs)
+		v := &Viewer{video: w, queue: make(chan *frame, 1)}
+		seq := uint64(0)
+		allocs := testing.AllocsPerRun(1000, func() {
+			for j := range f.pkts {
+				f.pkts[j].seq = seq
+				seq++
+			}
+			buf.put(f)
+			v.offerLocked(f)
+			w.write(<-v.queue)
+			w.retransmit(w.lastSeq, int64(seq)*int64(time.Second), minResendGap)
+		})
+		if allocs != 0 {
+			t.Fatalf("rtx %v: %.1f allocations per frame on the per-viewer path", rtx, allocs)
+		}
+		if rtx && w.retransmits.Load() == 0 {
+			t.Fatal("nothing retransmitted on RTX")
+		}
 	}
 }
