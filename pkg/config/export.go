@@ -2,8 +2,8 @@ package config
 
 import "github.com/whepcast/whepcast/pkg/export"
 
-// Config maps the export settings onto the export.Config of the clip
-// exports a whep-node serves beside WHEP.
-func (e Export) Config() export.Config {
-	return export.Config{MaxExports: e.MaxExports}
+// Export maps the WHEP settings onto the export.Config of the clip exports
+// served beside WHEP.
+func (w WHEP) Export() export.Config {
+	return export.Config{MaxExports: w.MaxExports}
 }

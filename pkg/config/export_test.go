@@ -10,10 +10,17 @@ func TestMaxExportsReachesTheExportConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := n.Export.Config().MaxExports; got != 3 {
-		t.Errorf("export.Config.MaxExports %d, want 3", got)
+	if got := n.WHEP.Export().MaxExports; got != 3 {
+		t.Errorf("whep-node: export.Config.MaxExports %d, want 3", got)
 	}
-	if _, err := LoadNode([]string{"--max-exports", "-1"}, nil); err == nil || !strings.Contains(err.Error(), "export.max-exports") {
-		t.Errorf("--max-exports -1: %v, want an error naming export.max-exports", err)
+	b, err := LoadBroker([]string{"--max-exports", "4"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := b.WHEP.Export().MaxExports; got != 4 {
+		t.Errorf("broker: export.Config.MaxExports %d, want 4", got)
+	}
+	if _, err := LoadNode([]string{"--max-exports", "-1"}, nil); err == nil || !strings.Contains(err.Error(), "whep.max-exports") {
+		t.Errorf("--max-exports -1: %v, want an error naming whep.max-exports", err)
 	}
 }

@@ -44,6 +44,7 @@ func defaultWHEP() WHEP {
 		ReplayRate:             4,
 		AllowOrigin:            "*",
 		DrainTimeout:           30 * time.Second,
+		MaxExports:             export.DefaultMaxExports,
 	}
 }
 
@@ -195,7 +196,7 @@ func TestLoadNode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Node{HTTPAddr: ":8889", NATS: NATSClient{URL: "nats://127.0.0.1:4222"}, WHEP: defaultWHEP(), Export: Export{MaxExports: export.DefaultMaxExports}, Log: Log{Level: "info", Format: "text"}}
+	want := Node{HTTPAddr: ":8889", NATS: NATSClient{URL: "nats://127.0.0.1:4222"}, WHEP: defaultWHEP(), Log: Log{Level: "info", Format: "text"}}
 	got.WHEP.PublicIPs, got.WHEP.ICEServers, got.WHEP.Tokens, got.WHEP.AdminTokens = nil, nil, nil, nil
 	if !reflect.DeepEqual(*got, want) {
 		t.Fatalf("defaults:\ngot  %+v\nwant %+v", *got, want)

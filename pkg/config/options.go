@@ -94,6 +94,7 @@ func whepOptions() []option {
 		{key: "whep.start", flag: "start", kind: kindString, def: string(whep.DefaultStart), usage: "where a new viewer starts: gop (latest keyframe) or live"},
 		{key: "whep.replay-rate", flag: "replay-rate", kind: kindFloat, def: float64(relay.DefaultReplayRate), usage: "with --start gop, the pace of the backlog after the keyframe, as a multiple of the stream's bitrate (more than 1)"},
 		{key: "whep.allow-origin", flag: "allow-origin", kind: kindString, def: whep.DefaultAllowOrigin, usage: "CORS Access-Control-Allow-Origin"},
+		{key: "whep.max-exports", flag: "max-exports", kind: kindInt, def: export.DefaultMaxExports, usage: "maximum clip exports (GET /export/) in progress; 503 beyond"},
 		{key: "whep.drain-timeout", flag: "drain-timeout", kind: kindDuration, def: whep.DefaultDrainTimeout, usage: "on shutdown, how long sessions told to reconnect elsewhere are kept before they are closed (0: close at once)"},
 	}
 }
@@ -141,7 +142,6 @@ func brokerOptions() []option {
 func nodeOptions() []option {
 	opts := []option{
 		{key: "http-addr", flag: "http-addr", kind: kindString, def: DefaultHTTPAddr, usage: "HTTP address of the WHEP endpoints"},
-		{key: "export.max-exports", flag: "max-exports", kind: kindInt, def: export.DefaultMaxExports, usage: "maximum clip exports (GET /export/) in progress; 503 beyond"},
 	}
 	opts = append(opts, natsOptions(DefaultNodeNATSURL, "NATS server URLs, comma-separated")...)
 	opts = append(opts, whepOptions()...)

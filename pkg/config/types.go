@@ -74,12 +74,8 @@ type WHEP struct {
 	// reconnect elsewhere before it closes them (default 30s); 0 closes them
 	// at once.
 	DrainTimeout time.Duration `mapstructure:"drain-timeout"`
-}
-
-// Export configures the clip exports (GET /export/) of a whep-node.
-type Export struct {
-	// MaxExports bounds the exports in progress (503 beyond; default
-	// export.DefaultMaxExports).
+	// MaxExports bounds the clip exports in progress (GET /export/, 503
+	// beyond; export.Config.MaxExports).
 	MaxExports int `mapstructure:"max-exports"`
 }
 
@@ -88,7 +84,6 @@ type Node struct {
 	HTTPAddr string     `mapstructure:"http-addr"` // default ":8889"
 	NATS     NATSClient `mapstructure:"nats"`      // URL default nats://127.0.0.1:4222
 	WHEP     WHEP       `mapstructure:"whep"`
-	Export   Export     `mapstructure:"export"`
 	Log      Log        `mapstructure:"log"`
 	Debug    Debug      `mapstructure:"debug"`
 }

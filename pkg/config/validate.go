@@ -120,14 +120,14 @@ func (n *Node) Validate() error {
 	}
 	n.NATS.validate(&p)
 	n.WHEP.validate(&p)
-	if n.Export.MaxExports < 0 {
-		p.add("export.max-exports", "must be >= 0 (0: the default), got %d", n.Export.MaxExports)
-	}
 	n.Log.validate(&p)
 	return p.err()
 }
 
 func (w *WHEP) validate(p *problems) {
+	if w.MaxExports < 0 {
+		p.add("whep.max-exports", "must be >= 0 (0: the default), got %d", w.MaxExports)
+	}
 	p.addr("whep.ice-udp-addr", w.ICEUDPAddr, true)
 	p.addr("whep.ice-tcp-addr", w.ICETCPAddr, false)
 	for _, ip := range w.PublicIPs {

@@ -10,7 +10,8 @@ import (
 )
 
 // TestWHEPConfigMapsEveryField sets every WHEP setting and finds each in
-// the whep.Config or in the relay.Config (Relay), under the same name.
+// the whep.Config, the relay.Config (Relay) or the export.Config (Export),
+// under the same name.
 func TestWHEPConfigMapsEveryField(t *testing.T) {
 	var w WHEP
 	v := reflect.ValueOf(&w).Elem()
@@ -31,11 +32,11 @@ func TestWHEPConfigMapsEveryField(t *testing.T) {
 			t.Fatalf("field %s: kind %s not covered", v.Type().Field(i).Name, f.Kind())
 		}
 	}
-	got, rel := reflect.ValueOf(w.Config()), reflect.ValueOf(w.Relay())
+	got, rel, exp := reflect.ValueOf(w.Config()), reflect.ValueOf(w.Relay()), reflect.ValueOf(w.Export())
 	for i := range v.NumField() {
 		name := v.Type().Field(i).Name
 		found := false
-		for _, c := range []reflect.Value{got, rel} {
+		for _, c := range []reflect.Value{got, rel, exp} {
 			g := c.FieldByName(name)
 			if !g.IsValid() {
 				continue
@@ -47,7 +48,7 @@ func TestWHEPConfigMapsEveryField(t *testing.T) {
 			}
 		}
 		if !found {
-			t.Errorf("neither whep.Config nor relay.Config has a field %s", name)
+			t.Errorf("none of whep.Config, relay.Config and export.Config has a field %s", name)
 		}
 	}
 }

@@ -62,11 +62,11 @@ func Run(ctx context.Context, cfg config.Node, logger *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("node: listen %s: %w", cfg.HTTPAddr, err)
 	}
-	return run(ctx, ln, cfg.NATS.Config(natsName), cfg.WHEP, cfg.Export.Config(), logger)
+	return run(ctx, ln, cfg.NATS.Config(natsName), cfg.WHEP, logger)
 }
 
 // run is Run on a bound listener, which it owns.
-func run(ctx context.Context, ln net.Listener, nconf natsconn.Config, cfg config.WHEP, ecfg export.Config, logger *slog.Logger) error {
+func run(ctx context.Context, ln net.Listener, nconf natsconn.Config, cfg config.WHEP, logger *slog.Logger) error {
 	srv := startHTTP(ctx, ln, notConnectedHandler(), logger)
 	logger.Info("whep-node connecting to NATS", "http", ln.Addr().String())
 	nc, err := natsconn.Connect(ctx, nconf, logger)
@@ -78,7 +78,7 @@ func run(ctx context.Context, ln net.Listener, nconf natsconn.Config, cfg config
 		}
 		return fmt.Errorf("node: %w", err)
 	}
-	serveErr := serve(ctx, ln, srv, nc, cfg, ecfg, logger)
+	serveErr := serve(ctx, ln, srv, nc, cfg, logger)
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ShutdownTimeout)
 	defer cancel()
 	if err := natsconn.Shutdown(sctx, nc); err != nil {
@@ -106,16 +106,15 @@ func shutdownWHEP(ws *whep.Server, limit time.Duration, logger *slog.Logger) {
 // Serve plays the streams of nc over WHEP on ln until ctx ends, then shuts
 // down (see the package doc). It owns ln. cfg holds the settings of its WHEP
 // server (cfg.Config) and of its relay (cfg.Relay). It returns nil after a
-// clean shutdown, or the error that stopped it. Its clip exports take
-// export.Config's defaults.
+// clean shutdown, or the error that stopped it.
 func Serve(ctx context.Context, ln net.Listener, nc *nats.Conn, cfg config.WHEP, logger *slog.Logger) error {
-	return serve(ctx, ln, nil, nc, cfg, export.Config{}, logger)
+	return serve(ctx, ln, nil, nc, cfg, logger)
 }
 
 // serve assembles the node on nc, then serves its handler on srv, or on a
 // new server of ln when srv is nil, until ctx ends or the server fails; then
 // it shuts everything down, the server and ln included.
-func serve(ctx context.Context, ln net.Listener, srv *httpServer, nc *nats.Conn, settings config.WHEP, ecfg export.Config, logger *slog.Logger) error {
+func serve(ctx context.Context, ln net.Listener, srv *httpServer, nc *nats.Conn, settings config.WHEP, logger *slog.Logger) error {
 	cfg := settings.Config()
 	assembled := false
 	defer func() {
@@ -157,7 +156,7 @@ func serve(ctx context.Context, ln net.Listener, srv *httpServer, nc *nats.Conn,
 		return fmt.Errorf("node: whep: %w", err)
 	}
 	logger = logger.With("node", ws.NodeID())
-	exports, err := export.NewHandler(ecfg, export.Deps{Conn: nc, Authorizer: ws, Logger: logger.With("component", "export")})
+	exports, err := export.NewHandler(settings.Export(), export.Deps{Conn: nc, Authorizer: ws, Logger: logger.With("component", "export")})
 	if err != nil {
 		_ = ws.Close()
 		return fmt.Errorf("node: export: %w", err)

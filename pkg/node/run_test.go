@@ -14,7 +14,6 @@ import (
 	"github.com/whepcast/whepcast/embedded"
 	"github.com/whepcast/whepcast/internal/natstest"
 	"github.com/whepcast/whepcast/pkg/config"
-	"github.com/whepcast/whepcast/pkg/export"
 	"github.com/whepcast/whepcast/pkg/natsconn"
 )
 
@@ -79,7 +78,7 @@ func TestRunWaitsForNATS(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- run(runCtx, ln, natsconn.Config{URL: "nats://127.0.0.1:" + strconv.Itoa(port), RetryWait: 20 * time.Millisecond, MaxRetryWait: 100 * time.Millisecond},
-			config.WHEP{ICEUDPAddr: "127.0.0.1:0", WaitTimeout: time.Second}, export.Config{}, slog.New(logs))
+			config.WHEP{ICEUDPAddr: "127.0.0.1:0", WaitTimeout: time.Second}, slog.New(logs))
 	}()
 	base := "http://" + ln.Addr().String()
 
@@ -124,7 +123,7 @@ func TestRunEnds(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		err = run(ctx, ln, natsconn.Config{URL: url, CredsFile: filepath.Join(t.TempDir(), "missing.creds")}, cfg, export.Config{}, slog.New(slog.DiscardHandler))
+		err = run(ctx, ln, natsconn.Config{URL: url, CredsFile: filepath.Join(t.TempDir(), "missing.creds")}, cfg, slog.New(slog.DiscardHandler))
 		if !errors.Is(err, natsconn.ErrInvalidConfig) {
 			t.Fatalf("run = %v, want ErrInvalidConfig", err)
 		}
@@ -142,7 +141,7 @@ func TestRunEnds(t *testing.T) {
 		runCtx, stop := context.WithCancel(ctx)
 		done := make(chan error, 1)
 		go func() {
-			done <- run(runCtx, ln, natsconn.Config{URL: url, RetryWait: 20 * time.Millisecond}, cfg, export.Config{}, slog.New(logs))
+			done <- run(runCtx, ln, natsconn.Config{URL: url, RetryWait: 20 * time.Millisecond}, cfg, slog.New(logs))
 		}()
 		logs.wait(t, ctx, "NATS not reachable; retrying")
 		stop()
