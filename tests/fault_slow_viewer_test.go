@@ -56,7 +56,8 @@ func slowLink() linkConfig {
 func healedLink() linkConfig { return linkConfig{Rate: 5_000_000, Queue: 2 * time.Second} }
 
 // TestSlowViewerBottleneck plays a live stream (av.ts looped, real time) to
-// two viewers, measures them for a while, then adds a third viewer behind a
+// two viewers, measures them for a while once they have caught up with the
+// live edge after their replay, then adds a third viewer behind a
 // 300 kbit/s link with a short queue and 2 % loss (slowLink):
 //   - the two normal viewers get every frame at the source's 30 fps (within
 //     slowFrameSlack at the window's edges), the same rate as before the slow
@@ -93,8 +94,9 @@ func TestSlowViewerBottleneck(t *testing.T) {
 	a := playStream(t, ctx, node.url, "slow")
 	b := playStream(t, ctx, node.url, "slow")
 	normal := map[string]*rtpViewer{"A": a, "B": b}
+	node.waitCaughtUp(t, ctx, 2)
 
-	// Baseline: the two normal viewers alone.
+	// Baseline: the two normal viewers alone, once live.
 	baseline := slowWindow(t, ctx, 3*time.Second)
 
 	// The slow viewer joins behind its link.
@@ -177,7 +179,8 @@ func TestSlowViewerBottleneck(t *testing.T) {
 // ICE timeouts of 2 s + 2 s, closes the dead session once it has heard
 // nothing for 4 s (reason ice_failed), /sessions no longer lists it, the
 // relay has one viewer less, the node sends nothing more to it, and the two
-// other viewers get every frame at 30 fps throughout.
+// other viewers, live since before the third came, get every frame at 30 fps
+// throughout.
 func TestSlowViewerBlackhole(t *testing.T) {
 	whepLeakCheck(t)
 	ctx, cancel := context.WithTimeout(t.Context(), slowTestTimeout)
@@ -193,6 +196,7 @@ func TestSlowViewerBlackhole(t *testing.T) {
 	}
 	a := playStream(t, ctx, node.url, "dead")
 	b := playStream(t, ctx, node.url, "dead")
+	node.waitCaughtUp(t, ctx, 2)
 	joined := time.Now()
 	s := playThroughLink(t, ctx, node.url, "dead", linkConfig{})
 	s.waitPackets(t, ctx, mimeH264, 60)
@@ -339,6 +343,29 @@ func (n *slowNode) sessions(t *testing.T, ctx context.Context) []whep.SessionInf
 	return list
 }
 
+// waitCaughtUp waits until the node has n sessions, each of which has
+// caught up with the live edge after its replay (relay.ViewerStats.CatchUp):
+// from then on a viewer gets each frame as the source publishes it, while
+// during the catch-up it gets the paced backlog faster than real time.
+func (n *slowNode) waitCaughtUp(t *testing.T, ctx context.Context, want int) {
+	t.Helper()
+	slowWait(t, ctx, fmt.Sprintf("%d sessions caught up with the live edge", want), 20*time.Millisecond, func() (bool, string) {
+		list := n.ws.Sessions()
+		var desc []string
+		live := 0
+		for _, si := range list {
+			if si.Stats.Replayed == 0 || si.Stats.CatchUp > 0 {
+				live++
+			}
+			desc = append(desc, fmt.Sprintf("%s: replayed %d, catch-up %v", si.ID, si.Stats.Replayed, si.Stats.CatchUp))
+		}
+		return len(list) == want && live == want, strings.Join(desc, "; ")
+	})
+	for _, si := range n.ws.Sessions() {
+		t.Logf("session %s: %d frames replayed, live after %v", si.ID, si.Stats.Replayed, si.Stats.CatchUp.Round(time.Millisecond))
+	}
+}
+
 // stats returns the relay stats of session id, read in process (no HTTP
 // round trip: see linkedViewer.checkAccounting).
 func (n *slowNode) stats(t *testing.T, id string) relay.ViewerStats {
@@ -360,14 +387,17 @@ type linkedViewer struct {
 }
 
 // playThroughLink starts an rtpViewer of stream behind a linkEmulator
-// shaped by cfg and waits until it is connected. It checks that the path
+// shaped by cfg and waits until it is connected. Its offer has no RTX
+// (withoutRTX), so that the node resends lost packets on the media SSRC,
+// whose sequence numbers the link accounts for (repairs on RTX through a
+// lossy link are tested in pkg/relay). It checks that the path
 // goes through the link: the offer is POSTed without candidates, the answer
 // is given only the link's address, and the viewer's selected pair is the
 // link's address.
 func playThroughLink(t *testing.T, ctx context.Context, url, stream string, cfg linkConfig) *linkedViewer {
 	t.Helper()
 	v := newLinkedRTPViewer(t)
-	offer, n := linkOffer(v.offer(t))
+	offer, n := linkOffer(withoutRTX(v.offer(t)))
 	if n == 0 || strings.Contains(offer, "a=candidate") {
 		t.Fatalf("the offer had %d candidates to strip", n)
 	}
@@ -400,6 +430,43 @@ func playThroughLink(t *testing.T, ctx context.Context, url, stream string, cfg 
 		t.Fatalf("link counters once connected: %+v", c)
 	}
 	return &linkedViewer{rtpViewer: v, link: link, id: path.Base(resp.Header.Get("Location"))}
+}
+
+// withoutRTX removes the RTX payload types (RFC 4588) from the media
+// sections of sdp: their rtpmap, fmtp and rtcp-fb lines and their numbers
+// in the m= lines.
+func withoutRTX(sdp string) string {
+	lines := strings.Split(sdp, "\r\n")
+	rtx := map[string]bool{}
+	for _, l := range lines {
+		if pt, codec, ok := strings.Cut(strings.TrimPrefix(l, "a=rtpmap:"), " "); ok && strings.HasPrefix(l, "a=rtpmap:") && strings.HasPrefix(strings.ToLower(codec), "rtx/") {
+			rtx[pt] = true
+		}
+	}
+	out := lines[:0]
+	for _, l := range lines {
+		if strings.HasPrefix(l, "m=") {
+			f := strings.Fields(l)
+			kept := f[:min(len(f), 3)]
+			for _, pt := range f[min(len(f), 3):] {
+				if !rtx[pt] {
+					kept = append(kept, pt)
+				}
+			}
+			out = append(out, strings.Join(kept, " "))
+			continue
+		}
+		drop := false
+		for _, attr := range []string{"a=rtpmap:", "a=fmtp:", "a=rtcp-fb:"} {
+			if pt, _, ok := strings.Cut(strings.TrimPrefix(l, attr), " "); strings.HasPrefix(l, attr) && ok && rtx[pt] {
+				drop = true
+			}
+		}
+		if !drop {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\r\n")
 }
 
 // newLinkedRTPViewer is newRTPViewer (video and audio, loopback, udp4)
