@@ -252,3 +252,76 @@ a=fmtp:39 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=640034
 a=rtpmap:40 rtx/90000
 a=fmtp:40 apt=39
 `
+
+// stripRTX removes the RTX payload types from the video section of an
+// offer: an offer without RTX.
+func stripRTX(offer string) string {
+	lines := strings.Split(strings.ReplaceAll(offer, "\r\n", "\n"), "\n")
+	rtx := map[string]bool{}
+	for _, l := range lines {
+		if pt, codec, ok := strings.Cut(strings.TrimPrefix(l, "a=rtpmap:"), " "); ok && codec == "rtx/90000" {
+			rtx[pt] = true
+		}
+	}
+	var out []string
+	for _, l := range lines {
+		if strings.HasPrefix(l, "m=video ") {
+			f := strings.Fields(l)
+			kept := f[:3]
+			for _, pt := range f[3:] {
+				if !rtx[pt] {
+					kept = append(kept, pt)
+				}
+			}
+			out = append(out, strings.Join(kept, " "))
+			continue
+		}
+		pt, _, _ := strings.Cut(strings.TrimPrefix(strings.TrimPrefix(l, "a=rtpmap:"), "a=fmtp:"), " ")
+		if (strings.HasPrefix(l, "a=rtpmap:") || strings.HasPrefix(l, "a=fmtp:")) && rtx[pt] {
+			continue
+		}
+		out = append(out, l)
+	}
+	return strings.Join(out, "\r\n")
+}
+
+// In pkg/whep's order (tracks added before the offer is applied), RTX is
+// answered when offered, and left out, with its SSRC, when not.
+func TestAnswerHasRTXOnlyWhenOffered(t *testing.T) {
+	for _, offered := range []bool{true, false} {
+		offer := browserOffer
+		if !offered {
+			offer = stripRTX(offer)
+			if strings.Contains(offer, "rtx") {
+				t.Fatal("rtx left in the offer")
+			}
+		}
+		m := &webrtc.MediaEngine{}
+		if err := RegisterCodecs(m, ann(h264Track, opusTrack)); err != nil {
+			t.Fatal(err)
+		}
+		pc, err := webrtc.NewAPI(webrtc.WithMediaEngine(m)).NewPeerConnection(webrtc.Configuration{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer pc.Close()
+		set := trackSetOf(ann(h264Track, opusTrack))
+		tr, err := pc.AddTransceiverFromTrack(newTrack(webrtc.RTPCodecTypeVideo, h264Capability(set.profile), "s"),
+			webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
+			t.Fatal(err)
+		}
+		answer, err := pc.CreateAnswer(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rtxSSRC := tr.Sender().GetParameters().Encodings[0].RTX.SSRC
+		hasRTX := strings.Contains(answer.SDP, "a=fmtp:107 apt=106") && strings.Contains(answer.SDP, "a=ssrc-group:FID ")
+		if hasRTX != offered || (rtxSSRC != 0) != offered || (!offered && strings.Contains(answer.SDP, "rtx")) {
+			t.Fatalf("rtx offered %v: RTX SSRC %d, answer:\n%s", offered, rtxSSRC, answer.SDP)
+		}
+	}
+}
