@@ -44,13 +44,22 @@ func loadTokens(list []string, file string) (tokens, error) {
 
 // check returns errUnauthorized unless access is open or r carries an
 // accepted token as "Authorization: Bearer TOKEN" or as ?token=TOKEN.
-func (t tokens) check(r *http.Request) error {
+func (t tokens) check(r *http.Request) error { return t.checkCredential(credential(r)) }
+
+// credential returns the token r carries ("Authorization: Bearer TOKEN",
+// else ?token=TOKEN), or "". A request forwarded to the node owning its
+// session carries it there, to be checked by that node's tokens.
+func credential(r *http.Request) string {
+	if got := bearer.FromHeader(r); got != "" {
+		return got
+	}
+	return strings.TrimSpace(r.URL.Query().Get("token"))
+}
+
+// checkCredential is check on the token got (from credential).
+func (t tokens) checkCredential(got string) error {
 	if t.Open() {
 		return nil
-	}
-	got := bearer.FromHeader(r)
-	if got == "" {
-		got = strings.TrimSpace(r.URL.Query().Get("token"))
 	}
 	if got == "" {
 		return fmt.Errorf("%w: none given", errUnauthorized)

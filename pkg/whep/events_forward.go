@@ -25,10 +25,13 @@ func eventsSubject(node string) string {
 }
 
 // eventsRequest is an operation on an event stream sent to the node that
-// owns its session.
+// owns its session. Token is the caller's credential (see credential): the
+// owner checks it with its own tokens for create and delete; a poll names
+// an event stream, whose id is its credential.
 type eventsRequest struct {
 	Op     string    `json:"op"`
 	Ref    eventsRef `json:"ref"`
+	Token  string    `json:"token,omitempty"`   // create, delete
 	Want   eventMask `json:"want,omitempty"`    // create
 	Reader uint64    `json:"reader,omitempty"`  // poll: 0 attaches a new reader
 	WaitMS int64     `json:"wait_ms,omitempty"` // poll: at most the owner's keep-alive
@@ -69,6 +72,12 @@ func (en *eventNotifier) serveNATS(msg *nats.Msg) {
 	if err := json.Unmarshal(msg.Data, &req); err != nil {
 		en.reply(msg, eventsReply{response: errorResponse(fmt.Errorf("%w: events request: %w", errBadRequest, err))})
 		return
+	}
+	if req.Op == eventsOpCreate || req.Op == eventsOpDelete {
+		if err := en.tokens.checkCredential(req.Token); err != nil {
+			en.reply(msg, eventsReply{response: errorResponse(err)})
+			return
+		}
 	}
 	local := &localEvents{en: en}
 	switch req.Op {
@@ -120,10 +129,11 @@ func (en *eventNotifier) reply(msg *nats.Msg, r eventsReply) {
 }
 
 // remoteEvents are the operations on the sessions of another node, sent
-// over NATS.
+// over NATS with the caller's token.
 type remoteEvents struct {
-	en   *eventNotifier
-	node string
+	en    *eventNotifier
+	node  string
+	token string
 }
 
 // request sends req to the owner and returns its answer; a node that does
@@ -150,7 +160,7 @@ func (o remoteEvents) request(ctx context.Context, req eventsRequest, timeout ti
 }
 
 func (o remoteEvents) create(ctx context.Context, ref eventsRef, want eventMask) (string, error) {
-	r, err := o.request(ctx, eventsRequest{Op: eventsOpCreate, Ref: ref, Want: want}, o.en.forwardTimeout)
+	r, err := o.request(ctx, eventsRequest{Op: eventsOpCreate, Ref: ref, Token: o.token, Want: want}, o.en.forwardTimeout)
 	if err != nil {
 		return "", err
 	}
@@ -161,7 +171,7 @@ func (o remoteEvents) create(ctx context.Context, ref eventsRef, want eventMask)
 }
 
 func (o remoteEvents) remove(ctx context.Context, ref eventsRef) error {
-	r, err := o.request(ctx, eventsRequest{Op: eventsOpDelete, Ref: ref}, o.en.forwardTimeout)
+	r, err := o.request(ctx, eventsRequest{Op: eventsOpDelete, Ref: ref, Token: o.token}, o.en.forwardTimeout)
 	if err != nil {
 		return err
 	}

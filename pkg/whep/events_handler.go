@@ -97,8 +97,11 @@ func (en *eventNotifier) serve(w http.ResponseWriter, r *http.Request, ref event
 	}
 	// The URL of an event stream is its own credential (128 random bits,
 	// given only to a client that showed the token): EventSource cannot
-	// send an Authorization header.
-	if entry || r.Method != http.MethodGet {
+	// send an Authorization header. The node owning the session checks the
+	// token: a request for another node's session carries it there.
+	node, ok := sessionNode(ref.Session)
+	remote := ok && node != en.nodeID && en.conn != nil
+	if (entry || r.Method != http.MethodGet) && !remote {
 		if err := en.tokens.check(r); err != nil {
 			return write(errorResponse(err))
 		}
@@ -110,7 +113,6 @@ func (en *eventNotifier) serve(w http.ResponseWriter, r *http.Request, ref event
 			return write(errorResponse(err))
 		}
 	}
-	node, ok := sessionNode(ref.Session)
 	if !ok || bus.ValidateName(ref.Stream) != nil || !entry && !validEventStreamID(ref.ID) {
 		return write(errorResponse(fmt.Errorf("%w: no events at %q", errSessionNotFound, r.URL.Path)))
 	}
@@ -119,7 +121,7 @@ func (en *eventNotifier) serve(w http.ResponseWriter, r *http.Request, ref event
 		if en.conn == nil {
 			return write(errorResponse(fmt.Errorf("%w: %q belongs to node %q and this node has no bus", errSessionNotFound, ref.Session, node)))
 		}
-		ops = remoteEvents{en: en, node: node}
+		ops = remoteEvents{en: en, node: node, token: credential(r)}
 	}
 	switch {
 	case r.Method == http.MethodPost:

@@ -278,7 +278,8 @@ func (s *Server) waitLive(ctx context.Context, stream string) (bus.CatalogEntry,
 }
 
 // serveSession serves /whep/{stream}/{session}, forwarding PATCH and DELETE
-// to the node owning the session.
+// to the node owning the session with the caller's credential: the owner's
+// tokens authorize them, never this node's.
 func (s *Server) serveSession(w http.ResponseWriter, r *http.Request, stream, id string) response {
 	switch r.Method {
 	case http.MethodOptions:
@@ -289,13 +290,18 @@ func (s *Server) serveSession(w http.ResponseWriter, r *http.Request, stream, id
 	default:
 		return methodNotAllowed(r.Method, allowSession)
 	}
-	if err := s.tokens.check(r); err != nil {
-		return errorResponse(err)
+	node, ok := sessionNode(id)
+	forwarded := ok && node != s.cfg.NodeID && s.fwd != nil
+	if !forwarded {
+		if err := s.tokens.check(r); err != nil {
+			return errorResponse(err)
+		}
 	}
 	req := sessionRequest{
 		Method:      r.Method,
 		Stream:      stream,
 		Session:     id,
+		Token:       credential(r),
 		ContentType: r.Header.Get("Content-Type"),
 		IfMatch:     r.Header.Values("If-Match"),
 	}
@@ -306,7 +312,6 @@ func (s *Server) serveSession(w http.ResponseWriter, r *http.Request, stream, id
 		}
 		req.Body = body
 	}
-	node, ok := sessionNode(id)
 	if !ok || bus.ValidateName(stream) != nil {
 		return errorResponse(fmt.Errorf("%w: %q", errSessionNotFound, id))
 	}

@@ -15,18 +15,25 @@ import (
 )
 
 // sessionRequest is a PATCH or DELETE of a session, as received over HTTP
-// or forwarded by another node.
+// or forwarded by another node. Token is the caller's credential (see
+// credential): the node owning the session authorizes the request with its
+// own tokens, whichever node received it.
 type sessionRequest struct {
 	Method      string   `json:"method"`
 	Stream      string   `json:"stream"`
 	Session     string   `json:"session"`
+	Token       string   `json:"token,omitempty"`
 	ContentType string   `json:"content_type,omitempty"`
 	IfMatch     []string `json:"if_match,omitempty"`
 	Body        []byte   `json:"body,omitempty"`
 }
 
-// sessionOp performs req on a session of this node.
+// sessionOp performs req on a session of this node once this node's tokens
+// accept req.Token (401 otherwise).
 func (s *Server) sessionOp(ctx context.Context, req sessionRequest) response {
+	if err := s.tokens.checkCredential(req.Token); err != nil {
+		return errorResponse(err)
+	}
 	resp, err := s.doSessionOp(ctx, req)
 	if err != nil {
 		st, _ := statusOf(err)
