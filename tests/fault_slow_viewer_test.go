@@ -83,7 +83,7 @@ func TestSlowViewerBottleneck(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), slowTestTimeout)
 	defer cancel()
 	connect := whepBus(t)
-	node := startSlowNode(t, connect(), 0, 0)
+	node := startSlowNode(t, connect(), 0, 0, 0)
 	pub := loopPublish(t, connect(), "slow", "av.ts")
 	select {
 	case <-pub.announced:
@@ -187,7 +187,7 @@ func TestSlowViewerBlackhole(t *testing.T) {
 	defer cancel()
 	const disconnected, failed = 2 * time.Second, 2 * time.Second
 	connect := whepBus(t)
-	node := startSlowNode(t, connect(), disconnected, failed)
+	node := startSlowNode(t, connect(), disconnected, failed, 0)
 	pub := loopPublish(t, connect(), "dead", "av.ts")
 	select {
 	case <-pub.announced:
@@ -268,9 +268,9 @@ type slowNode struct {
 }
 
 // startSlowNode serves WHEP (/whep/), /sessions and /metrics on 127.0.0.1
-// for the streams of nc; ICE timeouts 0 are whep's defaults. The cleanup
-// shuts it down in node.Serve's order.
-func startSlowNode(t *testing.T, nc *nats.Conn, iceDisconnected, iceFailed time.Duration) *slowNode {
+// for the streams of nc; ICE timeouts 0 are whep's defaults, replay rate 0
+// the relay's. The cleanup shuts it down in node.Serve's order.
+func startSlowNode(t *testing.T, nc *nats.Conn, iceDisconnected, iceFailed time.Duration, replayRate float64) *slowNode {
 	t.Helper()
 	logger := whepLogger()
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
@@ -279,7 +279,7 @@ func startSlowNode(t *testing.T, nc *nats.Conn, iceDisconnected, iceFailed time.
 	if err != nil {
 		t.Fatal(err)
 	}
-	rl, err := relay.New(relay.Config{Conn: nc, Catalog: watcher, Logger: logger.With("component", "relay"), Start: relay.StartGOP})
+	rl, err := relay.New(relay.Config{Conn: nc, Catalog: watcher, Logger: logger.With("component", "relay"), Start: relay.StartGOP, ReplayRate: replayRate})
 	if err != nil {
 		watcher.Close()
 		t.Fatal(err)
@@ -629,7 +629,13 @@ func checkFrameRate(t *testing.T, name string, v *rtpViewer, w window) frameRate
 // publisher.
 func loopPublish(t *testing.T, nc *nats.Conn, stream, fixture string) *whepPublisher {
 	t.Helper()
-	rec := tstest.Demux(t, tstest.Read(t, fixture))
+	return loopPublishTS(t, nc, stream, fixture, tstest.Read(t, fixture))
+}
+
+// loopPublishTS is loopPublish of the MPEG-TS data, named fixture in errors.
+func loopPublishTS(t *testing.T, nc *nats.Conn, stream, fixture string, data []byte) *whepPublisher {
+	t.Helper()
+	rec := tstest.Demux(t, data)
 	period, err := loopPeriod(rec)
 	if err != nil {
 		t.Fatalf("%s: %v", fixture, err)
@@ -720,6 +726,9 @@ func loopFrames(ctx context.Context, d *tstest.Demuxed, pub *bus.Publisher, p *w
 				return err
 			}
 			p.frames.Add(1)
+			if f.Kind == tsframes.KindVideo {
+				p.videoFrames.Add(1)
+			}
 		}
 	}
 }

@@ -95,8 +95,9 @@ func whepNode(t *testing.T, nc *nats.Conn, mod func(*config.WHEP)) string {
 
 // whepPublisher publishes a fixture in real time (paced by its DTS).
 type whepPublisher struct {
-	announced chan struct{}
-	frames    atomic.Int64
+	announced   chan struct{}
+	frames      atomic.Int64
+	videoFrames atomic.Int64 // counted by loopPublish only
 }
 
 // whepPublish publishes testdata/NAME as stream in real time until the file
