@@ -2,11 +2,17 @@ package whep
 
 import (
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/whepcast/whepcast/pkg/relay"
 )
+
+// streamSeriesGrace is how long a stream's series (labelled stream=) stay
+// after its last session on this node ended; then they are released, so that
+// a node serving ever new stream names keeps a bounded number of series.
+const streamSeriesGrace = 10 * time.Minute
 
 // metrics are the Prometheus metrics of a Server (prefix whepcast_whep_).
 type metrics struct {
@@ -21,7 +27,15 @@ type metrics struct {
 	// atomic for the stats collector, so that its counters never go back.
 	mu          sync.Mutex
 	closedStats map[string]*streamTotals
+	sessions    metricSessions
+	// grace is streamSeriesGrace, shorter in tests.
+	grace time.Duration
+	// idle holds the pending release of each stream whose last session ended.
+	idle map[string]*pendingRelease
 }
+
+// pendingRelease is the release timer of a stream (under metrics.mu).
+type pendingRelease struct{ timer *time.Timer }
 
 // streamTotals are the relay counters of a stream's sessions on this node.
 type streamTotals struct {
@@ -83,6 +97,9 @@ func newMetrics(sessions metricSessions) *metrics {
 			Buckets: []float64{0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 8, 13, 20, 30},
 		}, []string{"stream"}),
 		closedStats: make(map[string]*streamTotals),
+		sessions:    sessions,
+		grace:       streamSeriesGrace,
+		idle:        make(map[string]*pendingRelease),
 	}
 	open := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "whepcast_whep_sessions",
@@ -110,14 +127,22 @@ func (m *metrics) register(r prometheus.Registerer) error {
 	return nil
 }
 
+// unregister unregisters every metric from r and stops the release timers.
 func (m *metrics) unregister(r prometheus.Registerer) {
 	for _, c := range m.collectors {
 		r.Unregister(c)
 	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for stream, p := range m.idle {
+		p.timer.Stop()
+		delete(m.idle, stream)
+	}
 }
 
 // removeSession removes a closing session from the session table and keeps its
-// final relay stats, under m.mu.
+// final relay stats, under m.mu. The stream's series are released m.grace
+// later unless a session of the stream lives then (see release).
 func (m *metrics) removeSession(table *sessionTable, ss *session) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -128,6 +153,34 @@ func (m *metrics) removeSession(table *sessionTable, ss *session) {
 		m.closedStats[ss.stream] = t
 	}
 	t.add(ss.viewer.Stats())
+	if old := m.idle[ss.stream]; old != nil {
+		old.timer.Stop()
+	}
+	p := &pendingRelease{}
+	p.timer = time.AfterFunc(m.grace, func() { m.release(ss.stream, p) })
+	m.idle[ss.stream] = p
+}
+
+// release drops the series of stream (sessions created, time to first
+// frame, the relay counters and delay histograms) when p is still its
+// pending release and the stream has no session on this node; a session
+// that ends later arms a new one. Counters of a stream that comes back start
+// from zero, a reset that rate() and increase() handle.
+func (m *metrics) release(stream string, p *pendingRelease) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.idle[stream] != p {
+		return
+	}
+	delete(m.idle, stream)
+	for _, ss := range m.sessions.list() {
+		if ss.stream == stream {
+			return
+		}
+	}
+	delete(m.closedStats, stream)
+	m.created.DeleteLabelValues(stream)
+	m.firstFrame.DeleteLabelValues(stream)
 }
 
 // sessionClosed counts a closed session; connected tells whether it ever
