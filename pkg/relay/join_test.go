@@ -7,19 +7,18 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
-	"os"
 	"slices"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/pion/ice/v4"
+	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/whepcast/whepcast/internal/natstest"
+	"github.com/whepcast/whepcast/internal/rtptest"
 	"github.com/whepcast/whepcast/pkg/bus"
 	"github.com/whepcast/whepcast/pkg/tsframes"
 	"github.com/whepcast/whepcast/pkg/udpbatch"
@@ -192,76 +191,13 @@ func newPairBatch(t testing.TB, g *udpbatch.Group, pc *webrtc.PeerConnection) *p
 func (pb *pairBatch) Begin() bool { return pb.b.Begin(pb.addr) }
 func (pb *pairBatch) Flush()      { pb.b.Flush() }
 
-// rtpCheck is what a viewer's check found in one track.
-type rtpCheck struct {
-	packets    int
-	lost       int // sequence numbers never received
-	late       int // received after a newer one
-	duplicated int
-	badTS      int // timestamp steps out of (0, max]
-	incomplete int // access units without their marker (video)
-	markers    int // marker bits inside an access unit (video)
-}
-
-func (c rtpCheck) clean() bool {
-	return c.lost == 0 && c.late == 0 && c.duplicated == 0 && c.badTS == 0 && c.incomplete == 0 && c.markers == 0
-}
-
-func (c rtpCheck) String() string {
-	return fmt.Sprintf("%d packets: %d lost, %d late, %d duplicated, %d bad timestamp steps, %d incomplete AUs, %d stray markers",
-		c.packets, c.lost, c.late, c.duplicated, c.badTS, c.incomplete, c.markers)
-}
-
-// checkRTP checks packets in their order of arrival: every sequence number
-// from the first on exactly once and in order, timestamps stepping forward
-// by at most maxStep between access units, and (video) the marker bit on
-// the last packet of each access unit and on no other. The last access unit
-// may be cut by the end of the recording.
-func checkRTP(pkts []sent, video bool, maxStep uint32) rtpCheck {
-	c := rtpCheck{packets: len(pkts)}
-	if len(pkts) == 0 {
-		return c
+// checkRTP checks the headers of pkts with rtptest.Track.
+func checkRTP(pkts []sent, video bool, maxStep uint32) rtptest.Check {
+	hdrs := make([]rtp.Header, len(pkts))
+	for i, p := range pkts {
+		hdrs[i] = p.hdr
 	}
-	missing := map[int64]bool{}
-	next := int64(pkts[0].hdr.SequenceNumber) // extended
-	highest := next - 1
-	var inOrder []sent
-	for _, p := range pkts {
-		// Extend the sequence number around the highest seen.
-		s := highest + int64(int16(p.hdr.SequenceNumber-uint16(highest)))
-		switch {
-		case s == highest+1:
-			highest = s
-			inOrder = append(inOrder, p)
-		case s > highest+1:
-			for m := highest + 1; m < s; m++ {
-				missing[m] = true
-			}
-			highest = s
-			inOrder = append(inOrder, p)
-		case missing[s]:
-			delete(missing, s)
-			c.late++
-		default:
-			c.duplicated++
-		}
-	}
-	c.lost = len(missing)
-	for i := 1; i < len(inOrder); i++ {
-		prev, cur := inOrder[i-1].hdr, inOrder[i].hdr
-		d := cur.Timestamp - prev.Timestamp
-		switch {
-		case video && d == 0:
-			if prev.Marker {
-				c.markers++
-			}
-		case d == 0 || d > maxStep:
-			c.badTS++
-		case video && !prev.Marker:
-			c.incomplete++
-		}
-	}
-	return c
+	return rtptest.Track(hdrs, video, maxStep)
 }
 
 // isKeyframeStart reports whether an H.264 RTP payload starts an IDR access
@@ -281,33 +217,13 @@ func isKeyframeStart(payload []byte) bool {
 	return false
 }
 
-// socketDrops returns the datagrams the kernel dropped for the local UDP
-// socket on 127.0.0.1:port because its receive buffer was full (Linux
-// /proc/net/udp); false where that is not known.
-func socketDrops(port int) (uint64, bool) {
-	b, err := os.ReadFile("/proc/net/udp")
-	if err != nil {
-		return 0, false
-	}
-	local := fmt.Sprintf("0100007F:%04X", port)
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 13 || f[1] != local {
-			continue
-		}
-		n, err := strconv.ParseUint(f[len(f)-1], 10, 64)
-		return n, err == nil
-	}
-	return 0, false
-}
-
 // joinResult is what one join of the stress test saw.
 type joinResult struct {
 	// clientDrops is what the client's socket dropped (-1: unknown).
 	clientDrops  int64
 	replayed     int
 	catchUp      time.Duration
-	video, audio rtpCheck
+	video, audio rtptest.Check
 	keyFirst     bool
 }
 
@@ -315,9 +231,9 @@ type joinResult struct {
 // that explains every packet the join missed: its process did not read
 // in time (a loaded test machine), not a fault of the sender.
 func (res joinResult) starved() bool {
-	missed := res.video.lost + res.video.late + res.audio.lost + res.audio.late
+	missed := res.video.Lost + res.video.Late + res.audio.Lost + res.audio.Late
 	return res.clientDrops > 0 && int64(missed) <= res.clientDrops && res.keyFirst &&
-		res.video.duplicated == 0 && res.audio.duplicated == 0 && res.video.markers == 0
+		res.video.Duplicated == 0 && res.audio.Duplicated == 0 && res.video.Markers == 0
 }
 
 // joinOnce joins a viewer of the stream, plays it over a pion client with
@@ -341,7 +257,7 @@ func joinOnce(t *testing.T, r *Relay, ann bus.Announcement, mux *loopbackMux) jo
 	}
 	drops := int64(-1)
 	if pair, err := p.client.GetReceivers()[0].Transport().ICETransport().GetSelectedCandidatePair(); err == nil && pair != nil {
-		if n, ok := socketDrops(int(pair.Local.Port)); ok {
+		if n, ok := rtptest.SocketDrops(int(pair.Local.Port)); ok {
 			drops = int64(n)
 		}
 	}
@@ -357,8 +273,8 @@ func joinOnce(t *testing.T, r *Relay, ann bus.Announcement, mux *loopbackMux) jo
 		audio:       checkRTP(audio, false, joinAudioTicks*3/2),
 	}
 	res.keyFirst = len(video) > 0 && isKeyframeStart(video[0].payload)
-	if res.video.packets == 0 || res.audio.packets == 0 {
-		t.Fatalf("received %d video and %d audio packets", res.video.packets, res.audio.packets)
+	if res.video.Packets == 0 || res.audio.Packets == 0 {
+		t.Fatalf("received %d video and %d audio packets", res.video.Packets, res.audio.Packets)
 	}
 	return res
 }
@@ -451,7 +367,7 @@ func joinStress(t *testing.T, joins, concurrency int, anchor bool) {
 					mu.Lock()
 					defer mu.Unlock()
 					results = append(results, res)
-					if !res.video.clean() || !res.audio.clean() || !res.keyFirst {
+					if !res.video.Clean() || !res.audio.Clean() || !res.keyFirst {
 						msg := fmt.Sprintf("join %d (replay of %d frames, keyframe first %v, client socket dropped %d): video %v; audio %v",
 							i, res.replayed, res.keyFirst, res.clientDrops, res.video, res.audio)
 						if res.starved() {

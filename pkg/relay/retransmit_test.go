@@ -264,13 +264,13 @@ func TestLossyViewerGetsEveryPacket(t *testing.T) {
 				t.Fatalf("only %d packets dropped", len(dropped))
 			}
 			video := p.video.waitFor(t, 10*time.Second, "every video packet", func(s []sent) bool {
-				return checkRTP(s, true, 1<<31).lost == 0 && countMarkers(s) >= len(srcV)
+				return checkRTP(s, true, 1<<31).Lost == 0 && countMarkers(s) >= len(srcV)
 			})
 			// Repairs arrive after newer packets, except one that comes
 			// before the next packet is sent (a frame's last packet on a
 			// fast loopback): at least one is late, none is lost.
 			c := checkRTP(video, true, 1<<31)
-			if c.late == 0 || c.lost != 0 {
+			if c.Late == 0 || c.Lost != 0 {
 				t.Fatalf("%+v with %d dropped", c, len(dropped))
 			}
 			checkVideo(t, srcV, depacketizeH264(t, sortBySeq(video)))
