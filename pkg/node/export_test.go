@@ -2,8 +2,6 @@ package node
 
 import (
 	"context"
-	"log/slog"
-	"net"
 	"net/http"
 	"testing"
 	"time"
@@ -17,18 +15,8 @@ import (
 func TestServeExportsWithTheWHEPToken(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	nc := natstest.EmbeddedConn(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	serveCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() {
-		done <- Serve(serveCtx, ln, nc, config.WHEP{ICEUDPAddr: "127.0.0.1:0", WaitTimeout: time.Second, Tokens: []string{"secret"}},
-			slog.New(slog.DiscardHandler))
-	}()
-	url := "http://" + ln.Addr().String() + "/export/cam.ts?from=-1m"
+	addr, stop := serveTest(t, ctx, natstest.EmbeddedConn(t), config.WHEP{ICEUDPAddr: "127.0.0.1:0", WaitTimeout: time.Second, Tokens: []string{"secret"}})
+	url := "http://" + addr + "/export/cam.ts?from=-1m"
 	for _, c := range []struct {
 		auth string
 		code int
@@ -53,13 +41,7 @@ func TestServeExportsWithTheWHEPToken(t *testing.T) {
 			t.Errorf("GET /export/ with %q: %d, want %d", c.auth, resp.StatusCode, c.code)
 		}
 	}
-	stop()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("Serve = %v", err)
-		}
-	case <-ctx.Done():
-		t.Fatal("Serve did not return")
+	if err := stop(); err != nil {
+		t.Fatalf("Serve = %v", err)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"go.uber.org/goleak"
 
 	"github.com/whepcast/whepcast/internal/natstest"
@@ -37,23 +38,37 @@ func get(t *testing.T, ctx context.Context, url string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
+// serveTest runs Serve for nc and cfg on a loopback listener whose address
+// it returns. stop ends Serve and returns what Serve returned, failing the
+// test if Serve has not returned by the end of ctx.
+func serveTest(t *testing.T, ctx context.Context, nc *nats.Conn, cfg config.WHEP) (addr string, stop func() error) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	serveCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- Serve(serveCtx, ln, nc, cfg, slog.New(slog.DiscardHandler)) }()
+	return ln.Addr().String(), func() error {
+		cancel()
+		select {
+		case err := <-done:
+			return err
+		case <-ctx.Done():
+			t.Fatal("Serve did not return")
+			return nil
+		}
+	}
+}
+
 // TestServe serves the node's endpoints and shuts down cleanly when ctx
 // ends, leaving no goroutine behind.
 func TestServe(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	nc := natstest.EmbeddedConn(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	serveCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() {
-		done <- Serve(serveCtx, ln, nc, config.WHEP{ICEUDPAddr: "127.0.0.1:0", WaitTimeout: time.Second, MaxWaiting: 4},
-			slog.New(slog.DiscardHandler))
-	}()
-	base := "http://" + ln.Addr().String()
+	addr, stop := serveTest(t, ctx, natstest.EmbeddedConn(t), config.WHEP{ICEUDPAddr: "127.0.0.1:0", WaitTimeout: time.Second, MaxWaiting: 4})
+	base := "http://" + addr
 	for path, want := range map[string]string{
 		"/healthz":      "ok\n",
 		"/readyz":       "ready\n",
@@ -73,16 +88,10 @@ func TestServe(t *testing.T) {
 			t.Errorf("GET %s = %d %q, want %d with %q", path, code, body, wantCode, want)
 		}
 	}
-	stop()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("Serve = %v", err)
-		}
-	case <-ctx.Done():
-		t.Fatal("Serve did not return")
+	if err := stop(); err != nil {
+		t.Fatalf("Serve = %v", err)
 	}
-	if _, err := net.Dial("tcp", ln.Addr().String()); err == nil {
+	if _, err := net.Dial("tcp", addr); err == nil {
 		t.Fatal("listener still open after Serve returned")
 	}
 }

@@ -3,8 +3,6 @@ package node
 import (
 	"context"
 	"io"
-	"log/slog"
-	"net"
 	"net/http"
 	"testing"
 	"time"
@@ -18,18 +16,8 @@ import (
 func TestSessionsNeedAdminToken(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	nc := natstest.EmbeddedConn(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	serveCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() {
-		done <- Serve(serveCtx, ln, nc, config.WHEP{ICEUDPAddr: "127.0.0.1:0", Tokens: []string{"viewer"}, AdminTokens: []string{"adm"}},
-			slog.New(slog.DiscardHandler))
-	}()
-	url := "http://" + ln.Addr().String() + "/sessions"
+	addr, stop := serveTest(t, ctx, natstest.EmbeddedConn(t), config.WHEP{ICEUDPAddr: "127.0.0.1:0", Tokens: []string{"viewer"}, AdminTokens: []string{"adm"}})
+	url := "http://" + addr + "/sessions"
 	for _, c := range []struct {
 		auth string
 		want int
@@ -52,8 +40,7 @@ func TestSessionsNeedAdminToken(t *testing.T) {
 		}
 	}
 	http.DefaultClient.CloseIdleConnections()
-	stop()
-	if err := <-done; err != nil {
+	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
 }
