@@ -173,3 +173,24 @@ func (p *Publication) WaitFrames(t testing.TB, n int, timeout time.Duration) {
 		}
 	}
 }
+
+// Serve runs serve (a listener's Serve with its publications) until the
+// test ends, then cancels its context and checks that it returned nil
+// within 20 s.
+func Serve(t testing.TB, serve func(context.Context) error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Serve: %v", err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Error("Serve did not return")
+		}
+	})
+}

@@ -41,20 +41,7 @@ func serve(t *testing.T, cfg Config, pubs *ingest.Publications) *Listener {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- l.Serve(ctx, pubs) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Serve: %v", err)
-			}
-		case <-time.After(testDeadline):
-			t.Error("Serve did not return")
-		}
-	})
+	ingesttest.Serve(t, func(ctx context.Context) error { return l.Serve(ctx, pubs) })
 	return l
 }
 
