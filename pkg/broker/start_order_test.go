@@ -13,37 +13,9 @@ import (
 	"time"
 
 	"github.com/whepcast/whepcast/embedded"
+	"github.com/whepcast/whepcast/internal/logtest"
 	"github.com/whepcast/whepcast/internal/natstest"
 )
-
-// logWatch is a slog.Handler that tells when a message was logged.
-type logWatch struct{ msgs chan string }
-
-func (l logWatch) Enabled(context.Context, slog.Level) bool { return true }
-func (l logWatch) WithAttrs([]slog.Attr) slog.Handler       { return l }
-func (l logWatch) WithGroup(string) slog.Handler            { return l }
-func (l logWatch) Handle(_ context.Context, r slog.Record) error {
-	select {
-	case l.msgs <- r.Message:
-	default:
-	}
-	return nil
-}
-
-// wait waits until msg is logged, at most until ctx ends.
-func (l logWatch) wait(t *testing.T, ctx context.Context, msg string) {
-	t.Helper()
-	for {
-		select {
-		case m := <-l.msgs:
-			if m == msg {
-				return
-			}
-		case <-ctx.Done():
-			t.Fatalf("%q not logged", msg)
-		}
-	}
-}
 
 func freePort(t *testing.T) string {
 	t.Helper()
@@ -78,7 +50,7 @@ func TestStartWaitsForNATS(t *testing.T) {
 	natsPort := freePort(t)
 	ingestAddr := "127.0.0.1:" + freePort(t)
 	cfg := testConfig(t, "--nats-url", "nats://127.0.0.1:"+natsPort, "--ingest-addr", ingestAddr, "--storage", "memory")
-	logs := logWatch{make(chan string, 1024)}
+	logs := logtest.NewWatch()
 	type started struct {
 		b   *Broker
 		err error
@@ -88,7 +60,7 @@ func TestStartWaitsForNATS(t *testing.T) {
 		b, err := Start(ctx, cfg, slog.New(logs), Options{ShutdownTimeout: 5 * time.Second})
 		result <- started{b, err}
 	}()
-	logs.wait(t, ctx, "NATS not reachable; retrying")
+	logs.Wait(t, ctx, "NATS not reachable; retrying")
 	base := "http://" + ingestAddr
 	for _, r := range []struct{ method, path string }{{"GET", "/healthz"}, {"GET", "/readyz"}, {"PUT", "/ingest/cam"}} {
 		if code, body := status(t, ctx, r.method, base+r.path); code != 503 || !strings.Contains(body, "not connected to NATS") {
@@ -115,14 +87,14 @@ func TestStartWaitsForNATS(t *testing.T) {
 
 	t.Run("context ends first", func(t *testing.T) {
 		cfg := testConfig(t, "--nats-url", "nats://127.0.0.1:"+freePort(t), "--ingest-addr", ingestAddr)
-		logs := logWatch{make(chan string, 1024)}
+		logs := logtest.NewWatch()
 		runCtx, stop := context.WithCancel(ctx)
 		done := make(chan error, 1)
 		go func() {
 			_, err := Start(runCtx, cfg, slog.New(logs), Options{})
 			done <- err
 		}()
-		logs.wait(t, ctx, "NATS not reachable; retrying")
+		logs.Wait(t, ctx, "NATS not reachable; retrying")
 		stop()
 		select {
 		case err := <-done:
@@ -141,7 +113,7 @@ func TestStartWaitsForNATS(t *testing.T) {
 
 		runCtx, stop = context.WithCancel(ctx)
 		go func() { done <- Run(runCtx, cfg, slog.New(logs), Options{}) }()
-		logs.wait(t, ctx, "NATS not reachable; retrying")
+		logs.Wait(t, ctx, "NATS not reachable; retrying")
 		stop()
 		if err := <-done; err != nil {
 			t.Fatalf("Run = %v, want nil when ctx ends while waiting", err)

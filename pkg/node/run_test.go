@@ -12,43 +12,11 @@ import (
 	"time"
 
 	"github.com/whepcast/whepcast/embedded"
+	"github.com/whepcast/whepcast/internal/logtest"
 	"github.com/whepcast/whepcast/internal/natstest"
 	"github.com/whepcast/whepcast/pkg/config"
 	"github.com/whepcast/whepcast/pkg/natsconn"
 )
-
-// logWatch is a slog.Handler that tells when a message was logged.
-type logWatch struct {
-	msgs chan string
-}
-
-func newLogWatch() *logWatch { return &logWatch{msgs: make(chan string, 1024)} }
-
-func (l *logWatch) Enabled(context.Context, slog.Level) bool { return true }
-func (l *logWatch) WithAttrs([]slog.Attr) slog.Handler       { return l }
-func (l *logWatch) WithGroup(string) slog.Handler            { return l }
-func (l *logWatch) Handle(_ context.Context, r slog.Record) error {
-	select {
-	case l.msgs <- r.Message:
-	default:
-	}
-	return nil
-}
-
-// wait waits until msg is logged, at most until ctx ends.
-func (l *logWatch) wait(t *testing.T, ctx context.Context, msg string) {
-	t.Helper()
-	for {
-		select {
-		case m := <-l.msgs:
-			if m == msg {
-				return
-			}
-		case <-ctx.Done():
-			t.Fatalf("%q not logged", msg)
-		}
-	}
-}
 
 // freePort returns a TCP port of 127.0.0.1 that nothing listens on.
 func freePort(t *testing.T) int {
@@ -72,7 +40,7 @@ func TestRunWaitsForNATS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := newLogWatch()
+	logs := logtest.NewWatch()
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	done := make(chan error, 1)
@@ -83,8 +51,8 @@ func TestRunWaitsForNATS(t *testing.T) {
 	base := "http://" + ln.Addr().String()
 
 	// Two failed attempts: the node is waiting, not gone.
-	logs.wait(t, ctx, "NATS not reachable; retrying")
-	logs.wait(t, ctx, "NATS not reachable; retrying")
+	logs.Wait(t, ctx, "NATS not reachable; retrying")
+	logs.Wait(t, ctx, "NATS not reachable; retrying")
 	if code, body := get(t, ctx, base+"/healthz"); code != 200 || body != "ok\n" {
 		t.Errorf("/healthz while waiting = %d %q", code, body)
 	}
@@ -95,7 +63,7 @@ func TestRunWaitsForNATS(t *testing.T) {
 	}
 
 	natstest.Embedded(t, embedded.Config{Port: port})
-	logs.wait(t, ctx, "whep-node serving")
+	logs.Wait(t, ctx, "whep-node serving")
 	if code, body := get(t, ctx, base+"/readyz"); code != 200 || body != "ready\n" {
 		t.Errorf("/readyz once connected = %d %q", code, body)
 	}
@@ -137,13 +105,13 @@ func TestRunEnds(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		logs := newLogWatch()
+		logs := logtest.NewWatch()
 		runCtx, stop := context.WithCancel(ctx)
 		done := make(chan error, 1)
 		go func() {
 			done <- run(runCtx, ln, natsconn.Config{URL: url, RetryWait: 20 * time.Millisecond}, cfg, slog.New(logs))
 		}()
-		logs.wait(t, ctx, "NATS not reachable; retrying")
+		logs.Wait(t, ctx, "NATS not reachable; retrying")
 		stop()
 		select {
 		case err := <-done:
