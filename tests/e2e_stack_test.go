@@ -137,7 +137,7 @@ func liveIngest(t *testing.T, b *broker.Broker, stream string) *proctest.Proc {
 // streams returns the node's live stream names (GET /streams).
 func (s *e2eStack) streams(t *testing.T, ctx context.Context) []string {
 	t.Helper()
-	code, body, err := e2eGet(ctx, s.nodeURL+"/streams")
+	code, body, err := proctest.Get(ctx, s.nodeURL+"/streams")
 	if err != nil || code != http.StatusOK {
 		t.Fatalf("GET /streams: %d %q %v", code, body, err)
 	}
@@ -177,7 +177,7 @@ func (s *e2eStack) waitLive(t *testing.T, ctx context.Context, stream string) {
 // there is exactly one.
 func (s *e2eStack) session(t *testing.T, ctx context.Context) whep.SessionInfo {
 	t.Helper()
-	code, body, err := e2eGet(ctx, s.nodeURL+"/sessions")
+	code, body, err := proctest.Get(ctx, s.nodeURL+"/sessions")
 	if err != nil || code != http.StatusOK {
 		t.Fatalf("GET /sessions: %d %q %v", code, body, err)
 	}

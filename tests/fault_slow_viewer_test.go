@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/whepcast/whepcast/internal/proctest"
 	"github.com/whepcast/whepcast/internal/tstest"
 	"github.com/whepcast/whepcast/pkg/bus"
 	"github.com/whepcast/whepcast/pkg/relay"
@@ -332,7 +333,7 @@ func startSlowNode(t *testing.T, nc *nats.Conn, iceDisconnected, iceFailed time.
 // sessions returns the node's GET /sessions.
 func (n *slowNode) sessions(t *testing.T, ctx context.Context) []whep.SessionInfo {
 	t.Helper()
-	code, body, err := e2eGet(ctx, n.url+"/sessions")
+	code, body, err := proctest.Get(ctx, n.url+"/sessions")
 	if err != nil || code != http.StatusOK {
 		t.Fatalf("GET /sessions: %d %q %v", code, body, err)
 	}

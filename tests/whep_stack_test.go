@@ -343,24 +343,6 @@ func whepDo(t *testing.T, ctx context.Context, method, url string, h http.Header
 	return resp, string(b)
 }
 
-// e2eGet GETs url without keep-alive and returns the status and body.
-func e2eGet(ctx context.Context, url string) (int, string, error) {
-	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(rctx, http.MethodGet, url, nil)
-	if err != nil {
-		return 0, "", err
-	}
-	client := http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
-	resp, err := client.Do(req)
-	if err != nil {
-		return 0, "", err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	return resp.StatusCode, string(b), err
-}
-
 // e2eWaitUntil waits until the wall clock reaches at (a point of the
 // scenario, such as "2 s into the stream"), or fails when ctx ends first.
 func e2eWaitUntil(t *testing.T, ctx context.Context, at time.Time) {

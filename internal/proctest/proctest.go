@@ -224,7 +224,7 @@ func (p *Proc) WaitHTTP(t *testing.T, ctx context.Context, url, want string) {
 	defer tick.Stop()
 	var last string
 	for {
-		code, body, err := get(ctx, url)
+		code, body, err := Get(ctx, url)
 		if err == nil && code == http.StatusOK && body == want {
 			return
 		}
@@ -239,11 +239,12 @@ func (p *Proc) WaitHTTP(t *testing.T, ctx context.Context, url, want string) {
 	}
 }
 
-// getTimeout bounds one request of WaitHTTP.
+// getTimeout bounds one request of Get.
 const getTimeout = 5 * time.Second
 
-// get GETs url without keep-alive and returns the status and body.
-func get(ctx context.Context, url string) (int, string, error) {
+// Get GETs url without keep-alive, within 5 s and ctx, and returns the
+// status and the body (its first MiB).
+func Get(ctx context.Context, url string) (int, string, error) {
 	ctx, cancel := context.WithTimeout(ctx, getTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
