@@ -250,17 +250,6 @@ func (e *linkEmulator) flow(ssrc uint32) rtpFlowStats {
 	return st
 }
 
-// ssrcs returns the SSRCs of the RTP the node sent through the emulator.
-func (e *linkEmulator) ssrcs() []uint32 {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	out := make([]uint32, 0, len(e.flows))
-	for s := range e.flows {
-		out = append(out, s)
-	}
-	return out
-}
-
 // reportsSince returns, per reporter SSRC, how many receiver reports were
 // forwarded to the node at or after since.
 func (e *linkEmulator) reportsSince(since time.Time) map[uint32]int {

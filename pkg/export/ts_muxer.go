@@ -6,6 +6,8 @@ import (
 
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 	"github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts"
+	"github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts/codecs"
+	"github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts/substructs"
 
 	"github.com/whepcast/whepcast/pkg/tsframes"
 )
@@ -19,10 +21,13 @@ type tsMuxer struct {
 }
 
 func newTSMuxer(w io.Writer, tr tracks) (*tsMuxer, error) {
-	m := &tsMuxer{video: &mpegts.Track{Codec: &mpegts.CodecH264{}}}
+	m := &tsMuxer{video: &mpegts.Track{Codec: &codecs.H264{}}}
 	list := []*mpegts.Track{m.video}
 	if tr.audioChannels > 0 {
-		m.audio = &mpegts.Track{Codec: &mpegts.CodecOpus{ChannelCount: tr.audioChannels}} //nolint:staticcheck // the descriptor from the count
+		// Channel config codes 1 to 8 are those channel counts (ETSI TS
+		// Opus in MPEG-2 TS, table 4-3).
+		desc := &substructs.OpusAudioDescriptor{ChannelConfigCode: uint8(tr.audioChannels)}
+		m.audio = &mpegts.Track{Codec: &codecs.Opus{Desc: desc}}
 		list = append(list, m.audio)
 	}
 	m.w = &mpegts.Writer{W: w, Tracks: list}
