@@ -196,7 +196,10 @@ func (v *rtpViewer) waitPacketsAfter(t *testing.T, ctx context.Context, mime str
 // continuity describes the packets of one track.
 type continuity struct {
 	packets int
-	lost    int    // packets missing (sequence numbers skipped)
+	lost    int    // packets missing (sequence numbers skipped, never retransmitted)
+	// recovered counts the packets that came late, retransmitted after the
+	// viewer NACKed them (lossy tracks only: a gap, then its packets).
+	recovered int
 	units   int    // access units (video) or packets (audio): timestamp changes + 1
 	maxStep uint32 // largest timestamp step between consecutive units
 	// irregular counts the steps other than the track's nominal one.
@@ -214,14 +217,18 @@ type track struct {
 	// nominal is the usual step (0: none): 960 for 20 ms Opus packets.
 	nominal uint32
 	// lossy allows packets to be missing (sequence numbers skipped, as when
-	// a burst overflows a loopback socket), never repeated or reordered.
+	// a burst overflows a loopback socket) and a missing packet to arrive
+	// late, once (the node retransmits what the viewer NACKs, on the media
+	// SSRC when the viewer did not negotiate RTX); never repeated, and no
+	// other packet out of order.
 	lossy bool
 }
 
 // checkContinuity fails the test unless pkts (one track, in arrival order)
 // come from one SSRC with sequence numbers that each add exactly 1 (no
 // loss, duplicate or reordering; with tr.lossy, skipped numbers are
-// counted as losses) and timestamps that never go back, each new one (a new
+// counted as losses, and a skipped packet that arrives late, once, as
+// recovered by retransmission) and timestamps that never go back, each new one (a new
 // unit) strictly greater than the last and at most tr.maxStep ahead: a
 // duplicate or out-of-order frame breaks one of these.
 func checkContinuity(t *testing.T, tr track, pkts []rtpPacket) continuity {
@@ -231,8 +238,10 @@ func checkContinuity(t *testing.T, tr track, pkts []rtpPacket) continuity {
 		t.Fatalf("%s: no packets", tr.name)
 	}
 	c.packets, c.units = len(pkts), 1
+	missing := map[uint16]bool{} // lossy: sequence numbers skipped so far
+	prev := 0                    // index of the last packet in sequence
 	for i := 1; i < len(pkts); i++ {
-		p, q := pkts[i-1], pkts[i]
+		p, q := pkts[prev], pkts[i]
 		if q.ssrc != p.ssrc {
 			t.Fatalf("%s: packet %d: SSRC %08x after %08x", tr.name, i, q.ssrc, p.ssrc)
 		}
@@ -241,9 +250,20 @@ func checkContinuity(t *testing.T, tr track, pkts []rtpPacket) continuity {
 		case gap == 1:
 		case tr.lossy && gap > 1 && gap < 1<<15:
 			c.lost += int(gap - 1)
+			for s := p.seq + 1; s != q.seq; s++ {
+				missing[s] = true
+			}
+		case missing[q.seq]:
+			// A retransmission of a packet counted lost: it fills its
+			// gap, out of the sequence.
+			delete(missing, q.seq)
+			c.lost--
+			c.recovered++
+			continue
 		default:
 			t.Fatalf("%s: packet %d: sequence number %d after %d\n%s", tr.name, i, q.seq, p.seq, around(pkts, i))
 		}
+		prev = i
 		if d := q.at.Sub(p.at); d > c.maxPause {
 			c.maxPause, c.pauseEnd = d, q.at
 		}
