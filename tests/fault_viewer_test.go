@@ -196,12 +196,12 @@ func (v *rtpViewer) waitPacketsAfter(t *testing.T, ctx context.Context, mime str
 // continuity describes the packets of one track.
 type continuity struct {
 	packets int
-	lost    int    // packets missing (sequence numbers skipped, never retransmitted)
+	lost    int // packets missing (sequence numbers skipped, never retransmitted)
 	// recovered counts the packets that came late, retransmitted after the
 	// viewer NACKed them (lossy tracks only: a gap, then its packets).
 	recovered int
-	units   int    // access units (video) or packets (audio): timestamp changes + 1
-	maxStep uint32 // largest timestamp step between consecutive units
+	units     int    // access units (video) or packets (audio): timestamp changes + 1
+	maxStep   uint32 // largest timestamp step between consecutive units
 	// irregular counts the steps other than the track's nominal one.
 	irregular int
 	maxPause  time.Duration // longest time between two consecutive packets
