@@ -8,7 +8,10 @@
 // start-up), and all its log lines go to the *slog.Logger of Config.
 //
 // Clients in the same process should use Connect, which makes an in-process
-// connection (no TCP, no port); other processes connect to ClientURL.
+// connection (no TCP, no port); other processes connect to ClientURL. With
+// Config.MonitorAddr set, the server also serves nats-server's HTTP
+// monitoring endpoints (/varz, /jsz, /connz, ...) at MonitorURL, so that
+// the usual NATS tools and exporters work as with any nats-server.
 package embedded
 
 import (
@@ -59,15 +62,21 @@ type Config struct {
 	// ServerName names the server in logs and in JetStream metadata
 	// (optional; nats-server picks its ID otherwise).
 	ServerName string
+	// MonitorAddr is the host:port of nats-server's HTTP monitoring
+	// endpoints (/varz, /jsz, ...); off when empty. Port 0 picks a free
+	// port (see MonitorURL). The endpoints have no authentication: keep
+	// the address private.
+	MonitorAddr string
 	// Logger receives the server's log lines (default: discarded).
 	Logger *slog.Logger
 }
 
 // Server is a running embedded nats-server.
 type Server struct {
-	srv    *server.Server
-	url    string
-	logger *slog.Logger
+	srv        *server.Server
+	url        string
+	monitorURL string
+	logger     *slog.Logger
 }
 
 // Start starts a nats-server with JetStream enabled and returns once it is
@@ -115,8 +124,11 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if !opts.DontListen {
 		s.url = "nats://" + net.JoinHostPort(hostForURL(opts.Host), strconv.Itoa(listenPort(srv)))
 	}
+	if a := srv.MonitorAddr(); a != nil {
+		s.monitorURL = "http://" + net.JoinHostPort(hostForURL(opts.HTTPHost), strconv.Itoa(a.Port))
+	}
 	logger.Info("embedded nats-server ready", "url", s.url, "store_dir", opts.StoreDir,
-		"max_payload", opts.MaxPayload)
+		"max_payload", opts.MaxPayload, "monitor_url", s.monitorURL)
 	return s, nil
 }
 
@@ -160,11 +172,40 @@ func serverOptions(cfg Config) (*server.Options, *slog.Logger, error) {
 	default:
 		opts.Port = cfg.Port
 	}
+	if cfg.MonitorAddr != "" {
+		host, port, err := splitMonitorAddr(cfg.MonitorAddr)
+		if err != nil {
+			return nil, nil, err
+		}
+		opts.HTTPHost = host
+		opts.HTTPPort = port
+	}
 	// A client connection must be able to buffer at least one message.
 	if opts.MaxPending < int64(cfg.MaxPayload) {
 		opts.MaxPending = max(int64(cfg.MaxPayload)*2, server.MAX_PENDING_SIZE)
 	}
 	return opts, logger.With("component", "nats-server"), nil
+}
+
+// splitMonitorAddr parses MonitorAddr into nats-server's HTTPHost and
+// HTTPPort (server.RANDOM_PORT for port 0; an empty host listens on all
+// interfaces, as net.Listen does).
+func splitMonitorAddr(addr string) (string, int, error) {
+	host, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, fmt.Errorf("embedded nats: monitor address %q: %w", addr, err)
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil || port < 0 || port > 65535 {
+		return "", 0, fmt.Errorf("embedded nats: monitor address %q: port out of range (0 = random, 1-65535)", addr)
+	}
+	if port == 0 {
+		port = server.RANDOM_PORT
+	}
+	if host == "" {
+		host = "0.0.0.0"
+	}
+	return host, port, nil
 }
 
 // listenPort is the bound client port (resolved when Port was 0).
@@ -190,6 +231,10 @@ func hostForURL(h string) string {
 // ClientURL is the nats:// URL of the TCP listener, "" when the server was
 // started with Port NoListener.
 func (s *Server) ClientURL() string { return s.url }
+
+// MonitorURL is the http:// URL of the monitoring endpoints (append /varz,
+// /jsz, ...), "" when Config.MonitorAddr was empty.
+func (s *Server) MonitorURL() string { return s.monitorURL }
 
 // NATS returns the underlying nats-server, for monitoring or advanced use.
 func (s *Server) NATS() *server.Server { return s.srv }
