@@ -250,6 +250,8 @@ func (b *Broker) connectNATS(ctx context.Context) error {
 		MaxPayload: b.opts.EmbeddedMaxPayload,
 		ServerName: natsName,
 		Logger:     b.log,
+		// The monitoring endpoints (--nats-monitor-addr, off when empty).
+		MonitorAddr: b.cfg.NATSMonitorAddr,
 	}
 	if b.cfg.NATSListen != "" {
 		host, port, err := net.SplitHostPort(b.cfg.NATSListen)
@@ -293,6 +295,9 @@ func (b *Broker) logStart() {
 	attrs := []any{"ingest_addr", b.IngestAddr().String(), "nats_url", b.NATSURL()}
 	if b.server != nil {
 		attrs = append(attrs, "nats", "embedded", "data_dir", b.cfg.DataDir, "storage", b.cfg.Storage)
+		if u := b.server.MonitorURL(); u != "" {
+			attrs = append(attrs, "nats_monitor_url", u)
+		}
 	}
 	for i, l := range b.udp {
 		attrs = append(attrs, "udp_"+b.cfg.UDPIngest[i].Stream, l.Addr().String())

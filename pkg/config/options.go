@@ -126,6 +126,7 @@ func brokerOptions() []option {
 	opts = append(opts, []option{
 		{key: "replicas", flag: "replicas", kind: kindInt, def: 1, usage: "JetStream replicas of each media stream"},
 		{key: "nats-listen", flag: "nats-listen", kind: kindString, def: defaultNATSListen, usage: "client address of the embedded NATS server (empty: in-process only)"},
+		{key: "nats-monitor-addr", flag: "nats-monitor-addr", kind: kindString, def: "", usage: "HTTP address of the embedded NATS server's monitoring endpoints (/varz, /jsz, ...; no authentication: keep it private; off when empty)"},
 		{key: "data-dir", flag: "data-dir", kind: kindString, def: embedded.DefaultDataDir, usage: "JetStream directory of the embedded NATS server"},
 		{key: "storage", flag: "storage", kind: kindString, def: bus.StorageFile, usage: "media stream storage: file or memory"},
 		{key: "max-age", flag: "max-age", kind: kindDuration, def: bus.DefaultMaxAge, usage: "how long a media stream keeps messages"},

@@ -127,6 +127,9 @@ type Broker struct {
 	NATSListen string `mapstructure:"nats-listen"` // default 127.0.0.1:4222
 	DataDir    string `mapstructure:"data-dir"`    // default ./data
 	Storage    string `mapstructure:"storage"`     // file (default) or memory
+	// NATSMonitorAddr serves the embedded server's HTTP monitoring
+	// (/varz, /jsz, ...); off when empty.
+	NATSMonitorAddr string `mapstructure:"nats-monitor-addr"`
 	// Retention per media stream.
 	MaxAge   time.Duration `mapstructure:"max-age"`   // default 30s
 	MaxBytes int64         `mapstructure:"max-bytes"` // default 0: no per-stream limit (no reservation)

@@ -79,11 +79,15 @@ func (b *Broker) Validate() error {
 			}
 		}
 		p.addr("nats-listen", b.NATSListen, false)
+		p.addr("nats-monitor-addr", b.NATSMonitorAddr, false)
 		if b.Storage == "file" && b.DataDir == "" {
 			p.add("data-dir", "must be set for file storage")
 		}
 	} else {
 		b.NATS.validate(&p)
+		if b.NATSMonitorAddr != "" {
+			p.add("nats-monitor-addr", "needs the embedded server (no --nats-url); an external server has its own monitoring (nats-server -m)")
+		}
 	}
 	if b.Replicas < 1 || b.Replicas > bus.MaxReplicas {
 		p.add("replicas", "must be 1 to %d, got %d", bus.MaxReplicas, b.Replicas)

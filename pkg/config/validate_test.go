@@ -22,6 +22,8 @@ func TestBrokerValidate(t *testing.T) {
 		{"ingest addr port range", func(b *Broker) { b.IngestAddr = ":70000" }, `port must be a number from 0 to 65535`},
 		{"nats listen", func(b *Broker) { b.NATSListen = "localhost" }, `nats-listen: "localhost" is not host:port`},
 		{"whep addr", func(b *Broker) { b.WHEPAddr = "x:y" }, `whep-addr: "x:y": port must be`},
+		{"nats monitor addr", func(b *Broker) { b.NATSMonitorAddr = "8222" }, `nats-monitor-addr: "8222" is not host:port`},
+		{"nats monitor external", func(b *Broker) { b.NATSMonitorAddr = ":8222"; b.NATS.URL = "nats://x:4222" }, `nats-monitor-addr: needs the embedded server`},
 		{"udp stream name", func(b *Broker) { b.UDPIngest = []UDPIngest{{Stream: "cam.1", Addr: ":5000"}} }, `udp-ingest: "cam.1=:5000": invalid stream name`},
 		{"udp addr", func(b *Broker) { b.UDPIngest = []UDPIngest{{Stream: "cam1", Addr: "5000"}} }, `udp-ingest: "cam1=5000": "5000" is not host:port`},
 		{"udp duplicate stream", func(b *Broker) {
@@ -75,6 +77,7 @@ func TestBrokerValidate(t *testing.T) {
 	ok.NATSListen = "" // in-process only
 	ok.UDPIngest = []UDPIngest{{Stream: "cam_1-A", Addr: "127.0.0.1:0"}}
 	ok.WHEPAddr = "127.0.0.1:0"
+	ok.NATSMonitorAddr = "127.0.0.1:8222"
 	ok.WHEP.ICEServers = []string{"stun:stun.example.org:3478", "turn:turn.example.org:3478?username=u&credential=p"}
 	ok.WHEP.PublicIPs = []string{"203.0.113.1", "2001:db8::1"}
 	if err := ok.Validate(); err != nil {
