@@ -201,3 +201,20 @@ func (a *announcer) onOpus(pid uint16, rawPTS int64, packets [][]byte) error {
 	}
 	return nil
 }
+
+// onSourceAudio handles one PES of an audio track that WebRTC cannot carry
+// (raw 33-bit PTS): its payload, copied, is one frame.
+func (a *announcer) onSourceAudio(pid uint16, codec Codec, rawPTS int64, data []byte) error {
+	pts := a.clock.unwrap(rawPTS)
+	if err := a.tick(pts); err != nil {
+		return err
+	}
+	return a.emit(Frame{
+		PID:   pid,
+		Kind:  KindAudio,
+		Codec: codec,
+		PTS:   pts,
+		DTS:   pts,
+		Data:  append([]byte(nil), data...),
+	})
+}

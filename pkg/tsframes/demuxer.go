@@ -17,8 +17,9 @@ type Sink interface {
 	// Announcement is owned by the receiver.
 	Tracks(Announcement) error
 	// Frame is called for every access unit of an H.264 track and every
-	// packet of an Opus track. The Frame (and its Data) is owned by the
-	// receiver.
+	// packet of an Opus track (and, with Options.SourceAudio, every PES of
+	// an AAC, MPEG audio, AC-3 or E-AC-3 track). The Frame (and its Data)
+	// is owned by the receiver.
 	Frame(Frame) error
 }
 
@@ -40,6 +41,11 @@ type Options struct {
 	// non-fatal decode problem, with an error wrapping one of the package's
 	// Err values (ErrSync for a resync).
 	OnDecodeError func(error)
+	// SourceAudio also delivers the audio that WebRTC cannot carry (AAC in
+	// ADTS, MPEG-1/2 audio, AC-3, E-AC-3): one Frame per PES, its Data the
+	// PES payload as it is (whole codec frames), Duration 0. They are what
+	// a transcoding stage turns into Opus.
+	SourceAudio bool
 }
 
 type counters struct {

@@ -116,6 +116,12 @@ func (f *feeder) produce() {
 			if f.pass(pkt) {
 				f.out = pkt
 			}
+			if f.s.sourceAudio {
+				// Delivered as frames too (Options.SourceAudio): the
+				// probe's PES is demuxed again once the tracks are known.
+				f.keep = append(f.keep, pkt...)
+				f.s.held = &f.keep
+			}
 		case f.es.has(p):
 			if len(f.keep) >= probeLimit*packetSize {
 				f.s.in.bad(fmt.Errorf("%w: no first frame of the PMT's AAC/AC-3/E-AC-3 streams within %d packets: %d packets of the other streams dropped",

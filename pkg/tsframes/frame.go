@@ -45,6 +45,9 @@ type Track struct {
 	// ProfileLevelID is the H.264 profile-level-id (6 hex digits, as in
 	// SDP fmtp), filled in once an SPS of the track has been seen.
 	ProfileLevelID string `json:"profile_level_id,omitempty"`
+	// DerivedFrom is the PID of the track this one is made from by a
+	// transcoding stage (docs/transcoding.md); 0 for a track of the source.
+	DerivedFrom uint16 `json:"derived_from,omitempty"`
 }
 
 // Announcement is the set of tracks of the current PMT.
@@ -67,7 +70,8 @@ type Frame struct {
 	// Key is true for a video access unit that starts with an IDR; such an
 	// access unit always carries SPS and PPS before the IDR.
 	Key bool
-	// Data is an Annex-B access unit (video) or one Opus packet (audio).
+	// Data is an Annex-B access unit (video) or one Opus packet (audio);
+	// for source audio (Options.SourceAudio) the payload of one PES.
 	// It is owned by the receiver.
 	Data []byte
 	// More is true on an audio packet when the next frame delivered is

@@ -19,7 +19,7 @@ import (
 // pesStream assembles the PES of one elementary PID.
 type pesStream struct {
 	pid   uint16
-	codec Codec // CodecH264 or CodecOpus
+	codec Codec // CodecH264, CodecOpus, or a source audio codec (Options.SourceAudio)
 
 	buf  []byte // the PES in progress, from its start code
 	want int    // its total size from PES_packet_length; 0 when unknown

@@ -33,7 +33,9 @@ type programSpan struct {
 	changed bool
 	srcErr  error // sticky error of the input
 
-	streams []*pesStream // H.264 and Opus streams, by PID
+	streams []*pesStream // H.264 and Opus streams (and source audio), by PID
+	// sourceAudio is Options.SourceAudio.
+	sourceAudio bool
 	media   pidSet
 
 	draining bool
@@ -98,7 +100,7 @@ func (s *programSpan) retract(p uint16) {
 func (d *Demuxer) runSpan(in *input, ann *announcer) error {
 	in.psi.changed = false
 	in.resetContinuity()
-	s := &programSpan{in: in, ann: ann, replay: in.stash}
+	s := &programSpan{in: in, ann: ann, replay: in.stash, sourceAudio: d.opts.SourceAudio}
 	in.stash = nil
 
 	f := newFeeder(s, in.psi)
@@ -138,6 +140,10 @@ func (d *Demuxer) runSpan(in *input, ann *announcer) error {
 			s.addStream(t.PID, CodecH264)
 		case *codecs.Opus:
 			s.addStream(t.PID, CodecOpus)
+		case *codecs.MPEG4Audio, *codecs.MPEG1Audio, *codecs.AC3, *codecs.EAC3:
+			if s.sourceAudio {
+				s.addStream(t.PID, trackOf(t).Codec)
+			}
 		}
 	}
 	if err := ann.setTracks(tracks); err != nil {
@@ -289,6 +295,11 @@ func (s *programSpan) complete(st *pesStream) error {
 		clear(packets)
 		s.opus = packets[:0]
 		return err
+	case CodecAAC, CodecMPEGAudio, CodecAC3, CodecEAC3:
+		if len(data) == 0 {
+			return nil
+		}
+		return s.ann.onSourceAudio(st.pid, st.codec, pts, data)
 	}
 	return nil
 }
