@@ -36,7 +36,7 @@ type programSpan struct {
 	streams []*pesStream // H.264 and Opus streams (and source audio), by PID
 	// sourceAudio is Options.SourceAudio.
 	sourceAudio bool
-	media   pidSet
+	media       pidSet
 
 	draining bool
 	wait     pidSet // PIDs whose PES in progress must end first
