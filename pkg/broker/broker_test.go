@@ -18,16 +18,14 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/goleak"
 
-	"github.com/whepcast/whepcast/internal/natstest"
 	"github.com/whepcast/whepcast/internal/tstest"
 	"github.com/whepcast/whepcast/pkg/bus"
 	"github.com/whepcast/whepcast/pkg/config"
 	"github.com/whepcast/whepcast/pkg/tsframes"
 )
 
-// TestMain checks that no goroutine is left, except nats.go's own leak
-// behind a closed async publisher (natstest.IgnoreUpstreamLeak).
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m, natstest.IgnoreUpstreamLeak()) }
+// TestMain checks that no goroutine is left.
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 const testDeadline = 30 * time.Second
 

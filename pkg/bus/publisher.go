@@ -123,7 +123,8 @@ type Publisher struct {
 	// (catalog_refresher.go); the Publisher itself holds the asynchronous
 	// send window and the counters.
 	nc      *nats.Conn
-	js      jetstream.JetStream
+	js      jetstream.JetStream // the connection's shared context (send_window.go)
+	window  *sendWindow
 	subj    Subjects
 	cfg     PublisherConfig
 	epoch   uint64
@@ -186,12 +187,7 @@ func NewPublisher(ctx context.Context, nc *nats.Conn, name string, cfg Publisher
 		enc:    newEncoder(subj, epoch),
 		logger: cfg.Logger.With("stream", name, "epoch", epoch),
 	}
-	p.js, err = jetstream.New(nc,
-		jetstream.WithPublishAsyncMaxPending(cfg.MaxInFlight),
-		jetstream.WithPublishAsyncTimeout(AckTimeout),
-		jetstream.WithPublishAsyncAckHandler(p.onAck),
-		jetstream.WithPublishAsyncErrHandler(p.onAckErr),
-	)
+	p.js, err = asyncJetStream(nc)
 	if err != nil {
 		return nil, fmt.Errorf("bus: new publisher %q: %w", name, err)
 	}
@@ -202,6 +198,7 @@ func NewPublisher(ctx context.Context, nc *nats.Conn, name string, cfg Publisher
 	if err != nil {
 		return nil, err
 	}
+	p.window = newSendWindow(p.js, cfg.MaxInFlight, p.onAck, p.onAckErr)
 	p.catalog = &catalogRefresher{
 		catalog:     cat,
 		stream:      name,
@@ -336,7 +333,7 @@ func (p *Publisher) publishLocked(ctx context.Context, f tsframes.Frame) error {
 	// JetStream acknowledged nothing for StallTimeout while messages are in
 	// flight: as when the window stays full (see drop), but a stream with
 	// few messages may never fill it.
-	if p.js.PublishAsyncPending() > 0 && time.Since(time.Unix(0, p.progress.Load())) > p.cfg.StallTimeout {
+	if p.window.inFlight() > 0 && time.Since(time.Unix(0, p.progress.Load())) > p.cfg.StallTimeout {
 		p.abandonInFlight()
 	}
 	if video && !p.video.admit(ctx, key, deadline) {
@@ -391,17 +388,16 @@ func (p *Publisher) publishFrameMsg(m *nats.Msg, video bool, gop uint64, deadlin
 // publishAsync hands m to JetStream, waiting at most until deadline for room
 // in the in-flight window.
 func (p *Publisher) publishAsync(m *nats.Msg, deadline time.Time) error {
-	wait := time.Until(deadline)
-	if wait <= 0 {
+	if time.Until(deadline) <= 0 {
 		return fmt.Errorf("no room in the in-flight window: %w", jetstream.ErrTooManyStalledMsgs)
 	}
 	if p.cfg.OnAck != nil {
 		p.sent.Store(m, time.Now())
 	}
-	if p.js.PublishAsyncPending() == 0 {
+	if p.window.inFlight() == 0 {
 		p.progress.Store(time.Now().UnixNano())
 	}
-	if _, err := p.js.PublishMsgAsync(m, jetstream.WithStallWait(wait)); err != nil {
+	if err := p.window.publish(m, deadline); err != nil {
 		if p.cfg.OnAck != nil {
 			p.sent.Delete(m)
 		}
@@ -437,7 +433,7 @@ func (p *Publisher) drop(packets []tsframes.Frame, video bool, cause error) erro
 			size += len(f.Data)
 		}
 		p.logger.Warn("frame dropped", "pid", packets[0].PID, "key", packets[0].Key, "size", size,
-			"dropped_total", n, "in_flight", p.js.PublishAsyncPending(), "err", cause)
+			"dropped_total", n, "in_flight", p.window.inFlight(), "err", cause)
 	}
 	return fmt.Errorf("bus: publish %s: %w: %w", p.subj.Name, ErrDropped, cause)
 }
@@ -452,18 +448,16 @@ func (p *Publisher) drop(packets []tsframes.Frame, video bool, cause error) erro
 // mu held.
 func (p *Publisher) abandonInFlight() {
 	p.video.breakVideo()
-	n := p.js.PublishAsyncPending()
+	n := p.window.inFlight()
 	if p.stallLog.allow(time.Now()) {
 		p.logger.Warn("JetStream acknowledged nothing within the stall timeout: abandoning the messages in flight",
 			"in_flight", n, "stall_timeout", p.cfg.StallTimeout)
 	}
-	// Fails every pending message with ErrJetStreamPublisherClosed
-	// (onAckErr) and frees the window; the next publish starts a new
-	// reply subscription.
-	p.js.CleanupPublisher()
+	// Fails every pending message (onAckErr) and frees the window.
+	p.window.abandon()
 }
 
-func (p *Publisher) onAck(_ jetstream.JetStream, m *nats.Msg, _ *jetstream.PubAck) {
+func (p *Publisher) onAck(m *nats.Msg) {
 	p.progress.Store(time.Now().UnixNano())
 	p.acked.Add(1)
 	p.video.acked(m)
@@ -474,7 +468,7 @@ func (p *Publisher) onAck(_ jetstream.JetStream, m *nats.Msg, _ *jetstream.PubAc
 	}
 }
 
-func (p *Publisher) onAckErr(_ jetstream.JetStream, m *nats.Msg, err error) {
+func (p *Publisher) onAckErr(m *nats.Msg, err error) {
 	n := p.errs.Add(1)
 	p.video.failed(m)
 	if p.errLog.allow(time.Now()) {
@@ -502,7 +496,7 @@ func (p *Publisher) Stats() PublishStats {
 		Acked:    p.acked.Load(),
 		Errors:   p.errs.Load(),
 		Dropped:  p.dropped.Load(),
-		InFlight: p.js.PublishAsyncPending(),
+		InFlight: p.window.inFlight(),
 	}
 }
 
@@ -532,15 +526,11 @@ func (p *Publisher) shutdown(ctx context.Context) error {
 	p.catalog.close()
 
 	var errs []error
-	select {
-	case <-p.js.PublishAsyncComplete():
-	case <-ctx.Done():
-		errs = append(errs, fmt.Errorf("bus: close %s: flush %d in-flight messages: %w",
-			p.subj.Name, p.js.PublishAsyncPending(), ctx.Err()))
+	if err := p.window.close(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("bus: close %s: %w", p.subj.Name, err))
 	}
 	if err := p.catalog.end(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("bus: close %s: mark catalog entry ended: %w", p.subj.Name, err))
 	}
-	p.js.CleanupPublisher()
 	return errors.Join(errs...)
 }
