@@ -40,6 +40,9 @@ type IngestStats struct {
 	// PublishErrs is filled in by the Publisher: frames it dropped plus
 	// NATS errors it saw.
 	PublishErrs uint64 `json:"publish_errors"`
+	// Protocol is the ingest protocol of the publication (http, udp, srt,
+	// rtmp; empty when not told).
+	Protocol string `json:"protocol,omitempty"`
 }
 
 // CatalogEntry is the value of a stream's key in CatalogBucket.

@@ -84,6 +84,7 @@ func (s *publication) ingestStats() bus.IngestStats {
 		Keyframes:    s.keyframes.Load(),
 		DecodeErrors: s.decodeErrs.Load(),
 		PublishErrs:  s.pubErrs.Load(),
+		Protocol:     s.src.Kind,
 	}
 }
 

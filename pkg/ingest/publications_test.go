@@ -45,7 +45,7 @@ func TestIngestPublishesEverything(t *testing.T) {
 			keys++
 		}
 	}
-	wantStats := bus.IngestStats{Bytes: uint64(len(data)), Frames: uint64(len(want.Frames)), Keyframes: keys}
+	wantStats := bus.IngestStats{Bytes: uint64(len(data)), Frames: uint64(len(want.Frames)), Keyframes: keys, Protocol: "test"}
 	if len(stats) == 0 || stats[len(stats)-1] != wantStats {
 		t.Fatalf("last ingest stats %+v, want %+v", stats, wantStats)
 	}
