@@ -5,6 +5,7 @@
 //	whep-bench latency --ingest URL --whep URL --file F [--viewers N] [--pid P ...] [--json FILE]
 //	whep-bench ingest  --ingest PREFIX --streams M --file F --duration D [--pid P ...] [--json FILE]
 //	whep-bench churn   --url URL [--url URL] --sessions N --concurrency C [--pid P ...] [--json FILE]
+//	whep-bench compare --a-url URL --a-pid P [--a-pid P] --b-url URL --b-pid P --viewers N --duration D [--rounds R]
 //
 // Every subcommand prints a table on stdout and, with --json, writes the
 // report as JSON to a file ("-": stdout instead of the table). --cpu LIST
@@ -42,6 +43,8 @@ Commands:
   churn    N sessions opened and closed, C at a time, each until its first
            keyframe: played/failed, time to first keyframe, sessions/s,
            server CPU per session and RSS growth
+  compare  the same load against two servers (A then B, --rounds times):
+           each one's CPU and RSS per viewer and B's over A's
 
 Run whep-bench COMMAND --help for its flags.
 `
@@ -142,6 +145,8 @@ func lookup(name string) command {
 		return ingestCommand
 	case "churn":
 		return churnCommand
+	case "compare":
+		return compareCommand
 	}
 	return nil
 }
@@ -334,4 +339,33 @@ func readSchedule(path string) (*whepbench.Schedule, error) {
 		return nil, fmt.Errorf("%w: --file: %w", whepbench.ErrConfig, err)
 	}
 	return whepbench.NewSchedule(data)
+}
+
+func compareCommand(fs *pflag.FlagSet) func(context.Context, *slog.Logger) (report, error) {
+	var cfg whepbench.CompareConfig
+	rate := rateValue(whepbench.DefaultRate)
+	for _, s := range []struct {
+		side *whepbench.CompareSide
+		flag string
+	}{{&cfg.A, "a"}, {&cfg.B, "b"}} {
+		fs.StringVar(&s.side.Name, s.flag+"-name", strings.ToUpper(s.flag), "name of side "+strings.ToUpper(s.flag)+" in the report")
+		fs.StringArrayVar(&s.side.URLs, s.flag+"-url", nil, "WHEP endpoint of side "+strings.ToUpper(s.flag)+", repeatable")
+		fs.IntSliceVar(&s.side.PIDs, s.flag+"-pid", nil, "process of side "+strings.ToUpper(s.flag)+" to measure, repeatable (all of a server's processes)")
+		fs.StringVar(&s.side.Token, s.flag+"-token", "", "WHEP Bearer token of side "+strings.ToUpper(s.flag))
+	}
+	fs.IntVar(&cfg.Rounds, "rounds", 1, "measurements of each side, alternating A then B")
+	fs.IntVar(&cfg.Load.Viewers, "viewers", 60, "number of viewers of each run")
+	fs.Var(&rate, "rate", "viewers opened per second")
+	fs.DurationVar(&cfg.Load.Duration, "duration", 60*time.Second, "steady measurement window of each run")
+	fs.DurationVar(&cfg.Load.Settle, "settle", whepbench.DefaultSettle, "pause between the last viewer connecting and the window")
+	fs.DurationVar(&cfg.Load.ConnectTimeout, "connect-timeout", whepbench.DefaultConnectTimeout, "bound on each viewer's setup")
+	fs.DurationVar(&cfg.Load.Baseline, "baseline", whepbench.DefaultBaseline, "how long each side's processes are measured before its load (its CPU is subtracted; negative: none)")
+	return func(ctx context.Context, logger *slog.Logger) (report, error) {
+		cfg.Load.Rate, cfg.Load.Logger = float64(rate), logger
+		rep, err := whepbench.Compare(ctx, cfg)
+		if errors.Is(err, whepbench.ErrConfig) {
+			return nil, err
+		}
+		return rep, err
+	}
 }

@@ -37,6 +37,10 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"churn", "--url", "http://127.0.0.1:1/whep/x", "--sessions", "0"}, 2, "sessions 0 not in"},
 		{[]string{"churn", "--url", "http://127.0.0.1:1/whep/x", "--concurrency", "-2"}, 2, "concurrency -2 not in"},
 		{[]string{"churn", "--url", "http://127.0.0.1:1/whep/x", "--hold", "-1s"}, 2, "hold -1s is negative"},
+		{[]string{"compare", "--help"}, 0, "--b-pid"},
+		{[]string{"compare", "--a-url", "http://127.0.0.1:1/whep/x", "--b-url", "http://127.0.0.1:1/whep/x", "--b-pid", "1"}, 2, "side A: no process to measure"},
+		{[]string{"compare", "--a-url", "http://127.0.0.1:1/whep/x", "--a-pid", "1", "--b-pid", "1"}, 2, "side B: whepbench: invalid configuration: no WHEP URL"},
+		{[]string{"compare", "--a-url", "http://127.0.0.1:1/whep/x", "--a-pid", "1", "--b-url", "http://127.0.0.1:1/whep/x", "--b-pid", "1", "--rounds", "-1"}, 2, "rounds -1 not in"},
 	}
 	for _, c := range cases {
 		var out strings.Builder
