@@ -33,6 +33,11 @@ type frame struct {
 	// ingest is recv minus the message's JetStream store time (wall
 	// clocks of this node and of the NATS server).
 	ingest time.Duration
+	// pts is the frame's PTS (90 kHz, unwrapped, of its epoch) and stored
+	// its JetStream store time (Unix ns, 0 when unknown): the position a
+	// viewer reports once the frame is written (Viewer.Position).
+	pts    int64
+	stored int64
 }
 
 // newFrame builds a frame of payloads whose packets get the stream sequence

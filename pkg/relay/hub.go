@@ -2,6 +2,7 @@ package relay
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -22,6 +23,10 @@ type hub struct {
 	log    *slog.Logger
 	cancel context.CancelFunc
 	ready  chan struct{} // closed once the subscription is set up or failed
+	// keyed is closed once the GOP cache has held a keyframe (guarded by
+	// mu, with hasKey): a seek waits for it to replay at once.
+	keyed  chan struct{}
+	hasKey bool
 	done   chan struct{} // closed when run has returned
 	// setupErr is written before ready is closed.
 	setupErr error
@@ -67,6 +72,11 @@ type hubConfig struct {
 	retransmitPackets int
 	// GOP cache limits (MaxGOPFrames, MaxGOPBytes; lowered by tests).
 	maxGOPFrames, maxGOPBytes int
+	// shifted marks the private hub of a time-shifted viewer (see
+	// Relay.JoinAt): its frames are not sampled for the delay histograms
+	// (they are late on purpose), and its subscription ending with
+	// ErrStreamEnded (the end of the log) ends its viewers with it.
+	shifted bool
 
 	log       *slog.Logger
 	subscribe subscribeFunc
@@ -86,6 +96,7 @@ func newHub(cfg hubConfig, ann bus.Announcement, catState string) *hub {
 		name:     ann.Stream,
 		log:      cfg.log.With("stream", ann.Stream),
 		ready:    make(chan struct{}),
+		keyed:    make(chan struct{}),
 		done:     make(chan struct{}),
 		wake:     make(chan struct{}, 1),
 		clock:    time.Now(),
@@ -160,10 +171,15 @@ func (h *hub) run(ctx context.Context) {
 			if cause == nil {
 				cause = bus.ErrClosed
 			}
-			h.log.Warn("bus subscription ended", "error", cause)
 			h.cfg.lost(h) // the next Join gets a new hub
 			h.mu.Lock()
-			h.gone = fmt.Errorf("relay: stream %q: %w: %w", h.name, ErrSubscription, cause)
+			if h.cfg.shifted && errors.Is(cause, ErrStreamEnded) {
+				h.log.Info("end of the stream's log reached", "viewers", len(h.members))
+				h.gone = cause
+			} else {
+				h.log.Warn("bus subscription ended", "error", cause)
+				h.gone = fmt.Errorf("relay: stream %q: %w: %w", h.name, ErrSubscription, cause)
+			}
 			h.endAllLocked(h.gone)
 			h.mu.Unlock()
 			return
@@ -203,6 +219,11 @@ func (h *hub) run(ctx context.Context) {
 func (h *hub) admit(v *Viewer, live bool) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	return h.admitLocked(v, live)
+}
+
+// admitLocked is admit with h.mu held.
+func (h *hub) admitLocked(v *Viewer, live bool) error {
 	if live {
 		h.ended = false
 	}
@@ -267,9 +288,11 @@ func (h *hub) handle(m bus.Message) {
 		return
 	}
 	f.recv = recv
+	f.pts = m.Frame.PTS
 	if !m.Published.IsZero() {
 		// Wall clock: the base's plus the monotonic time since.
 		f.ingest, f.hasIngest = h.clock.Add(recv).Sub(m.Published), true
+		f.stored = m.Published.UnixNano()
 	}
 	if f.video {
 		h.videoBuf.put(f)
@@ -333,7 +356,7 @@ func (h *hub) onVideo(fr *tsframes.Frame) *frame {
 		h.gopIndex++
 	}
 	f := newFrame(true, fr.Key, ts, h.gopIndex, h.nextVideo, payloads, true)
-	f.sampled = h.gopIndex%delaySampleEvery == 0
+	f.sampled = h.gopIndex%delaySampleEvery == 0 && !h.cfg.shifted
 	h.nextVideo += uint64(len(payloads))
 	return f
 }
@@ -348,7 +371,7 @@ func (h *hub) onAudio(fr *tsframes.Frame) *frame {
 		return nil
 	}
 	f := newFrame(false, false, ts, 0, h.nextAudio, [][]byte{fr.Data}, false)
-	f.sampled = h.nextAudio%delaySampleEvery == 0
+	f.sampled = h.nextAudio%delaySampleEvery == 0 && !h.cfg.shifted
 	h.nextAudio++
 	return f
 }
@@ -359,6 +382,10 @@ func (h *hub) publish(f *frame) {
 	defer h.mu.Unlock()
 	if f.video {
 		h.cache.add(f)
+		if f.key && !h.hasKey {
+			h.hasKey = true
+			close(h.keyed)
+		}
 	}
 	for _, v := range h.active {
 		v.offerLocked(f)
@@ -393,6 +420,13 @@ func (h *hub) startLocked(v *Viewer) []*frame {
 // removeLocked takes v out of the hub and ends it with err. The caller holds
 // h.mu.
 func (h *hub) removeLocked(v *Viewer, err error) {
+	h.detachLocked(v)
+	v.finishLocked(err)
+}
+
+// detachLocked takes v out of the hub without ending it (a seek moves it
+// to another hub). The caller holds h.mu.
+func (h *hub) detachLocked(v *Viewer) {
 	delete(h.members, v)
 	if v.active {
 		v.active = false
@@ -406,7 +440,6 @@ func (h *hub) removeLocked(v *Viewer, err error) {
 			}
 		}
 	}
-	v.finishLocked(err)
 }
 
 // endAllLocked ends every viewer with err. The caller holds h.mu.

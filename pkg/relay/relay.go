@@ -121,6 +121,11 @@ type subscription interface {
 // stream order from one goroutine, from the stream's latest keyframe.
 type subscribeFunc func(ctx context.Context, name string, handler func(bus.Message)) (subscription, error)
 
+// subscribeAtFunc opens the log reader of a time-shifted viewer: handler is
+// called in stream order, paced in real time, from the keyframe at or
+// before at (see subscribeLog).
+type subscribeAtFunc func(ctx context.Context, name string, at time.Time, handler func(bus.Message)) (subscription, error)
+
 // catalogSource is what the relay needs of the catalog (a *bus.Watcher).
 type catalogSource interface {
 	Get(name string) (bus.CatalogEntry, bool)
@@ -134,9 +139,15 @@ type Relay struct {
 	subscribe subscribeFunc
 	catalog   catalogSource // nil: stream ends are not watched
 
-	mu     sync.Mutex
-	hubs   map[string]*hub
-	closed bool
+	// subscribeAt opens the log reader of a time-shifted viewer (nil:
+	// JoinAt fails).
+	subscribeAt subscribeAtFunc
+
+	mu   sync.Mutex
+	hubs map[string]*hub
+	// private are the hubs of time-shifted viewers, one each.
+	private map[*hub]struct{}
+	closed  bool
 
 	subs    atomic.Int64
 	viewers atomic.Int64
@@ -159,9 +170,16 @@ func New(cfg Config) (*Relay, error) {
 	if cfg.Catalog != nil {
 		catalog = cfg.Catalog
 	}
-	return newRelay(cfg, func(ctx context.Context, name string, handler func(bus.Message)) (subscription, error) {
+	r, err := newRelay(cfg, func(ctx context.Context, name string, handler func(bus.Message)) (subscription, error) {
 		return subscribeBus(ctx, conn, name, handler, cfg.Logger)
 	}, catalog)
+	if err != nil {
+		return nil, err
+	}
+	r.subscribeAt = func(ctx context.Context, name string, at time.Time, handler func(bus.Message)) (subscription, error) {
+		return subscribeLog(ctx, logConfig{conn: conn, catalog: catalog, logger: r.log, endIdle: r.cfg.EndGrace}, name, at, handler)
+	}
+	return r, nil
 }
 
 // newRelay is New with the bus subscription replaced (tests, benchmarks).
@@ -175,6 +193,7 @@ func newRelay(cfg Config, subscribe subscribeFunc, catalog catalogSource) (*Rela
 		subscribe: subscribe,
 		catalog:   catalog,
 		hubs:      make(map[string]*hub),
+		private:   make(map[*hub]struct{}),
 
 		maxGOPFrames: MaxGOPFrames,
 		maxGOPBytes:  MaxGOPBytes,
@@ -236,6 +255,10 @@ type Want struct{ Video, Audio bool }
 // releases it. Join returns an error wrapping bus.ErrInvalidName,
 // ErrNoTracks, ErrClosed, ErrStreamEnded, ErrSubscription or ctx's error.
 func (r *Relay) Join(ctx context.Context, ann bus.Announcement, want Want) (*Viewer, error) {
+	return r.join(ctx, ann, want, time.Time{})
+}
+
+func (r *Relay) join(ctx context.Context, ann bus.Announcement, want Want, at time.Time) (*Viewer, error) {
 	if err := bus.ValidateName(ann.Stream); err != nil {
 		return nil, fmt.Errorf("relay: join: %w", err)
 	}
@@ -244,22 +267,88 @@ func (r *Relay) Join(ctx context.Context, ann bus.Announcement, want Want) (*Vie
 	if !wantVideo && !wantAudio {
 		return nil, fmt.Errorf("relay: join %q (stream sends %s): %w", ann.Stream, set, ErrNoTracks)
 	}
+	h, err := r.acquire(ctx, ann, at)
+	if err != nil {
+		return nil, err
+	}
 
+	v := &Viewer{
+		hub:    h,
+		ann:    ann,
+		stream: ann.Stream,
+		log:    h.log.With("epoch", ann.Epoch),
+		set:    set,
+		epoch:  ann.Epoch,
+		queue:  make(chan *frame, r.cfg.ViewerQueue),
+		nacks:  make(chan nackRequest, nackQueue),
+		quit:   make(chan struct{}),
+		done:   make(chan struct{}),
+		delays: new(viewerDelays),
+
+		replayRate: r.cfg.ReplayRate,
+		acquire:    r.acquire,
+		release:    r.release,
+		left:       func() { r.viewers.Add(-1) },
+	}
+	v.shifted.Store(!at.IsZero())
+	if wantVideo {
+		t := newTrack(webrtc.RTPCodecTypeVideo, h264Capability(set.profile), ann.Stream)
+		v.video = newTrackWriter(t, h.videoBuf, videoClockRate)
+	}
+	if wantAudio {
+		t := newTrack(webrtc.RTPCodecTypeAudio, opusCapability(), ann.Stream)
+		v.audio = newTrackWriter(t, h.audioBuf, audioClockRate)
+	}
+
+	live := false
+	if r.catalog != nil && at.IsZero() {
+		e, ok := r.catalog.Get(ann.Stream)
+		live = ok && e.State == bus.StateLive
+	}
+	if err := h.admit(v, live); err != nil {
+		r.release(h)
+		return nil, err
+	}
+	r.viewers.Add(1)
+	return v, nil
+}
+
+// acquire returns a hub of ann.Stream with one more reference, once its
+// subscription is set up (bounded by ctx): the stream's shared hub when at
+// is zero (created by its first viewer), otherwise a new private hub that
+// reads the stream's log from at (see JoinAt).
+func (r *Relay) acquire(ctx context.Context, ann bus.Announcement, at time.Time) (*hub, error) {
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
 		return nil, fmt.Errorf("relay: join %q: %w", ann.Stream, ErrClosed)
 	}
-	h := r.hubs[ann.Stream]
-	if h == nil {
-		var catState string
-		if r.catalog != nil {
-			if e, ok := r.catalog.Get(ann.Stream); ok {
-				catState = e.State
+	var h *hub
+	if at.IsZero() {
+		h = r.hubs[ann.Stream]
+		if h == nil {
+			var catState string
+			if r.catalog != nil {
+				if e, ok := r.catalog.Get(ann.Stream); ok {
+					catState = e.State
+				}
 			}
+			h = newHub(r.hubConfig(), ann, catState)
+			r.hubs[ann.Stream] = h
+			h.start()
 		}
-		h = newHub(r.hubConfig(), ann, catState)
-		r.hubs[ann.Stream] = h
+	} else {
+		if r.subscribeAt == nil {
+			r.mu.Unlock()
+			return nil, fmt.Errorf("relay: join %q at %s: %w: no log reader", ann.Stream, at.UTC().Format(time.RFC3339Nano), ErrSubscription)
+		}
+		cfg := r.hubConfig()
+		cfg.start, cfg.shifted = StartGOP, true
+		cfg.subscribe = func(ctx context.Context, name string, handler func(bus.Message)) (subscription, error) {
+			return r.subscribeAt(ctx, name, at, handler)
+		}
+		h = newHub(cfg, ann, "")
+		r.private[h] = struct{}{}
 		h.start()
 	}
 	h.refs++
@@ -275,45 +364,7 @@ func (r *Relay) Join(ctx context.Context, ann bus.Announcement, want Want) (*Vie
 		r.release(h)
 		return nil, h.setupErr
 	}
-
-	v := &Viewer{
-		hub:    h,
-		stream: ann.Stream,
-		log:    h.log.With("epoch", ann.Epoch),
-		set:    set,
-		epoch:  ann.Epoch,
-		queue:  make(chan *frame, r.cfg.ViewerQueue),
-		nacks:  make(chan nackRequest, nackQueue),
-		quit:   make(chan struct{}),
-		done:   make(chan struct{}),
-		delays: new(viewerDelays),
-
-		replayRate: r.cfg.ReplayRate,
-	}
-	v.leave = func() {
-		r.viewers.Add(-1)
-		r.release(h)
-	}
-	if wantVideo {
-		t := newTrack(webrtc.RTPCodecTypeVideo, h264Capability(set.profile), ann.Stream)
-		v.video = newTrackWriter(t, h.videoBuf, videoClockRate)
-	}
-	if wantAudio {
-		t := newTrack(webrtc.RTPCodecTypeAudio, opusCapability(), ann.Stream)
-		v.audio = newTrackWriter(t, h.audioBuf, audioClockRate)
-	}
-
-	live := false
-	if r.catalog != nil {
-		e, ok := r.catalog.Get(ann.Stream)
-		live = ok && e.State == bus.StateLive
-	}
-	if err := h.admit(v, live); err != nil {
-		r.release(h)
-		return nil, err
-	}
-	r.viewers.Add(1)
-	return v, nil
+	return h, nil
 }
 
 // hubConfig is what the relay's hubs get from it.
@@ -336,8 +387,11 @@ func (r *Relay) release(h *hub) {
 	r.mu.Lock()
 	h.refs--
 	last := h.refs == 0
-	if last && r.hubs[h.name] == h {
-		delete(r.hubs, h.name)
+	if last {
+		if r.hubs[h.name] == h {
+			delete(r.hubs, h.name)
+		}
+		delete(r.private, h)
 	}
 	r.mu.Unlock()
 	if last {
@@ -373,11 +427,15 @@ func (r *Relay) Close() {
 		return
 	}
 	r.closed = true
-	hubs := make([]*hub, 0, len(r.hubs))
+	hubs := make([]*hub, 0, len(r.hubs)+len(r.private))
 	for _, h := range r.hubs {
 		hubs = append(hubs, h)
 	}
+	for h := range r.private {
+		hubs = append(hubs, h)
+	}
 	clear(r.hubs)
+	clear(r.private)
 	r.mu.Unlock()
 
 	for _, h := range hubs {

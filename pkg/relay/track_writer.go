@@ -74,6 +74,13 @@ type trackWriter struct {
 	replayGap   uint32
 	// liveShift is added to the timestamps of the frames after a catch-up.
 	liveShift uint32
+	// lastTS is the timestamp of the last frame written. rebase (set by
+	// resync, at a seek) makes the next write start a new segment and
+	// continue the timestamps from lastTS, advanced by the time since
+	// pausedAt.
+	lastTS   uint32
+	rebase   bool
+	pausedAt time.Time
 
 	packets, bytes, frames, drops atomic.Uint64
 	// nackedPackets counts the packets NACKs asked for, missedPackets
@@ -160,7 +167,9 @@ func (w *trackWriter) write(f *frame) bool {
 		return false
 	}
 	first := f.pkts[0].seq
-	if !w.started || first != w.lastStream+1 {
+	if w.rebase {
+		w.rebaseAt(f)
+	} else if !w.started || first != w.lastStream+1 {
 		var start uint16
 		if w.started {
 			start = w.lastSeq + 1
@@ -195,6 +204,7 @@ func (w *trackWriter) write(f *frame) bool {
 	}
 	w.lastStream = f.lastSeq()
 	w.lastSeq = uint16(w.lastStream) + off
+	w.lastTS = h.Timestamp
 	w.packets.Add(n)
 	w.bytes.Add(bytes)
 	w.frames.Add(1)
@@ -202,6 +212,42 @@ func (w *trackWriter) write(f *frame) bool {
 		w.replaying = w.replayLast+uint64(len(w.buffer.slots)) > first // keep while NACKable
 	}
 	return true
+}
+
+// resync prepares the writer for the frames of another hub (a seek): their
+// stream sequence numbers and timestamps are that hub's, and NACKs are
+// answered from buf. The next write starts a new segment (what was sent
+// before can no longer be retransmitted) and continues the viewer's
+// timestamps (see rebaseAt). The writer goroutine must not run.
+func (w *trackWriter) resync(buf *retransmitBuffer) {
+	w.buffer = buf
+	w.replaying = false
+	w.liveShift = 0
+	if w.resends != nil {
+		*w.resends = [resendSlots]resend{}
+	}
+	if w.started {
+		w.rebase = true
+		w.pausedAt = time.Now()
+	}
+}
+
+// rebaseStep is the least timestamp step across a seek, in seconds: about
+// one frame.
+const rebaseStep = 0.02
+
+// rebaseAt starts the segment of f, the first frame after a resync: its
+// sequence numbers follow the last one sent, and its timestamp is the last
+// one sent plus the time since the resync plus rebaseStep (in the track's
+// clock), so that the receiver's clock never goes back and advances as the
+// wall clock did. The frames after f keep their distance to it.
+func (w *trackWriter) rebaseAt(f *frame) {
+	w.rebase = false
+	gap := time.Since(w.pausedAt).Seconds() + rebaseStep
+	want := w.lastTS + uint32(gap*float64(w.clockRate))
+	w.tsOff += want - w.viewerTS(f)
+	w.segs[0] = segment{streamStart: f.pkts[0].seq, viewerStart: w.lastSeq + 1}
+	w.nsegs = 1
 }
 
 // streamSeq translates a sequence number the viewer got back to the stream's.

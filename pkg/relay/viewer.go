@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"context"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -8,6 +9,8 @@ import (
 
 	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
+
+	"github.com/whepcast/whepcast/pkg/bus"
 )
 
 // nackQueue bounds the NACK requests waiting for a viewer's writer.
@@ -33,14 +36,27 @@ type Batcher interface {
 // packets to them. Create it with Relay.Join, call Start when the
 // PeerConnection is connected, and Close when done.
 type Viewer struct {
-	hub *hub
-	// leave accounts for the viewer's end in its relay (and releases the
-	// hub after its last viewer); called once, by Close.
-	leave  func()
-	stream string
-	log    *slog.Logger
-	set    trackSet // the tracks negotiated (from the announcement at Join)
-	epoch  uint64   // the epoch of that announcement
+	// hub is the hub the viewer is a member of: the stream's shared one, or
+	// the private one of a time-shifted viewer. Seek changes it, under
+	// moveMu; Start and Close read it under moveMu.
+	hub    *hub
+	moveMu sync.Mutex
+	// acquire, release and left are the relay's: a hub for a seek, the
+	// release of a hub left, and the viewer's end (called once, by Close).
+	acquire func(ctx context.Context, ann bus.Announcement, at time.Time) (*hub, error)
+	release func(*hub)
+	left    func()
+	ann     bus.Announcement // the announcement the viewer joined with
+	// shifted tells that the viewer plays the log (JoinAt, Seek to a time),
+	// not the live feed.
+	shifted atomic.Bool
+	// pos is the position of the last frame written: its PTS and store
+	// time (Unix ns), see Position.
+	posPTS, posStored atomic.Int64
+	stream            string
+	log               *slog.Logger
+	set               trackSet // the tracks negotiated (from the announcement at Join)
+	epoch             uint64   // the epoch of that announcement
 
 	video, audio *trackWriter // nil when not sent
 	// delays are written by the writer goroutine for the sampled live
@@ -62,7 +78,7 @@ type Viewer struct {
 	// replayRate is Config.ReplayRate: the pace of the replay.
 	replayRate float64
 
-	quit     chan struct{} // closed by finish: the writer exits
+	quit     chan struct{} // closed by finish (and by Seek): the writer exits
 	done     chan struct{} // closed by finish
 	err      error         // set before done is closed
 	wg       sync.WaitGroup
@@ -104,6 +120,8 @@ func (v *Viewer) SetBatcher(b Batcher) { v.batch = b }
 // starts at the next keyframe. Audio starts at the live edge. Calling Start
 // again, or after the viewer ended, does nothing.
 func (v *Viewer) Start() {
+	v.moveMu.Lock()
+	defer v.moveMu.Unlock()
 	h := v.hub
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -112,6 +130,12 @@ func (v *Viewer) Start() {
 	}
 	v.started = true
 	v.startAt = time.Now()
+	v.beginLocked(h)
+}
+
+// beginLocked makes the started viewer active in h and starts its writer
+// goroutine, with the GOP it replays first. The caller holds h.mu.
+func (v *Viewer) beginLocked(h *hub) {
 	replay := h.startLocked(v)
 	if v.ended {
 		return
@@ -120,7 +144,8 @@ func (v *Viewer) Start() {
 		v.video.setReplay(replay, v.replayRate, keyGapTicks(replay[0].bytes, h.cache.rate, v.replayRate))
 		v.replayed.Store(int64(len(replay)))
 	}
-	v.log.Debug("viewer started", "replay_frames", len(replay), "wait_keyframe", v.needKey, "wait_tracks", v.waitSet)
+	v.log.Debug("viewer started", "replay_frames", len(replay), "wait_keyframe", v.needKey, "wait_tracks", v.waitSet,
+		"time_shifted", h.cfg.shifted)
 	v.wg.Add(1)
 	go v.run(replay)
 }
@@ -166,12 +191,15 @@ func (v *Viewer) Stats() ViewerStats {
 // (the PeerConnection is closed).
 func (v *Viewer) Close() {
 	v.closing.Do(func() {
+		v.moveMu.Lock()
+		defer v.moveMu.Unlock()
 		h := v.hub
 		h.mu.Lock()
 		h.removeLocked(v, ErrClosed)
 		h.mu.Unlock()
 		v.wg.Wait()
-		v.leave()
+		v.release(h)
+		v.left()
 	})
 }
 
@@ -332,6 +360,10 @@ func (v *Viewer) writeFrame(f *frame) bool {
 	}
 	if !ok {
 		return false
+	}
+	if f.video || v.video == nil {
+		v.posPTS.Store(f.pts)
+		v.posStored.Store(f.stored)
 	}
 	if v.ttff.Load() == 0 && (f.key || (!f.video && v.video == nil)) {
 		v.ttff.Store(int64(max(time.Since(v.startAt), 1)))

@@ -1,0 +1,248 @@
+package relay
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/whepcast/whepcast/internal/natstest"
+	"github.com/whepcast/whepcast/pkg/bus"
+	"github.com/whepcast/whepcast/pkg/tsframes"
+)
+
+// firstKeyframeOf returns the index of the source frame whose NAL units are
+// those of au, a keyframe; -1 when there is none.
+func firstKeyframeOf(t testing.TB, srcV []tsframes.Frame, au rxAU) int {
+	t.Helper()
+	for i := range srcV {
+		if srcV[i].Key && sameNALs(nalsOf(t, srcV[i].Data), au.nals) == nil {
+			return i
+		}
+	}
+	return -1
+}
+
+// TestTimeShiftPlaysEndedStreamInRealTime: a viewer that joins an ended
+// stream 1.2 s (of store time) after its start gets every video frame from
+// the keyframe at or before that time to the end once, in order, with
+// continuous RTP, at the pace the frames were stored, and then ends with
+// ErrStreamEnded.
+func TestTimeShiftPlaysEndedStreamInRealTime(t *testing.T) {
+	checkLeaks(t)
+	events := readFixture(t, "av.ts") // 6 s, one keyframe a second
+	nc := natstest.EmbeddedConn(t)
+	pub := newPublisher(t, nc, "dvr", 1)
+	r := newBusRelay(t, Config{Conn: nc})
+	ann := busAnnouncement("dvr", 1, events)
+	began := time.Now()
+	waitDone(t, feed{events: events, speed: 2}.start(t, pub)) // stored over 3 s
+
+	joined := time.Now()
+	v, err := r.JoinAt(waitCtx(t, 10*time.Second), ann, Want{Video: true, Audio: true}, began.Add(1200*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(v.Close)
+	if pos := v.Position(); pos.Live {
+		t.Fatalf("position %+v, want not live", pos)
+	}
+	p := connectPeer(t, v, ann)
+	v.Start()
+	select {
+	case <-v.Done():
+	case <-time.After(20 * time.Second):
+		t.Fatal("the time-shifted viewer did not end at the end of the log")
+	}
+	if !errors.Is(v.Err(), ErrStreamEnded) {
+		t.Fatalf("viewer ended with %v, want ErrStreamEnded", v.Err())
+	}
+
+	srcV, srcA := framesOf(events)
+	video := p.video.waitFor(t, 10*time.Second, "the last frame", func(s []sent) bool {
+		n := len(s)
+		return n > 0 && s[n-1].hdr.Marker && bytes.HasSuffix(srcV[len(srcV)-1].Data, s[n-1].payload[len(s[n-1].payload)-8:])
+	})
+	aus := depacketizeH264(t, video)
+	k := firstKeyframeOf(t, srcV, aus[0])
+	if k <= 0 || k >= len(srcV)/2+30 {
+		t.Fatalf("started at source frame %d, want the keyframe at or before 1.2 s of 3 s (frame 60)", k)
+	}
+	if len(aus) != len(srcV)-k {
+		t.Fatalf("%d access units from keyframe %d, want %d", len(aus), k, len(srcV)-k)
+	}
+	for i := range aus {
+		if err := sameNALs(nalsOf(t, srcV[k+i].Data), aus[i].nals); err != nil {
+			t.Fatalf("access unit %d: %v", i, err)
+		}
+	}
+	if c := checkRTP(video, true, 90000); !c.Clean() {
+		t.Fatalf("video RTP: %s", c)
+	}
+	audio := p.audio.snapshot()
+	if c := checkRTP(audio, false, 48000); !c.Clean() || len(audio) == 0 {
+		t.Fatalf("audio RTP: %s", c)
+	}
+	// The audio packets stored from the keyframe on, every one once (the
+	// first ones may come before the viewer started).
+	if len(audio) > len(srcA) || len(audio) < len(srcA)*(len(srcV)-k)/len(srcV)-10 {
+		t.Fatalf("%d audio packets, want about %d", len(audio), len(srcA)*(len(srcV)-k)/len(srcV))
+	}
+
+	// Paced by the store times: the frames from the keyframe on were stored
+	// over their media time / 2.
+	want := time.Duration(float64(srcV[len(srcV)-1].PTS-srcV[k].PTS) / 90000 / 2 * float64(time.Second))
+	got := video[len(video)-1].at.Sub(joined)
+	t.Logf("played %d frames from frame %d in %s (stored over %s); position %+v", len(aus), k, got, want, v.Position())
+	if got < want*85/100 || got > want*115/100+300*time.Millisecond {
+		t.Fatalf("played in %s, want %s ±15%%", got, want)
+	}
+	if pos := v.Position(); pos.Stored.Before(began) || pos.PTS <= 0 {
+		t.Fatalf("position %+v after the end", pos)
+	}
+}
+
+// TestTimeShiftOutOfRange: JoinAt before the stream's first keyframe plays
+// from it; after its last message it is a *bus.RangeError; an unknown
+// stream is bus.ErrNotFound.
+func TestTimeShiftOutOfRange(t *testing.T) {
+	checkLeaks(t)
+	events := readFixture(t, "av.ts")
+	nc := natstest.EmbeddedConn(t)
+	pub := newPublisher(t, nc, "short", 1)
+	r := newBusRelay(t, Config{Conn: nc})
+	ann := busAnnouncement("short", 1, events)
+	waitDone(t, feed{events: events[:len(events)/4]}.start(t, pub))
+
+	_, err := r.JoinAt(waitCtx(t, 10*time.Second), ann, Want{Video: true, Audio: true}, time.Now().Add(time.Hour))
+	var re *bus.RangeError
+	if !errors.As(err, &re) || !errors.Is(err, bus.ErrOutOfRange) || re.First.IsZero() {
+		t.Fatalf("join an hour ahead: %v, want a *bus.RangeError with the window", err)
+	}
+	missing := ann
+	missing.Stream = "missing"
+	if _, err := r.JoinAt(waitCtx(t, 10*time.Second), missing, Want{Video: true}, time.Now().Add(-time.Second)); !errors.Is(err, bus.ErrNotFound) {
+		t.Fatalf("join an unknown stream: %v, want bus.ErrNotFound", err)
+	}
+	v, err := r.JoinAt(waitCtx(t, 10*time.Second), ann, Want{Video: true}, time.Now().Add(-time.Hour))
+	if err != nil {
+		t.Fatalf("join an hour back: %v, want the first keyframe", err)
+	}
+	v.Close()
+	if st := r.Stats(); st.Viewers != 0 || st.Subscriptions != 0 {
+		t.Fatalf("stats after close %+v", st)
+	}
+}
+
+// TestSeekBackAndToLiveKeepsRTPContinuous: a live viewer seeks 2 s back,
+// then to the live edge again; its RTP sequence numbers and timestamps
+// continue without gap or step back across both seeks, its position tells
+// where it plays, and video restarts at a keyframe each time.
+func TestSeekBackAndToLiveKeepsRTPContinuous(t *testing.T) {
+	checkLeaks(t)
+	events := readFixture(t, "av.ts")
+	// Three times the fixture, its PTS continuing: 18 s, fed over 9 s.
+	srcV, _ := framesOf(events)
+	span := srcV[len(srcV)-1].PTS - srcV[0].PTS + 3000 // 30 fps
+	var loop []event
+	var audioEnd int64
+	for i := range 3 {
+		for _, e := range events {
+			if e.ann != nil {
+				if i == 0 {
+					loop = append(loop, e)
+				}
+				continue
+			}
+			f := *e.frame
+			f.PTS += int64(i) * span
+			f.DTS += int64(i) * span
+			if f.Kind == tsframes.KindAudio {
+				if f.PTS < audioEnd {
+					continue // overlaps the previous loop's last packet
+				}
+				audioEnd = f.PTS + f.Duration
+			}
+			loop = append(loop, event{frame: &f})
+		}
+	}
+	nc := natstest.EmbeddedConn(t)
+	pub := newPublisher(t, nc, "seek", 1)
+	cat := newFakeCatalog()
+	cat.set(bus.CatalogEntry{Stream: "seek", State: bus.StateLive})
+	r := newBusRelay(t, Config{Conn: nc})
+	r.subscribeAt = func(ctx context.Context, name string, at time.Time, handler func(bus.Message)) (subscription, error) {
+		return subscribeLog(ctx, logConfig{conn: nc, catalog: cat, logger: r.log, endIdle: time.Second}, name, at, handler)
+	}
+	ann := busAnnouncement("seek", 1, loop)
+	marked := make(chan struct{})
+	done := feed{events: loop, speed: 2, mark: 150, marked: marked}.start(t, pub) // 2.5 s in
+	select {
+	case <-marked:
+	case <-time.After(20 * time.Second):
+		t.Fatal("publisher did not get there")
+	}
+	v, err := r.Join(waitCtx(t, 10*time.Second), ann, Want{Video: true, Audio: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(v.Close)
+	p := connectPeer(t, v, ann)
+	v.Start()
+	p.video.waitFor(t, 10*time.Second, "live video", func(s []sent) bool { return countMarkers(s) > 40 })
+	if pos := v.Position(); !pos.Live || time.Since(pos.Stored) > time.Second {
+		t.Fatalf("live position %+v", pos)
+	}
+
+	mark := len(p.video.snapshot())
+	if err := v.Seek(waitCtx(t, 10*time.Second), time.Now().Add(-2*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	back := p.video.waitFor(t, 10*time.Second, "video after the seek back", func(s []sent) bool { return countMarkers(s[mark:]) > 40 })
+	if !isKeyframeStart(back[mark].payload) {
+		t.Fatal("the seek back does not start at a keyframe")
+	}
+	pos := v.Position()
+	if lag := time.Since(pos.Stored); pos.Live || lag < 1500*time.Millisecond || lag > 4*time.Second {
+		t.Fatalf("position %+v after a seek 2 s back (lag %s)", pos, lag)
+	}
+
+	mark = len(back)
+	if err := v.Seek(waitCtx(t, 10*time.Second), time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	live := p.video.waitFor(t, 10*time.Second, "video after the seek to live", func(s []sent) bool { return countMarkers(s[mark:]) > 20 })
+	if !isKeyframeStart(live[mark].payload) {
+		t.Fatal("the seek to live does not start at a keyframe")
+	}
+	waitDone(t, done)
+	last := loop[len(loop)-1]
+	for i := len(loop) - 1; last.frame == nil || last.frame.Kind != tsframes.KindVideo; i-- {
+		last = loop[i]
+	}
+	p.video.waitFor(t, 10*time.Second, "the last frame", func(s []sent) bool {
+		n := len(s)
+		return s[n-1].hdr.Marker && bytes.HasSuffix(last.frame.Data, s[n-1].payload[len(s[n-1].payload)-8:])
+	})
+	if pos := v.Position(); !pos.Live {
+		t.Fatalf("position %+v after a seek to live", pos)
+	}
+
+	video, audio := p.video.snapshot(), p.audio.snapshot()
+	if c := checkRTP(video, true, 90000); !c.Clean() {
+		t.Fatalf("video RTP: %s", c)
+	}
+	if c := checkRTP(audio, false, 48000); !c.Clean() {
+		for i := 1; i < len(audio); i++ {
+			if d := audio[i].hdr.Timestamp - audio[i-1].hdr.Timestamp; d == 0 || d > 48000 {
+				t.Logf("audio step %d at %d (seq %d, %s after the previous)", int32(d), i, audio[i].hdr.SequenceNumber, audio[i].at.Sub(audio[i-1].at))
+			}
+		}
+		t.Fatalf("audio RTP: %s", c)
+	}
+	depacketizeH264(t, video) // complete access units
+	if st := r.Stats(); st.Viewers != 1 || st.Subscriptions != 1 {
+		t.Fatalf("stats %+v, want the live hub's subscription only", st)
+	}
+}
