@@ -75,8 +75,18 @@ func notConnectedHandler() http.Handler {
 	})
 }
 
+// sessionsPerStream counts the node's WHEP sessions of each stream, for the
+// stream list's viewers across the nodes.
+func sessionsPerStream(ws *whep.Server) map[string]int {
+	counts := map[string]int{}
+	for _, s := range ws.Sessions() {
+		counts[s.Stream]++
+	}
+	return counts
+}
+
 // nodeHandler serves the node's endpoints (see the package doc).
-func nodeHandler(ws *whep.Server, watcher *bus.Watcher, exports http.Handler, metrics *prometheus.Registry, logger *slog.Logger) http.Handler {
+func nodeHandler(ws *whep.Server, watcher *bus.Watcher, exports http.Handler, pages player.Options, metrics *prometheus.Registry, logger *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle(export.PathPrefix, exports)
 	mux.Handle("/sessions", ws.SessionsHandler())
@@ -94,7 +104,7 @@ func nodeHandler(ws *whep.Server, watcher *bus.Watcher, exports http.Handler, me
 		_, _ = w.Write([]byte("ready\n"))
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(metrics, promhttp.HandlerOpts{}))
-	mux.Handle("/", player.Handler(watcher, logger.With("component", "player")))
+	mux.Handle("/", player.NewHandler(watcher, logger.With("component", "player"), pages))
 	// WHEP paths bypass the mux, whose path-cleaning redirects are 301s
 	// (WHEP allows only 307): /whep, /whep//x and the like get a 404.
 	whepHandler := ws.Handler()

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
@@ -31,6 +32,7 @@ import (
 	"github.com/whepcast/whepcast/pkg/config"
 	"github.com/whepcast/whepcast/pkg/export"
 	"github.com/whepcast/whepcast/pkg/natsconn"
+	"github.com/whepcast/whepcast/pkg/player"
 	"github.com/whepcast/whepcast/pkg/relay"
 	"github.com/whepcast/whepcast/pkg/whep"
 )
@@ -161,7 +163,20 @@ func serve(ctx context.Context, ln net.Listener, srv *httpServer, nc *nats.Conn,
 		_ = ws.Close()
 		return fmt.Errorf("node: export: %w", err)
 	}
-	handler := nodeHandler(ws, watcher, exports, metrics, logger)
+	// The stream list's viewers across the nodes and retention windows.
+	counts, err := player.ServeViewerCounts(nc, ws.NodeID(), func() map[string]int { return sessionsPerStream(ws) })
+	if err != nil {
+		_ = ws.Close()
+		return fmt.Errorf("node: %w", err)
+	}
+	defer func() { _ = counts.Unsubscribe() }()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		_ = ws.Close()
+		return fmt.Errorf("node: jetstream: %w", err)
+	}
+	pages := player.Options{Viewers: player.NewNATSViewerCounts(nc, 0, 0), Retention: player.NewBusRetention(js)}
+	handler := nodeHandler(ws, watcher, exports, pages, metrics, logger)
 	if srv == nil {
 		srv = startHTTP(ctx, ln, handler, logger)
 	} else {

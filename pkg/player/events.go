@@ -29,7 +29,7 @@ func (h *handler) events(w http.ResponseWriter, r *http.Request) {
 	hd.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
 
-	if err := writeEvent(w, "snapshot", liveViews(h.streams)); err != nil {
+	if err := writeEvent(w, "snapshot", h.liveViews(r.Context())); err != nil {
 		return
 	}
 	if err := rc.Flush(); err != nil {
@@ -51,7 +51,7 @@ func (h *handler) events(w http.ResponseWriter, r *http.Request) {
 			if !ok {
 				return
 			}
-			if err := writeEvent(w, "entry", viewOf(e)); err != nil {
+			if err := writeEvent(w, "entry", h.entryView(r.Context(), e)); err != nil {
 				return
 			}
 		}

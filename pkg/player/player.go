@@ -11,10 +11,12 @@
 package player
 
 import (
+	"context"
 	"embed"
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/whepcast/whepcast/pkg/bus"
 )
@@ -38,16 +40,44 @@ const ContentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 
 //go:embed static
 var staticFiles embed.FS
 
+// Options are the pages' optional sources.
+type Options struct {
+	// Viewers counts each stream's viewers across the nodes (nil: the
+	// list shows no viewer count). NATSViewerCounts in production.
+	Viewers ViewerCounter
+	// Retention tells how far back each stream can be played (nil: the
+	// list and the player's timeline show no window). BusRetention in
+	// production.
+	Retention Retention
+}
+
+// Retention tells how far back a stream can be played.
+type Retention interface {
+	// Oldest returns the time of the oldest point the stream can be played
+	// from; an error wrapping bus.ErrNotFound when it holds none.
+	Oldest(ctx context.Context, stream string) (time.Time, error)
+}
+
 // Handler returns the pages' HTTP handler. streams may be nil (no stream is
 // ever listed); logger may be nil (nothing is logged).
 func Handler(streams Lister, logger *slog.Logger) http.Handler {
+	return NewHandler(streams, logger, Options{})
+}
+
+// NewHandler is Handler with the optional sources of opts.
+func NewHandler(streams Lister, logger *slog.Logger, opts Options) http.Handler {
+	return newHandler(streams, logger, opts, time.Now)
+}
+
+// newHandler is NewHandler with a clock (tests set it).
+func newHandler(streams Lister, logger *slog.Logger, opts Options, now func() time.Time) http.Handler {
 	if streams == nil {
 		streams = emptyLister{}
 	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	h := &handler{streams: streams, logger: logger}
+	h := &handler{streams: streams, logger: logger, viewers: opts.Viewers, retention: opts.Retention, now: now}
 
 	static, err := fs.Sub(staticFiles, "static")
 	if err != nil { // cannot happen: the directory is embedded
@@ -59,14 +89,18 @@ func Handler(streams Lister, logger *slog.Logger) http.Handler {
 	mux.HandleFunc("GET /{$}", h.index)
 	mux.HandleFunc("GET /streams", h.list)
 	mux.HandleFunc("GET /streams/events", h.events)
+	mux.HandleFunc("GET /streams/{stream}", h.stream)
 	mux.HandleFunc("GET /play/{stream}", h.play)
 	mux.Handle("GET /static/", noDirListing(files))
 	return securityHeaders(mux)
 }
 
 type handler struct {
-	streams Lister
-	logger  *slog.Logger
+	streams   Lister
+	logger    *slog.Logger
+	viewers   ViewerCounter // nil: no counts
+	retention Retention     // nil: no window
+	now       func() time.Time
 }
 
 func securityHeaders(next http.Handler) http.Handler {

@@ -1,6 +1,8 @@
 package player
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"strconv"
@@ -28,7 +30,39 @@ type StreamView struct {
 	// over WebRTC").
 	Notes []string        `json:"notes,omitempty"`
 	Stats bus.IngestStats `json:"stats"`
+	// Protocol is the ingest protocol (http, udp, srt, rtmp), empty when
+	// the broker does not tell.
+	Protocol string `json:"protocol,omitempty"`
+	// Bitrate is the ingest's average bitrate since the publication
+	// started, in bits per second (0 before its first catalog refresh).
+	Bitrate int64 `json:"bitrate"`
+	// Health is "ok", "errors" (the ingest counted decode or publish
+	// errors: see Stats) or "stale" (the broker has not refreshed the
+	// entry for StaleAfter); HealthNote says why when not ok.
+	Health     string `json:"health"`
+	HealthNote string `json:"health_note,omitempty"`
+	// Viewers is the number of WHEP sessions of the stream summed over the
+	// ViewerNodes nodes that answered; nil when unknown (no ViewerCounter,
+	// or no answer).
+	Viewers     *int `json:"viewers,omitempty"`
+	ViewerNodes int  `json:"viewer_nodes,omitempty"`
+	// DVRFrom is the store time of the oldest keyframe the bus still holds:
+	// the stream can be played from then on (?start= of WHEP, the player's
+	// timeline); DVRSeconds is how far back that is. Both are absent when
+	// unknown (no Retention).
+	DVRFrom    *time.Time `json:"dvr_from,omitempty"`
+	DVRSeconds float64    `json:"dvr_seconds,omitempty"`
+	// Now is the server's time when the view was made, the reference of
+	// DVRSeconds and of relative ?start= times.
+	Now time.Time `json:"now"`
+	// Thumbnail is always empty: a still of the stream needs the
+	// transcoding stage to decode a keyframe, which does not publish one.
+	Thumbnail string `json:"thumbnail,omitempty"`
 }
+
+// StaleAfter is how long after its last refresh a live entry is shown as
+// stale: three of the broker's catalog refresh periods.
+const StaleAfter = 3 * bus.DefaultCatalogRefresh
 
 // TrackView is one track of a StreamView.
 type TrackView struct {
@@ -41,17 +75,23 @@ type TrackView struct {
 	Carried bool `json:"carried"`
 }
 
-// viewOf builds the StreamView of a catalog entry.
-func viewOf(e bus.CatalogEntry) StreamView {
+// viewOf builds the StreamView of a catalog entry at now.
+func viewOf(e bus.CatalogEntry, now time.Time) StreamView {
 	v := StreamView{
-		Stream:  e.Stream,
-		State:   e.State,
-		Epoch:   strconv.FormatUint(e.Epoch, 10),
-		Started: e.Started,
-		Updated: e.Updated,
-		Tracks:  []TrackView{},
-		Stats:   e.Stats,
+		Stream:   e.Stream,
+		State:    e.State,
+		Epoch:    strconv.FormatUint(e.Epoch, 10),
+		Started:  e.Started,
+		Updated:  e.Updated,
+		Tracks:   []TrackView{},
+		Stats:    e.Stats,
+		Protocol: e.Stats.Protocol,
+		Now:      now,
 	}
+	if d := e.Updated.Sub(e.Started); d >= time.Second {
+		v.Bitrate = int64(float64(e.Stats.Bytes) * 8 / d.Seconds())
+	}
+	v.Health, v.HealthNote = health(e, now)
 	if bus.ValidateName(e.Stream) == nil {
 		v.Play = "play/" + url.PathEscape(e.Stream)
 	}
@@ -79,6 +119,18 @@ func viewOf(e bus.CatalogEntry) StreamView {
 		v.Notes = append([]string{"Not playable: the stream has no H.264 video or Opus audio"}, v.Notes...)
 	}
 	return v
+}
+
+// health rates a live entry: stale when the broker stopped refreshing it,
+// errors when the ingest counted any.
+func health(e bus.CatalogEntry, now time.Time) (string, string) {
+	switch {
+	case e.State == bus.StateLive && !e.Updated.IsZero() && now.Sub(e.Updated) > StaleAfter:
+		return "stale", fmt.Sprintf("no update from the broker for %s", now.Sub(e.Updated).Round(time.Second))
+	case e.Stats.DecodeErrors > 0 || e.Stats.PublishErrs > 0:
+		return "errors", fmt.Sprintf("%d decode errors, %d publish errors since the start", e.Stats.DecodeErrors, e.Stats.PublishErrs)
+	}
+	return "ok", ""
 }
 
 // carriedPIDs returns the PIDs sent to viewers: the announcement's Video and
@@ -125,12 +177,68 @@ func codecName(c tsframes.Codec) string {
 	return string(c)
 }
 
-// liveViews returns the views of the live entries.
-func liveViews(l Lister) []StreamView {
-	entries := l.Live()
+// liveViews returns the views of the live entries, with the viewers and
+// the retention window when the handler has them.
+func (h *handler) liveViews(ctx context.Context) []StreamView {
+	entries := h.streams.Live()
+	now := h.now()
 	out := make([]StreamView, 0, len(entries))
 	for _, e := range entries {
-		out = append(out, viewOf(e))
+		out = append(out, viewOf(e, now))
+	}
+	h.addViewers(ctx, out)
+	for i := range out {
+		h.addRetention(ctx, &out[i])
 	}
 	return out
+}
+
+// entryView is the view of one catalog change.
+func (h *handler) entryView(ctx context.Context, e bus.CatalogEntry) StreamView {
+	v := []StreamView{viewOf(e, h.now())}
+	if e.State == bus.StateLive {
+		h.addViewers(ctx, v)
+		h.addRetention(ctx, &v[0])
+	}
+	return v[0]
+}
+
+// lookupTimeout bounds the viewer count and retention lookups of a page.
+const lookupTimeout = 2 * time.Second
+
+func (h *handler) addViewers(ctx context.Context, views []StreamView) {
+	if h.viewers == nil || len(views) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, lookupTimeout)
+	defer cancel()
+	t, err := h.viewers.ViewerCounts(ctx)
+	if err != nil {
+		h.logger.Debug("viewer counts", "err", err)
+		return
+	}
+	if t.Nodes == 0 {
+		return
+	}
+	for i := range views {
+		n := t.Streams[views[i].Stream]
+		views[i].Viewers, views[i].ViewerNodes = &n, t.Nodes
+	}
+}
+
+func (h *handler) addRetention(ctx context.Context, v *StreamView) {
+	if h.retention == nil || bus.ValidateName(v.Stream) != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, lookupTimeout)
+	defer cancel()
+	from, err := h.retention.Oldest(ctx, v.Stream)
+	if err != nil {
+		if !errors.Is(err, bus.ErrNotFound) {
+			h.logger.Debug("retention window", "stream", v.Stream, "err", err)
+		}
+		return
+	}
+	v.DVRFrom = &from
+	v.DVRSeconds = max(0, v.Now.Sub(from).Seconds())
 }

@@ -50,7 +50,7 @@ func TestViewOf(t *testing.T) {
 		{PID: 258, Kind: tsframes.KindData, Codec: tsframes.CodecKLV},
 	}
 	hevcAAC.Tracks.Video, hevcAAC.Tracks.Audio = 0, 0
-	v := viewOf(hevcAAC)
+	v := viewOf(hevcAAC, t0)
 	want := []string{
 		"Not playable: the stream has no H.264 video or Opus audio",
 		"H265 video cannot be played over WebRTC",
@@ -64,7 +64,7 @@ func TestViewOf(t *testing.T) {
 	twoOpus := avEntry("y")
 	twoOpus.Tracks.Video, twoOpus.Tracks.Audio = 0, 0
 	twoOpus.Tracks.Tracks = append(twoOpus.Tracks.Tracks, tsframes.Track{PID: 258, Kind: tsframes.KindAudio, Codec: tsframes.CodecOpus, WebRTC: true})
-	v = viewOf(twoOpus)
+	v = viewOf(twoOpus, t0)
 	if !v.Playable || !v.Tracks[0].Carried || !v.Tracks[1].Carried || v.Tracks[2].Carried {
 		t.Errorf("carried %+v", v.Tracks)
 	}
@@ -73,12 +73,12 @@ func TestViewOf(t *testing.T) {
 	}
 
 	// No tracks at all (an announcement not seen yet).
-	v = viewOf(bus.CatalogEntry{Stream: "z", State: bus.StateLive})
+	v = viewOf(bus.CatalogEntry{Stream: "z", State: bus.StateLive}, t0)
 	if v.Playable || v.Tracks == nil || len(v.Tracks) != 0 || len(v.Notes) != 1 || v.Notes[0] != "Waiting for the stream's tracks" {
 		t.Errorf("empty view %+v", v)
 	}
 	// An invalid name gets no player link.
-	if v := viewOf(bus.CatalogEntry{Stream: "a/b"}); v.Play != "" {
+	if v := viewOf(bus.CatalogEntry{Stream: "a/b"}, t0); v.Play != "" {
 		t.Errorf("play link %q for an invalid name", v.Play)
 	}
 }

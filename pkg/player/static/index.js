@@ -14,6 +14,43 @@
     return e;
   }
 
+  // bitrate and ago mirror the page's Go formatting (pages.go).
+  function bitrate(bps) {
+    if (bps >= 1e6) return (bps / 1e6).toFixed(1) + ' Mb/s';
+    if (bps >= 1000) return Math.floor(bps / 1000) + ' kb/s';
+    return (bps || 0) + ' b/s';
+  }
+
+  function ago(s) {
+    s = Math.floor(s || 0);
+    if (s < 60) return s + ' s';
+    if (s < 3600) return Math.floor(s / 60) + ' min';
+    var m = Math.floor(s / 60) % 60;
+    return Math.floor(s / 3600) + ' h ' + (m < 10 ? '0' : '') + m + ' min';
+  }
+
+  function meta(s) {
+    var m = el('span', 'meta');
+    if (s.protocol) {
+      m.appendChild(el('span', 'protocol', s.protocol));
+      m.appendChild(document.createTextNode(' '));
+    }
+    m.appendChild(el('span', 'bitrate', bitrate(s.bitrate)));
+    m.appendChild(document.createTextNode(' '));
+    var h = el('span', 'health ' + (s.health || ''), s.health || '');
+    if (s.health_note) h.title = s.health_note;
+    m.appendChild(h);
+    if (typeof s.viewers === 'number') {
+      m.appendChild(document.createTextNode(' '));
+      m.appendChild(el('span', 'viewers', s.viewers + ' watching'));
+    }
+    if (s.dvr_from) {
+      m.appendChild(document.createTextNode(' '));
+      m.appendChild(el('span', 'dvr', ago(s.dvr_seconds) + ' back'));
+    }
+    return m;
+  }
+
   function render() {
     var names = Array.from(streams.keys()).sort();
     var frag = document.createDocumentFragment();
@@ -34,6 +71,7 @@
         tracks.appendChild(el('span', 'track' + (t.carried ? '' : ' off'), t.codec + (t.detail ? ' (' + t.detail + ')' : '')));
       });
       li.appendChild(tracks);
+      li.appendChild(meta(s));
       var started = new Date(s.started);
       var time = el('time', 'started', 'since ' + (isNaN(started) ? s.started : started.toLocaleString()));
       time.dateTime = s.started;
