@@ -64,6 +64,8 @@ func statusOf(err error) (status, retryAfter int) {
 		return http.StatusBadRequest, 0
 	case errors.Is(err, errSessionNotFound), errors.Is(err, errNoResource):
 		return http.StatusNotFound, 0
+	case errors.Is(err, errOutOfRange):
+		return http.StatusRequestedRangeNotSatisfiable, 0
 	case errors.Is(err, errPreconditionFailed):
 		return http.StatusPreconditionFailed, 0
 	case errors.Is(err, errPreconditionNeeded):

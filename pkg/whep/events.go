@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/whepcast/whepcast/pkg/relay"
 )
 
 // The server-sent events extension (urn:ietf:params:whep:ext:core:server-sent-events).
@@ -30,6 +32,7 @@ const (
 	eventInactive    = "inactive"
 	eventReconnect   = "reconnect"
 	eventViewerCount = "viewercount"
+	eventPosition    = "position"
 )
 
 // Timing of the events; an eventNotifier copies them so that tests can
@@ -56,8 +59,12 @@ const (
 	maskInactive
 	maskReconnect
 	maskViewerCount
+	maskPosition
+	// maskPositionLive is set when position was asked for by name: only
+	// then do live sessions get it too (time-shifted ones always do).
+	maskPositionLive
 
-	maskAll = maskActive | maskInactive | maskReconnect | maskViewerCount
+	maskAll = maskActive | maskInactive | maskReconnect | maskViewerCount | maskPosition
 )
 
 var eventBits = []struct {
@@ -68,6 +75,7 @@ var eventBits = []struct {
 	{eventInactive, maskInactive},
 	{eventReconnect, maskReconnect},
 	{eventViewerCount, maskViewerCount},
+	{eventPosition, maskPosition},
 }
 
 // linkEvents is the events attribute of the Link: every event this server
@@ -98,6 +106,9 @@ func maskOf(names []string) eventMask {
 			if n == b.name {
 				m |= b.bit
 			}
+		}
+		if n == eventPosition {
+			m |= maskPositionLive
 		}
 	}
 	return m
@@ -139,6 +150,24 @@ func viewerCountEvent(n int) sseEvent {
 		ViewerCount int `json:"viewercount"`
 	}{n})
 	return sseEvent{Name: eventViewerCount, Data: string(b)}
+}
+
+// positionEvent tells where a session plays at now: the PTS (seconds of
+// its stream's timeline) and store time of the frame last sent, whether it
+// is the live feed, and how far behind now that frame was stored.
+func positionEvent(p relay.Position, now time.Time) sseEvent {
+	b, _ := json.Marshal(struct {
+		PTSTime  float64 `json:"pts_time"`
+		WallTime string  `json:"wall_time"`
+		Live     bool    `json:"live"`
+		LagMS    int64   `json:"lag_ms"`
+	}{
+		PTSTime:  p.PTS.Seconds(),
+		WallTime: p.Stored.UTC().Format(time.RFC3339Nano),
+		Live:     p.Live,
+		LagMS:    max(now.Sub(p.Stored).Milliseconds(), 0),
+	})
+	return sseEvent{Name: eventPosition, Data: string(b)}
 }
 
 // reconnectEvent tells the player to POST again to url, the WHEP endpoint
@@ -327,6 +356,8 @@ type sessionSample struct {
 	se      *sessionEvents
 	live    bool
 	packets uint64
+	pos     relay.Position
+	hasPos  bool
 }
 
 // update announces the changes of state (active or inactive) and of viewer
@@ -344,7 +375,12 @@ func (en *eventNotifier) update(now time.Time) {
 	counts, registered := en.sessions.streamCounts()
 	for i := range samples {
 		ss := samples[i].se.ss
-		samples[i].live = en.streamLive(ss.stream)
+		if pv, ok := ss.viewer.(positionViewer); ok {
+			samples[i].pos, samples[i].hasPos = pv.Position(), true
+		}
+		// A time-shifted session plays while its viewer does, whatever
+		// the stream does now.
+		samples[i].live = en.streamLive(ss.stream) || samples[i].hasPos && !samples[i].pos.Live
 		samples[i].packets = packetsSent(ss)
 	}
 	var after []func()
@@ -365,6 +401,14 @@ func (en *eventNotifier) update(now time.Time) {
 		if n := counts[se.ss.stream]; n != se.viewers {
 			se.viewers = n
 			after = se.pushAll(viewerCountEvent(n), after)
+		}
+		if x.hasPos && !x.pos.Stored.IsZero() {
+			e := positionEvent(x.pos, now)
+			for _, es := range se.streams {
+				if !x.pos.Live || es.want&maskPositionLive != 0 {
+					after = append(after, es.push(e))
+				}
+			}
 		}
 	}
 	en.mu.Unlock()
@@ -396,7 +440,7 @@ func packetsSent(ss *session) uint64 {
 // on a draining server, reconnect. A session already at maxEventStreams
 // loses its oldest stream. errSessionNotFound when ss is closed.
 func (en *eventNotifier) create(ss *session, want eventMask) (string, error) {
-	live := en.streamLive(ss.stream)
+	live := en.streamLive(ss.stream) || ss.shifted()
 	counts, _ := en.sessions.streamCounts()
 	viewers := counts[ss.stream]
 	packets := packetsSent(ss)

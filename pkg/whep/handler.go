@@ -52,6 +52,8 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 	}
 	var resp response
 	switch {
+	case ok && len(parts) == 3 && parts[2] == seekSegment && parts[0] != "" && parts[1] != "":
+		resp = s.serveSeek(w, r, parts[0], parts[1])
 	case !ok || parts[0] == "" || len(parts) > 2 || len(parts) == 2 && parts[1] == "":
 		resp = errorResponse(fmt.Errorf("%w: no WHEP resource at %q", errNoResource, r.URL.Path))
 	case len(parts) == 1:
@@ -188,11 +190,21 @@ func (s *Server) post(w http.ResponseWriter, r *http.Request, stream string) (re
 	if err != nil {
 		return response{}, err
 	}
-	entry, err := s.waitLive(r.Context(), stream)
+	// ?start= plays the stream's log from that time (see timeshift.go).
+	at, err := parseStart(r.URL.Query().Get("start"), time.Now())
 	if err != nil {
 		return response{}, err
 	}
-	ss, answer, err := s.createSession(r.Context(), entry, o)
+	var entry bus.CatalogEntry
+	if at.IsZero() {
+		entry, err = s.waitLive(r.Context(), stream)
+	} else {
+		entry, err = s.shiftedEntry(r.Context(), stream)
+	}
+	if err != nil {
+		return response{}, err
+	}
+	ss, answer, err := s.createSession(r.Context(), entry, o, at)
 	if err != nil {
 		return response{}, err
 	}

@@ -59,6 +59,8 @@ func (s *Server) doSessionOp(ctx context.Context, req sessionRequest) (response,
 		return response{Status: http.StatusOK}, nil
 	case http.MethodPatch:
 		return ss.patch(ctx, req)
+	case opSeek:
+		return ss.seek(ctx, req)
 	default:
 		return response{}, fmt.Errorf("%w: %s", errMethodNotAllowed, req.Method)
 	}

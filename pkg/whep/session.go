@@ -74,8 +74,9 @@ type session struct {
 }
 
 // createSession negotiates a session for offer o on the live stream of
-// entry and registers it. On error everything it acquired is released.
-func (s *Server) createSession(ctx context.Context, entry bus.CatalogEntry, o *offer) (_ *session, answer string, err error) {
+// entry (or its log from at, when at is not zero) and registers it. On
+// error everything it acquired is released.
+func (s *Server) createSession(ctx context.Context, entry bus.CatalogEntry, o *offer, at time.Time) (_ *session, answer string, err error) {
 	began := time.Now()
 	ann := entry.Tracks
 	if ann.Stream == "" {
@@ -127,7 +128,7 @@ func (s *Server) createSession(ctx context.Context, entry bus.CatalogEntry, o *o
 	api := webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir),
 		webrtc.WithSettingEngine(s.ice.settings))
 
-	if ss.viewer, err = s.media.Join(ctx, ann, want); err != nil {
+	if ss.viewer, err = s.joinAt(ctx, ann, want, at); err != nil {
 		return nil, "", fmt.Errorf("join stream %q: %w", ss.stream, err)
 	}
 	ss.pc, err = api.NewPeerConnection(webrtc.Configuration{
@@ -208,8 +209,13 @@ func (s *Server) createSession(ctx context.Context, entry bus.CatalogEntry, o *o
 	}
 	s.metrics.created.WithLabelValues(ss.stream).Inc()
 	go ss.run()
-	ss.logger.Info("session created", "video", want.Video, "audio", want.Audio,
-		"setup", time.Since(began).Round(time.Millisecond))
+	if at.IsZero() {
+		ss.logger.Info("session created", "video", want.Video, "audio", want.Audio,
+			"setup", time.Since(began).Round(time.Millisecond))
+	} else {
+		ss.logger.Info("time-shifted session created", "video", want.Video, "audio", want.Audio,
+			"setup", time.Since(began).Round(time.Millisecond), "start", at.UTC().Format(time.RFC3339Nano))
+	}
 	return ss, answer, nil
 }
 
