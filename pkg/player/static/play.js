@@ -35,7 +35,7 @@
   var STATS_EVERY_MS = 1000;
   var TERMINAL = { 400: true, 401: true, 403: true, 405: true, 415: true, 422: true };
   var SSE_REL = 'urn:ietf:params:whep:ext:core:server-sent-events';
-  var SSE_EVENTS = ['active', 'inactive', 'reconnect', 'viewercount'];
+  var SSE_EVENTS = ['active', 'inactive', 'reconnect', 'viewercount', 'position'];
 
   var body = document.body;
   var video = document.getElementById('video');
@@ -44,6 +44,11 @@
   var params = new URLSearchParams(window.location.search);
   var whepURL = new URL(params.get('whep') || '../whep/' + encodeURIComponent(streamName), window.location.href).href;
   var token = params.get('token');
+  // ?start= (-30s, an RFC 3339 time) starts in the past, on this server.
+  var ownServer = !params.get('whep');
+  if (ownServer && params.get('start')) {
+    whepURL += '?start=' + encodeURIComponent(params.get('start'));
+  }
 
   var session = null; // the current attempt
   var previous = null; // the session being replaced after a reconnect event
@@ -404,6 +409,12 @@
     es.addEventListener('active', function () { if (s === session) api.streamActive = true; });
     es.addEventListener('inactive', function () { if (s === session) api.streamActive = false; });
     es.addEventListener('reconnect', function (ev) { onReconnect(s, parseData(ev)); });
+    es.addEventListener('position', function (ev) {
+      var d = parseData(ev);
+      if (s !== session || !d || typeof d.wall_time !== 'string') return;
+      api.position = d;
+      drawTimeline();
+    });
   }
 
   // onReconnect follows a reconnect event of session s: a new session is
@@ -624,6 +635,117 @@
       connect();
     }
   });
+
+  // The timeline: the retention window (../streams/{stream}: dvr_from and
+  // the server's now), the position (position events), seek and live
+  // (POST {Location}/seek) and the clip link (../export/{stream}.mp4). With
+  // ?whep= (another server) only the video plays.
+  var TIMELINE_EVERY_MS = 5000;
+  var LIVE_SLACK_MS = 3000; // a seek this close to the live edge goes live
+  var timeline = $('timeline');
+  var seekInput = $('seek');
+  var liveButton = $('live');
+  var clipLink = $('clip');
+  var clipSeconds = $('clip-seconds');
+  var win = null; // the window: from and now (server ms), at (performance.now())
+  var dragging = false;
+  api.position = null;
+  api.window = null;
+  api.lastSeek = null;
+  // seek moves the session to start ("-10s", an RFC 3339 time or "live")
+  // and resolves to the HTTP status (0 without a session or on error).
+  api.seek = function (start) { return seekTo(start); };
+
+  function serverNow() { return win ? win.now + (performance.now() - win.at) : Date.now(); }
+
+  async function refreshWindow() {
+    try {
+      var res = await fetch('../streams/' + encodeURIComponent(streamName), { cache: 'no-store' });
+      var v = res.ok ? await res.json() : null;
+      if (!v || !v.dvr_from) {
+        win = null;
+        api.window = null;
+        timeline.dataset.window = 'none';
+      } else {
+        win = { from: Date.parse(v.dvr_from), now: Date.parse(v.now), at: performance.now() };
+        api.window = { from: v.dvr_from, now: v.now, seconds: v.dvr_seconds };
+        timeline.dataset.window = 'known';
+      }
+    } catch (e) { /* keep the last window */ }
+    drawTimeline();
+  }
+
+  function clock(ms) {
+    var d = new Date(ms);
+    return isNaN(d) ? '' : d.toLocaleTimeString();
+  }
+
+  function drawTimeline() {
+    var p = api.position;
+    var live = !p || p.live;
+    var canSeek = !!(win && session && session.location);
+    var span = win ? Math.max(0, Math.floor((serverNow() - win.from) / 1000)) : 0;
+    seekInput.max = String(span);
+    seekInput.disabled = !canSeek;
+    liveButton.disabled = !canSeek || live;
+    if (!dragging) {
+      var at = p && !live && win ? Math.round((Date.parse(p.wall_time) - win.from) / 1000) : span;
+      seekInput.value = String(Math.min(span, Math.max(0, at)));
+    }
+    var text = 'live';
+    if (dragging && win) {
+      text = 'seek to ' + clock(win.from + Number(seekInput.value) * 1000);
+    } else if (p && !live) {
+      text = clock(Date.parse(p.wall_time)) + ' (' + (p.lag_ms / 1000).toFixed(1) + ' s behind live)';
+    } else if (p) {
+      text = 'live (' + clock(Date.parse(p.wall_time)) + ')';
+    }
+    setText('position', text);
+    timeline.dataset.live = live ? 'true' : 'false';
+  }
+
+  async function seekTo(start) {
+    var s = session;
+    if (!s || !s.location) return 0;
+    var status = 0;
+    try {
+      var res = await fetch(s.location + '/seek', {
+        method: 'POST',
+        headers: authHeaders({ 'Content-Type': 'application/json' }),
+        body: JSON.stringify({ start: start }),
+        cache: 'no-store'
+      });
+      status = res.status;
+      if (status !== 204) setText('o-message', 'seek: ' + status + ' ' + (await res.text()).trim());
+    } catch (e) { /* status 0 */ }
+    api.lastSeek = { start: start, status: status };
+    return status;
+  }
+
+  function drawClip() {
+    var n = Math.max(1, Math.min(3600, Math.floor(Number(clipSeconds.value) || 30)));
+    clipLink.href = '../export/' + encodeURIComponent(streamName) + '.mp4?from=-' + n + 's' +
+      (token ? '&token=' + encodeURIComponent(token) : '');
+    clipLink.download = streamName + '-last' + n + 's.mp4';
+  }
+
+  if (ownServer) {
+    seekInput.addEventListener('input', function () { dragging = true; drawTimeline(); });
+    seekInput.addEventListener('change', function () {
+      dragging = false;
+      if (!win) return;
+      var target = win.from + Number(seekInput.value) * 1000;
+      seekTo(serverNow() - target < LIVE_SLACK_MS ? 'live' : new Date(target).toISOString());
+    });
+    liveButton.addEventListener('click', function () { seekTo('live'); });
+    clipSeconds.addEventListener('input', drawClip);
+    drawClip();
+    refreshWindow();
+    setInterval(refreshWindow, TIMELINE_EVERY_MS);
+    setInterval(drawTimeline, STATS_EVERY_MS);
+  } else {
+    timeline.hidden = true;
+  }
 
   setInterval(function () { sample(); }, STATS_EVERY_MS);
 
