@@ -141,6 +141,9 @@ type Publisher struct {
 	audioPID   uint16
 	audioGroup []tsframes.Frame // the first packets of a PES, held for its last
 	video      videoGate
+	// recreated is when the publisher last created the media stream again
+	// after it was removed under it (see streamGone).
+	recreated time.Time
 
 	// The send window and the counters, shared with the acknowledgement
 	// handlers.
@@ -149,6 +152,10 @@ type Publisher struct {
 	// progress is when JetStream last showed progress (Unix ns): an ack, or
 	// a publish into an empty window.
 	progress                  atomic.Int64
+	// streamGone is set when JetStream answered a publish with no stream
+	// (the media stream was removed while the publication ran, by hand or
+	// by a race with the reclaimer): the next Publish creates it again.
+	streamGone atomic.Bool
 	dropLog, errLog, stallLog logLimiter
 
 	shutdownOnce sync.Once
@@ -330,6 +337,9 @@ func (p *Publisher) publishLocked(ctx context.Context, f tsframes.Frame) error {
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}
+	if p.streamGone.Load() && time.Since(p.recreated) >= recreateInterval {
+		p.recreateStream(ctx, deadline)
+	}
 	// JetStream acknowledged nothing for StallTimeout while messages are in
 	// flight: as when the window stays full (see drop), but a stream with
 	// few messages may never fill it.
@@ -369,6 +379,34 @@ func (p *Publisher) publishLocked(ctx context.Context, f tsframes.Frame) error {
 		p.video.published(key)
 	}
 	return nil
+}
+
+// recreateInterval spaces the attempts to create a removed media stream
+// again.
+const recreateInterval = time.Second
+
+// recreateStream creates the media stream again after it was removed under
+// the publication, with the latest announcement first; the video resumes
+// at a keyframe (what was published in between is lost). A failure is
+// logged and tried again recreateInterval later. Called with mu held.
+func (p *Publisher) recreateStream(ctx context.Context, deadline time.Time) {
+	p.recreated = time.Now()
+	ctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	if err := ensureStream(ctx, p.js, p.cfg.Stream.jetStreamConfig(p.subj), p.logger); err != nil {
+		if p.errLog.allow(time.Now()) {
+			p.logger.Warn("media stream removed during the publication: creating it again failed", "err", err)
+		}
+		return
+	}
+	p.streamGone.Store(false)
+	p.video.breakVideo()
+	p.logger.Info("media stream removed during the publication: created it again")
+	if p.annJSON != nil {
+		if err := p.publishAsync(p.enc.announcement(p.annJSON), deadline); err != nil {
+			p.logger.Warn("announcement after creating the media stream again not published", "err", err)
+		}
+	}
 }
 
 // publishFrameMsg is publishAsync that, for a message of a video frame,
@@ -469,6 +507,9 @@ func (p *Publisher) onAck(m *nats.Msg) {
 }
 
 func (p *Publisher) onAckErr(m *nats.Msg, err error) {
+	if errors.Is(err, jetstream.ErrNoStreamResponse) {
+		p.streamGone.Store(true)
+	}
 	n := p.errs.Add(1)
 	p.video.failed(m)
 	if p.errLog.allow(time.Now()) {

@@ -1,8 +1,10 @@
 package bus
 
 import (
+	"context"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/whepcast/whepcast/internal/natstest"
 )
@@ -88,4 +90,53 @@ func TestAnnounceCreatesARemovedStreamAgain(t *testing.T) {
 	if _, err := LatestAnnouncement(t.Context(), js, "cam"); err != nil {
 		t.Fatalf("announcement: %v", err)
 	}
+}
+
+// TestPublishCreatesARemovedStreamAgain removes the media stream under a
+// publication that is running (as `nats stream rm` would): the publication
+// carries on, creates the stream again within about a second of frames, with
+// its announcement, and its next keyframes are stored.
+func TestPublishCreatesARemovedStreamAgain(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	nc := natstest.EmbeddedConn(t)
+	js := newJS(t, nc)
+	av := avFrames(t)
+	p := newPublisher(t, ctx, nc, "cam", PublisherConfig{})
+	publishAV(t, ctx, p, av)
+	if _, err := LatestKeyframe(ctx, js, "cam"); err != nil {
+		t.Fatalf("keyframe before the removal: %v", err)
+	}
+	if err := js.DeleteStream(ctx, "MEDIA_cam"); err != nil {
+		t.Fatal(err)
+	}
+	// Publishing goes on, paced (the publisher retries at most once per
+	// recreateInterval), until the stream holds a keyframe again.
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	published := 0
+	for {
+		if _, err := LatestKeyframe(ctx, js, "cam"); err == nil {
+			break
+		}
+		f := av.Frames[published%len(av.Frames)]
+		if err := p.Publish(ctx, f); err != nil && !errors.Is(err, ErrDropped) {
+			t.Fatalf("Publish after the removal: %v", err)
+		}
+		published++
+		select {
+		case <-ctx.Done():
+			t.Fatalf("no keyframe stored again after %d frames: %v", published, ctx.Err())
+		case <-tick.C:
+		}
+	}
+	ann, err := LatestAnnouncement(ctx, js, "cam")
+	if err != nil {
+		t.Fatalf("announcement after the stream was created again: %v", err)
+	}
+	key, err := LatestKeyframe(ctx, js, "cam")
+	if err != nil || ann.Seq > key {
+		t.Fatalf("announcement at %d, keyframe at %d (%v): want the announcement first", ann.Seq, key, err)
+	}
+	t.Logf("stream created again after %d frames", published)
 }
