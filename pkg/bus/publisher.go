@@ -151,11 +151,11 @@ type Publisher struct {
 	sent                                          sync.Map // *nats.Msg -> time.Time, only with OnAck
 	// progress is when JetStream last showed progress (Unix ns): an ack, or
 	// a publish into an empty window.
-	progress                  atomic.Int64
+	progress atomic.Int64
 	// streamGone is set when JetStream answered a publish with no stream
 	// (the media stream was removed while the publication ran, by hand or
 	// by a race with the reclaimer): the next Publish creates it again.
-	streamGone atomic.Bool
+	streamGone                atomic.Bool
 	dropLog, errLog, stallLog logLimiter
 
 	shutdownOnce sync.Once
