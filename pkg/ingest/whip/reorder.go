@@ -48,12 +48,20 @@ func (r *reorder) push(pkt *rtp.Packet, now time.Time, emit func(pkt *rtp.Packet
 		return
 	}
 	r.lateRun = 0
-	if d < 0 || int(d) >= len(r.slots) {
-		// Beyond the window, or a window of packets all behind: the
-		// sequence jumped. Hand over what is held, give up the rest.
+	if d < 0 {
+		// A window of packets all behind: the sequence jumped back. Hand
+		// over what is held, start again from this one.
 		for r.held > 0 {
 			r.skip(emit)
 		}
+		r.next, r.lost = pkt.SequenceNumber, true
+		r.gaps++
+	}
+	// Beyond the window: give up the oldest missing packets.
+	for int(int16(pkt.SequenceNumber-r.next)) >= len(r.slots) && r.held > 0 {
+		r.skip(emit)
+	}
+	if int(int16(pkt.SequenceNumber-r.next)) >= len(r.slots) {
 		r.next, r.lost = pkt.SequenceNumber, true
 		r.gaps++
 	}
