@@ -196,6 +196,11 @@ func (s *Server) createSession(ctx context.Context, entry bus.CatalogEntry, o *o
 	if err != nil {
 		return nil, "", fmt.Errorf("local answer: %w", err)
 	}
+	if n, err := addTagCandidates(ss.pc, o.sdp, localSD); err != nil {
+		ss.logger.Debug("offer candidates of the bundle's section", "err", err)
+	} else if n > 0 {
+		ss.logger.Debug("added the offer candidates of the bundle's section", "candidates", n)
+	}
 	ss.describe(localSD, o)
 	if answer, err = moveCandidates(localSD, local); err != nil {
 		return nil, "", err
