@@ -3,7 +3,7 @@
 # It installs what the tests need on a fresh machine (as root), checks
 # formatting and vet, then runs every test with the race detector,
 # including those behind the build tag "external" (they run Chromium,
-# ffmpeg, curl or the nats CLI; plain `go test ./...` needs Go alone and
+# Firefox ESR, ffmpeg, curl or the nats CLI; plain `go test ./...` needs Go alone and
 # leaves them out).
 #   bash scripts/test.sh            all tests
 #   bash scripts/test.sh -run X ./pkg/bus/   extra args go to `go test`
@@ -16,6 +16,7 @@ command -v ffmpeg   >/dev/null 2>&1 || need+=(ffmpeg)
 command -v ffprobe  >/dev/null 2>&1 || need+=(ffmpeg)
 command -v curl     >/dev/null 2>&1 || need+=(curl)
 [ -x /usr/bin/chromium ] || need+=(chromium)
+[ -x /usr/bin/firefox-esr ] || need+=(firefox-esr)
 if [ ${#need[@]} -gt 0 ]; then
   pkgs=$(printf '%s\n' "${need[@]}" | sort -u | tr '\n' ' ')
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

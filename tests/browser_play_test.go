@@ -16,6 +16,7 @@ import (
 
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/whepcast/whepcast/internal/natstest"
 	"github.com/whepcast/whepcast/pkg/bus"
@@ -33,7 +34,8 @@ import (
 type browserStack struct {
 	url        string // the HTTP server: / (player) and /whep/
 	whep       *whep.Server
-	videoSent  atomic.Int64 // video frames handed to the bus
+	metrics    *prometheus.Registry // the WHEP server's metrics
+	videoSent  atomic.Int64         // video frames handed to the bus
 	audioSent  atomic.Int64
 	firstFrame chan struct{} // closed when the first frame is published
 }
@@ -71,7 +73,7 @@ func startBrowserStack(t *testing.T) *browserStack {
 
 	nc := natstest.EmbeddedConn(t)
 
-	s := &browserStack{firstFrame: make(chan struct{})}
+	s := &browserStack{firstFrame: make(chan struct{}), metrics: prometheus.NewRegistry()}
 
 	// The publisher side: the demo clip, looping in real time.
 	pub, err := bus.NewPublisher(ctx, nc, demo.StreamName, bus.PublisherConfig{
@@ -114,7 +116,7 @@ func startBrowserStack(t *testing.T) *browserStack {
 	t.Cleanup(rel.Close)
 	ws, err := whep.New(whep.Config{
 		ICEUDPAddr: "127.0.0.1:0", WaitTimeout: 10 * time.Second, MaxWaiting: 8,
-	}, whep.Deps{Conn: nc, Catalog: watcher, Media: whep.FromRelay(rel), Logger: logger})
+	}, whep.Deps{Conn: nc, Catalog: watcher, Media: whep.FromRelay(rel), Logger: logger, Registerer: s.metrics})
 	if err != nil {
 		t.Fatal(err)
 	}
