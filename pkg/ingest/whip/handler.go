@@ -148,6 +148,11 @@ func splitPath(r *http.Request) (stream, id string, err error) {
 	if strings.Contains(raw, "%2f") || strings.Contains(raw, "%5c") {
 		return "", "", fmt.Errorf("%w: encoded slash in the WHIP path", bus.ErrInvalidName)
 	}
+	for seg := range strings.SplitSeq(r.URL.Path, "/") {
+		if seg == "." || seg == ".." {
+			return "", "", fmt.Errorf("%w: dot segment in the WHIP path", bus.ErrInvalidName)
+		}
+	}
 	rest, ok := strings.CutPrefix(r.URL.Path, PathPrefix)
 	parts := strings.Split(rest, "/")
 	if !ok || len(parts) > 2 || parts[0] == "" || len(parts) == 2 && parts[1] == "" {

@@ -2,6 +2,7 @@ package whip
 
 import (
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -143,4 +144,26 @@ func TestSecondPublisherTakesOver(t *testing.T) {
 		t.Fatalf("DELETE: %d", resp.StatusCode)
 	}
 	pb.WaitEnded(t, testTimeout)
+}
+
+func TestPublishPage(t *testing.T) {
+	s := newTestServer(t, nil)
+	mux := http.NewServeMux()
+	mux.Handle(PublishPrefix, PublishPage())
+	front := httptest.NewServer(s.h.InFrontOf(mux))
+	t.Cleanup(front.Close)
+	resp, body := request(t, http.MethodGet, front.URL+"/publish/cam1", "", "", nil)
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/html; charset=utf-8" ||
+		!strings.Contains(body, `"/whip/"`) || !strings.Contains(body, "getUserMedia") {
+		t.Fatalf("%d %v", resp.StatusCode, resp.Header)
+	}
+	if resp, _ := request(t, http.MethodGet, front.URL+"/publish/a*b", "", "", nil); resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("invalid name: %d", resp.StatusCode)
+	}
+	// WHIP paths reach the handler as they came: a dot segment is refused,
+	// not redirected by the mux.
+	resp, body = request(t, http.MethodPost, front.URL+"/whip/x/../cam1", "application/sdp", "", []byte(offerSDP))
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "dot segment") {
+		t.Fatalf("dot segment: %d %s", resp.StatusCode, body)
+	}
 }
