@@ -246,3 +246,50 @@ func TestSeekBackAndToLiveKeepsRTPContinuous(t *testing.T) {
 		t.Fatalf("stats %+v, want the live hub's subscription only", st)
 	}
 }
+
+// TestTrackWriterResync: after a resync (a seek) the frames of another hub,
+// whose stream sequence numbers and timestamps start anywhere (here lower),
+// continue the viewer's sequence numbers, and its timestamps advance by
+// the time the seek took plus one step; what was sent before no longer
+// maps to a stream sequence number (it cannot be retransmitted from the
+// new hub's buffer).
+func TestTrackWriterResync(t *testing.T) {
+	rec := newRecorder()
+	buf := newRetransmitBuffer(64)
+	w := newTestWriter(t, rec, buf)
+	for _, f := range []*frame{frameAt(100, 900000, true, 0, 2), frameAt(102, 903000, false, 1, 2)} {
+		buf.put(f)
+		w.write(f)
+	}
+	before := rec.snapshot()
+	buf2 := newRetransmitBuffer(64)
+	began := time.Now().Add(-50 * time.Millisecond)
+	w.resync(buf2)
+	w.pausedAt = began // the seek took 50 ms
+	after := []*frame{frameAt(7, 1000, true, 0, 3), frameAt(10, 4000, false, 1, 1)}
+	for _, f := range after {
+		buf2.put(f)
+		w.write(f)
+	}
+	took := time.Since(began)
+	pkts := rec.snapshot()
+	for i := 1; i < len(pkts); i++ {
+		if pkts[i].hdr.SequenceNumber != pkts[i-1].hdr.SequenceNumber+1 {
+			t.Fatalf("packet %d: seq %d after %d", i, pkts[i].hdr.SequenceNumber, pkts[i-1].hdr.SequenceNumber)
+		}
+	}
+	last, first := before[len(before)-1].hdr.Timestamp, pkts[len(before)].hdr.Timestamp
+	step := time.Duration(first-last) * time.Second / videoClockRate
+	if step < 50*time.Millisecond+time.Duration(rebaseStep*float64(time.Second)) || step > took+time.Duration(rebaseStep*float64(time.Second)) {
+		t.Fatalf("timestamp step across the resync %s, want the resync's %s + %gs", step, took, rebaseStep)
+	}
+	if d := pkts[len(pkts)-1].hdr.Timestamp - first; d != 3000 {
+		t.Fatalf("timestamps after the resync advance %d, want the new hub's 3000", d)
+	}
+	if _, ok := w.streamSeq(before[0].hdr.SequenceNumber); ok {
+		t.Fatal("a packet sent before the resync maps to the new hub's stream")
+	}
+	if s, ok := w.streamSeq(pkts[len(before)].hdr.SequenceNumber); !ok || s != 7 {
+		t.Fatalf("first packet after the resync maps to %d (%v), want 7", s, ok)
+	}
+}

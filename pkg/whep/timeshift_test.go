@@ -241,3 +241,16 @@ func TestSeekForwarded(t *testing.T) {
 		t.Fatalf("GET of seek = %d, Allow %q", resp.StatusCode, resp.Header.Get("Allow"))
 	}
 }
+
+// TestTimeShiftCountsAgainstLimits: a time-shifted POST beyond
+// MaxSessions is 503 with Retry-After, like a live one.
+func TestTimeShiftCountsAgainstLimits(t *testing.T) {
+	ts := newTestServer(t, func(c *Config) { c.MaxSessions = 1 })
+	ctx := t.Context()
+	ts.catalog.set(liveEntry("cam", trackH264))
+	ts.newSession(t, ctx, "cam")
+	resp, body := ts.post(t, ctx, "cam?start=-10s", fixedOffer("video"), nil)
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("time-shifted POST beyond the limit = %d %q (Retry-After %q)", resp.StatusCode, body, resp.Header.Get("Retry-After"))
+	}
+}
