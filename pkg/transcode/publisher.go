@@ -1,0 +1,116 @@
+package transcode
+
+import (
+	"context"
+	"slices"
+	"sync"
+
+	"github.com/whepcast/whepcast/pkg/ingest"
+	"github.com/whepcast/whepcast/pkg/tsframes"
+)
+
+// derivedPIDBase is the first PID tried for a derived track (one the PMT
+// does not use is taken).
+const derivedPIDBase = 0x1f00
+
+// publisher is a publication's Publisher as the stage wraps it: it adds the
+// derived Opus track to announcements whose audio is not playable (the bus
+// Publisher then selects it as the audio), publishes the source audio's
+// frames under the derived PID (so that the bus carries them, told apart
+// from the Opus by their codec) and runs the stream's transcode.
+type publisher struct {
+	ingest.Publisher
+	stage  *Stage
+	stream string
+	epoch  uint64
+
+	mu      sync.Mutex
+	src     tsframes.Track // the source audio track being transcoded
+	derived uint16         // its derived PID; 0 when none
+	job     *job
+}
+
+// sourceTrack returns the audio track to transcode: the first audio track,
+// when no audio track is playable and its codec is transcodable.
+func sourceTrack(a tsframes.Announcement) (tsframes.Track, bool) {
+	var first *tsframes.Track
+	for i, t := range a.Tracks {
+		if t.Kind != tsframes.KindAudio {
+			continue
+		}
+		if t.WebRTC {
+			return tsframes.Track{}, false
+		}
+		if first == nil {
+			first = &a.Tracks[i]
+		}
+	}
+	if first == nil || !transcodable(first.Codec) {
+		return tsframes.Track{}, false
+	}
+	return *first, true
+}
+
+// derivedPID returns a PID a's tracks do not use.
+func derivedPID(a tsframes.Announcement) uint16 {
+	p := uint16(derivedPIDBase)
+	for slices.ContainsFunc(a.Tracks, func(t tsframes.Track) bool { return t.PID == p }) {
+		p++
+	}
+	return p
+}
+
+// derivedTrack is the Opus track made from src.
+func derivedTrack(pid uint16, src tsframes.Track) tsframes.Track {
+	return tsframes.Track{PID: pid, Kind: tsframes.KindAudio, Codec: tsframes.CodecOpus, WebRTC: true,
+		Channels: 2, SampleRate: 48000, DerivedFrom: src.PID}
+}
+
+func (p *publisher) Announce(ctx context.Context, a tsframes.Announcement) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	src, ok := sourceTrack(a)
+	switch {
+	case !ok:
+		p.stopLocked()
+	case p.job != nil && src.PID == p.src.PID && src.Codec == p.src.Codec && src.Channels == p.src.Channels && src.SampleRate == p.src.SampleRate:
+		// Same source: the running transcode goes on.
+	default:
+		// A new source track, or its format changed: a new transcode
+		// (the child is started afresh for it).
+		p.stopLocked()
+		derived := derivedPID(a)
+		if j := p.stage.start(p.stream, p.epoch, src, derived); j != nil {
+			p.src, p.derived, p.job = src, derived, j
+		}
+	}
+	if p.derived != 0 {
+		a.Tracks = append(slices.Clone(a.Tracks), derivedTrack(p.derived, p.src))
+	}
+	return p.Publisher.Announce(ctx, a)
+}
+
+// stopLocked ends the transcode, if any. Called with mu held.
+func (p *publisher) stopLocked() {
+	if p.job != nil {
+		p.stage.end(p.job)
+	}
+	p.src, p.derived, p.job = tsframes.Track{}, 0, nil
+}
+
+func (p *publisher) Publish(ctx context.Context, f tsframes.Frame) error {
+	p.mu.Lock()
+	if p.derived != 0 && f.PID == p.src.PID {
+		f.PID = p.derived
+	}
+	p.mu.Unlock()
+	return p.Publisher.Publish(ctx, f)
+}
+
+func (p *publisher) Shutdown(ctx context.Context) error {
+	err := p.Publisher.Shutdown(ctx)
+	p.mu.Lock()
+	p.stopLocked()
+	p.mu.Unlock()
+	return err
+}

@@ -1,0 +1,453 @@
+//go:build external
+
+package transcode
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"log/slog"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts"
+	"github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts/codecs"
+	"github.com/bluenviron/mediacommon/v2/pkg/formats/mpegts/substructs"
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/whepcast/whepcast/internal/natstest"
+	"github.com/whepcast/whepcast/pkg/bus"
+	"github.com/whepcast/whepcast/pkg/ingest"
+	"github.com/whepcast/whepcast/pkg/tsframes"
+)
+
+// testLogger logs to stderr with WHEPCAST_TEST_LOGS set.
+func testLogger() *slog.Logger {
+	if os.Getenv("WHEPCAST_TEST_LOGS") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// ffmpegFixture makes an MPEG-TS file with ffmpeg from args (inputs and
+// codecs; the output options and file are added).
+func ffmpegFixture(t *testing.T, name string, args ...string) []byte {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), name)
+	cmd := exec.CommandContext(t.Context(), "ffmpeg", append(append([]string{"-hide_banner", "-loglevel", "error", "-y"}, args...), "-f", "mpegts", out)...)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("ffmpeg %v: %v\n%s", args, err, b)
+	}
+	data, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+// testStage is a stage on an embedded NATS server.
+type testStage struct {
+	nc    *nats.Conn
+	stage *Stage
+	reg   *prometheus.Registry
+	pubs  ingest.NewPublisherFunc
+}
+
+func newTestStage(t *testing.T, cfg Config) *testStage {
+	t.Helper()
+	nc := natstest.EmbeddedConn(t)
+	reg := prometheus.NewRegistry()
+	if cfg.Mode == "" {
+		cfg.Mode = ModeAudio
+	}
+	cfg.Logger = testLogger()
+	s, err := New(nc, reg, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	pc := bus.PublisherConfig{Stream: bus.StreamConfig{Storage: bus.StorageMemory}, Logger: testLogger()}
+	return &testStage{nc: nc, stage: s, reg: reg, pubs: s.Publishers(ingest.BusPublishers(nc, pc))}
+}
+
+// publishSink forwards a demuxer's output to a wrapped publisher, paced
+// at real time by the PTS (a live source), and keeps the source audio.
+type publishSink struct {
+	ctx    context.Context
+	pub    ingest.Publisher
+	start  time.Time
+	first  int64
+	paced  bool
+	audio  []tsframes.Frame
+	onTick func(pts int64)
+}
+
+func (p *publishSink) Tracks(a tsframes.Announcement) error { return p.pub.Announce(p.ctx, a) }
+
+func (p *publishSink) Frame(f tsframes.Frame) error {
+	if p.start.IsZero() {
+		p.start, p.first = time.Now(), f.PTS
+	}
+	if p.paced {
+		due := p.start.Add(time.Duration(f.PTS-p.first) * time.Second / 90000)
+		if d := time.Until(due); d > 0 {
+			select {
+			case <-p.ctx.Done():
+				return p.ctx.Err()
+			case <-time.After(d):
+			}
+		}
+	}
+	if f.Kind == tsframes.KindAudio {
+		p.audio = append(p.audio, f)
+	}
+	if p.onTick != nil {
+		p.onTick(f.PTS)
+	}
+	if err := p.pub.Publish(p.ctx, f); err != nil {
+		return err
+	}
+	return nil
+}
+
+// open opens a publication of stream (epoch): its media stream exists
+// once it returns.
+func (ts *testStage) open(t *testing.T, stream string, epoch uint64) ingest.Publisher {
+	t.Helper()
+	pub, err := ts.pubs(t.Context(), stream, epoch, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := pub.Shutdown(ctx); err != nil {
+			t.Errorf("publisher shutdown: %v", err)
+		}
+	})
+	return pub
+}
+
+// feed publishes data on pub and returns the source audio frames.
+func feed(t *testing.T, pub ingest.Publisher, data []byte, paced bool, onTick func(int64)) []tsframes.Frame {
+	t.Helper()
+	ctx := t.Context()
+	sink := &publishSink{ctx: ctx, pub: pub, paced: paced, onTick: onTick}
+	if err := tsframes.NewDemuxer(bytes.NewReader(data), tsframes.Options{SourceAudio: true}).Run(ctx, sink); err != nil && ctx.Err() == nil {
+		t.Error(err)
+	}
+	return sink.audio
+}
+
+// opusCollector keeps the Opus frames of a stream read from the bus.
+type opusCollector struct {
+	mu     sync.Mutex
+	frames []bus.Message
+	recv   []time.Time
+	anns   []bus.Announcement
+	signal chan struct{}
+}
+
+func collectOpus(t *testing.T, nc *nats.Conn, stream string) *opusCollector {
+	t.Helper()
+	c := &opusCollector{signal: make(chan struct{}, 1)}
+	var scratch []bus.Message
+	sub, err := bus.Subscribe(t.Context(), nc, stream, bus.SubscribeOptions{FromSeq: 1}, func(m bus.Message) {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if m.Tracks != nil {
+			c.anns = append(c.anns, *m.Tracks)
+			return
+		}
+		if m.Frame.Codec != tsframes.CodecOpus {
+			return
+		}
+		scratch, _ = m.Frames(scratch[:0])
+		for _, f := range scratch {
+			c.frames = append(c.frames, f)
+			c.recv = append(c.recv, time.Now())
+		}
+		select {
+		case c.signal <- struct{}{}:
+		default:
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(sub.Close)
+	return c
+}
+
+// wait waits until cond holds over the frames (checked at each new one),
+// at most timeout.
+func (c *opusCollector) wait(t *testing.T, timeout time.Duration, what string, cond func(frames []bus.Message) bool) {
+	t.Helper()
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for {
+		c.mu.Lock()
+		ok := cond(c.frames)
+		n := len(c.frames)
+		c.mu.Unlock()
+		if ok {
+			return
+		}
+		select {
+		case <-c.signal:
+		case <-deadline.C:
+			t.Fatalf("waiting %v for %s: %d Opus frames", timeout, what, n)
+		}
+	}
+}
+
+func (c *opusCollector) snapshot() ([]bus.Message, []time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]bus.Message(nil), c.frames...), append([]time.Time(nil), c.recv...)
+}
+
+// checkContinuous fails unless the frames are 20 ms Opus packets whose PTS
+// follow each other without gap or overlap.
+func checkContinuous(t *testing.T, frames []bus.Message) {
+	t.Helper()
+	for i, m := range frames {
+		if m.Frame.Duration != 1800 {
+			t.Fatalf("Opus frame %d: duration %d, want 1800 (20 ms)", i, m.Frame.Duration)
+		}
+		if i > 0 && m.Frame.PTS != frames[i-1].Frame.PTS+1800 {
+			t.Fatalf("Opus frame %d: PTS %d after %d: not continuous", i, m.Frame.PTS, frames[i-1].Frame.PTS)
+		}
+	}
+}
+
+// decodePCM decodes the audio of an MPEG-TS to mono 48 kHz float samples,
+// sample 0 at PTS 0 (so a sample's index is its time on the source
+// timeline, modulo 2^33).
+func decodePCM(t *testing.T, ts []byte) []float64 {
+	t.Helper()
+	cmd := exec.CommandContext(t.Context(), "ffmpeg", "-hide_banner", "-loglevel", "error", "-copyts", "-f", "mpegts", "-i", "pipe:0",
+		"-af", "aresample=async=1:first_pts=0", "-ac", "1", "-ar", "48000", "-f", "s16le", "pipe:1")
+	cmd.Stdin = bytes.NewReader(ts)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("decoding: %v\n%s", err, stderr.Bytes())
+	}
+	pcm := make([]float64, len(out)/2)
+	for i := range pcm {
+		pcm[i] = float64(int16(binary.LittleEndian.Uint16(out[2*i:]))) / 32768
+	}
+	return pcm
+}
+
+// sourceTS writes source audio frames back into an MPEG-TS.
+func sourceTS(t *testing.T, frames []tsframes.Frame) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	w, err := newTSWriter(&buf, frames[0].Codec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.writeTables(); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range frames {
+		if err := w.writePES(f.PTS, f.Data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return buf.Bytes()
+}
+
+// opusTS writes Opus frames into an MPEG-TS.
+func opusTS(t *testing.T, frames []bus.Message) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	tr := &mpegts.Track{Codec: &codecs.Opus{Desc: &substructs.OpusAudioDescriptor{ChannelConfigCode: 2}}}
+	w := &mpegts.Writer{W: &buf, Tracks: []*mpegts.Track{tr}}
+	if err := w.Initialize(); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range frames {
+		if err := w.WriteOpus(tr, m.Frame.PTS&(1<<33-1), [][]byte{m.Frame.Data}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return buf.Bytes()
+}
+
+// onset is the time of the first sample louder than 0.05, in seconds.
+func onset(t *testing.T, pcm []float64) float64 {
+	t.Helper()
+	for i, x := range pcm {
+		if math.Abs(x) > 0.05 {
+			return float64(i) / 48000
+		}
+	}
+	t.Fatal("no onset: silence")
+	return 0
+}
+
+// toneOf is the frequency (zero crossings) and RMS level (dBFS) of pcm
+// between from and to seconds.
+func toneOf(pcm []float64, from, to float64) (hz, db float64) {
+	a, b := int(from*48000), min(int(to*48000), len(pcm))
+	crossings, sum := 0, 0.0
+	for i := a; i < b; i++ {
+		sum += pcm[i] * pcm[i]
+		if i > a && (pcm[i-1] < 0) != (pcm[i] < 0) {
+			crossings++
+		}
+	}
+	secs := float64(b-a) / 48000
+	return float64(crossings) / 2 / secs, 10 * math.Log10(sum/float64(b-a))
+}
+
+// beep is an audio source: silence with a 1 kHz beep from 1.0 s to 1.1 s.
+const beep = "aevalsrc='if(between(t,1,1.1),0.5*sin(2*PI*1000*t),0)':s=%d:d=3"
+
+// TestTranscodeToOpus publishes AAC, MP2 and AC-3 sources (mono, stereo,
+// 5.1; 44.1 and 48 kHz) and checks the derived Opus track on the bus: the
+// announcement lists it, its packets are 20 ms and continuous, and a beep
+// is where it is in the source (A/V sync: same PTS timeline within 20 ms).
+func TestTranscodeToOpus(t *testing.T) {
+	cases := []struct {
+		name, codec string
+		rate, ch    int
+		want        tsframes.Codec
+	}{
+		{"aac-stereo-44k", "aac", 44100, 2, tsframes.CodecAAC},
+		{"aac-mono-48k", "aac", 48000, 1, tsframes.CodecAAC},
+		{"mp2-stereo-48k", "mp2", 48000, 2, tsframes.CodecMPEGAudio},
+		{"mp2-stereo-44k", "mp2", 44100, 2, tsframes.CodecMPEGAudio},
+		{"ac3-5.1-48k", "ac3", 48000, 6, tsframes.CodecAC3},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ts := newTestStage(t, Config{})
+			data := ffmpegFixture(t, tc.name+".ts",
+				"-f", "lavfi", "-i", "testsrc2=size=160x90:rate=25:duration=3",
+				"-f", "lavfi", "-i", fmt.Sprintf(beep, tc.rate),
+				"-c:v", "libx264", "-preset", "ultrafast", "-bf", "0", "-g", "25",
+				"-c:a", tc.codec, "-ar", fmt.Sprint(tc.rate), "-ac", fmt.Sprint(tc.ch))
+			stream := "t" + fmt.Sprint(time.Now().UnixNano()%1e6)
+			pub := ts.open(t, stream, 1)
+			c := collectOpus(t, ts.nc, stream)
+			src := feed(t, pub, data, false, nil)
+			if len(src) == 0 || src[0].Codec != tc.want {
+				t.Fatalf("source audio: %d frames of %v, want %s", len(src), src, tc.want)
+			}
+			// 3 s of source: all but the encoder's last packets.
+			c.wait(t, 20*time.Second, "2.8 s of Opus", func(f []bus.Message) bool { return len(f) >= 140 })
+			frames, _ := c.snapshot()
+			checkContinuous(t, frames)
+
+			c.mu.Lock()
+			anns := append([]bus.Announcement(nil), c.anns...)
+			c.mu.Unlock()
+			if len(anns) == 0 {
+				t.Fatal("no announcement")
+			}
+			a := anns[len(anns)-1]
+			tr, ok := a.Track(a.Audio)
+			if !ok || tr.Codec != tsframes.CodecOpus || !tr.WebRTC || tr.DerivedFrom == 0 {
+				t.Fatalf("announcement %+v: audio %d is not a derived Opus track", a, a.Audio)
+			}
+			if s, _ := a.Track(tr.DerivedFrom); s.Codec != tc.want {
+				t.Fatalf("derived from PID %d (%s), want the %s track", tr.DerivedFrom, s.Codec, tc.want)
+			}
+
+			srcOnset := onset(t, decodePCM(t, sourceTS(t, src)))
+			opusOnset := onset(t, decodePCM(t, opusTS(t, frames)))
+			t.Logf("FIGURE transcode_av_offset_ms{case=%s}=%.1f", tc.name, (opusOnset-srcOnset)*1000)
+			if d := opusOnset - srcOnset; math.Abs(d) > 0.020 {
+				t.Fatalf("beep at %.4f s in the Opus, %.4f s in the source: %.1f ms apart, want within 20 ms", opusOnset, srcOnset, d*1000)
+			}
+		})
+	}
+}
+
+// TestTranscodeKeepsTone: a 440 Hz tone keeps its frequency and its level
+// (within 1 dB) through AAC -> Opus.
+func TestTranscodeKeepsTone(t *testing.T) {
+	ts := newTestStage(t, Config{})
+	data := ffmpegFixture(t, "tone.ts", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=3",
+		"-af", "volume=2", "-c:a", "aac", "-b:a", "128k", "-ac", "2")
+	pub := ts.open(t, "tone", 1)
+	c := collectOpus(t, ts.nc, "tone")
+	src := feed(t, pub, data, false, nil)
+	c.wait(t, 20*time.Second, "2.8 s of Opus", func(f []bus.Message) bool { return len(f) >= 140 })
+	frames, _ := c.snapshot()
+	srcPCM, opusPCM := decodePCM(t, sourceTS(t, src)), decodePCM(t, opusTS(t, frames))
+	from := float64(src[0].PTS)/90000 + 0.5
+	srcHz, srcDB := toneOf(srcPCM, from, from+2)
+	hz, db := toneOf(opusPCM, from, from+2)
+	t.Logf("FIGURE transcode_tone source=%.2f Hz %.2f dBFS, opus=%.2f Hz %.2f dBFS", srcHz, srcDB, hz, db)
+	if math.Abs(hz-440) > 2 || math.Abs(srcHz-440) > 2 {
+		t.Fatalf("tone at %.2f Hz after Opus (%.2f Hz in the source), want 440", hz, srcHz)
+	}
+	if math.Abs(db-srcDB) > 1 {
+		t.Fatalf("level %.2f dBFS after Opus, %.2f dBFS in the source: want within 1 dB", db, srcDB)
+	}
+}
+
+// TestTranscoderRestart kills the child mid-stream: the stage restarts it
+// and Opus resumes within a second; the restart is counted.
+func TestTranscoderRestart(t *testing.T) {
+	ts := newTestStage(t, Config{})
+	data := ffmpegFixture(t, "long.ts", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=6", "-c:a", "aac")
+	pub := ts.open(t, "kill", 1)
+	c := collectOpus(t, ts.nc, "kill")
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		feed(t, pub, data, true, nil)
+	}()
+	t.Cleanup(func() { <-done })
+	c.wait(t, 10*time.Second, "1 s of Opus", func(f []bus.Message) bool { return len(f) >= 50 })
+	ts.stage.mu.Lock()
+	j := ts.stage.jobs["kill"]
+	ts.stage.mu.Unlock()
+	if j == nil || j.pid.Load() == 0 {
+		t.Fatal("no running transcoder")
+	}
+	before, _ := c.snapshot()
+	killed := time.Now()
+	if err := syscall.Kill(int(j.pid.Load()), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	// Frames already in flight may arrive right after the kill: the next
+	// child's first frame is the first after the PTS gap of the restart.
+	n := len(before)
+	c.wait(t, 5*time.Second, "Opus after the restart", func(f []bus.Message) bool {
+		return j.children.Load() >= 2 && len(f) > n+5
+	})
+	var resumed time.Duration
+	frames, recv := c.snapshot()
+	// The first frame of the new child: the first after a PTS gap.
+	for i := n; i < len(frames); i++ {
+		if frames[i].Frame.PTS != frames[i-1].Frame.PTS+1800 {
+			resumed = recv[i].Sub(killed)
+			t.Logf("gap of %d ms of audio at the restart", (frames[i].Frame.PTS-frames[i-1].Frame.PTS-1800)/90)
+			break
+		}
+	}
+	t.Logf("FIGURE transcode_restart_resume_ms=%d", resumed.Milliseconds())
+	if resumed > time.Second {
+		t.Fatalf("Opus resumed %v after the kill, want within 1 s", resumed)
+	}
+	if got := testutil.ToFloat64(ts.stage.metrics.restarts.WithLabelValues("kill")); got != 1 {
+		t.Fatalf("restarts %v, want 1", got)
+	}
+}
