@@ -21,11 +21,7 @@ const GatherTimeout = 10 * time.Second
 // SettingEngine first. Both ends of a test's exchange may use it.
 func API(t testing.TB, tune func(*webrtc.SettingEngine)) *webrtc.API {
 	t.Helper()
-	var se webrtc.SettingEngine
-	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
-	se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
-	se.SetIncludeLoopbackCandidate(true)
-	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	se := Loopback()
 	if tune != nil {
 		tune(&se)
 	}
@@ -34,6 +30,17 @@ func API(t testing.TB, tune func(*webrtc.SettingEngine)) *webrtc.API {
 		t.Fatal(err)
 	}
 	return webrtc.NewAPI(webrtc.WithSettingEngine(se), webrtc.WithMediaEngine(m))
+}
+
+// Loopback returns the SettingEngine of loopback peers: UDP over IPv4 on
+// 127.0.0.1, no mDNS.
+func Loopback() webrtc.SettingEngine {
+	var se webrtc.SettingEngine
+	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
+	se.SetIncludeLoopbackCandidate(true)
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	return se
 }
 
 // RecvOnly returns a PeerConnection of API(t, tune) with a receive-only

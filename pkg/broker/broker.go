@@ -1,8 +1,9 @@
 // Package broker assembles the whepcast broker: the ingests (HTTP, UDP,
-// SRT, RTMP), the NATS connection (to an embedded nats-server by default),
+// SRT, RTMP, WHIP), the NATS connection (to an embedded nats-server by default),
 // the limits and removal of streams (pkg/lifecycle) and the optional
 // in-process WHEP server. Its HTTP listener serves PUT|POST /ingest/{stream}
-// (ingest.HTTPHandler), /healthz and /readyz (200 while the NATS connection
+// (ingest.HTTPHandler), WHIP at /whip/{stream} with its page /publish/{stream}
+// (pkg/ingest/whip), /healthz and /readyz (200 while the NATS connection
 // is up, else 503) and /metrics.
 //
 // Start binds every listener first, so that a busy address fails fast, then
@@ -36,6 +37,7 @@ import (
 	"github.com/whepcast/whepcast/pkg/bus"
 	"github.com/whepcast/whepcast/pkg/config"
 	"github.com/whepcast/whepcast/pkg/ingest"
+	"github.com/whepcast/whepcast/pkg/ingest/whip"
 	"github.com/whepcast/whepcast/pkg/natsconn"
 )
 
@@ -220,6 +222,9 @@ func Start(ctx context.Context, cfg *config.Broker, logger *slog.Logger, opts Op
 	// Ingest paths reach the ingest handler as they came: the mux would
 	// redirect one with dot segments to its cleaned form.
 	h := ingestHTTP.InFrontOf(mux)
+	// WHIP (POST /whip/{stream}) and its browser page, on the same port.
+	mux.Handle(whip.PublishPrefix, whip.PublishPage())
+	h = b.proto.newWHIP(cfg, b.reg, ingestLog).InFrontOf(h)
 	b.handler.Store(&h)
 
 	runCtx, cancel := context.WithCancel(ctx)

@@ -7,18 +7,39 @@ import (
 	"log/slog"
 	"net"
 
+	"github.com/pion/webrtc/v4"
+
 	"golang.org/x/sync/errgroup"
 
 	"github.com/whepcast/whepcast/pkg/config"
+	"github.com/whepcast/whepcast/pkg/ingest"
 	"github.com/whepcast/whepcast/pkg/ingest/rtmp"
 	"github.com/whepcast/whepcast/pkg/ingest/srt"
+	"github.com/whepcast/whepcast/pkg/ingest/whip"
 )
 
 // protocolIngests are the SRT and RTMP listeners, each nil when its address
-// is empty. They publish through the broker's ingest.Publications.
+// is empty, and the WHIP handler of the ingest port (nil until the
+// publications exist). They publish through the broker's
+// ingest.Publications.
 type protocolIngests struct {
 	srt  *srt.Listener
 	rtmp *rtmp.Listener
+	whip *whip.Handler
+}
+
+// newWHIP creates the WHIP handler: the ingest tokens and idle timeout, and
+// the WHEP side's public IPs announced as its host candidates.
+func (p *protocolIngests) newWHIP(cfg *config.Broker, pubs *ingest.Publications, logger *slog.Logger) *whip.Handler {
+	wc := whip.Config{Tokens: cfg.IngestTokens, Idle: cfg.IngestIdle, AllowOrigin: cfg.WHEP.AllowOrigin,
+		Logger: logger.With("source", "whip")}
+	if len(cfg.WHEP.PublicIPs) > 0 {
+		se := &webrtc.SettingEngine{}
+		se.SetNAT1To1IPs(cfg.WHEP.PublicIPs, webrtc.ICECandidateTypeHost)
+		wc.SettingEngine = se
+	}
+	p.whip = whip.NewHandler(pubs, wc)
+	return p.whip
 }
 
 // listen binds the listeners that cfg turns on.
@@ -70,6 +91,9 @@ func (p *protocolIngests) close() {
 	}
 	if p.rtmp != nil {
 		_ = p.rtmp.Close()
+	}
+	if p.whip != nil {
+		_ = p.whip.Close()
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 
 	"github.com/pion/webrtc/v4"
 
+	"github.com/whepcast/whepcast/internal/piontest"
 	"github.com/whepcast/whepcast/internal/tstest"
 )
 
@@ -93,9 +94,9 @@ func closedOrFailed(pc *webrtc.PeerConnection) <-chan struct{} {
 
 func TestStalledPublisherEndsAtIdle(t *testing.T) {
 	s := newTestServer(t, func(c *Config) { c.Idle = 300 * time.Millisecond })
-	p := newPublisher(t)
-	loc := p.publish(t, s.url+"/whip/cam1", "")
-	gone := closedOrFailed(p.pc)
+	p := piontest.NewPublisher(t, nil)
+	loc := publish(t, p, s.url+"/whip/cam1", "")
+	gone := closedOrFailed(p.PC)
 	select {
 	case <-gone:
 	case <-time.After(testTimeout):
@@ -116,16 +117,16 @@ func TestSecondPublisherTakesOver(t *testing.T) {
 	ref := tstest.Demux(t, tstest.Read(t, "av.ts"))
 	first := ref.Frames[:90] // one GOP and a half
 	s := newTestServer(t, nil)
-	a := newPublisher(t)
-	a.publish(t, s.url+"/whip/cam1", "")
-	a.send(t, first, 1)
+	a := piontest.NewPublisher(t, nil)
+	publish(t, a, s.url+"/whip/cam1", "")
+	a.Send(t, first, 1)
 	pa := s.rec.Opened(t, testTimeout)
 	pa.WaitFrames(t, 1, testTimeout)
 
-	aGone := closedOrFailed(a.pc)
-	b := newPublisher(t)
-	locB := b.publish(t, s.url+"/whip/cam1", "")
-	b.send(t, first, 1)
+	aGone := closedOrFailed(a.PC)
+	b := piontest.NewPublisher(t, nil)
+	locB := publish(t, b, s.url+"/whip/cam1", "")
+	b.Send(t, first, 1)
 	pb := s.rec.Opened(t, testTimeout)
 	pa.WaitEnded(t, testTimeout)
 	pb.WaitFrames(t, 1, testTimeout)

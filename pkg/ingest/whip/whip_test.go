@@ -5,7 +5,6 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -13,15 +12,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pion/ice/v4"
 	"github.com/pion/webrtc/v4"
-	"github.com/pion/webrtc/v4/pkg/media"
 	"go.uber.org/goleak"
 
 	"github.com/whepcast/whepcast/internal/ingesttest"
 	"github.com/whepcast/whepcast/internal/piontest"
 	"github.com/whepcast/whepcast/internal/tstest"
-	"github.com/whepcast/whepcast/pkg/ingest"
 	"github.com/whepcast/whepcast/pkg/tsframes"
 )
 
@@ -29,14 +25,9 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 const testTimeout = 20 * time.Second
 
-// loopback is the SettingEngine of the server side: UDP over IPv4 on
-// 127.0.0.1, no mDNS.
+// loopback is the SettingEngine of the server side.
 func loopback() *webrtc.SettingEngine {
-	var se webrtc.SettingEngine
-	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
-	se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
-	se.SetIncludeLoopbackCandidate(true)
-	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	se := piontest.Loopback()
 	return &se
 }
 
@@ -94,54 +85,11 @@ func request(t *testing.T, method, url, contentType, token string, body []byte, 
 	return resp, string(b)
 }
 
-// publisher is a pion WHIP client with an H.264 and an Opus track.
-type publisher struct {
-	pc           *webrtc.PeerConnection
-	video, audio *webrtc.TrackLocalStaticSample
-	connected    chan struct{}
-}
-
-func newPublisher(t *testing.T) *publisher {
+// publish posts p's offer to url and applies the answer; it returns the
+// resource's Location.
+func publish(t *testing.T, p *piontest.Publisher, url, token string) string {
 	t.Helper()
-	m := &webrtc.MediaEngine{}
-	if err := m.RegisterDefaultCodecs(); err != nil {
-		t.Fatal(err)
-	}
-	ir := &interceptorRegistry{}
-	api := webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithSettingEngine(*loopback()), webrtc.WithInterceptorRegistry(ir.defaults(t, m)))
-	pc, err := api.NewPeerConnection(webrtc.Configuration{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &publisher{pc: pc, connected: make(chan struct{})}
-	t.Cleanup(func() { _ = pc.Close() })
-	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
-		if s == webrtc.PeerConnectionStateConnected {
-			close(p.connected)
-		}
-	})
-	p.video, err = webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264,
-		ClockRate: 90000, SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"}, "video", "whip")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.audio, err = webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "audio", "whip")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, tr := range []webrtc.TrackLocal{p.video, p.audio} {
-		if _, err := pc.AddTransceiverFromTrack(tr, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return p
-}
-
-// publish posts the publisher's offer to url and applies the answer; it
-// returns the resource's Location.
-func (p *publisher) publish(t *testing.T, url, token string) string {
-	t.Helper()
-	offer := piontest.Offer(t, p.pc)
+	offer := piontest.Offer(t, p.PC)
 	resp, body := request(t, http.MethodPost, url, "application/sdp", token, []byte(offer))
 	if resp.StatusCode != http.StatusCreated {
 		t.Fatalf("POST: %d %s", resp.StatusCode, body)
@@ -152,47 +100,9 @@ func (p *publisher) publish(t *testing.T, url, token string) string {
 	if resp.Header.Get("ETag") == "" {
 		t.Fatal("no ETag")
 	}
-	piontest.Answer(t, p.pc, body)
-	select {
-	case <-p.connected:
-	case <-time.After(testTimeout):
-		t.Fatal("the publisher did not connect")
-	}
+	piontest.Answer(t, p.PC, body)
+	p.WaitConnected(t, testTimeout)
 	return resp.Header.Get("Location")
-}
-
-// send writes frames (an H.264 and Opus fixture's, in order) paced at
-// speed times real time; each sample lasts until the next of its kind.
-func (p *publisher) send(t *testing.T, frames []tsframes.Frame, speed int) {
-	t.Helper()
-	next := func(i int) int64 {
-		for j := i + 1; j < len(frames); j++ {
-			if frames[j].Kind == frames[i].Kind {
-				return frames[j].PTS - frames[i].PTS
-			}
-		}
-		if frames[i].Kind == tsframes.KindAudio {
-			return frames[i].Duration
-		}
-		return 3000
-	}
-	start := time.Now()
-	first := frames[0].PTS
-	for i, f := range frames {
-		due := start.Add(time.Duration((f.PTS-first)*int64(time.Second)/90000) / time.Duration(speed))
-		if d := time.Until(due); d > 0 {
-			time.Sleep(d) // pacing the source, not waiting for an event
-		}
-		// Rounded up: pion truncates the duration's ticks.
-		s := media.Sample{Data: f.Data, Duration: time.Duration((next(i)*int64(time.Second) + 89999) / 90000)}
-		tr := p.video
-		if f.Kind == tsframes.KindAudio {
-			tr = p.audio
-		}
-		if err := tr.WriteSample(s); err != nil {
-			t.Fatal(err)
-		}
-	}
 }
 
 // steps returns the PTS differences of consecutive frames.
@@ -219,12 +129,12 @@ func TestPublishesH264AndOpus(t *testing.T) {
 	s := newTestServer(t, func(c *Config) {
 		c.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	})
-	p := newPublisher(t)
-	loc := p.publish(t, s.url+"/whip/cam1", "")
+	p := piontest.NewPublisher(t, nil)
+	loc := publish(t, p, s.url+"/whip/cam1", "")
 	if !strings.HasPrefix(loc, "/whip/cam1/") {
 		t.Fatalf("Location %q", loc)
 	}
-	p.send(t, ref.Frames, 1)
+	p.Send(t, ref.Frames, 1)
 	pub := s.rec.Opened(t, testTimeout)
 	pub.WaitFrames(t, len(ref.Frames), testTimeout)
 
@@ -269,8 +179,6 @@ func TestPublishesH264AndOpus(t *testing.T) {
 		t.Fatalf("%d resources left", n)
 	}
 }
-
-var _ = ingest.ErrLive
 
 func equalInts(a, b []int64) bool {
 	if len(a) != len(b) {
