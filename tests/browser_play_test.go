@@ -16,6 +16,7 @@ import (
 
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/whepcast/whepcast/internal/natstest"
@@ -129,7 +130,12 @@ func startBrowserStack(t *testing.T) *browserStack {
 
 	mux := http.NewServeMux()
 	mux.Handle("/whep/", ws.Handler())
-	mux.Handle("/", player.Handler(watcher, logger))
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The player's timeline: how far back the bus holds the stream.
+	mux.Handle("/", player.NewHandler(watcher, logger, player.Options{Retention: player.NewBusRetention(js)}))
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	s.url = srv.URL
