@@ -79,7 +79,8 @@ fuzz_log=$(mktemp)
 trap 'rm -f "$fuzz_log"' EXIT
 for target in FuzzDemuxer:./pkg/tsframes/ FuzzParse:./pkg/sdpfrag/ \
               FuzzDecoder:./pkg/bus/ FuzzPacketizeH264:./pkg/relay/ \
-              FuzzParseStreamID:./pkg/ingest/srt/ FuzzAccessUnit:./pkg/ingest/rtmp/; do
+              FuzzParseStreamID:./pkg/ingest/srt/ FuzzAccessUnit:./pkg/ingest/rtmp/ \
+              FuzzH264Depacketizer:./pkg/ingest/whip/; do
   name=${target%%:*} pkg=${target#*:}
   echo "test.sh: fuzzing $name ($pkg) for $fuzztime"
   go test -run '^$' -fuzz "^$name\$" -fuzztime "$fuzztime" -fuzzminimizetime 100x "$pkg" 2>&1 | tee "$fuzz_log"
