@@ -99,7 +99,11 @@ func (s *publication) run(ctx context.Context) (Summary, error) {
 	} else {
 		var in io.Reader
 		if in, syncErr = checkSync(body); syncErr == nil {
-			dm := tsframes.NewDemuxer(in, tsframes.Options{OnDecodeError: s.onDecodeError})
+			// SourceAudio: AAC, MPEG audio and AC-3 reach the Publisher,
+			// which publishes them when a transcoding stage announced a
+			// track derived from them (pkg/transcode) and ignores them
+			// otherwise.
+			dm := tsframes.NewDemuxer(in, tsframes.Options{OnDecodeError: s.onDecodeError, SourceAudio: true})
 			runErr = dm.Run(ctx, h)
 		}
 	}
