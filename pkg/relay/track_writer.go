@@ -31,6 +31,13 @@ const (
 	// resendSlots is how many recent resends a track writer remembers
 	// (a power of two).
 	resendSlots = 512
+	// resendHold is how long a slot keeps the packet it last resent: a
+	// NACK for another packet of the same slot within it is suppressed.
+	// Without it a viewer that NACKs more than resendSlots packets over and
+	// over evicts every history before it counts, and has each packet
+	// resent at every NACK. So a viewer gets at most
+	// MaxResends*resendSlots resends per resendHold and track.
+	resendHold = time.Second
 )
 
 // resend is the resend history of one packet (by stream sequence).
@@ -272,7 +279,8 @@ func (w *trackWriter) streamSeq(seq uint16) (uint64, bool) {
 
 // retransmit resends the packet the viewer got as seq, from the stream's
 // shared buffer, unless it was resent MaxResends times already or less than
-// gap ago (at now, in ns). It returns false when it did not. With RTX
+// gap ago (at now, in ns), or its slot of the resend history holds another
+// packet resent less than resendHold ago. It returns false when it did not. With RTX
 // negotiated the packet goes on the RTX stream (see writeRTX), otherwise
 // again on the track's SSRC with its sequence number.
 func (w *trackWriter) retransmit(seq uint16, now int64, gap time.Duration) bool {
@@ -294,6 +302,10 @@ func (w *trackWriter) retransmit(seq uint16, now int64, gap time.Duration) bool 
 		w.resends = new([resendSlots]resend)
 	}
 	r := &w.resends[s%resendSlots]
+	if r.stream != s && r.count > 0 && now-r.at < int64(resendHold) {
+		w.suppressed.Add(1)
+		return false
+	}
 	if r.stream != s || r.count == 0 {
 		*r = resend{stream: s}
 	} else if r.count >= MaxResends || now-r.at < int64(gap) {
