@@ -293,3 +293,59 @@ func TestTrackWriterResync(t *testing.T) {
 		t.Fatalf("first packet after the resync maps to %d (%v), want 7", s, ok)
 	}
 }
+
+// TestSeekRacesClose: seeks from several goroutines, to the past and to
+// live, racing with Close, neither deadlock nor leak: once all returned,
+// the relay holds no viewer and no subscription.
+func TestSeekRacesClose(t *testing.T) {
+	checkLeaks(t)
+	events := readFixture(t, "av.ts")
+	nc := natstest.EmbeddedConn(t)
+	pub := newPublisher(t, nc, "race", 1)
+	r := newBusRelay(t, Config{Conn: nc})
+	ann := busAnnouncement("race", 1, events)
+	marked := make(chan struct{})
+	done := feed{events: events, speed: 2, mark: 60, marked: marked}.start(t, pub)
+	select {
+	case <-marked:
+	case <-time.After(20 * time.Second):
+		t.Fatal("publisher did not get there")
+	}
+	v, err := r.Join(waitCtx(t, 10*time.Second), ann, Want{Video: true, Audio: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.Start()
+	errs := make(chan error, 3)
+	for g := range 3 {
+		go func() {
+			var err error
+			for i := range 4 {
+				at := time.Time{}
+				if (i+g)%2 == 0 {
+					at = time.Now().Add(-time.Second)
+				}
+				if err = v.Seek(waitCtx(t, 10*time.Second), at); err != nil {
+					break
+				}
+			}
+			errs <- err
+		}()
+	}
+	v.Close()
+	for range 3 {
+		select {
+		case err := <-errs:
+			if err != nil && !errors.Is(err, ErrClosed) {
+				t.Errorf("seek: %v, want nil or ErrClosed", err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatal("a seek did not return")
+		}
+	}
+	waitDone(t, done)
+	eventually(t, 10*time.Second, "no viewer and no subscription left", func() bool {
+		st := r.Stats()
+		return st.Viewers == 0 && st.Subscriptions == 0
+	})
+}
