@@ -39,6 +39,7 @@ import (
 	"github.com/whepcast/whepcast/pkg/ingest"
 	"github.com/whepcast/whepcast/pkg/ingest/whip"
 	"github.com/whepcast/whepcast/pkg/natsconn"
+	"github.com/whepcast/whepcast/pkg/transcode"
 )
 
 // WHEPFunc serves WHEP in process on ln, playing streams from nc, until ctx
@@ -90,6 +91,7 @@ type Broker struct {
 	nc       *nats.Conn
 	reg      *ingest.Publications
 	life     *streamLifecycle
+	stage    *transcode.Stage // the transcoding stage (pkg/transcode)
 	http     *http.Server
 	// handler serves the ingest listener (notConnected until the broker
 	// has its NATS connection).
@@ -203,8 +205,13 @@ func Start(ctx context.Context, cfg *config.Broker, logger *slog.Logger, opts Op
 	if err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
+	tc := cfg.TranscodeConfig()
+	tc.Logger = logger.With("component", "transcode")
+	if b.stage, err = transcode.New(b.nc, b.metrics, tc); err != nil {
+		return nil, fmt.Errorf("broker: %w", err)
+	}
 	b.reg, err = ingest.NewPublications(ingest.Config{
-		NewPublisher:  b.life.admission.Publishers(ingest.BusPublishers(b.nc, pc)),
+		NewPublisher:  b.life.admission.Publishers(b.stage.Publishers(ingest.BusPublishers(b.nc, pc))),
 		Metrics:       im,
 		Logger:        ingestLog,
 		StatsInterval: opts.StatsInterval,
@@ -315,6 +322,13 @@ func (b *Broker) logStart() {
 	if len(b.cfg.IngestTokens) == 0 {
 		b.log.Warn("ingest is open: no ingest token is configured (--ingest-token), anyone reaching " + b.IngestAddr().String() + " can publish")
 	}
+	switch {
+	case b.stage.Enabled():
+		b.log.Info("transcoding: audio that WebRTC cannot carry (AAC, MPEG audio, AC-3, E-AC-3) becomes Opus",
+			"ffmpeg", b.stage.FFmpeg(), "max_transcodes", b.cfg.MaxTranscodes)
+	case b.cfg.Transcode != string(transcode.ModeOff):
+		b.log.Warn("transcoding off: ffmpeg not found (--ffmpeg " + b.cfg.FFmpeg + "); streams whose audio is AAC, MPEG audio or AC-3 play without sound")
+	}
 	if b.cfg.Demo && b.opts.Demo == nil {
 		b.log.Warn("demo: no demo is wired in (Options.Demo), running without it")
 	}
@@ -382,6 +396,7 @@ func (b *Broker) stopServing(deadline time.Time) error {
 	if err := b.reg.Shutdown(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("broker: ending ingests: %w", err))
 	}
+	b.stage.Close()
 	if err := b.http.Shutdown(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("broker: stopping http: %w", err))
 		_ = b.http.Close()

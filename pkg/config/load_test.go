@@ -11,24 +11,28 @@ import (
 
 	"github.com/whepcast/whepcast/pkg/bus"
 	"github.com/whepcast/whepcast/pkg/export"
+	"github.com/whepcast/whepcast/pkg/transcode"
 )
 
 func defaultBroker() Broker {
 	return Broker{
-		IngestAddr: ":8080",
-		UDPIdle:    5 * time.Second,
-		IngestIdle: 30 * time.Second,
-		Takeover:   "allow",
-		SRTLatency: 120 * time.Millisecond,
-		NATS:       NATSClient{},
-		Replicas:   1,
-		NATSListen: "127.0.0.1:4222",
-		DataDir:    "./data",
-		Storage:    "file",
-		MaxAge:     30 * time.Second,
-		MaxBytes:   bus.DefaultMaxBytes,
-		WHEP:       defaultWHEP(),
-		Log:        Log{Level: "info", Format: "text"},
+		IngestAddr:    ":8080",
+		UDPIdle:       5 * time.Second,
+		IngestIdle:    30 * time.Second,
+		Takeover:      "allow",
+		SRTLatency:    120 * time.Millisecond,
+		NATS:          NATSClient{},
+		Replicas:      1,
+		NATSListen:    "127.0.0.1:4222",
+		DataDir:       "./data",
+		Storage:       "file",
+		MaxAge:        30 * time.Second,
+		MaxBytes:      bus.DefaultMaxBytes,
+		Transcode:     string(transcode.DefaultMode),
+		MaxTranscodes: transcode.DefaultMaxTranscodes,
+		FFmpeg:        transcode.DefaultFFmpeg,
+		WHEP:          defaultWHEP(),
+		Log:           Log{Level: "info", Format: "text"},
 	}
 }
 

@@ -1,6 +1,10 @@
 package config
 
-import "time"
+import (
+	"time"
+
+	"github.com/whepcast/whepcast/pkg/transcode"
+)
 
 // Log configures log/slog output.
 type Log struct {
@@ -136,6 +140,11 @@ type Broker struct {
 	// Stream lifecycle: limits of new streams (0: none).
 	MaxStreams    int   `mapstructure:"max-streams"`    // streams live at once
 	StorageBudget int64 `mapstructure:"storage-budget"` // JetStream bytes in use
+	// Transcoding stage (pkg/transcode): auto, audio or off; the streams
+	// transcoded at once; the ffmpeg binary.
+	Transcode     string `mapstructure:"transcode"`
+	MaxTranscodes int    `mapstructure:"max-transcodes"`
+	FFmpeg        string `mapstructure:"ffmpeg"`
 	// WHEPAddr serves WHEP in-process when set (off by default).
 	WHEPAddr string `mapstructure:"whep-addr"`
 	WHEP     WHEP   `mapstructure:"whep"`
@@ -143,4 +152,10 @@ type Broker struct {
 	Demo  bool  `mapstructure:"demo"`
 	Log   Log   `mapstructure:"log"`
 	Debug Debug `mapstructure:"debug"`
+}
+
+// TranscodeConfig is the transcoding stage's configuration (its Logger is
+// the caller's to set).
+func (b Broker) TranscodeConfig() transcode.Config {
+	return transcode.Config{Mode: transcode.Mode(b.Transcode), MaxTranscodes: b.MaxTranscodes, FFmpeg: b.FFmpeg}
 }

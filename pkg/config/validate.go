@@ -109,6 +109,12 @@ func (b *Broker) Validate() error {
 	if b.StorageBudget < 0 {
 		p.add("storage-budget", "must be 0 (no budget) or more, got %d", b.StorageBudget)
 	}
+	if err := b.TranscodeConfig().Validate(); err != nil {
+		p.add("transcode", "%v", err)
+	}
+	if b.MaxTranscodes < 1 {
+		p.add("max-transcodes", "must be at least 1, got %d", b.MaxTranscodes)
+	}
 	p.addr("whep-addr", b.WHEPAddr, false)
 	b.WHEP.validate(&p)
 	b.Log.validate(&p)
