@@ -14,6 +14,7 @@ import (
 
 	"github.com/whepcast/whepcast/pkg/bus"
 	"github.com/whepcast/whepcast/pkg/ingest"
+	"github.com/whepcast/whepcast/pkg/transcode"
 	"github.com/whepcast/whepcast/pkg/whep"
 )
 
@@ -30,13 +31,16 @@ func (noCatalog) Wait(ctx context.Context, _ string) (bus.CatalogEntry, error) {
 
 // exportedMetrics returns the names of every metric the broker and the
 // whep-node export, read from the collectors the code registers (the
-// ingest's, the WHEP server's, and the Go and process collectors both
+// ingest's, the transcoding stage's, the WHEP server's, and the Go and process collectors both
 // binaries add), so that a renamed metric fails the dashboard test.
 func exportedMetrics(t *testing.T) map[string]bool {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if _, err := ingest.NewMetrics(reg); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := transcode.New(nil, reg, transcode.Config{Mode: transcode.ModeOff}); err != nil {
 		t.Fatal(err)
 	}
 	ws, err := whep.New(whep.Config{ICEUDPAddr: "127.0.0.1:0"}, whep.Deps{Catalog: noCatalog{}, Media: whep.FromRelay(nil), Registerer: reg})
@@ -249,6 +253,7 @@ func TestDeployGrafanaDashboard(t *testing.T) {
 		"added latency":       "whepcast_whep_ingest_to_rtp_seconds_bucket",
 		"NACKs":               "whepcast_whep_packets_nacked_total",
 		"publish errors":      "whepcast_publish_errors_total",
+		"transcodes":          "whepcast_transcode_active",
 	} {
 		if !queried[metric] {
 			t.Errorf("%s: no panel shows %s (%s)", grafanaDashboard, what, metric)
