@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"testing"
 
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
 	"github.com/whepcast/whepcast/internal/ingesttest"
 	"github.com/whepcast/whepcast/internal/tstest"
 	"github.com/whepcast/whepcast/pkg/tsframes"
@@ -39,14 +40,31 @@ func TestFFmpegPublishesH264AndAAC(t *testing.T) {
 		anns[0].Tracks[0].Codec != tsframes.CodecH264 || anns[0].Tracks[1].Codec != tsframes.CodecAAC || anns[0].Tracks[1].WebRTC {
 		t.Fatalf("announcements %+v, want H.264 and AAC (not WebRTC)", anns)
 	}
-	var video int
+	// Video as sent; AAC as ADTS frames for the transcoding stage, about
+	// as many as ffmpeg encodes for the clip's audio (1024 samples each).
+	var video, aac int
+	var aacEnd int64
 	for _, f := range p.Frames() {
-		if f.Kind != tsframes.KindVideo {
+		switch {
+		case f.Kind == tsframes.KindVideo:
+			video++
+		case f.Codec == tsframes.CodecAAC:
+			var pkts mpeg4audio.ADTSPackets
+			if err := pkts.Unmarshal(f.Data); err != nil || len(pkts) != 1 || len(pkts[0].AU) == 0 {
+				t.Fatalf("AAC frame %d: %v (%d ADTS packets)", aac, err, len(pkts))
+			}
+			aac++
+			aacEnd = f.PTS
+		default:
 			t.Fatalf("a %s frame published", f.Codec)
 		}
-		video++
 	}
 	if want := len(ref.Kind(tsframes.KindVideo)); video != want {
 		t.Errorf("%d video frames, want %d", video, want)
+	}
+	audio := ref.Kind(tsframes.KindAudio)
+	span := float64(audio[len(audio)-1].PTS-audio[0].PTS) / 90000
+	if want := span * 48000 / 1024; float64(aac) < 0.9*want || float64(aac) > 1.1*want+2 {
+		t.Errorf("%d AAC frames (last at PTS %d), want about %.0f for %.2f s of audio", aac, aacEnd, want, span)
 	}
 }

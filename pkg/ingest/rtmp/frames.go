@@ -9,6 +9,7 @@ import (
 
 	"github.com/bluenviron/gortmplib"
 	"github.com/bluenviron/gortmplib/pkg/codecs"
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/mpeg4audio"
 	"github.com/bluenviron/mediacommon/v2/pkg/codecs/opus"
 
 	"github.com/whepcast/whepcast/pkg/tsframes"
@@ -21,7 +22,10 @@ func ticks90k(d time.Duration) int64 {
 
 // frames reads the tracks and the media of an accepted publisher from conn
 // and hands them to h: one announcement of every track, then the access
-// units of its H.264 and Opus tracks (the others are announced only). It
+// units of its H.264 and Opus tracks, and the frames of its AAC (as ADTS),
+// MPEG audio and AC-3 tracks as an MPEG-TS source's (tsframes'
+// Options.SourceAudio: what a transcoding stage turns into Opus); the
+// others are announced only. It
 // returns nil when the publisher ends the connection, h's error when h
 // fails, and otherwise the error that ended the read. analyzed is called
 // once the tracks are known (gortmplib finds them in the first 2 s of
@@ -51,6 +55,21 @@ func frames(ctx context.Context, conn gortmplib.Conn, h tsframes.Sink, analyzed 
 			r.OnDataH264(t, func(pts, dts time.Duration, au [][]byte) { d.h264(i, st, pts, dts, au) })
 		case *codecs.Opus:
 			r.OnDataOpus(t, func(pts time.Duration, pkt []byte) { d.opus(pid, pts, pkt) })
+		case *codecs.MPEG4Audio:
+			// As an MPEG-TS source carries it: ADTS frames, for the
+			// transcoding stage.
+			if c.Config == nil {
+				ignore(r, t)
+				break
+			}
+			cfg := *c.Config
+			r.OnDataMPEG4Audio(t, func(pts time.Duration, au []byte) { d.aac(pid, &cfg, pts, au) })
+		case *codecs.MPEG1Audio:
+			r.OnDataMPEG1Audio(t, func(pts time.Duration, frame []byte) {
+				d.sourceAudio(pid, tsframes.CodecMPEGAudio, pts, frame)
+			})
+		case *codecs.AC3:
+			r.OnDataAC3(t, func(pts time.Duration, frame []byte) { d.sourceAudio(pid, tsframes.CodecAC3, pts, frame) })
 		default:
 			ignore(r, t) // gortmplib's Read needs a callback for every track
 		}
@@ -154,5 +173,34 @@ func (d *frameDemuxer) opus(pid uint16, pts time.Duration, pkt []byte) {
 		DTS:      t,
 		Duration: dur,
 		Data:     append([]byte(nil), pkt...),
+	})
+}
+
+// aac hands one AAC access unit to h as an ADTS frame of cfg.
+func (d *frameDemuxer) aac(pid uint16, cfg *mpeg4audio.AudioSpecificConfig, pts time.Duration, au []byte) {
+	if d.err != nil {
+		return
+	}
+	adts, err := mpeg4audio.ADTSPackets{{Type: cfg.Type, SampleRate: cfg.SampleRate, ChannelConfig: cfg.ChannelConfig, AU: au}}.Marshal()
+	if err != nil {
+		// Not expressible in ADTS (a sample rate without an index, an
+		// oversized unit): the track stays announced, not transcoded.
+		return
+	}
+	d.sourceAudio(pid, tsframes.CodecAAC, pts, adts)
+}
+
+// sourceAudio hands one frame of audio that WebRTC cannot carry to h.
+func (d *frameDemuxer) sourceAudio(pid uint16, codec tsframes.Codec, pts time.Duration, data []byte) {
+	if d.err != nil {
+		return
+	}
+	d.err = d.h.Frame(tsframes.Frame{
+		PID:   pid,
+		Kind:  tsframes.KindAudio,
+		Codec: codec,
+		PTS:   ticks90k(pts),
+		DTS:   ticks90k(pts),
+		Data:  append([]byte(nil), data...),
 	})
 }

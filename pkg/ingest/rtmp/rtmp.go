@@ -1,8 +1,10 @@
 // Package rtmp receives RTMP publishers (OBS, ffmpeg, hardware encoders)
 // and publishes their H.264 and Opus through ingest.Publications, as the
 // MPEG-TS ingests do: same name validation, takeover, tokens and idle
-// timeout, with "rtmp" as the source kind. Other codecs (AAC, H.265, AV1,
-// VP9 of Enhanced RTMP) are announced, not published.
+// timeout, with "rtmp" as the source kind. AAC (as ADTS frames), MPEG
+// audio and AC-3 reach the publication as an MPEG-TS source's do, for the
+// transcoding stage; other codecs (H.265, AV1, VP9 of Enhanced RTMP) are
+// announced, not published.
 //
 // rtmp://HOST/APP/{stream} publishes {stream}, the last path element; with
 // ingest tokens, the stream key carries "?token=T". A player, a missing or

@@ -183,6 +183,17 @@ func TestRefusesAtPublish(t *testing.T) {
 			t.Errorf("%s: publishing", path)
 		}
 	}
+	// The server counts a refusal after the client has read it.
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(testDeadline)
+	for l.Refused() < 3 {
+		select {
+		case <-tick.C:
+		case <-deadline:
+			t.Fatalf("%d refused, want 3", l.Refused())
+		}
+	}
 	if got := l.Refused(); got != 3 {
 		t.Errorf("%d refused, want 3", got)
 	}
@@ -216,7 +227,11 @@ func TestIdlePublisherEndsItsPublication(t *testing.T) {
 	pub.WaitEnded(t, testDeadline)
 }
 
-func TestAnnouncesAACWithoutPublishingIt(t *testing.T) {
+// TestPublishesAACAsADTS publishes H.264 and AAC: the AAC track is
+// announced as not playable over WebRTC, and its access units reach the
+// publication as an MPEG-TS source's do (one ADTS frame each, the source's
+// PTS), for the transcoding stage.
+func TestPublishesAACAsADTS(t *testing.T) {
 	rec := ingesttest.NewRecorder()
 	pubs := rec.Publications(t)
 	l := serve(t, Config{}, pubs)
@@ -258,8 +273,41 @@ func TestAnnouncesAACWithoutPublishingIt(t *testing.T) {
 	if a := anns[0].Tracks[1]; a.Codec != tsframes.CodecAAC || a.WebRTC || a.SampleRate != 48000 || a.Channels != 2 {
 		t.Errorf("audio track %+v, want AAC 48 kHz stereo, not WebRTC", a)
 	}
-	if got := len(pub.Frames()); got != len(video) {
-		t.Errorf("%d frames published, want the %d video frames", got, len(video))
+	// Both tracks go through RTMP's millisecond timestamps: each AAC unit
+	// was sent with the timestamp of a video frame.
+	var gotVideo, gotAAC int
+	var videoTimes []int64
+	for _, f := range pub.Frames() {
+		if f.Kind == tsframes.KindVideo {
+			videoTimes = append(videoTimes, f.DTS)
+		}
+	}
+	for _, f := range pub.Frames() {
+		switch {
+		case f.Kind == tsframes.KindVideo:
+			gotVideo++
+		case f.Codec == tsframes.CodecAAC && f.PID == anns[0].Tracks[1].PID:
+			if gotAAC >= len(videoTimes) {
+				t.Fatalf("more AAC frames than the %d video frames", len(videoTimes))
+			}
+			var pkts mpeg4audio.ADTSPackets
+			if err := pkts.Unmarshal(f.Data); err != nil || len(pkts) != 1 {
+				t.Fatalf("AAC frame %x: %v, %d ADTS packets", f.Data, err, len(pkts))
+			}
+			p := pkts[0]
+			if p.Type != mpeg4audio.ObjectTypeAACLC || p.SampleRate != 48000 || p.ChannelConfig != 2 || !bytes.Equal(p.AU, []byte{0x21, 0x10, 0x04}) {
+				t.Fatalf("ADTS packet %+v, want AAC-LC 48 kHz stereo with the unit sent", p)
+			}
+			if want := videoTimes[gotAAC]; f.PTS != want || f.DTS != want {
+				t.Fatalf("AAC frame %d: PTS %d DTS %d, want %d", gotAAC, f.PTS, f.DTS, want)
+			}
+			gotAAC++
+		default:
+			t.Fatalf("unexpected frame %+v", f)
+		}
+	}
+	if gotVideo != len(video) || gotAAC != len(video) {
+		t.Errorf("%d video and %d AAC frames published, want %d of each", gotVideo, gotAAC, len(video))
 	}
 }
 
