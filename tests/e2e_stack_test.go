@@ -50,8 +50,8 @@ type e2eStack struct {
 // server and waits until the node is ready. It returns the stack and a
 // context that ends e2eTestTimeout after the build, or with the test. The
 // cleanups stop both processes (node first) and check that they exit with
-// status 0.
-func startE2EStack(t *testing.T) (*e2eStack, context.Context) {
+// status 0. brokerArgs are added to the broker's flags.
+func startE2EStack(t *testing.T, brokerArgs ...string) (*e2eStack, context.Context) {
 	t.Helper()
 	brokerBin, nodeBin := e2eBin.get(t)
 	ctx, cancel := context.WithTimeout(t.Context(), e2eTestTimeout)
@@ -64,11 +64,11 @@ func startE2EStack(t *testing.T) (*e2eStack, context.Context) {
 	ingestPort, natsPort := proctest.FreePort(t, "tcp"), proctest.FreePort(t, "tcp")
 	s.ingestURL = fmt.Sprintf("http://127.0.0.1:%d", ingestPort)
 	s.natsURL = fmt.Sprintf("nats://127.0.0.1:%d", natsPort)
-	s.broker = e2eStart(t, "broker", brokerBin,
+	s.broker = e2eStart(t, "broker", brokerBin, append([]string{
 		"--ingest-addr", fmt.Sprintf("127.0.0.1:%d", ingestPort),
 		"--nats-listen", fmt.Sprintf("127.0.0.1:%d", natsPort),
 		"--data-dir", t.TempDir(),
-		"--log-level", logLevel)
+		"--log-level", logLevel}, brokerArgs...)...)
 	t.Cleanup(func() { e2eCheckExit(t, s.broker) })
 	s.broker.WaitHTTP(t, ctx, s.ingestURL+"/healthz", "ok\n")
 
