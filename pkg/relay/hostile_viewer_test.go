@@ -146,3 +146,62 @@ func TestNACKFloodIsBoundedAndSparesOthers(t *testing.T) {
 		t.Errorf("%d NACK rounds counted as %d packets, want at least 100 rounds of %d", rounds, hs.NACKs, distinct)
 	}
 }
+
+// A viewer that leaves in the middle of its paced replay ends at once: its
+// writer stops, nothing more is written to it, the hub forgets it, and the
+// stream's other viewer gets every frame.
+func TestViewerLeavingDuringReplay(t *testing.T) {
+	checkLeaks(t)
+	events := readFixture(t, "gop4.ts")
+	msgs := messages("s1", 1, events)
+	var keys []int
+	for i, m := range msgs {
+		if m.Tracks == nil && m.Frame.Codec == tsframes.CodecH264 && m.Frame.Key {
+			keys = append(keys, i)
+		}
+	}
+	if len(keys) < 2 {
+		t.Fatalf("%d keyframes in gop4.ts, want at least 2", len(keys))
+	}
+	// A slow replay (1.5 times real time): the leaver is still in it when
+	// it leaves.
+	r, b := newTestRelay(t, Config{ViewerQueue: 1024, ReplayRate: 1.5}, nil)
+	ann := firstAnnouncement(t, msgs)
+	other, orec := join(t, r, ann)
+	other.Start()
+	cut := keys[0] + (keys[1]-keys[0])*3/4
+	b.send("s1", msgs[:cut]...)
+	srcV, srcA := framesOfMsgs(msgs[:cut])
+	waitFrames(t, orec, len(srcV), len(srcA))
+
+	leaver, lrec := join(t, r, ann)
+	leaver.Start()
+	lrec.waitFor(t, 10*time.Second, "the replayed keyframe", func(p []sent) bool {
+		v, _ := countFrames(p)
+		return v >= 1
+	})
+	st := leaver.Stats()
+	if st.Replayed == 0 || st.CatchUp != 0 {
+		t.Fatalf("leaver stats %+v: want a replay under way", st)
+	}
+	began := time.Now()
+	leaver.Close()
+	if d := time.Since(began); d > time.Second {
+		t.Errorf("Close took %v in the middle of the replay", d)
+	}
+	written := len(lrec.snapshot())
+	if s := r.Stats(); s.Viewers != 1 {
+		t.Errorf("relay stats %+v after the leaver left, want 1 viewer", s)
+	}
+
+	b.send("s1", msgs[cut:]...)
+	allV, allA := framesOfMsgs(msgs)
+	pkts := waitFrames(t, orec, len(allV), len(allA))
+	v, a := splitKinds(pkts)
+	checkVideo(t, allV, depacketizeH264(t, v))
+	checkAudio(t, allA, a)
+	if n := len(lrec.snapshot()); n != written {
+		t.Errorf("%d packets written to the leaver after Close returned", n-written)
+	}
+	t.Logf("the leaver got %d packets of its replay (%d frames replayed) before it left", written, st.Replayed)
+}
