@@ -243,6 +243,11 @@ func (h *Handler) write(ctx context.Context, rr *bus.RangeReader, f format, out 
 			continue
 		}
 		fr := m.Frame
+		if fr.Kind == tsframes.KindAudio && fr.Codec != tsframes.CodecOpus {
+			// The source audio of a transcoded stream (docs/transcoding.md):
+			// its Opus is exported.
+			continue
+		}
 		if !begun {
 			if fr.Kind != tsframes.KindVideo || !fr.Key {
 				continue
