@@ -46,9 +46,7 @@
   var token = params.get('token');
   // ?start= (-30s, an RFC 3339 time) starts in the past, on this server.
   var ownServer = !params.get('whep');
-  if (ownServer && params.get('start')) {
-    whepURL += '?start=' + encodeURIComponent(params.get('start'));
-  }
+  var startParam = ownServer ? params.get('start') : null;
 
   var session = null; // the current attempt
   var previous = null; // the session being replaced after a reconnect event
@@ -126,6 +124,18 @@
     });
   }
 
+  // postURL is the WHEP URL a new session POSTs to: a player that was
+  // playing behind live resumes where it was (the last position's store
+  // time), one that has played nothing yet starts at ?start=.
+  function postURL() {
+    var p = api.position;
+    var start = p ? (p.live ? null : p.wall_time) : startParam;
+    if (!start || !ownServer) return whepURL;
+    var u = new URL(whepURL);
+    u.searchParams.set('start', start);
+    return u.href;
+  }
+
   function connect() {
     clearTimeout(retryTimer);
     if (leaving) return;
@@ -182,7 +192,7 @@
     if (s !== session) return;
 
     s.timing.post = performance.now();
-    var res = await fetch(whepURL, {
+    var res = await fetch(postURL(), {
       method: 'POST',
       headers: authHeaders({ 'Content-Type': 'application/sdp', Accept: 'application/sdp' }),
       body: pc.localDescription.sdp,
