@@ -73,6 +73,9 @@ type TrackView struct {
 	Detail string `json:"detail,omitempty"`
 	// Carried is true for the tracks sent to WebRTC viewers.
 	Carried bool `json:"carried"`
+	// DerivedFrom is the PID of the track this one was transcoded from
+	// (docs/transcoding.md), 0 for a track of the source.
+	DerivedFrom uint16 `json:"derived_from,omitempty"`
 }
 
 // viewOf builds the StreamView of a catalog entry at now.
@@ -96,11 +99,21 @@ func viewOf(e bus.CatalogEntry, now time.Time) StreamView {
 		v.Play = "play/" + url.PathEscape(e.Stream)
 	}
 	carried := carriedPIDs(e.Tracks)
+	transcoded := map[uint16]tsframes.Track{} // source PID -> its carried derived track
 	for _, t := range e.Tracks.Tracks {
-		tv := TrackView{PID: t.PID, Kind: string(t.Kind), Codec: string(t.Codec), Detail: trackDetail(t), Carried: carried[t.PID]}
+		if t.DerivedFrom != 0 && carried[t.PID] {
+			transcoded[t.DerivedFrom] = t
+		}
+	}
+	for _, t := range e.Tracks.Tracks {
+		tv := TrackView{PID: t.PID, Kind: string(t.Kind), Codec: string(t.Codec), Detail: trackDetail(t), Carried: carried[t.PID], DerivedFrom: t.DerivedFrom}
 		v.Tracks = append(v.Tracks, tv)
 		if tv.Carried {
 			v.Playable = true
+			continue
+		}
+		if d, ok := transcoded[t.PID]; ok {
+			v.Notes = append(v.Notes, fmt.Sprintf("%s %s: transcoded to %s", codecName(t.Codec), t.Kind, codecName(d.Codec)))
 			continue
 		}
 		switch {
