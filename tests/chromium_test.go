@@ -53,6 +53,12 @@ const browserTimeout = 90 * time.Second
 // the command that installs it, when /usr/bin/chromium is missing.
 func startChromium(t *testing.T) context.Context {
 	t.Helper()
+	return startChromiumWith(t)
+}
+
+// startChromiumWith is startChromium with extra command-line switches.
+func startChromiumWith(t *testing.T, extra ...chromedp.ExecAllocatorOption) context.Context {
+	t.Helper()
 	if _, err := os.Stat(chromiumPath); err != nil {
 		t.Fatalf("%s is missing (%v): install Debian's Chromium with: %s", chromiumPath, err, chromiumInstall)
 	}
@@ -60,6 +66,7 @@ func startChromium(t *testing.T) context.Context {
 		chromedp.ExecPath(chromiumPath),
 		chromedp.UserDataDir(t.TempDir()),
 	}, chromiumFlags...)
+	opts = append(opts, extra...)
 
 	// Not t.Context(): the browser outlives the test's body, its cleanup
 	// closes it gracefully.

@@ -168,3 +168,48 @@ func TestPublishPage(t *testing.T) {
 		t.Fatalf("dot segment: %d %s", resp.StatusCode, body)
 	}
 }
+
+func TestPatchTricklesAndRestartsICE(t *testing.T) {
+	s := newTestServer(t, nil)
+	p := piontest.NewPublisher(t, nil)
+	offer := piontest.Offer(t, p.PC)
+	resp, body := request(t, http.MethodPost, s.url+"/whip/cam1", "application/sdp", "", []byte(offer))
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("POST: %d %s", resp.StatusCode, body)
+	}
+	loc, etag := s.url+resp.Header.Get("Location"), resp.Header.Get("ETag")
+	ufrag, pwd := credentialsOf(offer)
+	const frag = "application/trickle-ice-sdpfrag"
+	trickle := "a=ice-ufrag:" + ufrag + "\r\na=ice-pwd:" + pwd + "\r\nm=audio 9 UDP/TLS/RTP/SAVPF 0\r\na=mid:0\r\n" +
+		"a=candidate:1 1 udp 2130706431 127.0.0.1 50000 typ host\r\n"
+	restart := "a=ice-ufrag:newufrag\r\na=ice-pwd:newpasswordnewpassword12\r\nm=audio 9 UDP/TLS/RTP/SAVPF 0\r\na=mid:0\r\n"
+	cases := []struct {
+		name, contentType, body string
+		hdr                     []string
+		status                  int
+	}{
+		{"wrong content type", "application/sdp", trickle, nil, http.StatusUnsupportedMediaType},
+		{"not a fragment", frag, "m=", nil, http.StatusBadRequest},
+		{"trickle", frag, trickle, nil, http.StatusNoContent},
+		{"restart without If-Match", frag, restart, nil, http.StatusPreconditionRequired},
+		{"restart with a stale If-Match", frag, restart, []string{"If-Match", `"stale"`}, http.StatusPreconditionFailed},
+		{"restart", frag, restart, []string{"If-Match", etag}, http.StatusOK},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			resp, body := request(t, http.MethodPatch, loc, c.contentType, "", []byte(c.body), c.hdr...)
+			if resp.StatusCode != c.status {
+				t.Fatalf("%d %q, want %d", resp.StatusCode, body, c.status)
+			}
+			if c.status == http.StatusOK {
+				if resp.Header.Get("Content-Type") != frag || resp.Header.Get("ETag") == etag || resp.Header.Get("ETag") == "" ||
+					!strings.Contains(body, "a=ice-ufrag:") || !strings.Contains(body, "a=candidate:") {
+					t.Fatalf("restart answer %v:\n%s", resp.Header, body)
+				}
+			}
+		})
+	}
+	if resp, _ := request(t, http.MethodDelete, loc, "", "", nil); resp.StatusCode != http.StatusOK {
+		t.Fatalf("DELETE: %d", resp.StatusCode)
+	}
+}
