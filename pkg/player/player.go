@@ -3,7 +3,10 @@
 // browser APIs, as plain HTML, CSS and JavaScript embedded in the binary (no
 // build step). Handler links relatively, so it can be mounted under a prefix
 // with the WHEP server beside it at whep/; every response carries a
-// same-origin Content-Security-Policy, no-referrer and nosniff.
+// same-origin Content-Security-Policy, no-referrer and nosniff. The list's
+// viewers across nodes come from a NATS request every node answers
+// (ServeViewerCounts, NATSViewerCounts), its retention windows from the bus
+// (BusRetention).
 //
 // The routes, the player's behaviour (reconnects, query parameters, the
 // window.whepcast hooks for tests) and the security headers are described in
