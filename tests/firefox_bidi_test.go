@@ -35,10 +35,13 @@ const firefoxInstall = "apt-get update && apt-get install -y firefox-esr"
 // WebDriver BiDi "recommended" prefs itself (no updates, no telemetry, no
 // first-run pages); these are the media ones a test needs.
 var firefoxPrefs = map[string]string{
-	// Gather host candidates on the loopback interface, with real addresses
-	// (not mDNS names the server could not resolve).
+	// Allow loopback candidates, and real addresses rather than mDNS names
+	// the server could not resolve. Debian's Firefox 153 still gathers on
+	// the host's other interfaces only (media.peerconnection.ice.
+	// force_interface=lo changes nothing): it reaches the node's 127.0.0.1
+	// candidate from them and the node learns its address as
+	// peer-reflexive; the traffic stays on the host.
 	"media.peerconnection.ice.loopback":                 "true",
-	"media.peerconnection.ice.force_interface":          `"lo"`,
 	"media.peerconnection.ice.obfuscate_host_addresses": "false",
 	// Autoplay with sound, no prompt for devices.
 	"media.autoplay.default":                     "0",
