@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sync"
 	"syscall"
 	"testing"
@@ -449,5 +450,82 @@ func TestTranscoderRestart(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(ts.stage.metrics.restarts.WithLabelValues("kill")); got != 1 {
 		t.Fatalf("restarts %v, want 1", got)
+	}
+}
+
+// TestTranscodeCPUAndDelay publishes a live (paced) H.264+AAC stream for
+// WHEPCAST_TRANSCODE_SECONDS (default 5; docs/benchmarks.md used 30) and
+// reports the child's CPU time per second of audio and the delay the stage
+// adds: from the bus's store time of the source PES an Opus packet needs
+// (the last one before the packet's end) to that of the Opus packet.
+func TestTranscodeCPUAndDelay(t *testing.T) {
+	secs := 5
+	if v := os.Getenv("WHEPCAST_TRANSCODE_SECONDS"); v != "" {
+		fmt.Sscan(v, &secs)
+	}
+	ts := newTestStage(t, Config{})
+	data := ffmpegFixture(t, "bench.ts",
+		"-f", "lavfi", "-i", fmt.Sprintf("testsrc2=size=320x180:rate=30:duration=%d", secs),
+		"-f", "lavfi", "-i", fmt.Sprintf("sine=frequency=440:sample_rate=44100:duration=%d", secs),
+		"-c:v", "libx264", "-preset", "ultrafast", "-bf", "0", "-g", "30", "-c:a", "aac", "-b:a", "128k", "-ac", "2")
+	pub := ts.open(t, "bench", 1)
+
+	var mu sync.Mutex
+	var src, opus []bus.Message
+	sub, err := bus.Subscribe(t.Context(), ts.nc, "bench", bus.SubscribeOptions{FromSeq: 1}, func(m bus.Message) {
+		if !m.IsFrame() || m.Frame.Kind != tsframes.KindAudio {
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if m.Frame.Codec == tsframes.CodecOpus {
+			opus = append(opus, m)
+		} else {
+			src = append(src, m)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(sub.Close)
+	start := time.Now()
+	feed(t, pub, data, true, nil)
+	// Let the last packets through, then read the CPU before the job ends.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		mu.Lock()
+		n := len(opus)
+		mu.Unlock()
+		if n >= secs*50-10 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond) // polling a count, bounded by the deadline
+	}
+	elapsed := time.Since(start)
+	cpu := testutil.ToFloat64(ts.stage.metrics.cpu.WithLabelValues("bench"))
+	mu.Lock()
+	defer mu.Unlock()
+	if len(opus) < secs*50-10 {
+		t.Fatalf("%d Opus packets for %d s", len(opus), secs)
+	}
+	var delays []time.Duration
+	for _, o := range opus {
+		end := o.Frame.PTS + o.Frame.Duration
+		var need *bus.Message
+		for i := range src {
+			if src[i].Frame.PTS < end {
+				need = &src[i]
+			}
+		}
+		if need != nil && !o.Published.IsZero() && !need.Published.IsZero() {
+			delays = append(delays, o.Published.Sub(need.Published))
+		}
+	}
+	slices.Sort(delays)
+	p50, p95 := delays[len(delays)/2], delays[len(delays)*95/100]
+	t.Logf("FIGURE transcode_cpu_seconds_per_audio_second=%.4f (%.2f%% of a core over %v) delay_p50=%v delay_p95=%v source_pes=%d opus_packets=%d",
+		cpu/elapsed.Seconds(), 100*cpu/elapsed.Seconds(), elapsed.Round(time.Millisecond), p50, p95, len(src), len(opus))
+	if cpu <= 0 {
+		t.Fatal("no CPU time counted for the child")
 	}
 }
