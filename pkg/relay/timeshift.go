@@ -27,7 +27,16 @@ const (
 	// reads) continues from where it is instead of sending the backlog in
 	// a burst.
 	logMaxLate = 2 * time.Second
+	// logMaxSkip: a following subscription that skips more messages than
+	// this (it resumes at the latest keyframe after a reconnect, see
+	// bus.StaleBacklog) is replaced by a range reader from the last message
+	// played. Smaller gaps are announcements purged by their rollup and the
+	// parts of split frames.
+	logMaxSkip = 16
 )
+
+// errLogSkipped is follow's: the subscription skipped ahead of the log.
+var errLogSkipped = errors.New("the subscription skipped ahead")
 
 // logConfig is what a log reader needs: the connection, the catalog that
 // tells whether the stream is still live (nil: it is taken as ended once
@@ -53,7 +62,8 @@ type logSubscription struct {
 	done    chan struct{}
 	err     error // written before done is closed
 	pace    logPacer
-	last    uint64 // stream sequence of the last message handled
+	last    uint64    // stream sequence of the last message handled
+	stored  time.Time // its store time
 }
 
 // subscribeLog opens the stream's log at the keyframe at or before at
@@ -106,18 +116,33 @@ func (s *logSubscription) Err() error {
 func (s *logSubscription) run(ctx context.Context, rr *bus.RangeReader) {
 	defer close(s.done)
 	defer s.pace.stop()
-	err := s.readRange(ctx, rr)
-	rr.Close()
-	if err == nil {
-		err = s.follow(ctx)
+	var err error
+	for {
+		err = s.readRange(ctx, rr)
+		rr.Close()
+		if err == nil {
+			err = s.follow(ctx)
+		}
+		if !errors.Is(err, errLogSkipped) || s.stored.IsZero() {
+			break
+		}
+		s.cfg.logger.Info("time-shifted reader resumes from the log", "stream", s.name, "after_seq", s.last)
+		octx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		rr, err = bus.OpenRange(octx, s.cfg.conn, s.name, s.stored, time.Now().Add(24*time.Hour))
+		cancel()
+		if err != nil {
+			break
+		}
 	}
 	if ctx.Err() == nil {
 		s.err = err
 	}
 }
 
-// readRange plays the range up to its end (io.EOF: nil).
+// readRange plays the range up to its end (io.EOF: nil), from the message
+// after the last one played when it resumes.
 func (s *logSubscription) readRange(ctx context.Context, rr *bus.RangeReader) error {
+	resumed := s.last
 	for {
 		m, err := rr.Next(ctx)
 		if errors.Is(err, io.EOF) {
@@ -125,6 +150,9 @@ func (s *logSubscription) readRange(ctx context.Context, rr *bus.RangeReader) er
 		}
 		if err != nil {
 			return err
+		}
+		if resumed != 0 && m.Seq <= resumed {
+			continue
 		}
 		if !s.play(ctx, m) {
 			return ctx.Err()
@@ -140,6 +168,9 @@ func (s *logSubscription) play(ctx context.Context, m bus.Message) bool {
 	}
 	s.handler(m)
 	s.last = m.Seq
+	if !m.Published.IsZero() {
+		s.stored = m.Published
+	}
 	return true
 }
 
@@ -166,17 +197,23 @@ func (s *logSubscription) follow(ctx context.Context) error {
 		return s.ended()
 	}
 	queue := make(chan bus.Message, logFollowQueue)
+	// The handler waits for room in queue until follow returns.
+	hctx, stop := context.WithCancel(ctx)
 	sub, err := bus.Subscribe(ctx, s.cfg.conn, s.name, bus.SubscribeOptions{FromSeq: s.last, Logger: s.cfg.logger},
 		func(m bus.Message) {
 			select {
 			case queue <- m:
-			case <-ctx.Done():
+			case <-hctx.Done():
 			}
 		})
 	if err != nil {
+		stop()
 		return fmt.Errorf("relay: follow the log of %q: %w", s.name, err)
 	}
-	defer sub.Close()
+	defer func() {
+		stop()
+		sub.Close()
+	}()
 	s.cfg.logger.Debug("time-shifted log reader follows the stream", "stream", s.name, "from_seq", s.last)
 	idle := time.NewTimer(s.cfg.endIdle)
 	defer idle.Stop()
@@ -193,6 +230,9 @@ func (s *logSubscription) follow(ctx context.Context) error {
 		case m := <-queue:
 			if m.Seq <= skip {
 				continue
+			}
+			if m.Seq > s.last+logMaxSkip {
+				return fmt.Errorf("relay: follow the log of %q: %w: seq %d after %d", s.name, errLogSkipped, m.Seq, s.last)
 			}
 			if !s.play(ctx, m) {
 				return ctx.Err()

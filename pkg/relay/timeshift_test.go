@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"testing"
 	"time"
 
+	"github.com/whepcast/whepcast/internal/logtest"
 	"github.com/whepcast/whepcast/internal/natstest"
 	"github.com/whepcast/whepcast/pkg/bus"
 	"github.com/whepcast/whepcast/pkg/tsframes"
@@ -135,14 +137,9 @@ func TestTimeShiftOutOfRange(t *testing.T) {
 	}
 }
 
-// TestSeekBackAndToLiveKeepsRTPContinuous: a live viewer seeks 2 s back,
-// then to the live edge again; its RTP sequence numbers and timestamps
-// continue without gap or step back across both seeks, its position tells
-// where it plays, and video restarts at a keyframe each time.
-func TestSeekBackAndToLiveKeepsRTPContinuous(t *testing.T) {
-	checkLeaks(t)
-	events := readFixture(t, "av.ts")
-	// Three times the fixture, its PTS continuing: 18 s, fed over 9 s.
+// loopEvents is events three times over, their PTS continuing (audio
+// packets that would overlap the previous loop's last one left out).
+func loopEvents(events []event) []event {
 	srcV, _ := framesOf(events)
 	span := srcV[len(srcV)-1].PTS - srcV[0].PTS + 3000 // 30 fps
 	var loop []event
@@ -167,6 +164,86 @@ func TestSeekBackAndToLiveKeepsRTPContinuous(t *testing.T) {
 			loop = append(loop, event{frame: &f})
 		}
 	}
+	return loop
+}
+
+// TestTimeShiftSurvivesReconnect: a time-shifted viewer that follows a
+// stream 4 s behind keeps its place when the connection reconnects (the
+// bus subscription then resumes at the latest keyframe; the reader goes
+// back to the log from the last message it played): it gets every video
+// frame from its keyframe to the end once, in order, with clean RTP.
+func TestTimeShiftSurvivesReconnect(t *testing.T) {
+	checkLeaks(t)
+	loop := loopEvents(readFixture(t, "av.ts"))
+	nc := natstest.EmbeddedConn(t)
+	pub := newPublisher(t, nc, "resume", 1)
+	cat := newFakeCatalog()
+	cat.set(bus.CatalogEntry{Stream: "resume", State: bus.StateLive})
+	logs := logtest.NewWatch()
+	r := newBusRelay(t, Config{Conn: nc, Logger: slog.New(logs)})
+	r.subscribeAt = func(ctx context.Context, name string, at time.Time, handler func(bus.Message)) (subscription, error) {
+		return subscribeLog(ctx, logConfig{conn: nc, catalog: cat, logger: r.log, endIdle: time.Second}, name, at, handler)
+	}
+	ann := busAnnouncement("resume", 1, loop)
+	marked := make(chan struct{})
+	done := feed{events: loop, speed: 2, mark: 240, marked: marked}.start(t, pub) // 4 s in
+	select {
+	case <-marked:
+	case <-time.After(20 * time.Second):
+		t.Fatal("publisher did not get there")
+	}
+	v, err := r.JoinAt(waitCtx(t, 10*time.Second), ann, Want{Video: true, Audio: true}, time.Now().Add(-4*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(v.Close)
+	p := connectPeer(t, v, ann)
+	v.Start()
+	// Once it follows the stream (its range ends 4 s after the join), its
+	// subscription is seconds behind the stream's newest message.
+	logs.Wait(t, waitCtx(t, 15*time.Second), "time-shifted log reader follows the stream")
+	n := countMarkers(p.video.snapshot())
+	p.video.waitFor(t, 10*time.Second, "video from the subscription", func(s []sent) bool { return countMarkers(s) > n+60 })
+	if err := nc.ForceReconnect(); err != nil {
+		t.Fatal(err)
+	}
+	logs.Wait(t, waitCtx(t, 10*time.Second), "time-shifted reader resumes from the log")
+	waitDone(t, done)
+	// The loops look alike: the first keyframe sent is in the first one
+	// (the viewer joined 4 s back, 4 s in), and the viewer gets every frame
+	// from there.
+	srcV, _ := framesOf(loop)
+	k := firstKeyframeOf(t, srcV, depacketizeH264(t, p.video.snapshot())[0])
+	if k < 0 {
+		t.Fatal("the first access unit is not a keyframe of the stream")
+	}
+	video := p.video.waitFor(t, 15*time.Second, "every frame", func(s []sent) bool { return countMarkers(s) >= len(srcV)-k })
+	aus := depacketizeH264(t, video)
+	if len(aus) != len(srcV)-k {
+		t.Fatalf("%d access units from source frame %d, want %d", len(aus), k, len(srcV)-k)
+	}
+	for i := range aus {
+		if err := sameNALs(nalsOf(t, srcV[k+i].Data), aus[i].nals); err != nil {
+			t.Fatalf("access unit %d: %v", i, err)
+		}
+	}
+	if c := checkRTP(video, true, 90000); !c.Clean() {
+		t.Fatalf("video RTP: %s", c)
+	}
+	if pos := v.Position(); pos.Live || time.Since(pos.Stored) < time.Second {
+		t.Fatalf("position %+v: not 2 s behind any more", pos)
+	}
+}
+
+// TestSeekBackAndToLiveKeepsRTPContinuous: a live viewer seeks 2 s back,
+// then to the live edge again; its RTP sequence numbers and timestamps
+// continue without gap or step back across both seeks, its position tells
+// where it plays, and video restarts at a keyframe each time.
+func TestSeekBackAndToLiveKeepsRTPContinuous(t *testing.T) {
+	checkLeaks(t)
+	events := readFixture(t, "av.ts")
+	// Three times the fixture, its PTS continuing: 18 s, fed over 9 s.
+	loop := loopEvents(events)
 	nc := natstest.EmbeddedConn(t)
 	pub := newPublisher(t, nc, "seek", 1)
 	cat := newFakeCatalog()
