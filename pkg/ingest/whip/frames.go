@@ -114,6 +114,13 @@ func (l *frameLoop) run(ctx context.Context, body io.Reader) error {
 	for {
 		n, err := body.Read(buf)
 		if errors.Is(err, io.EOF) {
+			// The publisher ended: what is held is all there is.
+			if l.video != nil {
+				l.video.flush(l.videoPacket)
+			}
+			if l.audio != nil {
+				l.audio.flush(l.audioPacket)
+			}
 			l.flow()
 			return l.err
 		}

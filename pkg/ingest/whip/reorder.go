@@ -51,9 +51,7 @@ func (r *reorder) push(pkt *rtp.Packet, now time.Time, emit func(pkt *rtp.Packet
 	if d < 0 {
 		// A window of packets all behind: the sequence jumped back. Hand
 		// over what is held, start again from this one.
-		for r.held > 0 {
-			r.skip(emit)
-		}
+		r.flush(emit)
 		r.next, r.lost = pkt.SequenceNumber, true
 		r.gaps++
 	}
@@ -92,6 +90,14 @@ func (r *reorder) expire(now time.Time, emit func(*rtp.Packet, bool)) {
 		if now.Sub(oldest) < r.maxDelay {
 			return
 		}
+		r.skip(emit)
+	}
+}
+
+// flush hands over every packet held, giving up the missing ones: the end
+// of the stream.
+func (r *reorder) flush(emit func(*rtp.Packet, bool)) {
+	for r.held > 0 {
 		r.skip(emit)
 	}
 }
