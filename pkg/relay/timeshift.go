@@ -33,6 +33,9 @@ const (
 	// played. Smaller gaps are announcements purged by their rollup and the
 	// parts of split frames.
 	logMaxSkip = 16
+	// logMaxRetries bounds the times in a row the log is opened again at
+	// the same message.
+	logMaxRetries = 3
 )
 
 // errLogSkipped is follow's: the subscription skipped ahead of the log.
@@ -117,16 +120,23 @@ func (s *logSubscription) run(ctx context.Context, rr *bus.RangeReader) {
 	defer close(s.done)
 	defer s.pace.stop()
 	var err error
+	failed, at := 0, s.last // failed reads in a row at the same message
 	for {
-		err = s.readRange(ctx, rr)
+		if err = s.readRange(ctx, rr); err != nil && ctx.Err() == nil {
+			// A fetch failed (a reconnect): read again from here.
+			err = fmt.Errorf("relay: read the log of %q: %w: %w", s.name, errLogSkipped, err)
+		}
 		rr.Close()
 		if err == nil {
 			err = s.follow(ctx)
 		}
-		if !errors.Is(err, errLogSkipped) || s.stored.IsZero() {
+		if s.last != at {
+			failed, at = 0, s.last
+		}
+		if failed++; !errors.Is(err, errLogSkipped) || s.stored.IsZero() || failed > logMaxRetries || ctx.Err() != nil {
 			break
 		}
-		s.cfg.logger.Info("time-shifted reader resumes from the log", "stream", s.name, "after_seq", s.last)
+		s.cfg.logger.Info("time-shifted reader resumes from the log", "stream", s.name, "after_seq", s.last, "cause", err)
 		octx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		rr, err = bus.OpenRange(octx, s.cfg.conn, s.name, s.stored, time.Now().Add(24*time.Hour))
 		cancel()

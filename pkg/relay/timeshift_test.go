@@ -199,6 +199,11 @@ func TestTimeShiftSurvivesReconnect(t *testing.T) {
 	t.Cleanup(v.Close)
 	p := connectPeer(t, v, ann)
 	v.Start()
+	// While it reads its range.
+	p.video.waitFor(t, 10*time.Second, "1 s of video", func(s []sent) bool { return countMarkers(s) > 60 })
+	if err := nc.ForceReconnect(); err != nil {
+		t.Fatal(err)
+	}
 	// Once it follows the stream (its range ends 4 s after the join), its
 	// subscription is seconds behind the stream's newest message.
 	logs.Wait(t, waitCtx(t, 15*time.Second), "time-shifted log reader follows the stream")
