@@ -4,10 +4,8 @@ import (
 	"bytes"
 	"context"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -126,9 +124,7 @@ func kind(frames []tsframes.Frame, k tsframes.Kind) []tsframes.Frame {
 
 func TestPublishesH264AndOpus(t *testing.T) {
 	ref := tstest.Demux(t, tstest.Read(t, "av.ts"))
-	s := newTestServer(t, func(c *Config) {
-		c.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	})
+	s := newTestServer(t, nil)
 	p := piontest.NewPublisher(t, nil)
 	loc := publish(t, p, s.url+"/whip/cam1", "")
 	if !strings.HasPrefix(loc, "/whip/cam1/") {
