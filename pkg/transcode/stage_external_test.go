@@ -529,3 +529,49 @@ func TestTranscodeCPUAndDelay(t *testing.T) {
 		t.Fatal("no CPU time counted for the child")
 	}
 }
+
+// corruptingPublisher flips bytes in every third source audio PES (past
+// its first ADTS header) before passing it on.
+type corruptingPublisher struct {
+	ingest.Publisher
+	n int
+}
+
+func (c *corruptingPublisher) Publish(ctx context.Context, f tsframes.Frame) error {
+	if f.Kind == tsframes.KindAudio && f.Codec != tsframes.CodecOpus {
+		c.n++
+		if c.n%3 == 0 && len(f.Data) > 64 {
+			f.Data = append([]byte(nil), f.Data...)
+			for i := 16; i < len(f.Data); i += 7 {
+				f.Data[i] ^= 0x5a
+			}
+		}
+	}
+	return c.Publisher.Publish(ctx, f)
+}
+
+// TestTranscodeCorruptAAC: a third of the source's AAC PES are corrupt;
+// the stage keeps publishing Opus to the end of the source (the decoder
+// skips what it cannot decode) and its output stays in order.
+func TestTranscodeCorruptAAC(t *testing.T) {
+	ts := newTestStage(t, Config{})
+	data := ffmpegFixture(t, "corrupt.ts", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=4", "-c:a", "aac", "-ac", "2")
+	pub := &corruptingPublisher{Publisher: ts.open(t, "corrupt", 1)}
+	c := collectOpus(t, ts.nc, "corrupt")
+	src := feed(t, pub, data, false, nil)
+	// The decoder drops what it cannot decode (ffmpeg alone makes 82
+	// packets of this input) and recovers: Opus comes out up to the last
+	// second of the source.
+	last := src[len(src)-1].PTS
+	c.wait(t, 20*time.Second, "Opus of the source's last second", func(f []bus.Message) bool {
+		return len(f) > 0 && f[len(f)-1].Frame.PTS >= last-90000
+	})
+	frames, _ := c.snapshot()
+	for i := 1; i < len(frames); i++ {
+		if frames[i].Frame.PTS < frames[i-1].Frame.PTS+frames[i-1].Frame.Duration {
+			t.Fatalf("Opus frame %d: PTS %d overlaps the previous (%d)", i, frames[i].Frame.PTS, frames[i-1].Frame.PTS)
+		}
+	}
+	restarts := testutil.ToFloat64(ts.stage.metrics.restarts.WithLabelValues("corrupt"))
+	t.Logf("FIGURE transcode_corrupt_aac opus_packets=%d restarts=%v (of 200 without corruption)", len(frames), restarts)
+}
