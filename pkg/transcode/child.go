@@ -43,7 +43,7 @@ var errStalled = errors.New("transcoder stalled")
 // at once.
 func ffmpegArgs(bitrate int) []string {
 	return []string{
-		"-hide_banner", "-nostats", "-loglevel", "warning",
+		"-hide_banner", "-nostats", "-loglevel", "error",
 		"-copyts", "-probesize", "32", "-analyzeduration", "0",
 		"-f", "mpegts", "-i", "pipe:0",
 		"-map", "0:a:0", "-vn", "-sn", "-dn",
