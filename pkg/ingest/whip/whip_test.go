@@ -162,13 +162,13 @@ func TestPublishesH264AndOpus(t *testing.T) {
 	}
 	checkAudio(t, kind(ref.Frames, tsframes.KindAudio), kind(got, tsframes.KindAudio))
 	// After the sender reports, audio sits where it sits in the source
-	// relative to video, within 20 ms: the publisher's pacing on a busy
+	// relative to video, within 30 ms: the publisher's pacing on a busy
 	// machine (aligned by arrival, audio was 47 ms late in a run: its
 	// track's reader starts later).
 	wantA, haveA := kind(ref.Frames, tsframes.KindAudio), kind(got, tsframes.KindAudio)
 	wantSync := wantA[len(wantA)-1].PTS - wantV[len(wantV)-1].PTS
 	haveSync := haveA[len(haveA)-1].PTS - haveV[len(haveV)-1].PTS
-	if d := haveSync - wantSync; d < -1800 || d > 1800 {
+	if d := haveSync - wantSync; d < -2700 || d > 2700 {
 		t.Fatalf("audio to video: %d ticks, source %d", haveSync, wantSync)
 	}
 	if n := s.h.Publishers(); n != 0 {
