@@ -11,11 +11,13 @@ import (
 	"time"
 
 	"github.com/pion/webrtc/v4"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
 
 	"github.com/whepcast/whepcast/internal/ingesttest"
 	"github.com/whepcast/whepcast/internal/piontest"
 	"github.com/whepcast/whepcast/internal/tstest"
+	"github.com/whepcast/whepcast/pkg/ingest"
 	"github.com/whepcast/whepcast/pkg/tsframes"
 )
 
@@ -31,15 +33,54 @@ func loopback() *webrtc.SettingEngine {
 
 // testServer is a Handler publishing into a Recorder, served on loopback.
 type testServer struct {
-	h   *Handler
-	rec *ingesttest.Recorder
-	url string
+	h       *Handler
+	rec     *ingesttest.Recorder
+	url     string
+	metrics *prometheus.Registry
+}
+
+// protocolMetric returns the value of the ingest's per-protocol series
+// name{protocol="whip"}.
+func (s *testServer) protocolMetric(t *testing.T, name string) float64 {
+	t.Helper()
+	fams, err := s.metrics.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range fams {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "protocol" && l.GetValue() == "whip" {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
 }
 
 func newTestServer(t *testing.T, tune func(*Config)) *testServer {
 	t.Helper()
 	rec := ingesttest.NewRecorder()
-	pubs := rec.Publications(t)
+	reg := prometheus.NewRegistry()
+	m, err := ingest.NewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pubs, err := ingest.NewPublications(ingest.Config{NewPublisher: rec.NewPublisher, Metrics: m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+		defer cancel()
+		if err := pubs.Shutdown(ctx); err != nil {
+			t.Error(err)
+		}
+	})
 	cfg := Config{SettingEngine: loopback()}
 	if tune != nil {
 		tune(&cfg)
@@ -50,7 +91,7 @@ func newTestServer(t *testing.T, tune func(*Config)) *testServer {
 		srv.Close()
 		_ = h.Close()
 	})
-	return &testServer{h: h, rec: rec, url: srv.URL}
+	return &testServer{h: h, rec: rec, url: srv.URL, metrics: reg}
 }
 
 // request sends a request and returns its status, headers and body.
@@ -173,6 +214,12 @@ func TestPublishesH264AndOpus(t *testing.T) {
 	}
 	if n := s.h.Publishers(); n != 0 {
 		t.Fatalf("%d resources left", n)
+	}
+	if n := s.protocolMetric(t, "whepcast_ingest_protocol_publications_total"); n != 1 {
+		t.Fatalf("whip publications counted: %v, want 1", n)
+	}
+	if n := s.protocolMetric(t, "whepcast_ingest_protocol_bytes_total"); n < 200_000 {
+		t.Fatalf("whip bytes counted: %v, want the RTP of av.ts (over 200,000)", n)
 	}
 }
 
