@@ -48,7 +48,8 @@ func ffmpegArgs(bitrate int) []string {
 		"-f", "mpegts", "-i", "pipe:0",
 		"-map", "0:a:0", "-vn", "-sn", "-dn",
 		"-c:a", "libopus", "-b:a", strconv.Itoa(bitrate), "-ar", "48000", "-ac", "2", "-frame_duration", "20",
-		"-f", "mpegts", "-muxdelay", "0", "-muxpreload", "0", "-pes_payload_size", "0", "-flush_packets", "1",
+		"-f", "mpegts", "-muxdelay", "0", "-muxpreload", "0", "-avoid_negative_ts", "disabled",
+		"-pes_payload_size", "0", "-flush_packets", "1",
 		"pipe:1",
 	}
 }

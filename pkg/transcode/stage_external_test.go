@@ -575,3 +575,27 @@ func TestTranscodeCorruptAAC(t *testing.T) {
 	restarts := testutil.ToFloat64(ts.stage.metrics.restarts.WithLabelValues("corrupt"))
 	t.Logf("FIGURE transcode_corrupt_aac opus_packets=%d restarts=%v (of 200 without corruption)", len(frames), restarts)
 }
+
+// TestTranscodeAcrossPTSWrap: the source's PTS cross 2^33 (the 33-bit
+// MPEG-TS clock wraps after 26.5 hours) 1.7 s in; the Opus stays on the
+// source's unwrapped timeline, continuous across the wrap.
+func TestTranscodeAcrossPTSWrap(t *testing.T) {
+	ts := newTestStage(t, Config{})
+	data := ffmpegFixture(t, "wrap.ts", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=4",
+		"-c:a", "aac", "-ac", "2", "-muxdelay", "0", "-muxpreload", "0", "-output_ts_offset", "95442")
+	pub := ts.open(t, "wrap", 1)
+	c := collectOpus(t, ts.nc, "wrap")
+	src := feed(t, pub, data, false, nil)
+	if last := src[len(src)-1].PTS; src[0].PTS >= wrap || last < wrap {
+		t.Fatalf("source PTS %d..%d do not cross 2^33", src[0].PTS, last)
+	}
+	c.wait(t, 20*time.Second, "3.5 s of Opus", func(f []bus.Message) bool { return len(f) >= 175 })
+	frames, _ := c.snapshot()
+	checkContinuous(t, frames)
+	if d := frames[0].Frame.PTS - src[0].PTS; d < -3600 || d > 3600 {
+		t.Fatalf("first Opus PTS %d, first source PTS %d: %d ticks apart", frames[0].Frame.PTS, src[0].PTS, d)
+	}
+	if last := frames[len(frames)-1].Frame.PTS; last < wrap {
+		t.Fatalf("last Opus PTS %d: not past 2^33", last)
+	}
+}
