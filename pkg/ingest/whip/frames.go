@@ -50,10 +50,11 @@ type keyframeRequester interface {
 // track announcement and access units of a tsframes.Sink: the one owner of
 // the jitter buffers, the depacketizer and the timeline.
 type frameLoop struct {
-	o    offer
-	sink tsframes.Sink
-	keys keyframeRequester
-	log  *slog.Logger
+	o           offer
+	sink        tsframes.Sink
+	keys        keyframeRequester
+	keyInterval time.Duration // ask for a keyframe when none came for that long (0: never)
+	log         *slog.Logger
 
 	video, audio *reorder
 	h264         h264Depacketizer
@@ -64,6 +65,7 @@ type frameLoop struct {
 	flowing      bool           // the first access units were published
 	firstAU      time.Time      // arrival of the first access unit
 	pending      []pendingFrame // access units waiting for the sender reports
+	lastKey      time.Time      // arrival of the last keyframe
 	lastAudio    int64          // PTS of the last audio packet published
 	audioOut     bool           // an audio packet was published
 	audioBehind  uint64
@@ -71,8 +73,8 @@ type frameLoop struct {
 	badPackets   uint64
 }
 
-func newFrameLoop(o offer, sink tsframes.Sink, keys keyframeRequester, log *slog.Logger) *frameLoop {
-	l := &frameLoop{o: o, sink: sink, keys: keys, log: log}
+func newFrameLoop(o offer, sink tsframes.Sink, keys keyframeRequester, keyInterval time.Duration, log *slog.Logger) *frameLoop {
+	l := &frameLoop{o: o, sink: sink, keys: keys, keyInterval: keyInterval, log: log}
 	var vRate, aRate int64
 	if o.video != nil {
 		vRate = 90000
@@ -213,12 +215,21 @@ func (l *frameLoop) videoPacket(pkt *rtp.Packet, lost bool) {
 		}
 	}
 	for _, au := range l.aus {
+		if au.key {
+			l.lastKey = l.now
+		}
 		l.publish(trackVideo, au.ts, tsframes.Frame{
 			PID: videoPID, Kind: tsframes.KindVideo, Codec: tsframes.CodecH264, Key: au.key, Data: au.data,
 		})
 		if l.err != nil {
 			return
 		}
+	}
+	// Browsers send keyframes only when asked: a viewer joins at the last
+	// one, so it must not be older than keyInterval (asked at every access
+	// unit until one comes; the sender of PLIs bounds their rate).
+	if l.keyInterval > 0 && len(l.aus) > 0 && !l.lastKey.IsZero() && l.now.Sub(l.lastKey) >= l.keyInterval && !l.h264.needKey() {
+		l.keys.requestKeyframe()
 	}
 	if now := l.h264.needKey(); now != waiting {
 		l.keys.setWaitingForKeyframe(now)

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"testing"
+	"time"
 
 	"github.com/pion/rtp"
 	"github.com/pion/rtp/codecs"
@@ -58,7 +59,7 @@ func runLoop(t *testing.T, recs [][]byte, keys *fakeKeys) *tstest.Demuxed {
 	t.Helper()
 	var got tstest.Demuxed
 	o := offer{video: &codecChoice{pt: 96}, profileLevelID: "42c01e"}
-	l := newFrameLoop(o, &got, keys, slog.New(slog.DiscardHandler))
+	l := newFrameLoop(o, &got, keys, 0, slog.New(slog.DiscardHandler))
 	if err := l.run(context.Background(), &recordReader{recs: recs}); err != nil {
 		t.Fatal(err)
 	}
@@ -121,5 +122,30 @@ func TestFrameLoopReordersAndRecoversFromLoss(t *testing.T) {
 	}
 	if keys.requests != 1 || keys.waiting {
 		t.Fatalf("%d keyframe requests, waiting %v; want 1 and no longer waiting", keys.requests, keys.waiting)
+	}
+}
+
+func TestFrameLoopAsksForKeyframesAtTheInterval(t *testing.T) {
+	ref := tstest.Demux(t, tstest.Read(t, "video.ts")).Kind(tsframes.KindVideo)[:30] // one GOP of 1 s
+	var got tstest.Demuxed
+	keys := &fakeKeys{}
+	o := offer{video: &codecChoice{pt: 96}}
+	l := newFrameLoop(o, &got, keys, 500*time.Millisecond, slog.New(slog.DiscardHandler))
+	t0 := time.Unix(1000, 0)
+	pk := rtp.NewPacketizer(1200, 96, 0x1234, &codecs.H264Payloader{}, rtp.NewRandomSequencer(), 90000)
+	for i, f := range ref {
+		now := t0.Add(time.Duration(i) * time.Second / 30)
+		for _, p := range pk.Packetize(f.Data, 3000) {
+			b, err := p.Marshal()
+			if err != nil {
+				t.Fatal(err)
+			}
+			l.record(now, append([]byte{recVideo}, b...))
+		}
+		// Frame 15 arrives 500 ms after the keyframe: from then on, each
+		// frame asks (the sender of PLIs bounds their rate).
+		if want := max(0, i-14); keys.requests != want {
+			t.Fatalf("after frame %d (%v after the keyframe): %d keyframe requests, want %d", i, now.Sub(t0), keys.requests, want)
+		}
 	}
 }

@@ -29,6 +29,9 @@ const (
 	DefaultGatherTimeout = 5 * time.Second
 	DefaultBodyTimeout   = 10 * time.Second
 	DefaultAllowOrigin   = "*"
+	// DefaultKeyframeInterval is the longest a publication goes without a
+	// keyframe before it asks the publisher for one.
+	DefaultKeyframeInterval = 2 * time.Second
 )
 
 // Header values.
@@ -59,6 +62,10 @@ type Config struct {
 	GatherTimeout time.Duration
 	// BodyTimeout bounds the reading of a request body (default 10 s).
 	BodyTimeout time.Duration
+	// KeyframeInterval: when the publisher sent no keyframe for that long,
+	// it is asked for one (PLI). Browsers send keyframes only when asked,
+	// and a viewer starts at the last one. Default 2 s; negative: never.
+	KeyframeInterval time.Duration
 	// SettingEngine tunes the PeerConnections (ports, NAT 1:1 addresses,
 	// network types); nil uses pion's defaults.
 	SettingEngine *webrtc.SettingEngine
@@ -95,6 +102,12 @@ func NewHandler(pubs *ingest.Publications, cfg Config) *Handler {
 	}
 	if cfg.AllowOrigin == "" {
 		cfg.AllowOrigin = DefaultAllowOrigin
+	}
+	switch {
+	case cfg.KeyframeInterval == 0:
+		cfg.KeyframeInterval = DefaultKeyframeInterval
+	case cfg.KeyframeInterval < 0:
+		cfg.KeyframeInterval = 0
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)

@@ -37,6 +37,7 @@ type resource struct {
 	queue              *packetQueue
 	log                *slog.Logger
 	gatherTimeout      time.Duration
+	keyInterval        time.Duration
 
 	keyRequests  chan struct{} // a keyframe is wanted now
 	waitingKey   atomic.Bool   // the depacketizer waits for a keyframe
@@ -91,6 +92,7 @@ func (h *Handler) start(ctx context.Context, stream, remote string, o offer, off
 		id: newID(), stream: stream, remote: remote, o: o, pc: pc,
 		queue:         newPacketQueue(h.cfg.Idle),
 		gatherTimeout: h.cfg.GatherTimeout,
+		keyInterval:   h.cfg.KeyframeInterval,
 		keyRequests:   make(chan struct{}, 1),
 		ended:         make(chan struct{}),
 		etag:          newETag(),
@@ -175,7 +177,7 @@ func (h *Handler) run(res *resource) {
 	src := ingest.Source{
 		Kind: sourceKind, Remote: res.remote, Body: res.queue, Interrupt: res.queue.interrupt,
 		Frames: func(ctx context.Context, body io.Reader, sink tsframes.Sink) error {
-			return newFrameLoop(res.o, sink, res, res.log).run(ctx, body)
+			return newFrameLoop(res.o, sink, res, res.keyInterval, res.log).run(ctx, body)
 		},
 	}
 	sum, err := h.pubs.Ingest(h.ctx, res.stream, src)
