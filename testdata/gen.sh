@@ -25,6 +25,10 @@ gop() { echo "-g $1 -keyint_min $1"; }
 "${FF[@]}" -f lavfi -i "$(asrc 4)" "${OPUS[@]}" -f mpegts audio.ts
 # aac.ts: H.264 + AAC (WebRTC cannot carry the audio), 4 s.
 "${FF[@]}" -f lavfi -i "$(vsrc 4)" -f lavfi -i "$(asrc 4)" "${X264[@]}" $(gop 30) -c:a aac -b:a 64k -f mpegts aac.ts
+# mp2.ts: H.264 + MPEG-1 Layer II (ffmpeg's default audio in MPEG-TS), 4 s.
+"${FF[@]}" -f lavfi -i "$(vsrc 4)" -f lavfi -i "$(asrc 4)" "${X264[@]}" $(gop 30) -c:a mp2 -b:a 128k -f mpegts mp2.ts
+# ac3.ts: H.264 + AC-3 5.1 (broadcast contribution), 4 s.
+"${FF[@]}" -f lavfi -i "$(vsrc 4)" -f lavfi -i "$(asrc 4)" "${X264[@]}" $(gop 30) -c:a ac3 -ac 6 -b:a 384k -f mpegts ac3.ts
 # wrap.ts: H.264 + Opus whose PTS crosses 2^33 (at 95443.717 s) about 0.7 s in, 4 s.
 "${FF[@]}" -f lavfi -i "$(vsrc 4)" -f lavfi -i "$(asrc 4)" "${X264[@]}" $(gop 30) "${OPUS[@]}" -muxdelay 0 -muxpreload 0 -output_ts_offset 95443 -f mpegts wrap.ts
 # gop4.ts: H.264 with a 4 s GOP + Opus, 10 s.
@@ -37,7 +41,7 @@ tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 cat "$tmp/a.ts" "$tmp/b.ts" > pmtchange.ts
 
 # Expected counts, as ffprobe sees them.
-for f in av video audio aac wrap gop4 pmtchange; do
+for f in av video audio aac mp2 ac3 wrap gop4 pmtchange; do
   v=$(ffprobe -v error -select_streams v -show_entries packet=flags -of compact "$f.ts" | grep -c '^packet|' || true)
   k=$(ffprobe -v error -select_streams v -show_entries packet=flags -of compact "$f.ts" | grep -c '^packet|flags=K' || true)
   a=$(ffprobe -v error -select_streams a -show_entries packet=pts -of compact "$f.ts" | grep -c '^packet|' || true)
