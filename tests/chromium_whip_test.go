@@ -3,7 +3,6 @@
 package tests
 
 import (
-	"context"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -11,9 +10,6 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/whepcast/whepcast/internal/piontest"
-	"github.com/whepcast/whepcast/pkg/bus"
-	"github.com/whepcast/whepcast/pkg/ingest"
 	"github.com/whepcast/whepcast/pkg/ingest/whip"
 )
 
@@ -26,22 +22,7 @@ func TestChromiumPublishesOverWHIP(t *testing.T) {
 	connect := whepBus(t)
 	nodeURL := whepNode(t, connect(), nil)
 
-	pubs, err := ingest.NewPublications(ingest.Config{
-		NewPublisher: ingest.BusPublishers(connect(), bus.PublisherConfig{Stream: bus.StreamConfig{Storage: bus.StorageMemory}}),
-		Logger:       whepLogger(),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer scancel()
-		if err := pubs.Shutdown(sctx); err != nil {
-			t.Error(err)
-		}
-	})
-	se := piontest.Loopback()
-	h := whip.NewHandler(pubs, whip.Config{SettingEngine: &se, Logger: whepLogger()})
+	h := whipHandler(t, connect())
 	mux := http.NewServeMux()
 	mux.Handle(whip.PublishPrefix, whip.PublishPage())
 	srv := httptest.NewServer(h.InFrontOf(mux))

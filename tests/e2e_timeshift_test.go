@@ -5,7 +5,9 @@ package tests
 import (
 	"context"
 	"net/http"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -101,6 +103,8 @@ func TestE2ETimeShift(t *testing.T) {
 	v := newRTPViewer(t)
 	posted := time.Now()
 	whepPlay(t, ctx, s.nodeURL, stream+"?start=-12s", v.whepClient)
+	// While it plays, a clip of the same ended stream from the node.
+	checkClip(t, ctx, s.nodeURL+"/export/"+stream+".ts?from=-15s&to=-5s", 10*time.Second)
 	select {
 	case <-v.closed:
 	case <-time.After(30 * time.Second):
@@ -130,5 +134,43 @@ func TestE2ETimeShift(t *testing.T) {
 	}
 	if want := int(media.Seconds() * 50); ac.units < want*90/100 {
 		t.Fatalf("%d audio packets over %s, want about %d", ac.units, media, want)
+	}
+}
+
+// checkClip GETs an MPEG-TS clip and has ffprobe decode it: no error, the
+// first video frame a keyframe, and about want of video (±1.5 s).
+func checkClip(t *testing.T, ctx context.Context, url string, want time.Duration) {
+	t.Helper()
+	code, body, err := proctest.Get(ctx, url)
+	if err != nil || code != http.StatusOK {
+		t.Fatalf("GET %s: %d %v %.200q", url, code, err, body)
+	}
+	file := filepath.Join(t.TempDir(), "clip.ts")
+	if err := os.WriteFile(file, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.CommandContext(ctx, "ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0",
+		"-show_entries", "stream=codec_name,nb_read_frames:frame=key_frame", "-read_intervals", "%+#1",
+		"-of", "default=nw=1", file).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "codec_name=h264") || !strings.Contains(string(out), "key_frame=1") {
+		t.Fatalf("ffprobe of the clip: %v, want an H.264 keyframe first:\n%s", err, out)
+	}
+	out, err = exec.CommandContext(ctx, "ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0",
+		"-show_entries", "stream=nb_read_frames", "-of", "csv=p=0", file).CombinedOutput()
+	// The stream is listed once under its program and once on its own.
+	text := strings.TrimSpace(string(out))
+	fields := strings.Fields(text)
+	if len(fields) == 0 {
+		t.Fatalf("ffprobe of the clip: %v: no frame count", err)
+	}
+	frames, perr := strconv.Atoi(fields[len(fields)-1])
+	if err != nil || perr != nil || strings.Contains(text, "rror") {
+		t.Fatalf("ffprobe of the clip: %v %v: %q", err, perr, text)
+	}
+	// The source is 30 fps.
+	got := time.Duration(frames) * time.Second / 30
+	t.Logf("clip %s: %d bytes, %d video frames (%s)", url, len(body), frames, got)
+	if got < want-1500*time.Millisecond || got > want+1500*time.Millisecond {
+		t.Fatalf("clip of %s of video, want about %s", got, want)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/whepcast/whepcast/internal/piontest"
@@ -26,22 +27,7 @@ func TestWHIPPublisherPlaysThroughANode(t *testing.T) {
 	connect := whepBus(t)
 	nodeURL := whepNode(t, connect(), nil)
 
-	pubs, err := ingest.NewPublications(ingest.Config{
-		NewPublisher: ingest.BusPublishers(connect(), bus.PublisherConfig{Stream: bus.StreamConfig{Storage: bus.StorageMemory}}),
-		Logger:       whepLogger(),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer scancel()
-		if err := pubs.Shutdown(sctx); err != nil {
-			t.Error(err)
-		}
-	})
-	se := piontest.Loopback()
-	h := whip.NewHandler(pubs, whip.Config{SettingEngine: &se, Logger: whepLogger()})
+	h := whipHandler(t, connect())
 	srv := httptest.NewServer(h)
 	t.Cleanup(func() {
 		srv.Close()
@@ -77,4 +63,27 @@ func TestWHIPPublisherPlaysThroughANode(t *testing.T) {
 	if resp, body := whepDo(t, ctx, http.MethodDelete, srv.URL+whipLoc, nil, ""); resp.StatusCode != http.StatusOK {
 		t.Fatalf("WHIP DELETE = %d %q", resp.StatusCode, body)
 	}
+}
+
+// whipHandler is a WHIP ingest whose publications (memory storage) publish
+// on nc; the cleanup shuts the publications down.
+func whipHandler(t *testing.T, nc *nats.Conn) *whip.Handler {
+	t.Helper()
+	pubs, err := ingest.NewPublications(ingest.Config{
+		NewPublisher: ingest.BusPublishers(nc, bus.PublisherConfig{Stream: bus.StreamConfig{Storage: bus.StorageMemory}}),
+		Logger:       whepLogger(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer scancel()
+		if err := pubs.Shutdown(sctx); err != nil {
+			t.Error(err)
+		}
+	})
+	se := piontest.Loopback()
+	h := whip.NewHandler(pubs, whip.Config{SettingEngine: &se, Logger: whepLogger()})
+	return h
 }

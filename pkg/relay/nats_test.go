@@ -110,6 +110,20 @@ func (f feed) start(t testing.TB, p *bus.Publisher) <-chan error {
 	return done
 }
 
+// startMarked starts f (see start) and returns once its first f.mark video
+// frames are published, failing the test after 20 s.
+func (f feed) startMarked(t testing.TB, p *bus.Publisher) <-chan error {
+	t.Helper()
+	f.marked = make(chan struct{})
+	done := f.start(t, p)
+	select {
+	case <-f.marked:
+	case <-time.After(20 * time.Second):
+		t.Fatal("publisher did not get there")
+	}
+	return done
+}
+
 // busAnnouncement is the bus announcement of the first PMT of events.
 func busAnnouncement(name string, epoch uint64, events []event) bus.Announcement {
 	for _, e := range events {

@@ -135,13 +135,7 @@ func TestBusPeerConnectionLateJoiner(t *testing.T) {
 	r := newBusRelay(t, Config{Conn: nc})
 	ann := busAnnouncement("late", 1, events)
 	// Join 1.5 s into the first 4 s GOP.
-	marked := make(chan struct{})
-	done := feed{events: events, speed: 1, mark: 45, marked: marked}.start(t, pub)
-	select {
-	case <-marked:
-	case <-time.After(20 * time.Second):
-		t.Fatal("publisher did not get there")
-	}
+	done := feed{events: events, speed: 1, mark: 45}.startMarked(t, pub)
 	v, err := r.Join(waitCtx(t, 10*time.Second), ann, Want{Video: true, Audio: true})
 	if err != nil {
 		t.Fatal(err)

@@ -185,13 +185,7 @@ func TestTimeShiftSurvivesReconnect(t *testing.T) {
 		return subscribeLog(ctx, logConfig{conn: nc, catalog: cat, logger: r.log, endIdle: time.Second}, name, at, handler)
 	}
 	ann := busAnnouncement("resume", 1, loop)
-	marked := make(chan struct{})
-	done := feed{events: loop, speed: 2, mark: 240, marked: marked}.start(t, pub) // 4 s in
-	select {
-	case <-marked:
-	case <-time.After(20 * time.Second):
-		t.Fatal("publisher did not get there")
-	}
+	done := feed{events: loop, speed: 2, mark: 240}.startMarked(t, pub) // 4 s in
 	v, err := r.JoinAt(waitCtx(t, 10*time.Second), ann, Want{Video: true, Audio: true}, time.Now().Add(-4*time.Second))
 	if err != nil {
 		t.Fatal(err)
@@ -258,13 +252,7 @@ func TestSeekBackAndToLiveKeepsRTPContinuous(t *testing.T) {
 		return subscribeLog(ctx, logConfig{conn: nc, catalog: cat, logger: r.log, endIdle: time.Second}, name, at, handler)
 	}
 	ann := busAnnouncement("seek", 1, loop)
-	marked := make(chan struct{})
-	done := feed{events: loop, speed: 2, mark: 150, marked: marked}.start(t, pub) // 2.5 s in
-	select {
-	case <-marked:
-	case <-time.After(20 * time.Second):
-		t.Fatal("publisher did not get there")
-	}
+	done := feed{events: loop, speed: 2, mark: 150}.startMarked(t, pub) // 2.5 s in
 	v, err := r.Join(waitCtx(t, 10*time.Second), ann, Want{Video: true, Audio: true})
 	if err != nil {
 		t.Fatal(err)
@@ -386,13 +374,7 @@ func TestSeekRacesClose(t *testing.T) {
 	pub := newPublisher(t, nc, "race", 1)
 	r := newBusRelay(t, Config{Conn: nc})
 	ann := busAnnouncement("race", 1, events)
-	marked := make(chan struct{})
-	done := feed{events: events, speed: 2, mark: 60, marked: marked}.start(t, pub)
-	select {
-	case <-marked:
-	case <-time.After(20 * time.Second):
-		t.Fatal("publisher did not get there")
-	}
+	done := feed{events: events, speed: 2, mark: 60}.startMarked(t, pub)
 	v, err := r.Join(waitCtx(t, 10*time.Second), ann, Want{Video: true, Audio: true})
 	if err != nil {
 		t.Fatal(err)
