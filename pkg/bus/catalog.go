@@ -43,6 +43,9 @@ type IngestStats struct {
 	// Protocol is the ingest protocol of the publication (http, udp, srt,
 	// rtmp; empty when not told).
 	Protocol string `json:"protocol,omitempty"`
+	// Publisher is the publisher's address (host:port as the ingest saw
+	// it), for operators; empty when not told.
+	Publisher string `json:"publisher,omitempty"`
 }
 
 // CatalogEntry is the value of a stream's key in CatalogBucket.

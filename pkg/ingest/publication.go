@@ -85,6 +85,7 @@ func (s *publication) ingestStats() bus.IngestStats {
 		DecodeErrors: s.decodeErrs.Load(),
 		PublishErrs:  s.pubErrs.Load(),
 		Protocol:     s.src.Kind,
+		Publisher:    s.src.Remote,
 	}
 }
 

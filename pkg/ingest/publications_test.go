@@ -21,7 +21,7 @@ func TestIngestPublishesEverything(t *testing.T) {
 	f := newFakeFactory()
 	ps, m := newTestPublications(t, f)
 
-	sum, err := ps.Ingest(t.Context(), "cam1", Source{Kind: "test", Body: bytes.NewReader(data)})
+	sum, err := ps.Ingest(t.Context(), "cam1", Source{Kind: "test", Remote: "192.0.2.7:51234", Body: bytes.NewReader(data)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +45,7 @@ func TestIngestPublishesEverything(t *testing.T) {
 			keys++
 		}
 	}
-	wantStats := bus.IngestStats{Bytes: uint64(len(data)), Frames: uint64(len(want.Frames)), Keyframes: keys, Protocol: "test"}
+	wantStats := bus.IngestStats{Bytes: uint64(len(data)), Frames: uint64(len(want.Frames)), Keyframes: keys, Protocol: "test", Publisher: "192.0.2.7:51234"}
 	if len(stats) == 0 || stats[len(stats)-1] != wantStats {
 		t.Fatalf("last ingest stats %+v, want %+v", stats, wantStats)
 	}

@@ -36,7 +36,7 @@ func (f fixedRetention) Oldest(_ context.Context, stream string) (time.Time, err
 func listFixture() (*fakeLister, Options, time.Time) {
 	demo := avEntry("demo")
 	demo.Started, demo.Updated = t0, t0.Add(4*time.Second)
-	demo.Stats.Bytes, demo.Stats.Protocol = 1_000_000, "srt"
+	demo.Stats.Bytes, demo.Stats.Protocol, demo.Stats.Publisher = 1_000_000, "srt", "192.0.2.7:51234"
 	cam := aacEntry("cam")
 	cam.Stats.DecodeErrors, cam.Stats.PublishErrs = 3, 1
 	now := t0.Add(5 * time.Second)
@@ -79,6 +79,9 @@ func TestStreamListFields(t *testing.T) {
 		if !strings.Contains(body, s) {
 			t.Errorf("JSON lacks %s: %s", s, body)
 		}
+	}
+	if strings.Contains(body, "192.0.2.7") {
+		t.Errorf("the publisher's address is listed to viewers: %s", body)
 	}
 	if strings.Contains(body, "thumbnail") {
 		t.Errorf("a thumbnail is listed, but none exists: %s", body)
