@@ -87,7 +87,7 @@ func viewOf(e bus.CatalogEntry, now time.Time) StreamView {
 		Started:  e.Started,
 		Updated:  e.Updated,
 		Tracks:   []TrackView{},
-		Stats:    e.Stats,
+		Stats:    publicStats(e.Stats),
 		Protocol: e.Stats.Protocol,
 		Now:      now,
 	}
@@ -254,4 +254,11 @@ func (h *handler) addRetention(ctx context.Context, v *StreamView) {
 	}
 	v.DVRFrom = &from
 	v.DVRSeconds = max(0, v.Now.Sub(from).Seconds())
+}
+
+// publicStats are the ingest counters a viewer may see: the publisher's
+// address is for operators (the catalog), never in the pages.
+func publicStats(s bus.IngestStats) bus.IngestStats {
+	s.Publisher = ""
+	return s
 }
