@@ -53,7 +53,7 @@ func newFakeStage(t *testing.T, max int) (*Stage, func(stream string, epoch uint
 	nc := natstest.EmbeddedConn(t)
 	s, err := New(nc, prometheus.NewRegistry(), Config{Mode: ModeAudio, FFmpeg: "true", MaxTranscodes: max})
 	if err != nil {
-		t.Skipf("no true(1) to stand for ffmpeg: %v", err)
+		t.Fatalf("true(1) stands for ffmpeg here: %v", err)
 	}
 	t.Cleanup(s.Close)
 	open := func(stream string, epoch uint64) (ingest.Publisher, *recordingPublisher) {

@@ -21,9 +21,6 @@ import (
 // and never writes anything is killed after the stall timeout and
 // restarted, with backoff; the restarts are counted.
 func TestStalledTranscoderIsRestarted(t *testing.T) {
-	if _, err := os.Stat("/bin/sh"); err != nil {
-		t.Skip("no /bin/sh")
-	}
 	script := filepath.Join(t.TempDir(), "stuck-ffmpeg")
 	if err := os.WriteFile(script, []byte("#!/bin/sh\n# reads its input, writes nothing, keeps its output open\ncat >/dev/null\n"), 0o755); err != nil {
 		t.Fatal(err)
