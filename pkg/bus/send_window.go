@@ -73,8 +73,8 @@ var errAbandoned = errors.New("abandoned in flight: JetStream acknowledged nothi
 // acknowledged or failed (a NATS error, the ack timeout, or abandon).
 type sendWindow struct {
 	js      jetstream.JetStream
-	slots   chan struct{} // one per message in flight
-	pending chan inFlight // to the ack reader, in publishing order
+	slots   chan struct{}   // one per message in flight
+	pending chan pendingAck // to the ack reader, in publishing order
 	onAck   func(m *nats.Msg)
 	onErr   func(m *nats.Msg, err error)
 	done    chan struct{} // the ack reader ended
@@ -83,7 +83,8 @@ type sendWindow struct {
 	cut chan struct{} // closed by abandon for the messages sent before it
 }
 
-type inFlight struct {
+// pendingAck is a message awaiting its acknowledgement, or abandon's marker.
+type pendingAck struct {
 	msg *nats.Msg
 	ack jetstream.PubAckFuture
 	cut <-chan struct{}
@@ -98,7 +99,7 @@ func newSendWindow(js jetstream.JetStream, size int, onAck func(*nats.Msg), onEr
 	w := &sendWindow{
 		js:      js,
 		slots:   make(chan struct{}, size),
-		pending: make(chan inFlight, size+1), // + abandon's marker
+		pending: make(chan pendingAck, size+1), // + abandon's marker
 		onAck:   onAck,
 		onErr:   onErr,
 		done:    make(chan struct{}),
@@ -136,7 +137,7 @@ func (w *sendWindow) publish(m *nats.Msg, deadline time.Time) error {
 	cut := w.cut
 	w.mu.Unlock()
 	// Never blocks: pending has room for as many messages as slots.
-	w.pending <- inFlight{msg: m, ack: ack, cut: cut}
+	w.pending <- pendingAck{msg: m, ack: ack, cut: cut}
 	return nil
 }
 
@@ -149,7 +150,7 @@ func (w *sendWindow) inFlight() int { return len(w.slots) }
 func (w *sendWindow) abandon() {
 	w.cutInFlight()
 	reached := make(chan struct{})
-	w.pending <- inFlight{reached: reached}
+	w.pending <- pendingAck{reached: reached}
 	<-reached
 }
 

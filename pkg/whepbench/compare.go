@@ -111,9 +111,7 @@ func (r *SideResult) summarize() {
 	for _, run := range r.Runs {
 		for _, p := range run.Servers {
 			r.CPUPerViewerMinute += p.CorePerUnit * 60
-			if p.Units > 0 {
-				r.RSSPerViewer += float64(p.RSSAfter-p.RSSBefore) / float64(p.Units)
-			}
+			r.RSSPerViewer += float64(p.RSSPerUnit)
 		}
 		ttff += run.TTFF.P50
 		r.SelfCores += run.Self.Cores

@@ -80,7 +80,7 @@ func TestCompareConfigErrors(t *testing.T) {
 func TestCompareReportText(t *testing.T) {
 	run := func(cores float64, rssGain int64, ttff time.Duration) LoadReport {
 		var r LoadReport
-		r.Servers = []ProcReport{{CorePerUnit: cores, Units: 10, RSSBefore: 100 << 20, RSSAfter: 100<<20 + 10*rssGain}}
+		r.Servers = []ProcReport{{CorePerUnit: cores, Units: 10, RSSBefore: 100 << 20, RSSAfter: 100<<20 + 10*rssGain, RSSPerUnit: rssGain}}
 		r.Connected = 10
 		r.TTFF.P50 = ttff
 		return r
