@@ -11,6 +11,11 @@ import (
 // The child's input is a minimal MPEG-TS of one audio program: PAT, PMT and
 // the source's PES payloads as they came off the bus, with their PTS (on
 // the 33-bit clock), so that ffmpeg keeps the source timeline (-copyts).
+// It is written here rather than with mediacommon's mpegts.Writer (which
+// pkg/export uses): that writer re-frames the audio (AAC from access units
+// and one fixed AudioSpecificConfig, so a config change means a new
+// writer) and refuses MPEG-2 audio, while the bus already carries whole PES
+// payloads that only need a header.
 
 const (
 	tsPacketSize = 188
