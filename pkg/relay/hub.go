@@ -86,6 +86,8 @@ type hubConfig struct {
 	// lost is called when the hub stops delivering on its own (its
 	// subscription failed or ended), so that the next Join gets a new hub.
 	lost func(*hub)
+	// keyframes asks the publisher for a keyframe (nil: never).
+	keyframes *keyframeRequester
 }
 
 // newHub returns the hub of the stream of ann; catState is the catalog's
@@ -414,6 +416,7 @@ func (h *hub) startLocked(v *Viewer) []*frame {
 		}
 	}
 	v.needKey = true
+	h.askKeyframe()
 	return nil
 }
 

@@ -157,6 +157,8 @@ type Relay struct {
 
 	catalogStop func()
 	catalogDone chan struct{}
+
+	keyframes *keyframeRequester // nil: no keyframe requests (tests)
 }
 
 // New returns a Relay. It returns an error wrapping ErrInvalidConfig when
@@ -179,6 +181,7 @@ func New(cfg Config) (*Relay, error) {
 	r.subscribeAt = func(ctx context.Context, name string, at time.Time, handler func(bus.Message)) (subscription, error) {
 		return subscribeLog(ctx, logConfig{conn: conn, catalog: catalog, logger: r.log, endIdle: r.cfg.EndGrace}, name, at, handler)
 	}
+	r.keyframes = newKeyframeRequester(conn, r.log)
 	return r, nil
 }
 
@@ -379,6 +382,7 @@ func (r *Relay) hubConfig() hubConfig {
 		subscribe:         r.subscribe,
 		subscribed:        func(delta int) { r.subs.Add(int64(delta)) },
 		lost:              r.forget,
+		keyframes:         r.keyframes,
 	}
 }
 
