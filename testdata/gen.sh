@@ -29,6 +29,9 @@ gop() { echo "-g $1 -keyint_min $1"; }
 "${FF[@]}" -f lavfi -i "$(vsrc 4)" -f lavfi -i "$(asrc 4)" "${X264[@]}" $(gop 30) -c:a mp2 -b:a 128k -f mpegts mp2.ts
 # ac3.ts: H.264 + AC-3 5.1 (broadcast contribution), 4 s.
 "${FF[@]}" -f lavfi -i "$(vsrc 4)" -f lavfi -i "$(asrc 4)" "${X264[@]}" $(gop 30) -c:a ac3 -ac 6 -b:a 384k -f mpegts ac3.ts
+# hevc.ts: H.265 Main (libx265, 1 s GOP, no B-frames) + Opus, 4 s: sent as is to viewers that offer H.265.
+X265=(-c:v libx265 -preset veryfast -tune zerolatency -pix_fmt yuv420p -b:v 250k -x265-params "keyint=30:min-keyint=30:bframes=0:scenecut=0:log-level=error")
+"${FF[@]}" -f lavfi -i "$(vsrc 4)" -f lavfi -i "$(asrc 4)" "${X265[@]}" "${OPUS[@]}" -f mpegts hevc.ts
 # wrap.ts: H.264 + Opus whose PTS crosses 2^33 (at 95443.717 s) about 0.7 s in, 4 s.
 "${FF[@]}" -f lavfi -i "$(vsrc 4)" -f lavfi -i "$(asrc 4)" "${X264[@]}" $(gop 30) "${OPUS[@]}" -muxdelay 0 -muxpreload 0 -output_ts_offset 95443 -f mpegts wrap.ts
 # gop4.ts: H.264 with a 4 s GOP + Opus, 10 s.
@@ -41,7 +44,7 @@ tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 cat "$tmp/a.ts" "$tmp/b.ts" > pmtchange.ts
 
 # Expected counts, as ffprobe sees them.
-for f in av video audio aac mp2 ac3 wrap gop4 pmtchange; do
+for f in av video audio aac mp2 ac3 hevc wrap gop4 pmtchange; do
   v=$(ffprobe -v error -select_streams v -show_entries packet=flags -of compact "$f.ts" | grep -c '^packet|' || true)
   k=$(ffprobe -v error -select_streams v -show_entries packet=flags -of compact "$f.ts" | grep -c '^packet|flags=K' || true)
   a=$(ffprobe -v error -select_streams a -show_entries packet=pts -of compact "$f.ts" | grep -c '^packet|' || true)

@@ -6,7 +6,8 @@ import (
 
 // announcer turns the tracks and the access units of the program spans into
 // Sink calls: it holds frames until their announcement is out, fills in
-// H.264 profile-level-ids, and re-announces when the tracks change.
+// H.264 profile-level-ids and H.265 profiles, and re-announces when the
+// tracks change.
 type announcer struct {
 	h     Sink
 	stats *counters
@@ -15,6 +16,7 @@ type announcer struct {
 
 	tracks    []Track
 	h264      map[uint16]*h264State
+	h265      map[uint16]*h265State
 	announced bool
 
 	// While not announced: frames held back, and the first PTS seen.
@@ -29,28 +31,37 @@ type announcer struct {
 }
 
 func newAnnouncer(h Sink, stats *counters, bad func(error)) *announcer {
-	return &announcer{h: h, stats: stats, bad: bad, h264: map[uint16]*h264State{}}
+	return &announcer{h: h, stats: stats, bad: bad, h264: map[uint16]*h264State{}, h265: map[uint16]*h265State{}}
 }
 
 // setTracks starts a new PMT's tracks. Anything still held for the previous
 // tracks is announced and delivered first. The H.264 state of a PID that
-// stays H.264 is kept (SPS, PPS, keyframe seen, profile-level-id).
+// stays H.264 is kept (SPS, PPS, keyframe seen, profile-level-id), and so is
+// that of a PID that stays H.265.
 func (a *announcer) setTracks(tracks []Track) error {
 	if err := a.flush(); err != nil {
 		return err
 	}
-	prev := a.h264
+	prev, prev265 := a.h264, a.h265
 	a.h264 = make(map[uint16]*h264State, len(tracks))
+	a.h265 = make(map[uint16]*h265State, len(tracks))
 	for i := range tracks {
-		if tracks[i].Codec != CodecH264 {
-			continue
+		switch tracks[i].Codec {
+		case CodecH264:
+			st := prev[tracks[i].PID]
+			if st == nil {
+				st = &h264State{}
+			}
+			a.h264[tracks[i].PID] = st
+			tracks[i].ProfileLevelID = st.profileLevelID
+		case CodecH265:
+			st := prev265[tracks[i].PID]
+			if st == nil {
+				st = &h265State{}
+			}
+			a.h265[tracks[i].PID] = st
+			setH265Profile(&tracks[i], st.profile)
 		}
-		st := prev[tracks[i].PID]
-		if st == nil {
-			st = &h264State{}
-		}
-		a.h264[tracks[i].PID] = st
-		tracks[i].ProfileLevelID = st.profileLevelID
 	}
 	a.tracks = tracks
 	a.announced = false
@@ -67,12 +78,12 @@ func (a *announcer) flush() error {
 	return a.maybeAnnounce(true)
 }
 
-// maybeAnnounce announces when every H.264 track has a profile-level-id, or
-// when force is set.
+// maybeAnnounce announces when every H.264 track has a profile-level-id and
+// every H.265 track a profile, or when force is set.
 func (a *announcer) maybeAnnounce(force bool) error {
 	if !force {
 		for _, t := range a.tracks {
-			if t.Codec == CodecH264 && t.ProfileLevelID == "" {
+			if t.Codec == CodecH264 && t.ProfileLevelID == "" || t.Codec == CodecH265 && t.ProfileID == 0 {
 				return nil
 			}
 		}
@@ -160,6 +171,35 @@ func (a *announcer) onH264(pid uint16, rawPTS, rawDTS int64, au [][]byte) error 
 				a.tracks[i].ProfileLevelID = st.profileLevelID
 			}
 		}
+	}
+	return a.onVideo(pid, CodecH264, pts, dts, data, key, plidChanged, err)
+}
+
+// onH265 handles one access unit of an H.265 track, as NAL units (raw
+// 33-bit timestamps).
+func (a *announcer) onH265(pid uint16, rawPTS, rawDTS int64, au [][]byte) error {
+	dts := a.clock.unwrap(rawDTS)
+	pts := a.clock.unwrap(rawPTS)
+	st := a.h265[pid]
+	if st == nil {
+		return nil
+	}
+	data, key, changed, err := st.accessUnit(au)
+	if changed {
+		for i := range a.tracks {
+			if a.tracks[i].PID == pid {
+				setH265Profile(&a.tracks[i], st.profile)
+			}
+		}
+	}
+	return a.onVideo(pid, CodecH265, pts, dts, data, key, changed, err)
+}
+
+// onVideo announces again when the track's parameters changed, then emits
+// the access unit data of a video track (unwrapped timestamps), or reports
+// err, which dropped it.
+func (a *announcer) onVideo(pid uint16, codec Codec, pts, dts int64, data []byte, key, changed bool, err error) error {
+	if changed {
 		if a.announced {
 			if err := a.announce(); err != nil {
 				return err
@@ -178,12 +218,17 @@ func (a *announcer) onH264(pid uint16, rawPTS, rawDTS int64, au [][]byte) error 
 	return a.emit(Frame{
 		PID:   pid,
 		Kind:  KindVideo,
-		Codec: CodecH264,
+		Codec: codec,
 		PTS:   pts,
 		DTS:   dts,
 		Key:   key,
 		Data:  data,
 	})
+}
+
+// setH265Profile records p in the H.265 track t.
+func setH265Profile(t *Track, p h265Profile) {
+	t.ProfileID, t.TierFlag, t.LevelID = p.profileID, p.tierFlag, p.levelID
 }
 
 // onOpus handles the Opus packets of one PES (raw 33-bit PTS).

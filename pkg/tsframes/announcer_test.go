@@ -208,7 +208,7 @@ func TestAnnouncesEveryCodec(t *testing.T) {
 	}
 	want := []Track{
 		{PID: 256, Kind: KindVideo, Codec: CodecH264, WebRTC: true}, // no SPS seen: no profile-level-id
-		{PID: 257, Kind: KindVideo, Codec: CodecH265},
+		{PID: 257, Kind: KindVideo, Codec: CodecH265, WebRTC: true}, // to viewers that offer H.265
 		{PID: 258, Kind: KindVideo, Codec: CodecMPEG12Video},
 		{PID: 259, Kind: KindVideo, Codec: CodecMPEG4Video},
 		{PID: 260, Kind: KindAudio, Codec: CodecMPEGAudio},
@@ -217,7 +217,7 @@ func TestAnnouncesEveryCodec(t *testing.T) {
 		{PID: 263, Kind: KindData, Codec: CodecKLV},
 		{PID: 264, Kind: KindData, Codec: CodecUnknown},
 	}
-	// The announcement waits for the H.264 SPS; the input ends first.
+	// The announcement waits for the H.264 and H.265 SPS; the input ends first.
 	if len(res.anns) != 1 || len(res.anns[0].Tracks) != len(want) {
 		t.Fatalf("announcements %+v", res.anns)
 	}

@@ -13,8 +13,9 @@ const (
 // Codec names an elementary stream's codec as announced.
 type Codec string
 
-// Codecs that can appear in an announcement. Only CodecH264 and CodecOpus are
-// carried by WebRTC in whepcast; the others are announced with WebRTC false.
+// Codecs that can appear in an announcement. Only CodecH264, CodecH265 (to
+// viewers that offer it) and CodecOpus are carried by WebRTC in whepcast; the
+// others are announced with WebRTC false.
 const (
 	CodecH264        Codec = "H264"
 	CodecH265        Codec = "H265"
@@ -36,7 +37,7 @@ type Track struct {
 	Kind  Kind   `json:"kind"`
 	Codec Codec  `json:"codec"`
 	// WebRTC is true when whepcast can send this codec over WebRTC
-	// (H.264 and Opus).
+	// (H.264, Opus, and H.265 to viewers that offer it).
 	WebRTC bool `json:"webrtc"`
 	// Channels is the audio channel count, when known.
 	Channels int `json:"channels,omitempty"`
@@ -45,6 +46,13 @@ type Track struct {
 	// ProfileLevelID is the H.264 profile-level-id (6 hex digits, as in
 	// SDP fmtp), filled in once an SPS of the track has been seen.
 	ProfileLevelID string `json:"profile_level_id,omitempty"`
+	// ProfileID, TierFlag and LevelID are the H.265 general_profile_idc,
+	// general_tier_flag and general_level_idc (as in SDP fmtp profile-id,
+	// tier-flag and level-id, RFC 7798), filled in once an SPS of the track
+	// has been seen.
+	ProfileID int `json:"profile_id,omitempty"`
+	TierFlag  int `json:"tier_flag,omitempty"`
+	LevelID   int `json:"level_id,omitempty"`
 	// DerivedFrom is the PID of the track this one is made from by a
 	// transcoding stage (docs/transcoding.md); 0 for a track of the source.
 	DerivedFrom uint16 `json:"derived_from,omitempty"`
@@ -67,8 +75,9 @@ type Frame struct {
 	// Duration is the frame duration on the 90 kHz clock for audio
 	// (from the Opus TOC); 0 for video.
 	Duration int64
-	// Key is true for a video access unit that starts with an IDR; such an
-	// access unit always carries SPS and PPS before the IDR.
+	// Key is true for a video access unit that starts with an IDR (H.264)
+	// or an IRAP picture (H.265, NAL unit types 16 to 21); such an access
+	// unit always carries SPS and PPS (and for H.265 VPS) before it.
 	Key bool
 	// Data is an Annex-B access unit (video) or one Opus packet (audio);
 	// for source audio (Options.SourceAudio) the payload of one PES.

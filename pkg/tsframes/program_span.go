@@ -14,7 +14,7 @@ import (
 // A program span is the part of the stream under one PMT content (from a
 // PMT to the next PMT whose content differs). programSpan demuxes it: it
 // has mediacommon describe the tracks (see feeder), announces them, then
-// assembles the PES of the H.264 and Opus streams itself and turns them into
+// assembles the PES of the H.264, H.265 and Opus streams itself and turns them into
 // frames, until the input ends or the PMT content changes. In that case it
 // drains: it goes on assembling the PES still in progress (so that they
 // complete, at their PES_packet_length or next start) while it sets the
@@ -33,7 +33,7 @@ type programSpan struct {
 	changed bool
 	srcErr  error // sticky error of the input
 
-	streams []*pesStream // H.264 and Opus streams (and source audio), by PID
+	streams []*pesStream // H.264, H.265 and Opus streams (and source audio), by PID
 	// sourceAudio is Options.SourceAudio.
 	sourceAudio bool
 	media       pidSet
@@ -138,6 +138,8 @@ func (d *Demuxer) runSpan(in *input, ann *announcer) error {
 		switch t.Codec.(type) {
 		case *codecs.H264:
 			s.addStream(t.PID, CodecH264)
+		case *codecs.H265:
+			s.addStream(t.PID, CodecH265)
 		case *codecs.Opus:
 			s.addStream(t.PID, CodecOpus)
 		case *codecs.MPEG4Audio, *codecs.MPEG1Audio, *codecs.AC3, *codecs.EAC3:
@@ -206,7 +208,7 @@ func (s *programSpan) run() error {
 	}
 }
 
-// route assembles a packet of an H.264 or Opus stream; the packets of the
+// route assembles a packet of an H.264, H.265 or Opus stream; the packets of the
 // other streams are ignored. It returns only errSink.
 func (s *programSpan) route(pkt []byte) error {
 	st := s.stream(pid(pkt))
@@ -276,6 +278,13 @@ func (s *programSpan) complete(st *pesStream) error {
 			au = au[1:]
 		}
 		return s.ann.onH264(st.pid, pts, dts, au)
+	case CodecH265:
+		var au h264.AnnexB // the same byte stream format (H.265 Annex B)
+		if err := au.Unmarshal(data); err != nil {
+			s.in.bad(fmt.Errorf("%w: PID %d: %w", ErrDemux, st.pid, err))
+			return nil
+		}
+		return s.ann.onH265(st.pid, pts, dts, au)
 	case CodecOpus:
 		if pts != dts {
 			s.in.bad(fmt.Errorf("%w: PID %d: Opus PES with a DTS other than its PTS", ErrDemux, st.pid))

@@ -9,14 +9,14 @@ import (
 const opusSampleRate = 48000
 
 // trackOf describes a track found by mediacommon's reader as announced.
-// Every codec is announced; only H.264 and Opus have WebRTC set.
+// Every codec is announced; only H.264, H.265 and Opus have WebRTC set.
 func trackOf(t *mpegts.Track) Track {
 	tr := Track{PID: t.PID, Kind: KindData, Codec: CodecUnknown}
 	switch c := t.Codec.(type) {
 	case *codecs.H264:
 		tr.Kind, tr.Codec, tr.WebRTC = KindVideo, CodecH264, true
 	case *codecs.H265:
-		tr.Kind, tr.Codec = KindVideo, CodecH265
+		tr.Kind, tr.Codec, tr.WebRTC = KindVideo, CodecH265, true
 	case *codecs.MPEG4Video:
 		tr.Kind, tr.Codec = KindVideo, CodecMPEG4Video
 	case *codecs.MPEG1Video:

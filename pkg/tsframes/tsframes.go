@@ -1,10 +1,10 @@
 // Package tsframes reads a live MPEG-TS byte stream and turns it into track
-// announcements and frames (H.264 access units and Opus packets), the first
+// announcements and frames (H.264 and H.265 access units and Opus packets), the first
 // step of whepcast's data path. A Demuxer follows the first program of the
 // PAT; each program span (the stream under one PMT content) is announced to
 // the Sink before any of its frames, which come in stream order with
 // unwrapped 90 kHz timestamps on one timeline, keyframes carrying their SPS
-// and PPS, and are owned by the receiver.
+// and PPS (and VPS for H.265), and are owned by the receiver.
 //
 // Bad input never stops Run or makes it panic: what cannot be decoded is
 // dropped, counted in Stats and reported through Options.OnDecodeError; memory
@@ -23,7 +23,7 @@ const (
 	// for an SPS; older ones are dropped beyond it.
 	MaxHeldFrames = 1024
 	// AnnounceTimeout is how much media time (90 kHz) an announcement waits
-	// for the SPS of every H.264 track.
+	// for the SPS of every H.264 and H.265 track.
 	AnnounceTimeout = 2 * 90000
 	// DrainLimit is how many packets of a new PMT are set aside while the
 	// PES in progress of the previous one complete.
