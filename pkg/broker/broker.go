@@ -231,7 +231,7 @@ func Start(ctx context.Context, cfg *config.Broker, logger *slog.Logger, opts Op
 	h := ingestHTTP.InFrontOf(mux)
 	// WHIP (POST /whip/{stream}) and its browser page, on the same port.
 	mux.Handle(whip.PublishPrefix, whip.PublishPage())
-	h = b.proto.newWHIP(cfg, b.reg, ingestLog).InFrontOf(h)
+	h = b.proto.newWHIP(cfg, b.reg, b.nc, ingestLog).InFrontOf(h)
 	b.handler.Store(&h)
 
 	runCtx, cancel := context.WithCancel(ctx)

@@ -7,10 +7,12 @@ import (
 	"log/slog"
 	"net"
 
+	"github.com/nats-io/nats.go"
 	"github.com/pion/webrtc/v4"
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/whepcast/whepcast/pkg/bus"
 	"github.com/whepcast/whepcast/pkg/config"
 	"github.com/whepcast/whepcast/pkg/ingest"
 	"github.com/whepcast/whepcast/pkg/ingest/rtmp"
@@ -28,11 +30,19 @@ type protocolIngests struct {
 	whip *whip.Handler
 }
 
-// newWHIP creates the WHIP handler: the ingest tokens and idle timeout, and
-// the WHEP side's public IPs announced as its host candidates.
-func (p *protocolIngests) newWHIP(cfg *config.Broker, pubs *ingest.Publications, logger *slog.Logger) *whip.Handler {
+// newWHIP creates the WHIP handler: the ingest tokens and idle timeout, the
+// viewers' keyframe requests on nc, and the WHEP side's public IPs
+// announced as its host candidates.
+func (p *protocolIngests) newWHIP(cfg *config.Broker, pubs *ingest.Publications, nc *nats.Conn, logger *slog.Logger) *whip.Handler {
 	wc := whip.Config{Tokens: cfg.IngestTokens, Idle: cfg.IngestIdle, AllowOrigin: cfg.WHEP.AllowOrigin,
-		Logger: logger.With("source", "whip")}
+		Logger: logger.With("source", "whip"),
+		KeyframeRequests: func(stream string, fn func()) (func(), error) {
+			sub, err := bus.SubscribeKeyframeRequests(nc, stream, fn)
+			if err != nil {
+				return nil, err
+			}
+			return func() { _ = sub.Unsubscribe() }, nil
+		}}
 	if len(cfg.WHEP.PublicIPs) > 0 {
 		se := &webrtc.SettingEngine{}
 		se.SetNAT1To1IPs(cfg.WHEP.PublicIPs, webrtc.ICECandidateTypeHost)

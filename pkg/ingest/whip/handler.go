@@ -66,6 +66,9 @@ type Config struct {
 	// it is asked for one (PLI). Browsers send keyframes only when asked,
 	// and a viewer starts at the last one. Default 2 s; negative: never.
 	KeyframeInterval time.Duration
+	// KeyframeRequests, when set, delivers the viewers' requests for a
+	// keyframe of a stream: each makes its publication send a PLI.
+	KeyframeRequests KeyframeRequests
 	// SettingEngine tunes the PeerConnections (ports, NAT 1:1 addresses,
 	// network types); nil uses pion's defaults.
 	SettingEngine *webrtc.SettingEngine

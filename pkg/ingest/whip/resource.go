@@ -174,6 +174,7 @@ func (h *Handler) run(res *resource) {
 		defer close(pliDone)
 		res.sendKeyframeRequests(stopPLI)
 	}()
+	stopRequests := res.listenKeyframeRequests(h.cfg.KeyframeRequests)
 	src := ingest.Source{
 		Kind: sourceKind, Remote: res.remote, Body: res.queue, Interrupt: res.queue.interrupt,
 		Frames: func(ctx context.Context, body io.Reader, sink tsframes.Sink) error {
@@ -182,6 +183,7 @@ func (h *Handler) run(res *resource) {
 	}
 	sum, err := h.pubs.Ingest(h.ctx, res.stream, src)
 	h.remove(res)
+	stopRequests()
 	close(stopPLI)
 	<-pliDone
 	_ = res.pc.Close()
