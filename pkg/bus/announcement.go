@@ -14,23 +14,30 @@ type Announcement struct {
 	Epoch  uint64           `json:"epoch"`
 	Tracks []tsframes.Track `json:"tracks"`
 	// Video and Audio are the PIDs of the tracks published on the bus (the
-	// first H.264 and the first Opus track), 0 when there is none.
+	// first H.264 track, else the first H.265 track; the first Opus track),
+	// 0 when there is none.
 	Video uint16 `json:"video_pid,omitempty"`
 	Audio uint16 `json:"audio_pid,omitempty"`
 }
 
 // NewAnnouncement builds the announcement of stream name in epoch from the
-// tracks of a PMT, selecting the first H.264 track as Video and the first
-// Opus track as Audio.
+// tracks of a PMT, selecting as Video the first H.264 track, or else the
+// first H.265 track, and the first Opus track as Audio.
 func NewAnnouncement(name string, epoch uint64, a tsframes.Announcement) Announcement {
 	out := Announcement{Stream: name, Epoch: epoch, Tracks: slices.Clone(a.Tracks)}
+	var h265 uint16
 	for _, t := range a.Tracks {
 		switch {
 		case t.Codec == tsframes.CodecH264 && out.Video == 0:
 			out.Video = t.PID
+		case t.Codec == tsframes.CodecH265 && h265 == 0:
+			h265 = t.PID
 		case t.Codec == tsframes.CodecOpus && out.Audio == 0:
 			out.Audio = t.PID
 		}
+	}
+	if out.Video == 0 {
+		out.Video = h265
 	}
 	return out
 }
