@@ -19,6 +19,8 @@ import (
 const (
 	payloadTypeH264    = 96
 	payloadTypeH264RTX = 97
+	payloadTypeH265    = 98
+	payloadTypeH265RTX = 99
 	payloadTypeOpus    = 111
 )
 
@@ -32,39 +34,99 @@ const (
 // baseline, level 3.1).
 const defaultProfileLevelID = "42e01f"
 
-// trackSet is what a stream sends over WebRTC: the comparison key of
-// "same tracks" across announcements and epochs.
+// trackSet is what a stream sends over WebRTC (to one viewer, or to the
+// viewers of one hub): the comparison key of "same tracks" across
+// announcements and epochs.
 type trackSet struct {
 	video bool
-	// profile is the normalized profile-level-id of the video track
+	// codec is the video codec: tsframes.CodecH264 or tsframes.CodecH265
+	// ("" without video).
+	codec tsframes.Codec
+	// profile is the normalized profile-level-id of an H.264 video track
 	// (6 lowercase hex digits; "" when the announcement had none yet).
 	profile string
-	audio   bool
+	// h265 is the profile-id, tier-flag and level-id of an H.265 video
+	// track (profile-id 0 when the announcement had none yet).
+	h265  h265Profile
+	audio bool
 }
 
-// trackSetOf returns the WebRTC tracks of ann: the bus carries at most one
-// H.264 track (ann.Video) and one Opus track (ann.Audio).
+// h265Profile is the SDP fmtp of an H.265 track (RFC 7798): profile-id,
+// tier-flag and level-id.
+type h265Profile struct{ profileID, tierFlag, levelID int }
+
+// videoTracks returns the video tracks the bus carries for ann, by codec:
+// the H.264 track when ann.Video is H.264, the H.265 track when ann.Video is
+// H.265 or is derived (by a transcoding stage) from an H.265 track.
+func videoTracks(ann bus.Announcement) (h264, h265 *tsframes.Track) {
+	if ann.Video == 0 {
+		return nil, nil
+	}
+	v, ok := ann.Track(ann.Video)
+	if !ok {
+		return nil, nil
+	}
+	switch v.Codec {
+	case tsframes.CodecH264:
+		h264 = &v
+		if v.DerivedFrom != 0 {
+			if src, ok := ann.Track(v.DerivedFrom); ok && src.Codec == tsframes.CodecH265 {
+				h265 = &src
+			}
+		}
+	case tsframes.CodecH265:
+		h265 = &v
+	}
+	return h264, h265
+}
+
+// trackSetOf returns the WebRTC tracks of ann for a viewer that takes the
+// default video codec: H.264 when the bus carries it, else H.265 (see
+// trackSetFor).
 func trackSetOf(ann bus.Announcement) trackSet {
+	return trackSetFor(ann, "")
+}
+
+// trackSetFor returns the WebRTC tracks of ann with video of codec c (""
+// picks H.264 when the bus carries it, else H.265): the bus carries at most
+// one Opus track (ann.Audio), one H.264 track and one H.265 track (see
+// videoTracks). The set has no video when ann has none of codec c.
+func trackSetFor(ann bus.Announcement, c tsframes.Codec) trackSet {
 	var s trackSet
-	for _, t := range ann.Tracks {
-		switch {
-		case ann.Video != 0 && t.PID == ann.Video && t.Codec == tsframes.CodecH264:
-			s.video = true
-			s.profile = normalizeProfileLevelID(t.ProfileLevelID)
-		case ann.Audio != 0 && t.PID == ann.Audio && t.Codec == tsframes.CodecOpus:
+	if ann.Audio != 0 {
+		if t, ok := ann.Track(ann.Audio); ok && t.Codec == tsframes.CodecOpus {
 			s.audio = true
 		}
+	}
+	h264, h265 := videoTracks(ann)
+	if c == "" {
+		c = tsframes.CodecH264
+		if h264 == nil {
+			c = tsframes.CodecH265
+		}
+	}
+	switch {
+	case c == tsframes.CodecH264 && h264 != nil:
+		s.video, s.codec = true, c
+		s.profile = normalizeProfileLevelID(h264.ProfileLevelID)
+	case c == tsframes.CodecH265 && h265 != nil:
+		s.video, s.codec = true, c
+		s.h265 = h265Profile{profileID: h265.ProfileID, tierFlag: h265.TierFlag, levelID: h265.LevelID}
 	}
 	return s
 }
 
 // sameAs reports whether a viewer negotiated for s can keep playing a
-// stream that now sends o: same kinds, and the same H.264 profile (profile_idc
-// and constraint flags; the level may differ, and an unknown profile matches
-// any).
+// stream that now sends o: same kinds and video codec, and the same H.264
+// profile (profile_idc and constraint flags; the level may differ, and an
+// unknown profile matches any) or H.265 profile-id and tier-flag.
 func (s trackSet) sameAs(o trackSet) bool {
-	if s.video != o.video || s.audio != o.audio {
+	if s.video != o.video || s.audio != o.audio || s.codec != o.codec {
 		return false
+	}
+	if s.codec == tsframes.CodecH265 {
+		return s.h265.profileID == 0 || o.h265.profileID == 0 ||
+			s.h265.profileID == o.h265.profileID && s.h265.tierFlag == o.h265.tierFlag
 	}
 	if s.profile == "" || o.profile == "" {
 		return true
@@ -72,9 +134,27 @@ func (s trackSet) sameAs(o trackSet) bool {
 	return s.profile[:4] == o.profile[:4]
 }
 
+// learn fills in what s did not know yet of o (same tracks): the H.264
+// profile, the H.265 profile.
+func (s *trackSet) learn(o trackSet) {
+	if s.profile == "" {
+		s.profile = o.profile
+	}
+	if s.h265.profileID == 0 {
+		s.h265 = o.h265
+	}
+}
+
 func (s trackSet) String() string {
 	var parts []string
-	if s.video {
+	switch {
+	case s.video && s.codec == tsframes.CodecH265:
+		p := "unknown"
+		if s.h265.profileID != 0 {
+			p = fmt.Sprintf("profile-id=%d,tier-flag=%d", s.h265.profileID, s.h265.tierFlag)
+		}
+		parts = append(parts, "H265/"+p)
+	case s.video:
 		p := s.profile
 		if p == "" {
 			p = "unknown"
@@ -133,6 +213,35 @@ func h264Capability(plid string) webrtc.RTPCodecCapability {
 	}
 }
 
+// h265Capability is the H.265 codec whepcast sends for profile p (RFC 7798
+// and draft-ietf-avtcore-hevc-webrtc: profile-id, tier-flag and level-id of
+// the stream, single RTP stream; Main profile, level 3.1 when p is not
+// known yet), with the same feedback as H.264.
+func h265Capability(p h265Profile) webrtc.RTPCodecCapability {
+	if p.profileID == 0 {
+		p = h265Profile{profileID: 1, levelID: 93}
+	}
+	return webrtc.RTPCodecCapability{
+		MimeType:  webrtc.MimeTypeH265,
+		ClockRate: videoClockRate,
+		SDPFmtpLine: fmt.Sprintf("level-id=%d;profile-id=%d;tier-flag=%d;tx-mode=SRST",
+			p.levelID, p.profileID, p.tierFlag),
+		RTCPFeedback: []webrtc.RTCPFeedback{
+			{Type: webrtc.TypeRTCPFBNACK},
+			{Type: webrtc.TypeRTCPFBNACK, Parameter: "pli"},
+			{Type: webrtc.TypeRTCPFBCCM, Parameter: "fir"},
+		},
+	}
+}
+
+// videoCapability is the video codec of s.
+func videoCapability(s trackSet) webrtc.RTPCodecCapability {
+	if s.codec == tsframes.CodecH265 {
+		return h265Capability(s.h265)
+	}
+	return h264Capability(s.profile)
+}
+
 // opusCapability is the Opus codec whepcast sends.
 func opusCapability() webrtc.RTPCodecCapability {
 	return webrtc.RTPCodecCapability{
@@ -143,7 +252,7 @@ func opusCapability() webrtc.RTPCodecCapability {
 	}
 }
 
-// rtxCapability is the RTX (RFC 4588) codec of the H.264 codec of payload
+// rtxCapability is the RTX (RFC 4588) codec of the video codec of payload
 // type apt.
 func rtxCapability(apt webrtc.PayloadType) webrtc.RTPCodecCapability {
 	return webrtc.RTPCodecCapability{
@@ -155,24 +264,35 @@ func rtxCapability(apt webrtc.PayloadType) webrtc.RTPCodecCapability {
 
 // RegisterCodecs registers in m the codecs to send for ann: H.264
 // (packetization-mode=1, the stream's normalized profile-level-id, default
-// 42e01f, level-asymmetry-allowed=1, NACK/PLI/FIR feedback) and its RTX
-// (RFC 4588; answered when the offer has it, and then retransmissions go on
-// the RTX SSRC) when the bus carries video, and Opus 48000/2
-// (minptime=10;useinbandfec=1) when it carries audio. It returns an error
-// wrapping ErrNoTracks when ann has neither.
+// 42e01f, level-asymmetry-allowed=1, NACK/PLI/FIR feedback) when the bus
+// carries H.264 video, H.265 (the stream's profile-id, tier-flag and
+// level-id, tx-mode=SRST, the same feedback) when it carries H.265, each
+// with its RTX (RFC 4588; answered when the offer has it, and then
+// retransmissions go on the RTX SSRC), and Opus 48000/2
+// (minptime=10;useinbandfec=1) when it carries audio. The viewer's track
+// picks the one codec it sends among those negotiated. It returns an error
+// wrapping ErrNoTracks when ann has no video and no audio.
 func RegisterCodecs(m *webrtc.MediaEngine, ann bus.Announcement) error {
 	set := trackSetOf(ann)
 	if !set.video && !set.audio {
 		return fmt.Errorf("relay: register codecs of %q: %w", ann.Stream, ErrNoTracks)
 	}
-	if set.video {
-		c := webrtc.RTPCodecParameters{RTPCodecCapability: h264Capability(set.profile), PayloadType: payloadTypeH264}
-		if err := m.RegisterCodec(c, webrtc.RTPCodecTypeVideo); err != nil {
-			return fmt.Errorf("relay: register H264: %w", err)
+	for _, c := range []tsframes.Codec{tsframes.CodecH264, tsframes.CodecH265} {
+		vs := trackSetFor(ann, c)
+		if !vs.video {
+			continue
 		}
-		rtx := webrtc.RTPCodecParameters{RTPCodecCapability: rtxCapability(payloadTypeH264), PayloadType: payloadTypeH264RTX}
+		pt, rtxPT := webrtc.PayloadType(payloadTypeH264), webrtc.PayloadType(payloadTypeH264RTX)
+		if c == tsframes.CodecH265 {
+			pt, rtxPT = payloadTypeH265, payloadTypeH265RTX
+		}
+		vc := webrtc.RTPCodecParameters{RTPCodecCapability: videoCapability(vs), PayloadType: pt}
+		if err := m.RegisterCodec(vc, webrtc.RTPCodecTypeVideo); err != nil {
+			return fmt.Errorf("relay: register %s: %w", c, err)
+		}
+		rtx := webrtc.RTPCodecParameters{RTPCodecCapability: rtxCapability(pt), PayloadType: rtxPT}
 		if err := m.RegisterCodec(rtx, webrtc.RTPCodecTypeVideo); err != nil {
-			return fmt.Errorf("relay: register H264 RTX: %w", err)
+			return fmt.Errorf("relay: register %s RTX: %w", c, err)
 		}
 	}
 	if set.audio {

@@ -88,6 +88,10 @@ type hubConfig struct {
 	lost func(*hub)
 	// keyframes asks the publisher for a keyframe (nil: never).
 	keyframes *keyframeRequester
+	// videoCodec is the video codec the hub sends (H.264 or H.265; ""
+	// picks H.264 when the stream has it, see trackSetFor); the stream's
+	// frames of another video codec are left to another hub.
+	videoCodec tsframes.Codec
 }
 
 // newHub returns the hub of the stream of ann; catState is the catalog's
@@ -104,7 +108,7 @@ func newHub(cfg hubConfig, ann bus.Announcement, catState string) *hub {
 		clock:    time.Now(),
 		videoBuf: newRetransmitBuffer(cfg.retransmitPackets),
 		audioBuf: newRetransmitBuffer(cfg.retransmitPackets),
-		set:      trackSetOf(ann),
+		set:      trackSetFor(ann, cfg.videoCodec),
 		setEpoch: ann.Epoch,
 		cache:    gopCache{maxFrames: cfg.maxGOPFrames, maxBytes: cfg.maxGOPBytes},
 		members:  make(map[*Viewer]struct{}),
@@ -281,7 +285,7 @@ func (h *hub) handle(m bus.Message) {
 	}
 	var f *frame
 	switch fr := &m.Frame; fr.Codec {
-	case tsframes.CodecH264:
+	case tsframes.CodecH264, tsframes.CodecH265:
 		f = h.onVideo(fr)
 	case tsframes.CodecOpus:
 		f = h.onAudio(fr)
@@ -307,14 +311,12 @@ func (h *hub) handle(m bus.Message) {
 // announce applies an announcement: the same track set keeps the viewers,
 // another one ends those that negotiated the old one.
 func (h *hub) announce(epoch uint64, ann bus.Announcement) {
-	set := trackSetOf(ann)
+	set := trackSetFor(ann, h.cfg.videoCodec)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.setEpoch = epoch
 	if set.sameAs(h.set) {
-		if h.set.profile == "" {
-			h.set.profile = set.profile
-		}
+		h.set.learn(set)
 		return
 	}
 	h.log.Info("tracks changed", "epoch", epoch, "from", h.set.String(), "to", set.String())
@@ -335,10 +337,10 @@ func (h *hub) announce(epoch uint64, ann bus.Announcement) {
 
 // onVideo packetizes a video frame; nil when it is not forwarded.
 func (h *hub) onVideo(fr *tsframes.Frame) *frame {
-	if !h.set.video || (!h.videoStarted && !fr.Key) {
+	if !h.set.video || fr.Codec != h.set.codec || (!h.videoStarted && !fr.Key) {
 		return nil
 	}
-	payloads, _, err := packetizeH264(fr.Data, MaxPayload)
+	payloads, _, err := packetizeVideo(fr.Codec, fr.Data, MaxPayload)
 	if err != nil || len(payloads) == 0 {
 		h.badFrames++
 		if h.badFrames == 1 || h.badFrames%100 == 0 {

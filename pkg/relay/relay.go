@@ -1,10 +1,13 @@
 // Package relay is the media engine of a whep-node: it turns the frames of
 // a stream on the bus into RTP for every viewer of that stream on this node.
-// Per stream and node there is one bus subscription; each frame is
-// packetized once (H.264 packetization-mode 1, Opus) and the shared packets
-// are fanned out to every viewer, rewriting only their RTP headers, without
-// copy or allocation per viewer. Relay owns its defaults and validates its
-// Config (New); the caller only maps its settings onto it.
+// Per stream, node and video codec sent there is one bus subscription; each
+// frame is packetized once (H.264 packetization-mode 1, H.265 per RFC 7798,
+// Opus) and the shared packets are fanned out to every viewer, rewriting
+// only their RTP headers, without copy or allocation per viewer. A viewer
+// gets H.264 or H.265 video (Want.VideoCodec): an H.265 source as it is, or
+// the H.264 rendition a transcoding stage derived from it. Relay owns its
+// defaults and validates its Config (New); the caller only maps its
+// settings onto it.
 //
 // A viewer (Relay.Join, then Viewer.Start once its PeerConnection is
 // connected) gets its RTP sequence numbers without gap, duplicate or
@@ -35,6 +38,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/whepcast/whepcast/pkg/bus"
+	"github.com/whepcast/whepcast/pkg/tsframes"
 )
 
 // Limits and defaults.
@@ -143,8 +147,9 @@ type Relay struct {
 	// JoinAt fails).
 	subscribeAt subscribeAtFunc
 
-	mu   sync.Mutex
-	hubs map[string]*hub
+	mu sync.Mutex
+	// hubs are the streams' shared hubs, one per video codec sent.
+	hubs map[hubKey]*hub
 	// private are the hubs of time-shifted viewers, one each.
 	private map[*hub]struct{}
 	closed  bool
@@ -195,7 +200,7 @@ func newRelay(cfg Config, subscribe subscribeFunc, catalog catalogSource) (*Rela
 		log:       cfg.Logger,
 		subscribe: subscribe,
 		catalog:   catalog,
-		hubs:      make(map[string]*hub),
+		hubs:      make(map[hubKey]*hub),
 		private:   make(map[*hub]struct{}),
 
 		maxGOPFrames: MaxGOPFrames,
@@ -249,7 +254,25 @@ func (c *Config) applyDefaults() error {
 }
 
 // Want selects the kinds a viewer receives.
-type Want struct{ Video, Audio bool }
+type Want struct {
+	Video, Audio bool
+	// VideoCodec is the video codec the viewer receives: tsframes.CodecH264
+	// or tsframes.CodecH265 (an H.265 stream's source, or the H.265 track
+	// an H.264 rendition is derived from). "" is H.264 when the stream has
+	// it, else H.265.
+	VideoCodec tsframes.Codec
+}
+
+// hubKey names a shared hub: a stream and the video codec it sends. A
+// stream whose viewers take both H.264 and H.265 has two hubs on a node,
+// each with its own subscription.
+type hubKey struct {
+	name  string
+	codec tsframes.Codec
+}
+
+// keyOf is the key of h when it is shared.
+func keyOf(h *hub) hubKey { return hubKey{h.name, h.cfg.videoCodec} }
 
 // Join adds a viewer of ann.Stream, where ann is the catalog's current
 // announcement of the stream; the viewer's tracks are those of ann it wants.
@@ -265,12 +288,20 @@ func (r *Relay) join(ctx context.Context, ann bus.Announcement, want Want, at ti
 	if err := bus.ValidateName(ann.Stream); err != nil {
 		return nil, fmt.Errorf("relay: join: %w", err)
 	}
-	set := trackSetOf(ann)
+	set := trackSetFor(ann, want.VideoCodec)
+	if !want.Video || !set.video {
+		// An audio-only viewer shares the hub of the stream's default
+		// video codec.
+		set = trackSetOf(ann)
+	}
 	wantVideo, wantAudio := want.Video && set.video, want.Audio && set.audio
 	if !wantVideo && !wantAudio {
-		return nil, fmt.Errorf("relay: join %q (stream sends %s): %w", ann.Stream, set, ErrNoTracks)
+		return nil, fmt.Errorf("relay: join %q (stream sends %s, viewer wants %+v): %w", ann.Stream, set, want, ErrNoTracks)
 	}
-	h, err := r.acquire(ctx, ann, at)
+	acquire := func(ctx context.Context, ann bus.Announcement, at time.Time) (*hub, error) {
+		return r.acquire(ctx, ann, at, set.codec)
+	}
+	h, err := acquire(ctx, ann, at)
 	if err != nil {
 		return nil, err
 	}
@@ -289,13 +320,13 @@ func (r *Relay) join(ctx context.Context, ann bus.Announcement, want Want, at ti
 		delays: new(viewerDelays),
 
 		replayRate: r.cfg.ReplayRate,
-		acquire:    r.acquire,
+		acquire:    acquire,
 		release:    r.release,
 		left:       func() { r.viewers.Add(-1) },
 	}
 	v.shifted.Store(!at.IsZero())
 	if wantVideo {
-		t := newTrack(webrtc.RTPCodecTypeVideo, h264Capability(set.profile), ann.Stream)
+		t := newTrack(webrtc.RTPCodecTypeVideo, videoCapability(set), ann.Stream)
 		v.video = newTrackWriter(t, h.videoBuf, videoClockRate)
 	}
 	if wantAudio {
@@ -319,8 +350,9 @@ func (r *Relay) join(ctx context.Context, ann bus.Announcement, want Want, at ti
 // acquire returns a hub of ann.Stream with one more reference, once its
 // subscription is set up (bounded by ctx): the stream's shared hub when at
 // is zero (created by its first viewer), otherwise a new private hub that
-// reads the stream's log from at (see JoinAt).
-func (r *Relay) acquire(ctx context.Context, ann bus.Announcement, at time.Time) (*hub, error) {
+// reads the stream's log from at (see JoinAt). The hub sends video of codec
+// (see hubConfig.videoCodec).
+func (r *Relay) acquire(ctx context.Context, ann bus.Announcement, at time.Time, codec tsframes.Codec) (*hub, error) {
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
@@ -328,7 +360,8 @@ func (r *Relay) acquire(ctx context.Context, ann bus.Announcement, at time.Time)
 	}
 	var h *hub
 	if at.IsZero() {
-		h = r.hubs[ann.Stream]
+		key := hubKey{ann.Stream, codec}
+		h = r.hubs[key]
 		if h == nil {
 			var catState string
 			if r.catalog != nil {
@@ -336,8 +369,10 @@ func (r *Relay) acquire(ctx context.Context, ann bus.Announcement, at time.Time)
 					catState = e.State
 				}
 			}
-			h = newHub(r.hubConfig(), ann, catState)
-			r.hubs[ann.Stream] = h
+			cfg := r.hubConfig()
+			cfg.videoCodec = codec
+			h = newHub(cfg, ann, catState)
+			r.hubs[key] = h
 			h.start()
 		}
 	} else {
@@ -346,7 +381,7 @@ func (r *Relay) acquire(ctx context.Context, ann bus.Announcement, at time.Time)
 			return nil, fmt.Errorf("relay: join %q at %s: %w: no log reader", ann.Stream, at.UTC().Format(time.RFC3339Nano), ErrSubscription)
 		}
 		cfg := r.hubConfig()
-		cfg.start, cfg.shifted = StartGOP, true
+		cfg.start, cfg.shifted, cfg.videoCodec = StartGOP, true, codec
 		cfg.subscribe = func(ctx context.Context, name string, handler func(bus.Message)) (subscription, error) {
 			return r.subscribeAt(ctx, name, at, handler)
 		}
@@ -392,8 +427,8 @@ func (r *Relay) release(h *hub) {
 	h.refs--
 	last := h.refs == 0
 	if last {
-		if r.hubs[h.name] == h {
-			delete(r.hubs, h.name)
+		if r.hubs[keyOf(h)] == h {
+			delete(r.hubs, keyOf(h))
 		}
 		delete(r.private, h)
 	}
@@ -407,8 +442,8 @@ func (r *Relay) release(h *hub) {
 // that the next Join creates a new hub.
 func (r *Relay) forget(h *hub) {
 	r.mu.Lock()
-	if r.hubs[h.name] == h {
-		delete(r.hubs, h.name)
+	if r.hubs[keyOf(h)] == h {
+		delete(r.hubs, keyOf(h))
 	}
 	r.mu.Unlock()
 }
@@ -416,7 +451,11 @@ func (r *Relay) forget(h *hub) {
 // Stats returns the relay's counters.
 func (r *Relay) Stats() Stats {
 	r.mu.Lock()
-	n := len(r.hubs)
+	names := make(map[string]struct{}, len(r.hubs))
+	for k := range r.hubs {
+		names[k.name] = struct{}{}
+	}
+	n := len(names)
 	r.mu.Unlock()
 	return Stats{Streams: n, Subscriptions: int(r.subs.Load()), Viewers: int(r.viewers.Load())}
 }
@@ -456,11 +495,16 @@ func (r *Relay) Close() {
 func (r *Relay) watchCatalog(ch <-chan bus.CatalogEntry) {
 	defer close(r.catalogDone)
 	for e := range ch {
+		var hubs [3]*hub // the stream's hubs: no video, H.264, H.265
 		r.mu.Lock()
-		h := r.hubs[e.Stream]
+		for i, c := range [...]tsframes.Codec{"", tsframes.CodecH264, tsframes.CodecH265} {
+			hubs[i] = r.hubs[hubKey{e.Stream, c}]
+		}
 		r.mu.Unlock()
-		if h != nil {
-			h.catalog(e)
+		for _, h := range hubs {
+			if h != nil {
+				h.catalog(e)
+			}
 		}
 	}
 }
