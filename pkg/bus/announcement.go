@@ -21,13 +21,17 @@ type Announcement struct {
 }
 
 // NewAnnouncement builds the announcement of stream name in epoch from the
-// tracks of a PMT, selecting as Video the first H.264 track, or else the
-// first H.265 track, and the first Opus track as Audio.
+// tracks of a PMT, selecting as Video the first derived H.264 track (a
+// transcoding stage's rendition of the source's video), else the first
+// H.264 track, else the first H.265 track, and the first Opus track as
+// Audio.
 func NewAnnouncement(name string, epoch uint64, a tsframes.Announcement) Announcement {
 	out := Announcement{Stream: name, Epoch: epoch, Tracks: slices.Clone(a.Tracks)}
-	var h265 uint16
+	var h265, derived uint16
 	for _, t := range a.Tracks {
 		switch {
+		case t.Codec == tsframes.CodecH264 && t.DerivedFrom != 0 && derived == 0:
+			derived = t.PID
 		case t.Codec == tsframes.CodecH264 && out.Video == 0:
 			out.Video = t.PID
 		case t.Codec == tsframes.CodecH265 && h265 == 0:
@@ -38,6 +42,9 @@ func NewAnnouncement(name string, epoch uint64, a tsframes.Announcement) Announc
 	}
 	if out.Video == 0 {
 		out.Video = h265
+	}
+	if derived != 0 {
+		out.Video = derived
 	}
 	return out
 }

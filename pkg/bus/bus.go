@@ -40,6 +40,9 @@ const (
 	HeaderPart  = "Whepcast-Part"
 	HeaderSizes = "Whepcast-Sizes"
 	HeaderDurs  = "Whepcast-Durs"
+	// HeaderDerived marks the frames of a derived track (made by a
+	// transcoding stage from a source track: docs/transcoding.md).
+	HeaderDerived = "Whepcast-Derived"
 )
 
 // MaxAudioGroup bounds the audio packets one message carries.

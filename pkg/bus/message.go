@@ -29,6 +29,9 @@ type Message struct {
 	// Data, and PID when the announcement of its epoch is known. Data is
 	// owned by the receiver.
 	Frame tsframes.Frame
+	// Derived is true for a frame of a derived track (Whepcast-Derived: 1,
+	// published by a TrackPublisher).
+	Derived bool
 	// Published is when JetStream stored the message (of its last part
 	// for a split frame), by the NATS server's clock, from the message
 	// metadata; zero when unknown.
@@ -62,6 +65,12 @@ type decoder struct {
 	subj    Subjects
 	ann     *Announcement
 	pending *pendingFrame
+	// sourceVideo delivers the source's video frames (those not derived)
+	// instead of the announced video track's (SubscribeOptions.SourceVideo).
+	sourceVideo bool
+	// videoKey drops video until a keyframe: an announcement switched the
+	// H.264 frames played between the source's and a derived track's.
+	videoKey bool
 	// incomplete counts split frames discarded because a part was missing.
 	incomplete uint64
 }
@@ -88,6 +97,9 @@ func (d *decoder) push(seq uint64, subject string, h nats.Header, data []byte) (
 		if err := json.Unmarshal(data, &a); err != nil {
 			return Message{}, false, fmt.Errorf("seq %d: decode announcement: %w", seq, err)
 		}
+		if prev := d.ann != nil && d.ann.Epoch == a.Epoch && derivedVideo(d.ann); prev != derivedVideo(&a) {
+			d.videoKey = true
+		}
 		d.ann = &a
 		return Message{Seq: seq, Epoch: epoch, Tracks: &a}, true, nil
 	case d.subj.Key, d.subj.Delta, d.subj.Audio:
@@ -96,7 +108,7 @@ func (d *decoder) push(seq uint64, subject string, h nats.Header, data []byte) (
 		if err != nil {
 			return Message{}, false, fmt.Errorf("seq %d on %s: %w", seq, subject, err)
 		}
-		m := Message{Seq: seq, Epoch: epoch, Frame: f, group: group}
+		m := Message{Seq: seq, Epoch: epoch, Frame: f, group: group, Derived: headerValue(h, HeaderDerived) == "1"}
 		parts := 1
 		if v := headerValue(h, HeaderParts); v != "" {
 			parts, err = strconv.Atoi(v)
@@ -105,7 +117,7 @@ func (d *decoder) push(seq uint64, subject string, h nats.Header, data []byte) (
 			}
 		}
 		if parts == 1 {
-			return m, true, nil
+			return m, d.keep(&m), nil
 		}
 		buf := make([]byte, len(data), min(len(data)*parts, MaxFrameSize))
 		copy(buf, data)
@@ -133,7 +145,7 @@ func (d *decoder) push(seq uint64, subject string, h nats.Header, data []byte) (
 			return Message{}, false, nil
 		}
 		d.pending = nil
-		return p.msg, true, nil
+		return p.msg, d.keep(&p.msg), nil
 	}
 	return Message{}, false, nil
 }
@@ -178,6 +190,52 @@ func (d *decoder) frame(subject string, epoch uint64, h nats.Header, data []byte
 		f.PID = d.ann.Video
 	}
 	return f, nil, nil
+}
+
+// derivedVideo reports whether a's video track is a derived one (made by a
+// transcoding stage, docs/transcoding.md).
+func derivedVideo(a *Announcement) bool {
+	t, ok := a.Track(a.Video)
+	return ok && t.DerivedFrom != 0
+}
+
+// keep reports whether the decoder delivers m, and sets its video PID. When
+// the announced video track is derived, its H.264 frames (Whepcast-Derived)
+// are the video played and the source's H.264 frames are left out; else
+// the reverse (the source's H.264 are played, derived ones left out; so
+// without the epoch's announcement). Other codecs (H.265 of a source whose
+// H.264 rendition is derived) and audio are always delivered. With
+// sourceVideo, the video delivered is the source's, whatever is played.
+func (d *decoder) keep(m *Message) bool {
+	f := &m.Frame
+	if f.Kind != tsframes.KindVideo {
+		return true
+	}
+	var played bool
+	var video tsframes.Track
+	if d.ann != nil && d.ann.Epoch == m.Epoch {
+		video, _ = d.ann.Track(d.ann.Video)
+		played = video.DerivedFrom != 0
+	}
+	if !m.Derived && played {
+		f.PID = video.DerivedFrom
+	}
+	if d.sourceVideo {
+		return !m.Derived
+	}
+	if f.Codec != tsframes.CodecH264 {
+		return !m.Derived
+	}
+	if m.Derived != played {
+		return false
+	}
+	if d.videoKey {
+		if !f.Key {
+			return false
+		}
+		d.videoKey = false
+	}
+	return true
 }
 
 func parsePart(v string) (i, n int, err error) {

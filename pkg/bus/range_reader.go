@@ -119,10 +119,16 @@ func OpenRange(ctx context.Context, nc *nats.Conn, name string, from, to time.Ti
 	if err != nil {
 		return nil, fmt.Errorf("bus: open range of %s at seq %d: %w", name, keySeq, err)
 	}
+	dec := decoder{subj: subj}
+	// The video played is the announced track's (docs/bus.md): know the
+	// announcement even though the range starts after it. Best effort.
+	if m, err := LatestAnnouncement(ctx, js, name); err == nil {
+		dec.ann = m.Tracks
+	}
 	return &RangeReader{
 		subj:    subj,
 		pull:    pull,
-		dec:     decoder{subj: subj},
+		dec:     dec,
 		to:      to,
 		lastSeq: info.State.LastSeq,
 		cursor:  keySeq - 1,

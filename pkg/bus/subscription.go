@@ -40,6 +40,12 @@ type SubscribeOptions struct {
 	FromSeq uint64
 	// Logger receives warnings (default: discarded).
 	Logger *slog.Logger
+	// SourceVideo delivers the source's video frames, those without
+	// Whepcast-Derived, whatever the announcement plays: for a
+	// transcoding stage that re-encodes them. By default the video
+	// delivered is the announced video track's (a derived H.264 track's
+	// frames when it is derived, docs/bus.md).
+	SourceVideo bool
 }
 
 // Subscription delivers the messages of one media stream, in stream order,
@@ -107,7 +113,7 @@ func Subscribe(ctx context.Context, nc *nats.Conn, name string, opts SubscribeOp
 		handler: handler,
 		logger:  logger.With("stream", name),
 		done:    make(chan struct{}),
-		dec:     decoder{subj: subj},
+		dec:     decoder{subj: subj, sourceVideo: opts.SourceVideo},
 	}
 	info, err := s.waitStream(ctx)
 	if err != nil {

@@ -25,9 +25,10 @@ const (
 	trackFlushTimeout = time.Second
 )
 
-// TrackPublisher publishes the audio frames of a derived track (one that a
+// TrackPublisher publishes the frames of a derived track (one that a
 // transcoding stage makes from the source's, docs/transcoding.md) into one
-// epoch of a media stream, on the audio subject with that epoch. It writes
+// epoch of a media stream, on the audio or video subjects with that epoch,
+// each marked Whepcast-Derived. It writes
 // neither announcements nor the catalog entry: the publication's Publisher
 // announces the derived track. Publish is asynchronous and never waits
 // longer than 200 ms for room; a frame that finds none is dropped and
@@ -60,7 +61,9 @@ func NewTrackPublisher(nc *nats.Conn, name string, epoch uint64) (*TrackPublishe
 	if nc == nil {
 		return nil, errors.New("bus: new track publisher: nil connection")
 	}
-	p := &TrackPublisher{enc: newEncoder(subj, epoch), name: name, maxData: partSize(nc.MaxPayload())}
+	enc := newEncoder(subj, epoch)
+	enc.derived = true
+	p := &TrackPublisher{enc: enc, name: name, maxData: partSize(nc.MaxPayload())}
 	// The connection's shared publishing context (send_window.go).
 	js, err := asyncJetStream(nc)
 	if err != nil {
@@ -70,15 +73,15 @@ func NewTrackPublisher(nc *nats.Conn, name string, epoch uint64) (*TrackPublishe
 	return p, nil
 }
 
-// Publish publishes one audio frame (f.Kind must be KindAudio; its PID is
-// not carried). It returns an error wrapping ErrDropped when the frame was
-// not handed to NATS.
+// Publish publishes one audio or video frame (its PID is not carried). It
+// returns an error wrapping ErrDropped when the frame was not handed to
+// NATS.
 func (p *TrackPublisher) Publish(f tsframes.Frame) error {
-	if f.Kind != tsframes.KindAudio {
-		return fmt.Errorf("bus: track publisher %s: %s frame: only audio is published", p.name, f.Kind)
+	if f.Kind != tsframes.KindAudio && f.Kind != tsframes.KindVideo {
+		return fmt.Errorf("bus: track publisher %s: %s frame: only audio and video are published", p.name, f.Kind)
 	}
 	f.More = false
-	msgs, err := p.enc.frame(false, []tsframes.Frame{f}, p.maxData)
+	msgs, err := p.enc.frame(f.Kind == tsframes.KindVideo, []tsframes.Frame{f}, p.maxData)
 	if err != nil {
 		p.dropped.Add(1)
 		return fmt.Errorf("bus: publish %s: %w: %w", p.name, ErrDropped, err)

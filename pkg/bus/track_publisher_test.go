@@ -39,8 +39,8 @@ func TestTrackPublisherJoinsTheEpoch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := tp.Publish(tsframes.Frame{PID: 7936, Kind: tsframes.KindVideo}); err == nil {
-		t.Fatal("video accepted")
+	if err := tp.Publish(tsframes.Frame{PID: 7936, Kind: tsframes.KindData}); err == nil {
+		t.Fatal("data accepted")
 	}
 	if err := tp.Publish(tsframes.Frame{PID: 7936, Kind: tsframes.KindAudio, Codec: tsframes.CodecOpus, PTS: 1000, Duration: 1800, Data: []byte{0xfc, 1, 2}}); err != nil {
 		t.Fatal(err)

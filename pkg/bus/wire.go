@@ -16,6 +16,9 @@ import (
 type encoder struct {
 	subj  Subjects
 	epoch string // Whepcast-Epoch, formatted once
+	// derived marks every frame Whepcast-Derived: the encoder of a
+	// TrackPublisher.
+	derived bool
 }
 
 func newEncoder(subj Subjects, epoch uint64) encoder {
@@ -139,6 +142,9 @@ func (e encoder) frameHeader(f tsframes.Frame, video bool, parts int, group []ts
 	}
 	if parts > 1 {
 		h[HeaderParts] = []string{strconv.Itoa(parts)}
+	}
+	if e.derived {
+		h[HeaderDerived] = []string{"1"}
 	}
 	return h
 }
