@@ -42,7 +42,7 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 echo "protocol  streams  broker cores  CPU per stream  streams per core  (file $((bits / 1000)) kb/s of TS)"
 for proto in http udp srt rtmp; do
-  args=(--ingest-addr 127.0.0.1:18080 --nats-listen "" --data-dir "$work/data-$proto" --storage memory
+  args=(--ingest-addr 127.0.0.1:18080 --rtmp-addr "" --nats-listen "" --data-dir "$work/data-$proto" --storage memory
     --transcode off --log-level warn)
   case $proto in
   udp) for i in $(seq "$n"); do args+=(--udp-ingest "s$i=127.0.0.1:$((19000 + i))"); done ;;

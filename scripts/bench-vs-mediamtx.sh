@@ -42,7 +42,7 @@ if [ -z "$src" ]; then
 fi
 
 # whepcast: a broker with its embedded NATS server and UDP ingest, one node.
-"$work/broker" --ingest-addr 127.0.0.1:18080 --nats-listen 127.0.0.1:14222 --data-dir "$work/data" \
+"$work/broker" --ingest-addr 127.0.0.1:18080 --rtmp-addr "" --nats-listen 127.0.0.1:14222 --data-dir "$work/data" \
   --storage memory --udp-ingest bench=127.0.0.1:19000 --log-level warn &
 pids+=($!); broker=$!
 "$work/whep-node" --nats-url nats://127.0.0.1:14222 --http-addr 127.0.0.1:18889 \

@@ -121,7 +121,7 @@ func TestClusterAuth(t *testing.T) {
 		{"--nats-token", "s3cret"},
 		{},
 	} {
-		cfg, err := config.LoadBroker(append([]string{"--ingest-addr", "127.0.0.1:0", "--nats-url", cluster.URL()}, args...), nil)
+		cfg, err := config.LoadBroker(append([]string{"--ingest-addr", "127.0.0.1:0", "--rtmp-addr", "", "--nats-url", cluster.URL()}, args...), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -211,7 +211,7 @@ func TestClusterCreds(t *testing.T) {
 
 	brokerErr := func(args ...string) error {
 		t.Helper()
-		cfg, err := config.LoadBroker(append([]string{"--ingest-addr", "127.0.0.1:0", "--nats-url", cluster.URL()}, args...), nil)
+		cfg, err := config.LoadBroker(append([]string{"--ingest-addr", "127.0.0.1:0", "--rtmp-addr", "", "--nats-url", cluster.URL()}, args...), nil)
 		if err != nil {
 			t.Fatal(err)
 		}

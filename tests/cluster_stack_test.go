@@ -57,7 +57,7 @@ func startNATSCluster(t *testing.T, ctx context.Context, cfg natstest.Config) *n
 // clean; stopping it earlier in the test is allowed.
 func startBroker(t *testing.T, ctx context.Context, opts broker.Options, args ...string) *broker.Broker {
 	t.Helper()
-	cfg, err := config.LoadBroker(append([]string{"--ingest-addr", "127.0.0.1:0"}, args...), nil)
+	cfg, err := config.LoadBroker(append([]string{"--ingest-addr", "127.0.0.1:0", "--rtmp-addr", ""}, args...), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -66,6 +66,7 @@ func startE2EStack(t *testing.T, brokerArgs ...string) (*e2eStack, context.Conte
 	s.natsURL = fmt.Sprintf("nats://127.0.0.1:%d", natsPort)
 	s.broker = e2eStart(t, "broker", brokerBin, append([]string{
 		"--ingest-addr", fmt.Sprintf("127.0.0.1:%d", ingestPort),
+		"--rtmp-addr", "",
 		"--nats-listen", fmt.Sprintf("127.0.0.1:%d", natsPort),
 		"--data-dir", t.TempDir(),
 		"--log-level", logLevel}, brokerArgs...)...)

@@ -81,6 +81,7 @@ func TestChurn(t *testing.T) {
 	s.broker = e2eStart(t, "broker", brokerBin,
 		"--nats-url", s.natsURL,
 		"--ingest-addr", fmt.Sprintf("127.0.0.1:%d", ingestPort),
+		"--rtmp-addr", "",
 		"--storage", "memory",
 		"--data-dir", t.TempDir(),
 		"--log-level", "warn")

@@ -47,6 +47,7 @@ func TestREADMENatsRecipes(t *testing.T) {
 
 	cfg, err := config.LoadBroker([]string{
 		"--ingest-addr", "127.0.0.1:0",
+		"--rtmp-addr", "",
 		"--nats-listen", "127.0.0.1:0",
 		"--data-dir", t.TempDir(),
 	}, nil)

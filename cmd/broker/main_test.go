@@ -36,7 +36,7 @@ func TestBinary(t *testing.T) {
 	t.Run("ingest then SIGTERM", func(t *testing.T) {
 		dir := t.TempDir()
 		p := proctest.Start(t, ctx, bin, []string{
-			"WHEPCAST_INGEST_ADDR=127.0.0.1:0", "WHEPCAST_NATS_LISTEN=127.0.0.1:0",
+			"WHEPCAST_INGEST_ADDR=127.0.0.1:0", "WHEPCAST_RTMP_ADDR=", "WHEPCAST_NATS_LISTEN=127.0.0.1:0",
 			"WHEPCAST_DATA_DIR=" + dir, "WHEPCAST_INGEST_TOKEN=tok"}, "--log-format", "json")
 		// The JSON log tells the bound address.
 		addr, _ := p.Wait(t, ctx, "broker started")["ingest_addr"].(string)

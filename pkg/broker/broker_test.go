@@ -40,7 +40,7 @@ func demux(t testing.TB, data []byte) *tstest.Demuxed { return tstest.Demux(t, d
 // embedded in-process-only NATS server storing in a temporary directory.
 func testConfig(t testing.TB, args ...string) *config.Broker {
 	t.Helper()
-	base := []string{"--ingest-addr", "127.0.0.1:0", "--nats-listen", "", "--data-dir", t.TempDir(), "--log-level", "debug"}
+	base := []string{"--ingest-addr", "127.0.0.1:0", "--rtmp-addr", "", "--nats-listen", "", "--data-dir", t.TempDir(), "--log-level", "debug"}
 	cfg, err := config.LoadBroker(append(base, args...), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -558,6 +558,8 @@ func TestStartFailsFast(t *testing.T) {
 		{"udp addr in use", []string{"--udp-ingest", "cam=" + busyUDP.LocalAddr().String()}, "udp cam="},
 		{"nats addr in use", []string{"--nats-listen", busy.Addr().String()}, "embedded nats"},
 		{"whep without server", []string{"--whep-addr", "127.0.0.1:0"}, "no in-process WHEP server"},
+		{"rtmp addr in use", []string{"--rtmp-addr", busy.Addr().String()}, `rtmp-addr ` + busy.Addr().String() + ` (another address, or --rtmp-addr "" to turn RTMP off)`},
+		{"whip udp addr in use", []string{"--whip-udp-addr", busyUDP.LocalAddr().String()}, "whip-udp-addr"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			cfg := testConfig(t, c.args...)

@@ -22,12 +22,13 @@ import (
 
 // protocolIngests are the SRT and RTMP listeners, each nil when its address
 // is empty, and the WHIP handler of the ingest port (nil until the
-// publications exist). They publish through the broker's
-// ingest.Publications.
+// publications exist) with its UDP port (nil: ephemeral ports). They
+// publish through the broker's ingest.Publications.
 type protocolIngests struct {
-	srt  *srt.Listener
-	rtmp *rtmp.Listener
-	whip *whip.Handler
+	srt     *srt.Listener
+	rtmp    *rtmp.Listener
+	whip    *whip.Handler
+	whipUDP *whip.ICEUDP
 }
 
 // newWHIP creates the WHIP handler: the ingest tokens and idle timeout, the
@@ -43,9 +44,14 @@ func (p *protocolIngests) newWHIP(cfg *config.Broker, pubs *ingest.Publications,
 			}
 			return func() { _ = sub.Unsubscribe() }, nil
 		}}
-	if len(cfg.WHEP.PublicIPs) > 0 {
+	if len(cfg.WHEP.PublicIPs) > 0 || p.whipUDP != nil {
 		se := &webrtc.SettingEngine{}
-		se.SetNAT1To1IPs(cfg.WHEP.PublicIPs, webrtc.ICECandidateTypeHost)
+		if len(cfg.WHEP.PublicIPs) > 0 {
+			se.SetNAT1To1IPs(cfg.WHEP.PublicIPs, webrtc.ICECandidateTypeHost)
+		}
+		if p.whipUDP != nil {
+			p.whipUDP.Configure(se)
+		}
 		wc.SettingEngine = se
 	}
 	p.whip = whip.NewHandler(pubs, wc)
@@ -78,7 +84,12 @@ func (p *protocolIngests) listen(cfg *config.Broker, logger *slog.Logger) error 
 			rc.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 		}
 		if p.rtmp, err = rtmp.Listen(rc); err != nil {
-			return fmt.Errorf("broker: %w", err)
+			return fmt.Errorf("broker: rtmp-addr %s (another address, or --rtmp-addr \"\" to turn RTMP off): %w", cfg.RTMPAddr, err)
+		}
+	}
+	if cfg.WHIPUDPAddr != "" {
+		if p.whipUDP, err = whip.ListenICEUDP(cfg.WHIPUDPAddr); err != nil {
+			return fmt.Errorf("broker: whip-udp-addr: %w", err)
 		}
 	}
 	return nil
@@ -105,6 +116,9 @@ func (p *protocolIngests) close() {
 	if p.whip != nil {
 		_ = p.whip.Close()
 	}
+	if p.whipUDP != nil {
+		_ = p.whipUDP.Close()
+	}
 }
 
 // logAttrs are the bound addresses, for the start log line.
@@ -116,6 +130,9 @@ func (p *protocolIngests) logAttrs() []any {
 	if p.rtmp != nil {
 		attrs = append(attrs, "rtmp_addr", p.rtmp.Addr().String())
 	}
+	if p.whipUDP != nil {
+		attrs = append(attrs, "whip_udp", fmt.Sprint(p.whipUDP.Addrs()))
+	}
 	return attrs
 }
 
@@ -125,6 +142,15 @@ func (b *Broker) SRTAddr() net.Addr {
 		return nil
 	}
 	return b.proto.srt.Addr()
+}
+
+// WHIPUDPAddrs are the bound addresses of the WHIP publishers' UDP port,
+// nil when they use ephemeral ports.
+func (b *Broker) WHIPUDPAddrs() []net.Addr {
+	if b.proto.whipUDP == nil {
+		return nil
+	}
+	return b.proto.whipUDP.Addrs()
 }
 
 // RTMPAddr is the bound address of the RTMP ingest, nil when off.

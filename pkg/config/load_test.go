@@ -21,6 +21,7 @@ func defaultBroker() Broker {
 		IngestIdle:    30 * time.Second,
 		Takeover:      "allow",
 		SRTLatency:    120 * time.Millisecond,
+		RTMPAddr:      ":1935",
 		NATS:          NATSClient{},
 		Replicas:      1,
 		NATSListen:    "127.0.0.1:4222",
@@ -110,6 +111,8 @@ func TestLoadBroker(t *testing.T) {
 		want func() Broker
 	}{
 		{name: "defaults", want: defaultBroker},
+		{name: "rtmp off", args: []string{"--rtmp-addr", ""}, want: func() Broker { b := defaultBroker(); b.RTMPAddr = ""; return b }},
+		{name: "rtmp off from env", env: []string{"WHEPCAST_RTMP_ADDR="}, want: func() Broker { b := defaultBroker(); b.RTMPAddr = ""; return b }},
 		{
 			name: "demo keeps an explicit whep-addr",
 			args: []string{"--demo", "--whep-addr", "127.0.0.1:9889"},

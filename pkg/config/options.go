@@ -10,6 +10,7 @@ import (
 	"github.com/whepcast/whepcast/pkg/bus"
 	"github.com/whepcast/whepcast/pkg/export"
 	"github.com/whepcast/whepcast/pkg/ingest"
+	"github.com/whepcast/whepcast/pkg/ingest/rtmp"
 	"github.com/whepcast/whepcast/pkg/ingest/srt"
 	"github.com/whepcast/whepcast/pkg/relay"
 	"github.com/whepcast/whepcast/pkg/transcode"
@@ -119,9 +120,10 @@ func brokerOptions() []option {
 		{key: "srt-addr", flag: "srt-addr", kind: kindString, def: "", usage: "UDP address of the SRT ingest (listener mode, streamid publish:{stream}; e.g. :8890; off when empty)"},
 		{key: "srt-passphrase", flag: "srt-passphrase", kind: kindString, def: "", usage: "SRT passphrase (10 to 79 characters) required of every SRT publisher (none when empty)"},
 		{key: "srt-latency", flag: "srt-latency", kind: kindDuration, def: srt.DefaultLatency, usage: "SRT receiver latency"},
-		{key: "rtmp-addr", flag: "rtmp-addr", kind: kindString, def: "", usage: "TCP address of the RTMP ingest, rtmp://HOST/live/{stream} (e.g. :1935; off when empty)"},
+		{key: "rtmp-addr", flag: "rtmp-addr", kind: kindString, def: rtmp.DefaultAddr, usage: "TCP address of the RTMP ingest, rtmp://HOST/live/{stream} (off when empty)"},
 		{key: "rtmp-cert", flag: "rtmp-cert", kind: kindString, def: "", usage: "PEM certificate file: the RTMP listener is RTMPS (with --rtmp-key)"},
 		{key: "rtmp-key", flag: "rtmp-key", kind: kindString, def: "", usage: "PEM key file of --rtmp-cert"},
+		{key: "whip-udp-addr", flag: "whip-udp-addr", kind: kindString, def: "", usage: "one UDP address for the WebRTC media of every WHIP publisher (e.g. :8190, one firewall port; ephemeral ports when empty)"},
 	}
 	opts = append(opts, natsOptions("", "NATS server URLs, comma-separated (empty: run an embedded server)")...)
 	opts = append(opts, []option{

@@ -119,11 +119,15 @@ type Broker struct {
 	SRTPassphrase string `mapstructure:"srt-passphrase"`
 	// SRTLatency is the SRT receiver latency (default 120 ms).
 	SRTLatency time.Duration `mapstructure:"srt-latency"`
-	// RTMPAddr is the RTMP ingest's TCP address (off when empty).
+	// RTMPAddr is the RTMP ingest's TCP address (default ":1935"; off when
+	// empty).
 	RTMPAddr string `mapstructure:"rtmp-addr"`
 	// RTMPCert and RTMPKey make the RTMP listener RTMPS.
 	RTMPCert string `mapstructure:"rtmp-cert"`
 	RTMPKey  string `mapstructure:"rtmp-key"`
+	// WHIPUDPAddr is the one UDP address of every WHIP publisher's
+	// PeerConnection (ephemeral ports when empty).
+	WHIPUDPAddr string `mapstructure:"whip-udp-addr"`
 	// NATS: URL empty = embed a nats-server.
 	NATS     NATSClient `mapstructure:"nats"`
 	Replicas int        `mapstructure:"replicas"` // JetStream replicas (default 1)

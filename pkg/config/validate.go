@@ -64,6 +64,7 @@ func (b *Broker) Validate() error {
 		p.add("srt-latency", "must not be negative, got %v", b.SRTLatency)
 	}
 	p.addr("rtmp-addr", b.RTMPAddr, false)
+	p.addr("whip-udp-addr", b.WHIPUDPAddr, false)
 	if (b.RTMPCert == "") != (b.RTMPKey == "") {
 		p.add("rtmp-cert", "--rtmp-cert and --rtmp-key go together")
 	}

@@ -37,7 +37,7 @@ type stack struct {
 
 func startStack(t *testing.T) stack {
 	t.Helper()
-	cfg, err := config.LoadBroker([]string{"--ingest-addr", "127.0.0.1:0", "--nats-listen", "", "--data-dir", t.TempDir(),
+	cfg, err := config.LoadBroker([]string{"--ingest-addr", "127.0.0.1:0", "--rtmp-addr", "", "--nats-listen", "", "--data-dir", t.TempDir(),
 		"--storage", "memory", "--whep-addr", "127.0.0.1:0", "--ice-udp-addr", "127.0.0.1:0", "--log-level", "error"}, nil)
 	if err != nil {
 		t.Fatal(err)

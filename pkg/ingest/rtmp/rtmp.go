@@ -34,6 +34,9 @@ import (
 
 // Defaults of Config.
 const (
+	// DefaultAddr is RTMP's registered port, on every interface: what
+	// publishers use when their URL names no port.
+	DefaultAddr = ":1935"
 	DefaultIdle = ingest.DefaultIdleTimeout
 	// MaxAnalysisBytes bounds what a publisher may send before its tracks
 	// are known: gortmplib reads (and keeps) 2 s of media to find them.
