@@ -77,7 +77,7 @@ if [ -n "${bad:-}" ]; then
 fi
 fuzz_log=$(mktemp)
 trap 'rm -f "$fuzz_log"' EXIT
-for target in FuzzDemuxer:./pkg/tsframes/ FuzzParse:./pkg/sdpfrag/ \
+for target in FuzzDemuxer:./pkg/tsframes/ FuzzSCTE35:./pkg/tsframes/ FuzzParse:./pkg/sdpfrag/ \
               FuzzDecoder:./pkg/bus/ FuzzPacketizeH264:./pkg/relay/ \
               FuzzParseStreamID:./pkg/ingest/srt/ FuzzAccessUnit:./pkg/ingest/rtmp/ \
               FuzzH264Depacketizer:./pkg/ingest/whip/; do

@@ -33,6 +33,7 @@ type Stats struct {
 	DecodeErrors uint64 // non-fatal decode problems, except losses of sync
 	Resyncs      uint64 // losses of sync (bytes skipped to find 0x47 again)
 	PMTChanges   uint64 // PMTs whose content differed from the previous one
+	Cues         uint64 // SCTE-35 cues passed to a CueSink
 }
 
 // Options tune a Demuxer. The zero value is valid.
@@ -51,6 +52,7 @@ type Options struct {
 type counters struct {
 	packets, bytes, frames, keyframes, audioPackets atomic.Uint64
 	decodeErrors, resyncs, pmtChanges               atomic.Uint64
+	cues                                            atomic.Uint64
 }
 
 // Demuxer reads an MPEG-TS stream and reports its tracks and frames.
@@ -79,6 +81,7 @@ func (d *Demuxer) Stats() Stats {
 		DecodeErrors: d.stats.decodeErrors.Load(),
 		Resyncs:      d.stats.resyncs.Load(),
 		PMTChanges:   d.stats.pmtChanges.Load(),
+		Cues:         d.stats.cues.Load(),
 	}
 }
 

@@ -39,6 +39,10 @@ var (
 	// ErrHeldOverflow: a frame waiting for its track announcement was
 	// dropped because MaxHeldFrames frames were already waiting.
 	ErrHeldOverflow = errors.New("too many frames waiting for the announcement")
+	// ErrSCTE35: an SCTE-35 splice_info_section was dropped (its table_id,
+	// section_length or CRC is wrong, it is encrypted, or its command is
+	// truncated).
+	ErrSCTE35 = errors.New("invalid SCTE-35 section")
 )
 
 // errStop, errInput and errSink tell Run why a program span stopped

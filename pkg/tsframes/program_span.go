@@ -34,6 +34,8 @@ type programSpan struct {
 	srcErr  error // sticky error of the input
 
 	streams []*pesStream // H.264, H.265 and Opus streams (and source audio), by PID
+	cues    []*cueStream // SCTE-35 PIDs, by PID
+	cuePIDs pidSet
 	// sourceAudio is Options.SourceAudio.
 	sourceAudio bool
 	media       pidSet
@@ -151,6 +153,7 @@ func (d *Demuxer) runSpan(in *input, ann *announcer) error {
 	if err := ann.setTracks(tracks); err != nil {
 		return err
 	}
+	s.addCueStreams()
 	return s.run()
 }
 
@@ -208,11 +211,14 @@ func (s *programSpan) run() error {
 	}
 }
 
-// route assembles a packet of an H.264, H.265 or Opus stream; the packets of the
-// other streams are ignored. It returns only errSink.
+// route assembles a packet of an H.264, H.265 or Opus stream, or the
+// sections of an SCTE-35 PID; the packets of the other streams are ignored. It returns only errSink.
 func (s *programSpan) route(pkt []byte) error {
 	st := s.stream(pid(pkt))
 	if st == nil {
+		if s.cuePIDs.has(pid(pkt)) {
+			return s.routeCue(pkt)
+		}
 		return nil
 	}
 	payload, ok := packetPayload(pkt)

@@ -2,6 +2,7 @@ package tsframes
 
 import (
 	"bytes"
+	"cmp"
 	"fmt"
 )
 
@@ -26,6 +27,8 @@ type section struct {
 	want    int // total size of the section being assembled; 0 when idle
 	lastCC  int // -1 before the first packet
 	packets []byte
+	// limit is the largest section accepted; 0 means maxSectionSize.
+	limit int
 }
 
 func newSection() section {
@@ -91,7 +94,7 @@ func (s *section) push(pkt []byte, done func(sec, packets []byte) error) error {
 		return errOut
 	}
 	s.want = 3 + (int(rest[1]&0x0F)<<8 | int(rest[2]))
-	if s.want > maxSectionSize || s.want < 3+9 {
+	if limit := cmp.Or(s.limit, maxSectionSize); s.want > limit || s.want < 3+9 {
 		s.reset()
 		return fmt.Errorf("%w: PID %d: section length %d", ErrPSI, pid(pkt), s.want-3)
 	}
