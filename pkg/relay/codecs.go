@@ -80,6 +80,14 @@ func videoTracks(ann bus.Announcement) (h264, h265 *tsframes.Track) {
 	return h264, h265
 }
 
+// VideoTracks returns the video tracks a viewer of ann can be sent, by
+// codec (nil when there is none): the H.264 track the bus carries, and the
+// H.265 one, which is the announcement's video track or the track that an
+// H.264 rendition is derived from (docs/bus.md, "Video selection").
+func VideoTracks(ann bus.Announcement) (h264, h265 *tsframes.Track) {
+	return videoTracks(ann)
+}
+
 // trackSetOf returns the WebRTC tracks of ann for a viewer that takes the
 // default video codec: H.264 when the bus carries it, else H.265 (see
 // trackSetFor).

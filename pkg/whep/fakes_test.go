@@ -76,15 +76,7 @@ var (
 
 // liveEntry returns a live catalog entry of stream with tracks.
 func liveEntry(stream string, tracks ...tsframes.Track) bus.CatalogEntry {
-	ann := bus.Announcement{Stream: stream, Epoch: 42, Tracks: tracks}
-	for _, t := range tracks {
-		switch t.Codec {
-		case tsframes.CodecH264:
-			ann.Video = t.PID
-		case tsframes.CodecOpus:
-			ann.Audio = t.PID
-		}
-	}
+	ann := bus.NewAnnouncement(stream, 42, tsframes.Announcement{Tracks: tracks})
 	return bus.CatalogEntry{Stream: stream, Epoch: 42, State: bus.StateLive, Started: time.Now(), Tracks: ann}
 }
 

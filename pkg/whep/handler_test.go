@@ -64,6 +64,14 @@ func fixedOffer(kinds ...string) string {
 		case "video":
 			b.WriteString("m=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\n")
 			b.WriteString("a=rtpmap:96 H264/90000\r\na=fmtp:96 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f\r\n")
+		case "h265": // as Chrome offers it with hardware decoding: Main and Main 10
+			b.WriteString("m=video 9 UDP/TLS/RTP/SAVPF 49 51\r\nc=IN IP4 0.0.0.0\r\n")
+			b.WriteString("a=rtpmap:49 H265/90000\r\na=fmtp:49 level-id=93;profile-id=1;tier-flag=0;tx-mode=SRST\r\n")
+			b.WriteString("a=rtpmap:51 H265/90000\r\na=fmtp:51 level-id=93;profile-id=2;tier-flag=0;tx-mode=SRST\r\n")
+		case "h265+h264":
+			b.WriteString("m=video 9 UDP/TLS/RTP/SAVPF 49 96\r\nc=IN IP4 0.0.0.0\r\n")
+			b.WriteString("a=rtpmap:49 H265/90000\r\na=fmtp:49 level-id=93;profile-id=1;tier-flag=0;tx-mode=SRST\r\n")
+			b.WriteString("a=rtpmap:96 H264/90000\r\na=fmtp:96 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f\r\n")
 		case "vp8":
 			b.WriteString("m=video 9 UDP/TLS/RTP/SAVPF 97\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:97 VP8/90000\r\n")
 		case "audio":

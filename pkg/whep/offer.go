@@ -2,6 +2,8 @@ package whep
 
 import (
 	"fmt"
+	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/pion/sdp/v3"
@@ -29,6 +31,9 @@ type offerSection struct {
 	codecs []string
 	// h264Mode1 is set when an H264 format has packetization-mode=1.
 	h264Mode1 bool
+	// h265 are the profile-id and tier-flag of the H265 formats
+	// (defaults 1 and 0, RFC 7798), "profile-id/tier-flag".
+	h265 []string
 }
 
 // parseOffer checks the SDP offer b. Errors wrap errBadOffer (400) or
@@ -126,6 +131,7 @@ func direction(sd *sdp.SessionDescription, md *sdp.MediaDescription) string {
 func section(mid string, md *sdp.MediaDescription) *offerSection {
 	s := &offerSection{mid: mid}
 	h264 := map[string]bool{}
+	h265 := map[string]string{} // payload type → its fmtp
 	for _, a := range md.Attributes {
 		pt, rest, _ := strings.Cut(a.Value, " ")
 		switch a.Key {
@@ -133,22 +139,55 @@ func section(mid string, md *sdp.MediaDescription) *offerSection {
 			name, _, _ := strings.Cut(rest, "/")
 			name = strings.ToLower(name)
 			s.codecs = append(s.codecs, name)
-			if name == "h264" {
+			switch name {
+			case "h264":
 				h264[pt] = true
+			case "h265":
+				h265[pt] = ""
 			}
 		}
 	}
 	for _, a := range md.Attributes {
 		pt, rest, _ := strings.Cut(a.Value, " ")
-		if a.Key == "fmtp" && h264[pt] {
+		if a.Key != "fmtp" {
+			continue
+		}
+		if h264[pt] {
 			for _, p := range strings.Split(rest, ";") {
 				if strings.TrimSpace(p) == "packetization-mode=1" {
 					s.h264Mode1 = true
 				}
 			}
 		}
+		if _, ok := h265[pt]; ok {
+			h265[pt] = rest
+		}
+	}
+	for _, fmtp := range h265 {
+		s.h265 = append(s.h265, fmtpValue(fmtp, "profile-id", "1")+"/"+fmtpValue(fmtp, "tier-flag", "0"))
 	}
 	return s
+}
+
+// fmtpValue returns the value of key in the parameters of an fmtp
+// attribute, def when absent.
+func fmtpValue(fmtp, key, def string) string {
+	for _, p := range strings.Split(fmtp, ";") {
+		k, v, ok := strings.Cut(strings.TrimSpace(p), "=")
+		if ok && strings.EqualFold(k, key) {
+			return strings.TrimSpace(v)
+		}
+	}
+	return def
+}
+
+// acceptsH265 reports whether the section has an H265 format for t: same
+// profile-id and tier-flag (any, when t's are not known yet).
+func (s *offerSection) acceptsH265(t *tsframes.Track) bool {
+	if t.ProfileID == 0 {
+		return len(s.h265) > 0
+	}
+	return slices.Contains(s.h265, strconv.Itoa(t.ProfileID)+"/"+strconv.Itoa(t.TierFlag))
 }
 
 func (s *offerSection) has(codec string) bool {
@@ -160,12 +199,14 @@ func (s *offerSection) has(codec string) bool {
 	return false
 }
 
-// plan chooses the tracks of a session: H.264 video and Opus audio of the
-// stream ann, for the kinds the offer o can receive. When there is nothing
-// to send it returns an error wrapping errNotPlayable that says why, kind by
-// kind.
+// plan chooses the tracks of a session: the video (H.265 when the stream
+// has it and the offer accepts it with the track's profile, else H.264) and
+// the Opus audio of the stream ann, for the kinds the offer o can receive.
+// When there is nothing to send it returns an error wrapping errNotPlayable
+// that says why, kind by kind.
 func plan(o *offer, ann bus.Announcement) (relay.Want, error) {
 	video, audio := streamCodecs(ann)
+	h264, h265 := relay.VideoTracks(ann)
 	var want relay.Want
 	// why lists the offered kinds that cannot be played, then the kinds
 	// the stream has but the offer lacks.
@@ -177,12 +218,17 @@ func plan(o *offer, ann bus.Announcement) (relay.Want, error) {
 		}
 	case video == "":
 		why = append(why, "the stream has no video")
-	case video != string(tsframes.CodecH264):
+	case h265 != nil && o.video.acceptsH265(h265):
+		want.Video, want.VideoCodec = true, tsframes.CodecH265
+	case h264 == nil && h265 != nil:
+		why = append(why, fmt.Sprintf("video is H265 (profile-id=%d, tier-flag=%d), which the offer's video section does not accept, and the stream has no H264 rendition",
+			h265.ProfileID, h265.TierFlag))
+	case h264 == nil:
 		why = append(why, fmt.Sprintf("video is %s, which WebRTC cannot carry", video))
 	case !o.video.has("h264") || !o.video.h264Mode1:
 		why = append(why, "the offer's video section does not accept H264 with packetization-mode=1")
 	default:
-		want.Video = true
+		want.Video, want.VideoCodec = true, tsframes.CodecH264
 	}
 	switch {
 	case o.audio == nil:

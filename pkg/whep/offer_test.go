@@ -10,7 +10,13 @@ import (
 )
 
 func TestPlan(t *testing.T) {
-	h265 := tsframes.Track{PID: 300, Kind: tsframes.KindVideo, Codec: tsframes.CodecH265}
+	h265 := tsframes.Track{PID: 300, Kind: tsframes.KindVideo, Codec: tsframes.CodecH265, WebRTC: true, ProfileID: 1, LevelID: 60}
+	h265Main10 := tsframes.Track{PID: 300, Kind: tsframes.KindVideo, Codec: tsframes.CodecH265, WebRTC: true, ProfileID: 2, LevelID: 93}
+	h265High := tsframes.Track{PID: 300, Kind: tsframes.KindVideo, Codec: tsframes.CodecH265, WebRTC: true, ProfileID: 1, TierFlag: 1, LevelID: 120}
+	// The H.264 rendition a transcoding stage makes of the H.265 track.
+	derived := tsframes.Track{PID: 7937, Kind: tsframes.KindVideo, Codec: tsframes.CodecH264, WebRTC: true, ProfileLevelID: "42c01f", DerivedFrom: 300}
+	h264V := relay.Want{Video: true, VideoCodec: tsframes.CodecH264}
+	h265V := relay.Want{Video: true, VideoCodec: tsframes.CodecH265}
 	cases := []struct {
 		name   string
 		offer  []string
@@ -18,15 +24,25 @@ func TestPlan(t *testing.T) {
 		want   relay.Want
 		err    string
 	}{
-		{"av", []string{"video", "audio"}, []tsframes.Track{trackH264, trackOpus}, relay.Want{Video: true, Audio: true}, ""},
-		{"video offer on av", []string{"video"}, []tsframes.Track{trackH264, trackOpus}, relay.Want{Video: true}, ""},
+		{"av", []string{"video", "audio"}, []tsframes.Track{trackH264, trackOpus}, relay.Want{Video: true, Audio: true, VideoCodec: tsframes.CodecH264}, ""},
+		{"video offer on av", []string{"video"}, []tsframes.Track{trackH264, trackOpus}, h264V, ""},
 		{"audio offer on av", []string{"audio"}, []tsframes.Track{trackH264, trackOpus}, relay.Want{Audio: true}, ""},
 		{"av offer on audio only", []string{"video", "audio"}, []tsframes.Track{trackOpus}, relay.Want{Audio: true}, ""},
-		{"av offer on H.264+AAC", []string{"video", "audio"}, []tsframes.Track{trackH264, trackAAC}, relay.Want{Video: true}, ""},
+		{"av offer on H.264+AAC", []string{"video", "audio"}, []tsframes.Track{trackH264, trackAAC}, h264V, ""},
 		{"audio offer on H.264+AAC", []string{"audio"}, []tsframes.Track{trackH264, trackAAC}, relay.Want{},
 			`stream "s": audio is AAC, which WebRTC cannot carry; video (H264) was not offered`},
 		{"av offer on H.265+AAC", []string{"video", "audio"}, []tsframes.Track{h265, trackAAC}, relay.Want{},
-			`stream "s": video is H265, which WebRTC cannot carry; audio is AAC, which WebRTC cannot carry`},
+			`stream "s": video is H265 (profile-id=1, tier-flag=0), which the offer's video section does not accept, and the stream has no H264 rendition; audio is AAC, which WebRTC cannot carry`},
+		{"H.265 offer on H.265+Opus", []string{"h265", "audio"}, []tsframes.Track{h265, trackOpus}, relay.Want{Video: true, Audio: true, VideoCodec: tsframes.CodecH265}, ""},
+		{"H.265 offer on H.265 Main 10", []string{"h265"}, []tsframes.Track{h265Main10}, h265V, ""},
+		{"H.265 offer on H.265 high tier", []string{"h265"}, []tsframes.Track{h265High}, relay.Want{},
+			`stream "s": video is H265 (profile-id=1, tier-flag=1), which the offer's video section does not accept, and the stream has no H264 rendition`},
+		{"H.265+H.264 offer on H.265", []string{"h265+h264"}, []tsframes.Track{h265}, h265V, ""},
+		{"H.265+H.264 offer on H.265 with an H.264 rendition", []string{"h265+h264"}, []tsframes.Track{h265, derived}, h265V, ""},
+		{"H.264 offer on H.265 with an H.264 rendition", []string{"video"}, []tsframes.Track{h265, derived, trackOpus},
+			relay.Want{Video: true, Audio: false, VideoCodec: tsframes.CodecH264}, ""},
+		{"H.265 offer on H.264", []string{"h265"}, []tsframes.Track{trackH264}, relay.Want{},
+			`stream "s": the offer's video section does not accept H264 with packetization-mode=1`},
 		{"video offer on audio", []string{"video"}, []tsframes.Track{trackOpus}, relay.Want{},
 			`stream "s": the stream has no video; audio (Opus) was not offered`},
 		{"VP8 offer", []string{"vp8"}, []tsframes.Track{trackH264}, relay.Want{},
