@@ -56,6 +56,9 @@ type Track struct {
 	// DerivedFrom is the PID of the track this one is made from by a
 	// transcoding stage (docs/transcoding.md); 0 for a track of the source.
 	DerivedFrom uint16 `json:"derived_from,omitempty"`
+	// BFrames is true for a video track whose frames are reordered
+	// (B-frames), as the transcoding stage detects it (docs/transcoding.md).
+	BFrames bool `json:"b_frames,omitempty"`
 }
 
 // Announcement is the set of tracks of the current PMT.
