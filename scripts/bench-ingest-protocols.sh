@@ -2,16 +2,18 @@
 # The broker's CPU per ingested stream for each ingest protocol: N ffmpeg
 # publishers (-re, -c copy, so ffmpeg itself costs little) of the same
 # 640x360 H.264 (2 s GOP) stream at about 2 Mb/s, over HTTP PUT, UDP, SRT and
-# RTMP, each against a fresh broker (embedded NATS, memory storage,
+# RTMP, and N pion WHIP publishers of its H.264 and Opus (whep-bench
+# publish-whip: ffmpeg 5.1 has no WHIP muxer), each against a fresh broker (embedded NATS, memory storage,
 # --transcode off: RTMP carries AAC here, since this ffmpeg's FLV has no
 # Opus, and transcoding is measured apart). The broker's utime+stime is read
 # from /proc over a window after a warm-up, less its idle rate.
 #
 #   bash scripts/bench-ingest-protocols.sh            N=10 streams, 30 s window
 #   N=20 WINDOW=60 bash scripts/bench-ingest-protocols.sh
+#   PROTOCOLS="rtmp whip" bash scripts/bench-ingest-protocols.sh
 #
-# WHIP is not measured: ffmpeg 5.1 has no WHIP muxer. Needs ffmpeg; listens
-# on 127.0.0.1 only; stops everything it started on exit.
+# Needs ffmpeg; listens on 127.0.0.1 only; stops everything it started on
+# exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,7 +31,7 @@ stop_all() {
 }
 trap 'stop_all; rm -rf "$work"' EXIT
 
-go build -o "$work/" ./cmd/broker
+go build -o "$work/" ./cmd/broker ./cmd/whep-bench
 ffmpeg -v error -f lavfi -i testsrc2=size=640x360:rate=30 -f lavfi -i sine=frequency=440:sample_rate=48000 \
   -t 60 -c:v libx264 -preset veryfast -profile:v baseline -pix_fmt yuv420p -g 60 -keyint_min 60 \
   -sc_threshold 0 -b:v 1900k -maxrate 1900k -bufsize 1900k -c:a libopus -b:a 96k -ar 48000 -ac 2 \
@@ -41,7 +43,7 @@ hz=$(getconf CLK_TCK)
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 echo "protocol  streams  broker cores  CPU per stream  streams per core  (file $((bits / 1000)) kb/s of TS)"
-for proto in http udp srt rtmp; do
+for proto in ${PROTOCOLS:-http udp srt rtmp whip}; do
   args=(--ingest-addr 127.0.0.1:18080 --rtmp-addr "" --nats-listen "" --data-dir "$work/data-$proto" --storage memory
     --transcode off --log-level warn)
   case $proto in
@@ -56,7 +58,14 @@ for proto in http udp srt rtmp; do
 
   # Idle rate, then the publishers.
   t0=$(cpu_ticks "$broker"); sleep 3; idle=$(($(cpu_ticks "$broker") - t0))
+  if [ "$proto" = whip ]; then
+    "$work/whep-bench" publish-whip --url http://127.0.0.1:18080/whip/ --prefix s --streams "$n" \
+      --file "$work/src.ts" --duration $((warmup + window + 5))s >"$work/whip.log" 2>&1 &
+    whip=$!
+    pids+=("$whip")
+  fi
   for i in $(seq "$n"); do
+    [ "$proto" = whip ] && break
     in=(-re -stream_loop -1 -i "$work/src.ts" -c copy)
     case $proto in
     http) out=(-f mpegts -method PUT "http://127.0.0.1:18080/ingest/s$i") ;;
@@ -72,5 +81,9 @@ for proto in http udp srt rtmp; do
   awk -v b="$busy" -v i="$idle" -v hz="$hz" -v w="$window" -v n="$n" -v p="$proto" 'BEGIN {
     cores = b / hz / w - i / hz / 3; per = cores / n
     printf "%-8s  %7d  %12.3f  %11.2f ms/s  %16.0f\n", p, n, cores, per * 1000, (per > 0 ? 1 / per : 0) }'
+  if [ "$proto" = whip ]; then
+    wait "$whip" || true
+    sed 's/^/  whep-bench publish-whip: /' "$work/whip.log" # every publisher connected and sending?
+  fi
   stop_all
 done

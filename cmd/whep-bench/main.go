@@ -6,6 +6,7 @@
 //	whep-bench ingest  --ingest PREFIX --streams M --file F --duration D [--pid P ...] [--json FILE]
 //	whep-bench churn   --url URL [--url URL] --sessions N --concurrency C [--pid P ...] [--json FILE]
 //	whep-bench compare --a-url URL --a-pid P [--a-pid P] --b-url URL --b-pid P --viewers N --duration D [--rounds R]
+//	whep-bench publish-whip --url PREFIX --streams M --file F --duration D
 //
 // Every subcommand prints a table on stdout and, with --json, writes the
 // report as JSON to a file ("-": stdout instead of the table). --cpu LIST
@@ -45,6 +46,8 @@ Commands:
            server CPU per session and RSS growth
   compare  the same load against two servers (A then B, --rounds times):
            each one's CPU and RSS per viewer and B's over A's
+  publish-whip  M WHIP publishers looping a TS file's H.264 and Opus in real
+           time (the broker's CPU is read apart: bench-ingest-protocols.sh)
 
 Run whep-bench COMMAND --help for its flags.
 `
@@ -147,6 +150,8 @@ func lookup(name string) command {
 		return churnCommand
 	case "compare":
 		return compareCommand
+	case "publish-whip":
+		return publishWHIPCommand
 	}
 	return nil
 }

@@ -1,0 +1,50 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/whepcast/whepcast/pkg/whepbench"
+)
+
+// publishWHIPCommand runs whepbench.PublishWHIP: M WHIP publishers of a TS
+// file's H.264 and Opus, for measuring the broker's WHIP ingest from outside
+// (scripts/bench-ingest-protocols.sh reads the broker's CPU).
+func publishWHIPCommand(fs *pflag.FlagSet) func(context.Context, *slog.Logger) (report, error) {
+	var cfg whepbench.WHIPPublishConfig
+	var file string
+	fs.StringVar(&cfg.URL, "url", "", "WHIP endpoint prefix; stream names are appended (http://127.0.0.1:8080/whip/)")
+	fs.StringVar(&cfg.Prefix, "prefix", "bench-", "stream name prefix")
+	fs.IntVar(&cfg.Streams, "streams", 10, "number of simultaneous WHIP publishers")
+	fs.StringVar(&file, "file", "", "MPEG-TS file of H.264 and Opus, looped in real time by every publisher")
+	fs.DurationVar(&cfg.Duration, "duration", 30*time.Second, "whole run")
+	fs.DurationVar(&cfg.Stagger, "stagger", time.Second, "spread of the publisher starts")
+	fs.StringVar(&cfg.Token, "token", "", "ingest Bearer token")
+	return func(ctx context.Context, logger *slog.Logger) (report, error) {
+		if file == "" {
+			return nil, fmt.Errorf("%w: --file is required", whepbench.ErrConfig)
+		}
+		st, err := os.Stat(file)
+		if err != nil {
+			return nil, fmt.Errorf("%w: --file: %w", whepbench.ErrConfig, err)
+		}
+		if st.Size() > whepbench.MaxFileSize {
+			return nil, fmt.Errorf("%w: --file %s: %d bytes, at most %d", whepbench.ErrConfig, file, st.Size(), whepbench.MaxFileSize)
+		}
+		if cfg.File, err = os.ReadFile(file); err != nil {
+			return nil, fmt.Errorf("%w: --file: %w", whepbench.ErrConfig, err)
+		}
+		cfg.Logger = logger
+		rep, err := whepbench.PublishWHIP(ctx, cfg)
+		if errors.Is(err, whepbench.ErrConfig) || errors.Is(err, whepbench.ErrTS) {
+			return nil, err
+		}
+		return rep, err
+	}
+}
