@@ -79,6 +79,7 @@ type Publication struct {
 	mu     sync.Mutex
 	anns   []tsframes.Announcement
 	frames []tsframes.Frame
+	cues   []tsframes.Cue
 	closed bool
 	ended  chan struct{}
 	got    chan struct{}
@@ -108,6 +109,24 @@ func (p *Publication) Publish(_ context.Context, f tsframes.Frame) error {
 	default:
 	}
 	return nil
+}
+
+// PublishCue records c.
+func (p *Publication) PublishCue(_ context.Context, c tsframes.Cue) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return bus.ErrClosed
+	}
+	p.cues = append(p.cues, c)
+	return nil
+}
+
+// Cues returns the cues published so far.
+func (p *Publication) Cues() []tsframes.Cue {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]tsframes.Cue(nil), p.cues...)
 }
 
 // SetIngestStats ignores s.

@@ -70,6 +70,7 @@ type Subjects struct {
 	Delta  string // media.NAME.v.delta
 	Audio  string // media.NAME.a
 	Part   string // media.NAME.part
+	Cue    string // media.NAME.cue
 }
 
 // SubjectsFor returns the subjects of the media stream name, or an error
@@ -88,5 +89,6 @@ func SubjectsFor(name string) (Subjects, error) {
 		Delta:  p + "v.delta",
 		Audio:  p + "a",
 		Part:   p + "part",
+		Cue:    p + "cue",
 	}, nil
 }

@@ -32,6 +32,10 @@ type Message struct {
 	// Derived is true for a frame of a derived track (Whepcast-Derived: 1,
 	// published by a TrackPublisher).
 	Derived bool
+	// Cue is set for an SCTE-35 cue (only readers that asked for cues get
+	// them: SubscribeOptions.Cues, RangeReader.DeliverCues); its PTS is on
+	// the timeline of the frames of its epoch.
+	Cue *tsframes.Cue
 	// Published is when JetStream stored the message (of its last part
 	// for a split frame), by the NATS server's clock, from the message
 	// metadata; zero when unknown.
@@ -48,8 +52,8 @@ type audioGroup struct {
 	durs  []int64
 }
 
-// IsFrame reports whether m carries a frame (not an announcement).
-func (m Message) IsFrame() bool { return m.Tracks == nil }
+// IsFrame reports whether m carries a frame (not an announcement or a cue).
+func (m Message) IsFrame() bool { return m.Tracks == nil && m.Cue == nil }
 
 // pendingFrame is a frame whose parts are being collected.
 type pendingFrame struct {
@@ -73,6 +77,8 @@ type decoder struct {
 	videoKey bool
 	// incomplete counts split frames discarded because a part was missing.
 	incomplete uint64
+	// cues delivers the cue subject's messages (ignored otherwise).
+	cues bool
 }
 
 // reset forgets partial state (after a jump in the stream).
@@ -124,6 +130,15 @@ func (d *decoder) push(seq uint64, subject string, h nats.Header, data []byte) (
 		m.Frame.Data = buf
 		d.pending = &pendingFrame{msg: m, want: parts, got: 1}
 		return Message{}, false, nil
+	case d.subj.Cue:
+		if !d.cues {
+			return Message{}, false, nil
+		}
+		c, err := decodeCue(h, data)
+		if err != nil {
+			return Message{}, false, fmt.Errorf("seq %d on %s: %w", seq, subject, err)
+		}
+		return Message{Seq: seq, Epoch: epoch, Cue: c}, true, nil
 	case d.subj.Part:
 		i, n, err := parsePart(headerValue(h, HeaderPart))
 		if err != nil {

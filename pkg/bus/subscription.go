@@ -46,6 +46,9 @@ type SubscribeOptions struct {
 	// delivered is the announced video track's (a derived H.264 track's
 	// frames when it is derived, docs/bus.md).
 	SourceVideo bool
+	// Cues delivers the stream's SCTE-35 cues too (Message.Cue); readers
+	// that do not ask never see them.
+	Cues bool
 }
 
 // Subscription delivers the messages of one media stream, in stream order,
@@ -113,7 +116,7 @@ func Subscribe(ctx context.Context, nc *nats.Conn, name string, opts SubscribeOp
 		handler: handler,
 		logger:  logger.With("stream", name),
 		done:    make(chan struct{}),
-		dec:     decoder{subj: subj, sourceVideo: opts.SourceVideo},
+		dec:     decoder{subj: subj, sourceVideo: opts.SourceVideo, cues: opts.Cues},
 	}
 	info, err := s.waitStream(ctx)
 	if err != nil {

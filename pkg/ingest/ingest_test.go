@@ -84,6 +84,8 @@ func (p *fakePub) Publish(ctx context.Context, f tsframes.Frame) error {
 	return ctx.Err()
 }
 
+func (p *fakePub) PublishCue(context.Context, tsframes.Cue) error { return nil }
+
 func (p *fakePub) SetIngestStats(s bus.IngestStats) {
 	p.mu.Lock()
 	defer p.mu.Unlock()

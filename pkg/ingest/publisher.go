@@ -14,6 +14,8 @@ import (
 type Publisher interface {
 	Announce(ctx context.Context, a tsframes.Announcement) error
 	Publish(ctx context.Context, f tsframes.Frame) error
+	// PublishCue publishes an SCTE-35 cue (ignored before Announce).
+	PublishCue(ctx context.Context, c tsframes.Cue) error
 	SetIngestStats(s bus.IngestStats)
 	Shutdown(ctx context.Context) error
 }

@@ -36,6 +36,8 @@ func (r *recordingPublisher) Publish(_ context.Context, f tsframes.Frame) error 
 	return nil
 }
 
+func (r *recordingPublisher) PublishCue(context.Context, tsframes.Cue) error { return nil }
+
 func (r *recordingPublisher) SetIngestStats(bus.IngestStats)     {}
 func (r *recordingPublisher) Shutdown(ctx context.Context) error { return nil }
 
