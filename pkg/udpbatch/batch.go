@@ -29,6 +29,8 @@ type Batch struct {
 	seg   int     // size of the run's datagrams (all but a shorter last)
 	n     int     // datagrams in the run
 	short bool    // the run ended with a shorter datagram
+	// prevShort is short before the last datagram (see dropLastLocked).
+	prevShort bool
 }
 
 // NewBatch returns a closed Batch of the Group.
@@ -87,25 +89,69 @@ func (b *Batch) Flush() {
 func (b *Batch) add(c *Conn, p []byte) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if !b.open || len(p) > maxBytes {
+	dst := b.nextLocked(c, len(p))
+	if dst == nil {
 		return false
 	}
-	if b.n > 0 && (c != b.conn || b.short || len(p) > b.seg || b.n == maxSegments || len(*b.buf)+len(p) > maxBytes) {
+	copy(dst, p)
+	return true
+}
+
+// AppendFunc appends a datagram of n bytes to the batch, to be sent
+// through c: fill writes all n bytes of it in place (under the batch's
+// lock, so it must not write to the Group's sockets). When fill returns
+// false the datagram is left out. AppendFunc returns false, without
+// calling fill, when the batch is not open or n is beyond the limits; the
+// caller then sends the datagram itself (Conn.Send).
+func (b *Batch) AppendFunc(c *Conn, n int, fill func(dst []byte) bool) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	dst := b.nextLocked(c, n)
+	if dst == nil {
+		return false
+	}
+	if !fill(dst) {
+		b.dropLastLocked(n)
+	}
+	return true
+}
+
+// nextLocked makes room for a datagram of n bytes to be sent through c at
+// the end of the run (sending the run first when the datagram cannot join
+// it) and returns it; nil when the batch is not open or n is too large.
+func (b *Batch) nextLocked(c *Conn, n int) []byte {
+	if !b.open || n > maxBytes || n <= 0 {
+		return nil
+	}
+	if b.n > 0 && (c != b.conn || b.short || n > b.seg || b.n == maxSegments || len(*b.buf)+n > maxBytes) {
 		b.sendLocked()
 	}
 	if b.buf == nil {
 		b.buf = bufPool.Get().(*[]byte)
 	}
 	b.conn = c
-	*b.buf = append(*b.buf, p...)
+	off := len(*b.buf)
+	*b.buf = (*b.buf)[:off+n]
+	b.prevShort = b.short
 	switch {
 	case b.n == 0:
-		b.seg = len(p)
-	case len(p) < b.seg:
+		b.seg = n
+	case n < b.seg:
 		b.short = true
 	}
 	b.n++
-	return true
+	return (*b.buf)[off : off+n]
+}
+
+// dropLastLocked removes the run's last datagram, of n bytes, added by
+// nextLocked.
+func (b *Batch) dropLastLocked(n int) {
+	*b.buf = (*b.buf)[:len(*b.buf)-n]
+	b.n--
+	b.short = b.prevShort
+	if b.n == 0 {
+		b.seg, b.short = 0, false
+	}
 }
 
 // sendLocked sends the run and empties it.

@@ -59,6 +59,7 @@ type Group struct {
 	mu    sync.RWMutex
 	open  map[netip.AddrPort]*Batch
 	nopen atomic.Int32
+	conns map[netip.AddrPort]*Conn // by local address, for ConnFor
 
 	gsoFailures                          atomic.Int32
 	datagrams, sends, gsoSends, sendErrs atomic.Uint64
@@ -67,7 +68,7 @@ type Group struct {
 // NewGroup returns a Group; gso enables UDP segmentation offload where the
 // platform has it.
 func NewGroup(gso bool, logger *slog.Logger) *Group {
-	g := &Group{log: logger, open: map[netip.AddrPort]*Batch{}, sendGSO: sendGSO}
+	g := &Group{log: logger, open: map[netip.AddrPort]*Batch{}, conns: map[netip.AddrPort]*Conn{}, sendGSO: sendGSO}
 	g.gso.Store(gso && gsoSupported)
 	return g
 }
@@ -92,7 +93,33 @@ func (g *Group) gsoFailed(err error) {
 }
 
 // Wrap returns c as a Conn of the Group. Closing the Conn closes c.
-func (g *Group) Wrap(c *net.UDPConn) *Conn { return &Conn{UDPConn: c, g: g} }
+func (g *Group) Wrap(c *net.UDPConn) *Conn {
+	conn := &Conn{UDPConn: c, g: g}
+	if a, ok := c.LocalAddr().(*net.UDPAddr); ok {
+		conn.local = canonical(a.AddrPort())
+		g.mu.Lock()
+		g.conns[conn.local] = conn
+		g.mu.Unlock()
+	}
+	return conn
+}
+
+// ConnFor returns the Conn of the Group bound to local, a local ICE
+// candidate's address; when none is, the Group's only Conn (a single socket
+// announced under a public address), else nil.
+func (g *Group) ConnFor(local netip.AddrPort) *Conn {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	if c := g.conns[canonical(local)]; c != nil {
+		return c
+	}
+	if len(g.conns) == 1 {
+		for _, c := range g.conns {
+			return c
+		}
+	}
+	return nil
+}
 
 // Net returns a transport.Net whose ListenUDP sockets are Conns of the
 // Group; everything else is the standard network.
@@ -133,7 +160,25 @@ func (g *Group) batchFor(addr netip.AddrPort) *Batch {
 // unless a batch is open for their destination.
 type Conn struct {
 	*net.UDPConn
-	g *Group
+	g     *Group
+	local netip.AddrPort
+}
+
+// Close closes the socket and removes it from the Group.
+func (c *Conn) Close() error {
+	c.g.mu.Lock()
+	if c.g.conns[c.local] == c {
+		delete(c.g.conns, c.local)
+	}
+	c.g.mu.Unlock()
+	return c.UDPConn.Close()
+}
+
+// Send writes the datagram p to addr straight to the socket, past any
+// batch: for a writer that batches by itself (see Batch.AppendFunc).
+func (c *Conn) Send(p []byte, addr netip.AddrPort) error {
+	_, err := c.WriteToUDPAddrPort(p, addr)
+	return err
 }
 
 // ReadFromAddrPort reads a datagram (pion/ice's AddrPortReaderWriter).
