@@ -30,6 +30,11 @@ type Config struct {
 	// UDPGSO sends the packets of a video frame to a viewer with one
 	// system call (Linux UDP segmentation offload; falls back by itself).
 	UDPGSO bool
+	// DirectSRTP encrypts each media packet with the session's SRTP keys
+	// here and writes it straight into the UDP batch (or socket), past
+	// pion's per-packet path (SRTP session, mux, candidate pair); pion
+	// keeps ICE, DTLS and RTCP. Off by default (DefaultDirectSRTP).
+	DirectSRTP bool
 	// ICEDisconnectedTimeout and ICEFailedTimeout are how long a session
 	// hears nothing from its client before ICE is disconnected, and then
 	// failed, which closes the session.

@@ -1,6 +1,7 @@
 package whep
 
 import (
+	"net"
 	"net/netip"
 	"testing"
 
@@ -35,8 +36,13 @@ func TestSessionBatchesToSelectedPath(t *testing.T) {
 				t.Fatalf("client selected pair: %v %v", pair, err)
 			}
 			want := netip.AddrPortFrom(netip.MustParseAddr(pair.Local.Address), pair.Local.Port)
-			if got := pb.remote.Load().(netip.AddrPort); got != want {
-				t.Fatalf("batch path %v, want the client's %v", got, want)
+			p := pb.current()
+			if p == nil || p.remote != want {
+				t.Fatalf("batch path %+v, want the client's %v", p, want)
+			}
+			// The socket is the one of the server's end of the pair.
+			if p.conn == nil || p.conn.LocalAddr().(*net.UDPAddr).Port != int(pair.Remote.Port) {
+				t.Fatalf("batch socket %v, want the one of port %d", p.conn, pair.Remote.Port)
 			}
 			// The fake viewer sends its video and audio packet of each tick
 			// as one batch: the client got them (waitPackets above), sent

@@ -54,8 +54,10 @@ type session struct {
 	connectTimeout, gatherTimeout time.Duration
 	pc                            *webrtc.PeerConnection
 	viewer                        Viewer
-	slot                          *slot
-	logger                        *slog.Logger
+	// direct is the fast path for media (Config.DirectSRTP), else nil.
+	direct *directSRTP
+	slot   *slot
+	logger *slog.Logger
 	// mids maps each mid of the negotiated session to its kind.
 	mids map[string]string
 
@@ -121,6 +123,11 @@ func (s *Server) createSession(ctx context.Context, entry bus.CatalogEntry, o *o
 		return nil, "", fmt.Errorf("register codecs: %w", err)
 	}
 	ir := &interceptor.Registry{}
+	if s.cfg.DirectSRTP {
+		// First: the innermost interceptor, under the sender reports.
+		ss.direct = newDirectSRTP(ss.logger)
+		ir.Add(ss.direct)
+	}
 	if err = s.media.RegisterInterceptors(m, ir); err != nil {
 		return nil, "", fmt.Errorf("register interceptors: %w", err)
 	}
@@ -163,6 +170,9 @@ func (s *Server) createSession(ctx context.Context, entry bus.CatalogEntry, o *o
 				pb := newPathBatch(s.ice.batches)
 				pb.follow(snd.Transport().ICETransport())
 				ss.viewer.SetBatcher(pb)
+				if ss.direct != nil {
+					ss.direct.useBatch(pb)
+				}
 				break
 			}
 		}
@@ -285,6 +295,9 @@ func (ss *session) run() {
 			case webrtc.PeerConnectionStateConnected:
 				if ss.started.CompareAndSwap(false, true) {
 					connect.Stop()
+					if ss.direct != nil {
+						ss.direct.start(ss.pc)
+					}
 					ss.viewer.Start()
 					ss.logger.Info("session connected", "after", time.Since(ss.created).Round(time.Millisecond))
 				}

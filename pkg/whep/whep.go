@@ -56,6 +56,8 @@ const (
 	DefaultDrainTimeout = 30 * time.Second
 	// DefaultUDPGSO is the default Config.UDPGSO.
 	DefaultUDPGSO = true
+	// DefaultDirectSRTP is the default Config.DirectSRTP.
+	DefaultDirectSRTP = false
 )
 
 // Retry-After values, in seconds.

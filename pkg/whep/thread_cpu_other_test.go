@@ -1,0 +1,8 @@
+//go:build !linux
+
+package whep
+
+import "time"
+
+// threadCPU is not measured here (see thread_cpu_linux_test.go).
+func threadCPU() time.Duration { return 0 }
