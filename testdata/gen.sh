@@ -42,9 +42,18 @@ tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 "${FF[@]}" -f lavfi -i "$(vsrc 3)" "${X264[@]}" $(gop 30) -f mpegts "$tmp/a.ts"
 "${FF[@]}" -f lavfi -i "$(vsrc 3)" -f lavfi -i "$(asrc 3)" "${X264[@]}" $(gop 30) "${OPUS[@]}" -output_ts_offset 3 -f mpegts "$tmp/b.ts"
 cat "$tmp/a.ts" "$tmp/b.ts" > pmtchange.ts
+# sync_{opus,aac,mp2,ac3}.ts: the A/V sync fixtures, 12 s of H.264 (160x90, grey) + audio
+# (silence) where a flash (white frames) and a beep (1 kHz) start together at every whole
+# second and last 100 ms; the same stream with Opus (the reference), AAC, MP2 and AC-3.
+FLASH="color=c=0x303030:s=160x90:r=${FPS}:d=12,drawbox=c=white:t=fill:enable='lt(mod(t,1),0.1)'"
+BEEP="aevalsrc='if(lt(mod(t,1),0.1),0.5*sin(2*PI*1000*t),0)':s=48000:d=12"
+for a in "opus libopus -frame_duration 20" "aac aac" "mp2 mp2" "ac3 ac3"; do
+  set -- $a; n=$1; shift
+  "${FF[@]}" -f lavfi -i "$FLASH" -f lavfi -i "$BEEP" "${X264[@]}" $(gop 30) -c:a "$@" -b:a 64k -ac 2 -f mpegts "sync_$n.ts"
+done
 
 # Expected counts, as ffprobe sees them.
-for f in av video audio aac mp2 ac3 hevc wrap gop4 pmtchange; do
+for f in av video audio aac mp2 ac3 hevc wrap gop4 pmtchange sync_opus sync_aac sync_mp2 sync_ac3; do
   v=$(ffprobe -v error -select_streams v -show_entries packet=flags -of compact "$f.ts" | grep -c '^packet|' || true)
   k=$(ffprobe -v error -select_streams v -show_entries packet=flags -of compact "$f.ts" | grep -c '^packet|flags=K' || true)
   a=$(ffprobe -v error -select_streams a -show_entries packet=pts -of compact "$f.ts" | grep -c '^packet|' || true)
