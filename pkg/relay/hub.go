@@ -55,7 +55,8 @@ type hub struct {
 	set      trackSet
 	setEpoch uint64
 	cache    gopCache
-	active   []*Viewer // started viewers, in fan-out order
+	active   []*Viewer      // started viewers, in fan-out order
+	cues     []tsframes.Cue // the stream's recent SCTE-35 cues (cue.go)
 	members  map[*Viewer]struct{}
 	catState string // latest catalog state seen ("" = none)
 	ended    bool   // the catalog said ended and the grace expired
@@ -279,8 +280,13 @@ func (h *hub) handle(m bus.Message) {
 		h.log.Info("new epoch: timestamps rebased at its first keyframe", "epoch", epoch, "previous", h.epoch)
 		h.epoch = epoch
 		h.tl.newEpoch(h.set.video)
+		h.newCueEpoch()
 	}
 	if m.Tracks != nil {
+		return
+	}
+	if m.Cue != nil {
+		h.onCue(*m.Cue)
 		return
 	}
 	var f *frame

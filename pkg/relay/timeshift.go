@@ -86,6 +86,7 @@ func subscribeLog(ctx context.Context, cfg logConfig, name string, at time.Time,
 	if err != nil {
 		return nil, err
 	}
+	rr.DeliverCues()
 	rctx, cancel := context.WithCancel(context.Background())
 	s := &logSubscription{
 		cfg:     cfg,
@@ -143,6 +144,7 @@ func (s *logSubscription) run(ctx context.Context, rr *bus.RangeReader) {
 		if err != nil {
 			break
 		}
+		rr.DeliverCues()
 	}
 	if ctx.Err() == nil {
 		s.err = err
@@ -209,7 +211,7 @@ func (s *logSubscription) follow(ctx context.Context) error {
 	queue := make(chan bus.Message, logFollowQueue)
 	// The handler waits for room in queue until follow returns.
 	hctx, stop := context.WithCancel(ctx)
-	sub, err := bus.Subscribe(ctx, s.cfg.conn, s.name, bus.SubscribeOptions{FromSeq: s.last, Logger: s.cfg.logger},
+	sub, err := bus.Subscribe(ctx, s.cfg.conn, s.name, bus.SubscribeOptions{FromSeq: s.last, Logger: s.cfg.logger, Cues: true},
 		func(m bus.Message) {
 			select {
 			case queue <- m:

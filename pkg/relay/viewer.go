@@ -65,7 +65,8 @@ type Viewer struct {
 
 	queue chan *frame
 	nacks chan nackRequest
-	batch Batcher // nil: every packet is its own write
+	cues  cueQueue // SCTE-35 cues waiting for their frame (cue.go)
+	batch Batcher  // nil: every packet is its own write
 
 	// Guarded by hub.mu: the hub-side state of the viewer.
 	started  bool
@@ -144,6 +145,7 @@ func (v *Viewer) beginLocked(h *hub) {
 		v.video.setReplay(replay, v.replayRate, keyGapTicks(replay[0].bytes, h.cache.rate, v.replayRate))
 		v.replayed.Store(int64(len(replay)))
 	}
+	v.cues.reset(h.cues)
 	v.log.Debug("viewer started", "replay_frames", len(replay), "wait_keyframe", v.needKey, "wait_tracks", v.waitSet,
 		"time_shifted", h.cfg.shifted)
 	v.wg.Add(1)
@@ -364,6 +366,7 @@ func (v *Viewer) writeFrame(f *frame) bool {
 	if f.video || v.video == nil {
 		v.posPTS.Store(f.pts)
 		v.posStored.Store(f.stored)
+		v.cues.wrote(f.pts)
 	}
 	if v.ttff.Load() == 0 && (f.key || (!f.video && v.video == nil)) {
 		v.ttff.Store(int64(max(time.Since(v.startAt), 1)))

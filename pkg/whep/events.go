@@ -63,8 +63,9 @@ const (
 	// maskPositionLive is set when position was asked for by name: only
 	// then do live sessions get it too (time-shifted ones always do).
 	maskPositionLive
+	maskSCTE35
 
-	maskAll = maskActive | maskInactive | maskReconnect | maskViewerCount | maskPosition
+	maskAll = maskActive | maskInactive | maskReconnect | maskViewerCount | maskPosition | maskSCTE35
 )
 
 var eventBits = []struct {
@@ -76,6 +77,7 @@ var eventBits = []struct {
 	{eventReconnect, maskReconnect},
 	{eventViewerCount, maskViewerCount},
 	{eventPosition, maskPosition},
+	{eventSCTE35, maskSCTE35},
 }
 
 // linkEvents is the events attribute of the Link: every event this server
@@ -278,6 +280,10 @@ func (es *eventStream) push(e sseEvent) func() {
 	if es.closed || es.want&bitOf(e.Name) == 0 {
 		return nil
 	}
+	if e.Name == eventSCTE35 {
+		es.pushCue(e)
+		return es.flush(false)
+	}
 	q := es.queue[:0]
 	for _, old := range es.queue {
 		if old.class() != e.class() {
@@ -463,6 +469,7 @@ func (en *eventNotifier) create(ss *session, want eventMask) (string, error) {
 	if se == nil {
 		se = &sessionEvents{ss: ss, active: live, viewers: viewers, packets: packets, advanced: now}
 		en.bySession[ss.id] = se
+		en.watchCues(ss)
 	}
 	if len(se.streams) >= maxEventStreams {
 		after = append(after, se.streams[0].end(false))

@@ -30,7 +30,7 @@ func iceServerLinks(links []string) []string {
 }
 
 var (
-	reEventsLink = regexp.MustCompile(`^</whep/cam/node-a\.[a-z2-7]{26}/events>; rel="urn:ietf:params:whep:ext:core:server-sent-events"; events="active,inactive,reconnect,viewercount,position"$`)
+	reEventsLink = regexp.MustCompile(`^</whep/cam/node-a\.[a-z2-7]{26}/events>; rel="urn:ietf:params:whep:ext:core:server-sent-events"; events="active,inactive,reconnect,viewercount,position,scte35"$`)
 	reEventsLoc  = regexp.MustCompile(`^/whep/cam/node-a\.[a-z2-7]{26}/events/[a-z2-7]{26}$`)
 )
 
@@ -206,7 +206,7 @@ func TestEventsLink(t *testing.T) {
 	resp, _ := ts.post(t, ctx, "cam", fixedOffer("video", "audio"), nil)
 	links := resp.Header.Values("Link")
 	if resp.StatusCode != 201 || len(links) != 1 || !reEventsLink.MatchString(links[0]) ||
-		links[0] != "<"+resp.Header.Get("Location")+`/events>; rel="urn:ietf:params:whep:ext:core:server-sent-events"; events="active,inactive,reconnect,viewercount,position"` {
+		links[0] != "<"+resp.Header.Get("Location")+`/events>; rel="urn:ietf:params:whep:ext:core:server-sent-events"; events="active,inactive,reconnect,viewercount,position,scte35"` {
 		t.Fatalf("201: Link %q (Location %q)", links, resp.Header.Get("Location"))
 	}
 	for _, c := range []struct {
