@@ -157,3 +157,25 @@ func (s *h265State) appendMissing(data []byte, vpsDone, spsDone, ppsDone *bool) 
 	}
 	return data
 }
+
+// H265AccessUnits turns the NAL units of the successive access units of one
+// H.265 track into frame data as the Demuxer does for MPEG-TS (for the
+// ingests that read H.265 from other containers, such as RTMP): Annex-B
+// without AUD, VPS, SPS and PPS before every IRAP picture, nothing before
+// the first IRAP picture. The zero value is ready; it is used by one
+// goroutine.
+type H265AccessUnits struct{ st h265State }
+
+// Next returns the frame data of one access unit, whether it is a keyframe,
+// and whether its SPS changed the profile, tier or level (see Fill). An
+// error wraps ErrNoKeyframe or ErrAccessUnit and means the access unit is
+// dropped; its parameter sets are remembered all the same (so the
+// parameter sets of a codec configuration can be passed as an access unit
+// of their own).
+func (h *H265AccessUnits) Next(au [][]byte) (data []byte, key, changed bool, err error) {
+	return h.st.accessUnit(au)
+}
+
+// Fill sets t's ProfileID, TierFlag and LevelID to those of the latest
+// SPS (zero before any).
+func (h *H265AccessUnits) Fill(t *Track) { setH265Profile(t, h.st.profile) }

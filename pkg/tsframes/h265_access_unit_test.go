@@ -244,3 +244,21 @@ func TestH265Fixture(t *testing.T) {
 		}
 	}
 }
+
+// TestH265AccessUnits: the exported form keeps the parameter sets of a
+// configuration given on their own and puts them before the first IDR.
+func TestH265AccessUnits(t *testing.T) {
+	var h H265AccessUnits
+	if _, _, changed, err := h.Next([][]byte{h265VPS, h265SPS, h265PPS}); !errors.Is(err, ErrNoKeyframe) || !changed {
+		t.Fatalf("configuration: changed %v, error %v", changed, err)
+	}
+	var tr Track
+	h.Fill(&tr)
+	if tr.ProfileID != 1 || tr.TierFlag != 0 || tr.LevelID != 93 {
+		t.Fatalf("track %+v", tr)
+	}
+	data, key, _, err := h.Next([][]byte{h265IDR})
+	if err != nil || !key || !bytes.Equal(data, annexB(h265VPS, h265SPS, h265PPS, h265IDR)) {
+		t.Fatalf("IDR: % x key %v error %v", data, key, err)
+	}
+}

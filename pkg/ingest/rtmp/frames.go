@@ -53,6 +53,13 @@ func frames(ctx context.Context, conn gortmplib.Conn, h tsframes.Sink, analyzed 
 			st.accessUnit([][]byte{c.SPS, c.PPS})
 			d.ann.Tracks[i].ProfileLevelID = st.profileLevelID()
 			r.OnDataH264(t, func(pts, dts time.Duration, au [][]byte) { d.h264(i, st, pts, dts, au) })
+		case *codecs.H265:
+			// Enhanced RTMP: the configuration's parameter sets, then
+			// access units as MPEG-TS's.
+			st := &tsframes.H265AccessUnits{}
+			_, _, _, _ = st.Next([][]byte{c.VPS, c.SPS, c.PPS})
+			st.Fill(&d.ann.Tracks[i])
+			r.OnDataH265(t, func(pts, dts time.Duration, au [][]byte) { d.h265(i, st, pts, dts, au) })
 		case *codecs.Opus:
 			r.OnDataOpus(t, func(pts time.Duration, pkt []byte) { d.opus(pid, pts, pkt) })
 		case *codecs.MPEG4Audio:
@@ -94,8 +101,6 @@ func frames(ctx context.Context, conn gortmplib.Conn, h tsframes.Sink, analyzed 
 // published.
 func ignore(r *gortmplib.Reader, t *gortmplib.Track) {
 	switch t.Codec.(type) {
-	case *codecs.H265:
-		r.OnDataH265(t, func(time.Duration, time.Duration, [][]byte) {})
 	case *codecs.AV1:
 		r.OnDataAV1(t, func(time.Duration, [][]byte) {})
 	case *codecs.VP9:
@@ -152,6 +157,31 @@ func (d *frameDemuxer) h264(track int, st *h264Track, pts, dts time.Duration, au
 		PID:   d.ann.Tracks[track].PID,
 		Kind:  tsframes.KindVideo,
 		Codec: tsframes.CodecH264,
+		PTS:   ticks90k(pts),
+		DTS:   ticks90k(dts),
+		Key:   key,
+		Data:  data,
+	})
+}
+
+func (d *frameDemuxer) h265(track int, st *tsframes.H265AccessUnits, pts, dts time.Duration, au [][]byte) {
+	if d.err != nil {
+		return
+	}
+	data, key, changed, err := st.Next(au)
+	if changed {
+		st.Fill(&d.ann.Tracks[track])
+		if d.err = d.h.Tracks(d.announcement()); d.err != nil {
+			return
+		}
+	}
+	if err != nil {
+		return // before the first keyframe, or unusable
+	}
+	d.err = d.h.Frame(tsframes.Frame{
+		PID:   d.ann.Tracks[track].PID,
+		Kind:  tsframes.KindVideo,
+		Codec: tsframes.CodecH265,
 		PTS:   ticks90k(pts),
 		DTS:   ticks90k(dts),
 		Key:   key,

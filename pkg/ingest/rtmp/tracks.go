@@ -19,7 +19,7 @@ const (
 const firstPID = 0x100
 
 // trackOf describes an RTMP track as announced. Every codec is announced;
-// only H.264 and Opus have WebRTC set.
+// only H.264, H.265 (Enhanced RTMP) and Opus have WebRTC set.
 func trackOf(pid uint16, t *gortmplib.Track) tsframes.Track {
 	tr := tsframes.Track{PID: pid, Kind: tsframes.KindAudio, Codec: tsframes.CodecUnknown}
 	if t.Codec.IsVideo() {
@@ -29,7 +29,7 @@ func trackOf(pid uint16, t *gortmplib.Track) tsframes.Track {
 	case *codecs.H264:
 		tr.Codec, tr.WebRTC = tsframes.CodecH264, true
 	case *codecs.H265:
-		tr.Codec = tsframes.CodecH265
+		tr.Codec, tr.WebRTC = tsframes.CodecH265, true
 	case *codecs.AV1:
 		tr.Codec = codecAV1
 	case *codecs.VP9:
