@@ -157,7 +157,7 @@ func (l *Listener) serveConn(ctx context.Context, pubs *ingest.Publications, con
 	remote := conn.RemoteAddr().String()
 	stopHandshake := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
 	_ = conn.SetDeadline(time.Now().Add(l.cfg.HandshakeTimeout))
-	rw := &connReader{Conn: conn}
+	rw := &connReader{Conn: conn, guard: newChunkGuard()}
 	sc := &gortmplib.ServerConn{RW: rw}
 	stream, err := l.accept(sc)
 	stopped := !stopHandshake()
@@ -211,11 +211,14 @@ func (l *Listener) accept(sc *gortmplib.ServerConn) (string, error) {
 
 // connReader is the connection as gortmplib reads and writes it: reads come
 // from the connection until the publication starts, then through the
-// publication's counted Body.
+// publication's counted Body; the chunk guard sees every byte first.
 type connReader struct {
 	net.Conn
 	mu sync.Mutex
 	r  io.Reader
+
+	guard  *chunkGuard // owned by the reading goroutine
+	broken error       // the guard's error: every later read fails with it
 }
 
 func (c *connReader) setReader(r io.Reader) {
@@ -225,13 +228,23 @@ func (c *connReader) setReader(r io.Reader) {
 }
 
 func (c *connReader) Read(p []byte) (int, error) {
+	if c.broken != nil {
+		return 0, c.broken
+	}
 	c.mu.Lock()
 	r := c.r
 	c.mu.Unlock()
 	if r == nil {
-		return c.Conn.Read(p)
+		r = c.Conn
 	}
-	return r.Read(p)
+	n, err := r.Read(p)
+	if n > 0 && c.guard != nil {
+		if gerr := c.guard.check(p[:n]); gerr != nil {
+			c.broken = gerr
+			return 0, gerr
+		}
+	}
+	return n, err
 }
 
 // boundedReader reads at most left bytes from r, then fails with
