@@ -248,6 +248,12 @@ func (h *Handler) write(ctx context.Context, rr *bus.RangeReader, f format, out 
 			// its Opus is exported.
 			continue
 		}
+		if fr.Kind == tsframes.KindVideo && fr.Codec != tsframes.CodecH264 {
+			// H.265 (docs/bus.md, "Video selection"): the muxers write
+			// H.264 only; the H.264 rendition, when there is one, is
+			// exported.
+			continue
+		}
 		if !begun {
 			if fr.Kind != tsframes.KindVideo || !fr.Key {
 				continue
