@@ -43,6 +43,10 @@ type WHEP struct {
 	// UDPGSO sends the packets of a video frame to a viewer with one
 	// system call (Linux UDP segmentation offload; default true).
 	UDPGSO bool `mapstructure:"udp-gso"`
+	// DirectSRTP encrypts media with SRTP in whepcast and writes it
+	// straight to the UDP batch, past pion's per-packet path (default
+	// false).
+	DirectSRTP bool `mapstructure:"direct-srtp"`
 	// ICEDisconnectedTimeout and ICEFailedTimeout are how long a session
 	// hears nothing from its client before ICE is disconnected, and then
 	// failed, which closes the session (defaults 5s and 25s; 0 in a

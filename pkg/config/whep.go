@@ -13,6 +13,7 @@ func (w WHEP) Config() whep.Config {
 		ICEUDPAddr:             w.ICEUDPAddr,
 		ICETCPAddr:             w.ICETCPAddr,
 		UDPGSO:                 w.UDPGSO,
+		DirectSRTP:             w.DirectSRTP,
 		ICEDisconnectedTimeout: w.ICEDisconnectedTimeout,
 		ICEFailedTimeout:       w.ICEFailedTimeout,
 		PublicIPs:              w.PublicIPs,
