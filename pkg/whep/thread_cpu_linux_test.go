@@ -5,17 +5,17 @@ package whep
 import (
 	"syscall"
 	"time"
-	"unsafe"
 )
 
-// threadCPU returns the CPU time of the calling OS thread (user and system,
-// the kernel's UDP send included); the caller locks its goroutine to the
-// thread. Other processes on the machine barely move it.
-func threadCPU() time.Duration {
-	const clockThreadCPUTimeID = 3 // CLOCK_THREAD_CPUTIME_ID
-	var ts syscall.Timespec
-	if _, _, e := syscall.Syscall(syscall.SYS_CLOCK_GETTIME, clockThreadCPUTimeID, uintptr(unsafe.Pointer(&ts)), 0); e != 0 {
-		return 0
+// threadCPU returns the user and system CPU time of the calling OS thread
+// (the system part is mostly the kernel's UDP send, on loopback the
+// receiver's side too); the caller locks its goroutine to the thread. Other
+// processes on the machine barely move it.
+func threadCPU() (user, sys time.Duration) {
+	const rusageThread = 1 // RUSAGE_THREAD
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(rusageThread, &ru); err != nil {
+		return 0, 0
 	}
-	return time.Duration(ts.Nano())
+	return time.Duration(ru.Utime.Nano()), time.Duration(ru.Stime.Nano())
 }
