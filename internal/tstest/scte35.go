@@ -196,3 +196,19 @@ func crc32MPEG(b []byte) uint32 {
 	}
 	return crc
 }
+
+// VideoPID returns the PID of the video stream of ts (see VideoPTS).
+func VideoPID(t testing.TB, ts []byte) uint16 {
+	t.Helper()
+	return programOf(t, ts).video
+}
+
+// PESStart returns the PID of a TS packet and, when a PES with a PTS starts
+// in it, that PTS (33-bit, as in the file).
+func PESStart(pkt []byte) (pid uint16, pts int64, ok bool) {
+	if len(pkt) != 188 || pkt[1]&0x40 == 0 {
+		return pidOf(pkt), 0, false
+	}
+	pts, ok = pesPTS(pkt)
+	return pidOf(pkt), pts, ok
+}
