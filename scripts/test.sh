@@ -78,7 +78,7 @@ fi
 fuzz_log=$(mktemp)
 trap 'rm -f "$fuzz_log"' EXIT
 for target in FuzzDemuxer:./pkg/tsframes/ FuzzSCTE35:./pkg/tsframes/ FuzzParse:./pkg/sdpfrag/ \
-              FuzzDecoder:./pkg/bus/ FuzzPacketizeH264:./pkg/relay/ \
+              FuzzDecoder:./pkg/bus/ FuzzPacketizeH264:./pkg/relay/ FuzzPacketizeH265:./pkg/relay/ \
               FuzzParseStreamID:./pkg/ingest/srt/ FuzzAccessUnit:./pkg/ingest/rtmp/ FuzzChunkGuard:./pkg/ingest/rtmp/ \
               FuzzH264Depacketizer:./pkg/ingest/whip/; do
   name=${target%%:*} pkg=${target#*:}
