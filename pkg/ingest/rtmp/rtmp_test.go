@@ -3,6 +3,7 @@ package rtmp
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -60,6 +61,12 @@ func dial(t *testing.T, l *Listener, path string, ref *tstest.Demuxed) (*publish
 	if err != nil {
 		t.Fatal(err)
 	}
+	return dialURL(t, u, nil, ref)
+}
+
+// dialURL is dial to a URL (rtmp:// or, with tlsConf, rtmps://).
+func dialURL(t *testing.T, u *url.URL, tlsConf *tls.Config, ref *tstest.Demuxed) (*publisher, error) {
+	t.Helper()
 	var sps, pps []byte
 	for _, f := range ref.Kind(tsframes.KindVideo) {
 		if f.Key {
@@ -77,7 +84,7 @@ func dial(t *testing.T, l *Listener, path string, ref *tstest.Demuxed) (*publish
 	ctx, cancel := context.WithTimeout(t.Context(), testDeadline)
 	defer cancel()
 	p := &publisher{
-		c:     &gortmplib.Client{URL: u, Publish: true},
+		c:     &gortmplib.Client{URL: u, Publish: true, TLSConfig: tlsConf},
 		video: &gortmplib.Track{Codec: &codecs.H264{SPS: sps, PPS: pps}},
 		audio: &gortmplib.Track{Codec: &codecs.Opus{IDHeader: &opus.IDHeader{Version: 1, ChannelCount: 2, InputSampleRate: 48000}}},
 	}
