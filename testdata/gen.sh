@@ -51,9 +51,18 @@ for a in "opus libopus -frame_duration 20" "aac aac" "mp2 mp2" "ac3 ac3"; do
   set -- $a; n=$1; shift
   "${FF[@]}" -f lavfi -i "$FLASH" -f lavfi -i "$BEEP" "${X264[@]}" $(gop 30) -c:a "$@" -b:a 64k -ac 2 -f mpegts "sync_$n.ts"
 done
+# bframes.ts: H.264 High profile with 2 B-frames (x264 -bf 2, as x264's
+# defaults), 640x360, 1 s GOP, + Opus, 4 s. Each frame's number is drawn in
+# its top 40 rows as 16 blocks of 40 px, black or white, bit 0 on the left
+# (tests/chromium_bframes_test.go reads them back to check the order).
+BITS="if(lt(Y,40),if(mod(floor(N/pow(2,floor(X/40))),2),235,16),lum(X,Y))"
+"${FF[@]}" -f lavfi -i "testsrc2=size=640x360:rate=30:duration=4" -f lavfi -i "$(asrc 4)" \
+  -vf "geq=lum='$BITS':cb='if(lt(Y,20),128,cb(X,Y))':cr='if(lt(Y,20),128,cr(X,Y))'" \
+  -c:v libx264 -preset veryfast -profile:v high -pix_fmt yuv420p -bf 2 $(gop 30) -sc_threshold 0 \
+  -b:v 600k -maxrate 800k -bufsize 800k -flags -global_header "${OPUS[@]}" -f mpegts bframes.ts
 
 # Expected counts, as ffprobe sees them.
-for f in av video audio aac mp2 ac3 hevc wrap gop4 pmtchange sync_opus sync_aac sync_mp2 sync_ac3; do
+for f in av video audio aac mp2 ac3 hevc wrap gop4 pmtchange sync_opus sync_aac sync_mp2 sync_ac3 bframes; do
   v=$(ffprobe -v error -select_streams v -show_entries packet=flags -of compact "$f.ts" | grep -c '^packet|' || true)
   k=$(ffprobe -v error -select_streams v -show_entries packet=flags -of compact "$f.ts" | grep -c '^packet|flags=K' || true)
   a=$(ffprobe -v error -select_streams a -show_entries packet=pts -of compact "$f.ts" | grep -c '^packet|' || true)

@@ -118,7 +118,7 @@ func toSource(out, lastIn int64) int64 {
 func (j *job) runChild(ctx context.Context, tp *bus.TrackPublisher) error {
 	cctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	cmd := exec.CommandContext(cctx, j.stage.ffmpeg, ffmpegArgs(j.stage.cfg.AudioBitrate)...)
+	cmd := exec.CommandContext(cctx, j.stage.ffmpeg, j.childArgs()...)
 	cmd.WaitDelay = waitDelay
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -217,13 +217,16 @@ func (j *job) feed(ctx context.Context, w io.Writer, cio *childIO) error {
 	if err := bw.Flush(); err != nil {
 		return err
 	}
+	keySeen := false
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case f := <-j.in:
-			if err := tw.writePES(f.PTS, f.Data); err != nil {
+			if ok, err := j.feedFrame(tw, f, &keySeen); err != nil {
 				return err
+			} else if !ok {
+				continue
 			}
 			if err := bw.Flush(); err != nil {
 				return err
@@ -261,10 +264,13 @@ type outputSink struct {
 func (s *outputSink) Tracks(tsframes.Announcement) error { return nil }
 
 func (s *outputSink) Frame(f tsframes.Frame) error {
+	now := time.Now()
+	if s.j.src.Kind == tsframes.KindVideo {
+		return s.videoFrame(f, now)
+	}
 	if f.Codec != tsframes.CodecOpus {
 		return nil
 	}
-	now := time.Now()
 	s.io.pendingSince.Store(0)
 	f.PTS = s.j.out.place(toSource(f.PTS, s.io.lastPTS.Load()), f.Duration)
 	f.DTS, f.PID = f.PTS, s.j.derived

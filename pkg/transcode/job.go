@@ -32,6 +32,7 @@ type job struct {
 	epoch   uint64
 	src     tsframes.Track
 	derived uint16
+	bitrate int // of a video re-encode, bit/s
 	log     *slog.Logger
 	m       streamMetrics
 
@@ -69,7 +70,11 @@ func (j *job) start() {
 	j.fromSeq = j.nextSeq()
 	ctx, cancel := context.WithCancel(context.Background())
 	j.cancel = cancel
-	j.log.Info("transcoding audio to Opus", "derived_pid", j.derived, "channels", j.src.Channels, "sample_rate", j.src.SampleRate)
+	if j.src.Kind == tsframes.KindVideo {
+		j.log.Info("re-encoding video with B-frames to H.264 without", "derived_pid", j.derived, "bitrate", j.bitrate)
+	} else {
+		j.log.Info("transcoding audio to Opus", "derived_pid", j.derived, "channels", j.src.Channels, "sample_rate", j.src.SampleRate)
+	}
 	go j.run(ctx)
 }
 
@@ -80,7 +85,11 @@ func (j *job) stop() {
 		j.cancel()
 		<-j.done
 		j.stage.metrics.active.Dec()
-		j.stage.metrics.release(j.stream)
+		if !j.stage.hasJob(j.stream) {
+			// The stream's series are shared by its audio and video
+			// jobs, and by a job that replaces this one.
+			j.stage.metrics.release(j.stream)
+		}
 		j.log.Info("transcoding ended", "children", j.children.Load())
 	})
 }
@@ -94,7 +103,7 @@ func (j *job) run(ctx context.Context) {
 		return
 	}
 	defer tp.Close()
-	sub, err := bus.Subscribe(ctx, j.stage.nc, j.stream, bus.SubscribeOptions{FromSeq: j.fromSeq, Logger: j.log}, j.onMessage)
+	sub, err := bus.Subscribe(ctx, j.stage.nc, j.stream, bus.SubscribeOptions{FromSeq: j.fromSeq, Logger: j.log, SourceVideo: true}, j.onMessage)
 	if err != nil {
 		if ctx.Err() == nil {
 			j.m.errors.Inc()
@@ -128,11 +137,11 @@ func (j *job) run(ctx context.Context) {
 	}
 }
 
-// onMessage queues the source audio frames of the job's epoch. It runs on
-// the subscription's goroutine and never blocks.
+// onMessage queues the source frames (audio, or video) of the job's
+// epoch. It runs on the subscription's goroutine and never blocks.
 func (j *job) onMessage(m bus.Message) {
 	f := m.Frame
-	if !m.IsFrame() || m.Epoch != j.epoch || f.Kind != tsframes.KindAudio || f.Codec != j.src.Codec {
+	if !m.IsFrame() || m.Epoch != j.epoch || f.Kind != j.src.Kind || f.Codec != j.src.Codec || m.Derived {
 		return
 	}
 	select {
@@ -140,7 +149,7 @@ func (j *job) onMessage(m bus.Message) {
 	default:
 		j.m.errors.Inc()
 		if n, ok := j.dropLog.allow(time.Now()); ok {
-			j.log.Warn("transcoder input full: source audio dropped", "pts", f.PTS, "dropped_since_last_log", n)
+			j.log.Warn("transcoder input full: source frame dropped", "pts", f.PTS, "dropped_since_last_log", n)
 		}
 	}
 }

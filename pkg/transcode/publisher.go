@@ -28,6 +28,8 @@ type publisher struct {
 	src     tsframes.Track // the source audio track being transcoded
 	derived uint16         // its derived PID; 0 when none
 	job     *job
+	last    tsframes.Announcement // the source's latest (as the ingest announced it)
+	video   videoState            // video_publisher.go
 }
 
 // sourceTrack returns the audio track to transcode: the first audio track,
@@ -69,6 +71,15 @@ func derivedTrack(pid uint16, src tsframes.Track) tsframes.Track {
 func (p *publisher) Announce(ctx context.Context, a tsframes.Announcement) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.last = a
+	p.last.Tracks = slices.Clone(a.Tracks)
+	p.videoAnnounce(a)
+	return p.announceLocked(ctx, a)
+}
+
+// announceLocked publishes the announcement of the source's a with the
+// derived tracks. Called with mu held.
+func (p *publisher) announceLocked(ctx context.Context, a tsframes.Announcement) error {
 	src, ok := sourceTrack(a)
 	switch {
 	case !ok:
@@ -80,14 +91,21 @@ func (p *publisher) Announce(ctx context.Context, a tsframes.Announcement) error
 		// (the child is started afresh for it).
 		p.stopLocked()
 		derived := derivedPID(a)
-		if j := p.stage.start(p.stream, p.epoch, src, derived); j != nil {
+		if j := p.stage.start(p.stream, p.epoch, src, derived, 0); j != nil {
 			p.src, p.derived, p.job = src, derived, j
 		}
 	}
-	if p.derived != 0 {
-		a.Tracks = append(slices.Clone(a.Tracks), derivedTrack(p.derived, p.src))
-	}
+	a.Tracks = p.videoTracks(p.withDerivedAudio(a.Tracks))
 	return p.Publisher.Announce(ctx, a)
+}
+
+// withDerivedAudio returns tracks and the derived Opus track while the
+// audio transcode runs. Called with mu held.
+func (p *publisher) withDerivedAudio(tracks []tsframes.Track) []tsframes.Track {
+	if p.derived == 0 {
+		return tracks
+	}
+	return append(slices.Clone(tracks), derivedTrack(p.derived, p.src))
 }
 
 // stopLocked ends the transcode, if any. Called with mu held.
@@ -103,6 +121,11 @@ func (p *publisher) Publish(ctx context.Context, f tsframes.Frame) error {
 	if p.derived != 0 && f.PID == p.src.PID {
 		f.PID = p.derived
 	}
+	if f.Kind == tsframes.KindVideo && p.videoFrame(&f) {
+		if err := p.announceLocked(ctx, p.last); err != nil {
+			p.stage.cfg.Logger.Warn("announcing the video's B-frames", "stream", p.stream, "epoch", p.epoch, "err", err)
+		}
+	}
 	p.mu.Unlock()
 	return p.Publisher.Publish(ctx, f)
 }
@@ -111,6 +134,7 @@ func (p *publisher) Shutdown(ctx context.Context) error {
 	err := p.Publisher.Shutdown(ctx)
 	p.mu.Lock()
 	p.stopLocked()
+	p.stopVideoLocked()
 	p.mu.Unlock()
 	return err
 }

@@ -85,14 +85,26 @@ func (s *Stage) Publishers(next ingest.NewPublisherFunc) ingest.NewPublisherFunc
 	}
 }
 
+// jobKey is the key of a stream's job in Stage.jobs: the stream's name
+// for its audio, the name and "/video" for its video (a name has no "/").
+func jobKey(stream string, kind tsframes.Kind) string {
+	if kind == tsframes.KindVideo {
+		return stream + "/video"
+	}
+	return stream
+}
+
 // start starts the transcode of stream's epoch from the source track src
-// into the derived PID, replacing the stream's previous one. It returns
-// nil when MaxTranscodes are running (counted and logged).
-func (s *Stage) start(stream string, epoch uint64, src tsframes.Track, derived uint16) *job {
+// into the derived PID, replacing the stream's previous one of the same
+// kind; bitrate is the target of a video re-encode (bit/s). A video job
+// counts against MaxTranscodes like an audio one. It returns nil when
+// MaxTranscodes are running (counted and logged).
+func (s *Stage) start(stream string, epoch uint64, src tsframes.Track, derived uint16, bitrate int) *job {
+	key := jobKey(stream, src.Kind)
 	s.mu.Lock()
-	old := s.jobs[stream]
+	old := s.jobs[key]
 	if old != nil {
-		delete(s.jobs, stream)
+		delete(s.jobs, key)
 	}
 	if s.closed || len(s.jobs) >= s.cfg.MaxTranscodes {
 		closed := s.closed
@@ -102,13 +114,18 @@ func (s *Stage) start(stream string, epoch uint64, src tsframes.Track, derived u
 		}
 		if !closed {
 			s.metrics.rejected.Inc()
-			s.cfg.Logger.Warn("not transcoding: --max-transcodes reached; the audio stays unplayable",
+			what := "the audio stays unplayable"
+			if src.Kind == tsframes.KindVideo {
+				what = "the video keeps its B-frames (plays at its keyframes only)"
+			}
+			s.cfg.Logger.Warn("not transcoding: --max-transcodes reached; "+what,
 				"stream", stream, "epoch", epoch, "codec", src.Codec, "max_transcodes", s.cfg.MaxTranscodes)
 		}
 		return nil
 	}
 	j := newJob(s, stream, epoch, src, derived)
-	s.jobs[stream] = j
+	j.bitrate = bitrate
+	s.jobs[key] = j
 	s.mu.Unlock()
 	if old != nil {
 		old.stop()
@@ -122,14 +139,22 @@ func (s *Stage) start(stream string, epoch uint64, src tsframes.Track, derived u
 // end stops j and forgets it (unless the stream has a newer job).
 func (s *Stage) end(j *job) {
 	s.mu.Lock()
-	if s.jobs[j.stream] == j {
-		delete(s.jobs, j.stream)
+	if key := jobKey(j.stream, j.src.Kind); s.jobs[key] == j {
+		delete(s.jobs, key)
 	}
 	s.mu.Unlock()
 	j.stop()
 }
 
-// Active is the number of streams being transcoded.
+// hasJob reports whether stream has a job (audio or video).
+func (s *Stage) hasJob(stream string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.jobs[jobKey(stream, tsframes.KindAudio)] != nil || s.jobs[jobKey(stream, tsframes.KindVideo)] != nil
+}
+
+// Active is the number of transcodes running (a stream's audio and its
+// video count one each).
 func (s *Stage) Active() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()

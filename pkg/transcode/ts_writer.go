@@ -45,6 +45,8 @@ func newTSWriter(w io.Writer, codec tsframes.Codec) (*tsWriter, error) {
 		t.streamType, t.streamID = 0x81, 0xbd // ATSC A/52
 	case tsframes.CodecEAC3:
 		t.streamType, t.streamID = 0x87, 0xbd
+	case tsframes.CodecH264:
+		t.streamType, t.streamID = 0x1b, tsVideoStreamID // video.go
 	default:
 		return nil, fmt.Errorf("transcode: no MPEG-TS mapping for %s", codec)
 	}

@@ -1,0 +1,112 @@
+package transcode
+
+import (
+	"encoding/binary"
+	"strconv"
+	"time"
+
+	"github.com/whepcast/whepcast/pkg/tsframes"
+)
+
+// The video stage: an H.264 source with B-frames plays in Chromium at its
+// keyframes only (docs/transcoding.md has the measurement), so the stage
+// re-encodes it once per stream to H.264 without B-frames (libx264 in the
+// ffmpeg child: nothing linked), on the source's PTS timeline and with a
+// keyframe wherever the source has one.
+
+// videoArgs are the arguments of a video child: the source's H.264 in
+// MPEG-TS on stdin (timestamps kept, the smallest probe); H.264
+// constrained baseline (no B-frames, the profile every WebRTC H.264
+// decoder takes), zero-latency, at bitrate bit/s (VBV of one
+// second, peaks up to 1.5 times), keyframes where the source's are and
+// nowhere else (no scene-cut keyframes), every frame kept with its
+// timestamp; MPEG-TS on stdout, flushed at once.
+func videoArgs(bitrate int) []string {
+	b := strconv.Itoa(bitrate)
+	return []string{
+		"-hide_banner", "-nostats", "-loglevel", "error",
+		"-copyts", "-probesize", "32", "-analyzeduration", "0",
+		"-f", "mpegts", "-i", "pipe:0",
+		"-map", "0:v:0", "-an", "-sn", "-dn",
+		"-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency", "-profile:v", "baseline", "-pix_fmt", "yuv420p",
+		"-bf", "0", "-b:v", b, "-maxrate", strconv.Itoa(bitrate * 3 / 2), "-bufsize", b,
+		"-force_key_frames", "source", "-g", "600", "-sc_threshold", "0", "-fps_mode", "passthrough",
+		"-f", "mpegts", "-muxdelay", "0", "-muxpreload", "0", "-avoid_negative_ts", "disabled",
+		"-flush_packets", "1",
+		"pipe:1",
+	}
+}
+
+// childArgs are the arguments of j's child.
+func (j *job) childArgs() []string {
+	if j.src.Kind == tsframes.KindVideo {
+		return videoArgs(j.bitrate)
+	}
+	return ffmpegArgs(j.stage.cfg.AudioBitrate)
+}
+
+// tsVideoStreamID is the PES stream id of video.
+const tsVideoStreamID = 0xe0
+
+// writeVideoPES writes one access unit as a PES with its PTS and DTS (any
+// values: written modulo 2^33).
+func (t *tsWriter) writeVideoPES(pts, dts int64, data []byte) error {
+	pts &= 1<<33 - 1
+	dts &= 1<<33 - 1
+	hdr := []byte{0, 0, 1, t.streamID, 0, 0, 0x80, 0xc0, 10,
+		byte(0x31 | pts>>29&0x0e), byte(pts >> 22), byte(pts>>14 | 1), byte(pts >> 7), byte(pts<<1 | 1),
+		byte(0x11 | dts>>29&0x0e), byte(dts >> 22), byte(dts>>14 | 1), byte(dts >> 7), byte(dts<<1 | 1)}
+	if n := len(hdr) - 6 + len(data); n <= 0xffff {
+		binary.BigEndian.PutUint16(hdr[4:], uint16(n))
+	}
+	t.buf = append(append(t.buf[:0], hdr...), data...)
+	return t.writePackets(tsAudioPID, t.buf, true)
+}
+
+// feedFrame writes one source frame to the child: audio as a PES with its
+// PTS; video as a PES with PTS and DTS, from the first keyframe on (false:
+// not written).
+func (j *job) feedFrame(tw *tsWriter, f tsframes.Frame, keySeen *bool) (bool, error) {
+	if j.src.Kind != tsframes.KindVideo {
+		return true, tw.writePES(f.PTS, f.Data)
+	}
+	if !*keySeen && !f.Key {
+		return false, nil
+	}
+	*keySeen = true
+	return true, tw.writeVideoPES(f.PTS, f.DTS, f.Data)
+}
+
+// videoFrame publishes an access unit of the child's output on the
+// source's timeline (its PTS and DTS mapped back to the source's, nearest
+// the last input's).
+func (s *outputSink) videoFrame(f tsframes.Frame, now time.Time) error {
+	if f.Codec != tsframes.CodecH264 {
+		return nil
+	}
+	s.io.pendingSince.Store(0)
+	last := s.io.lastPTS.Load()
+	f.PTS, f.DTS = toSource(f.PTS, last), toSource(f.DTS, last)
+	f.PID, f.Kind = s.j.derived, tsframes.KindVideo
+	if d, ok := s.io.delay(f.PTS+1, now); ok {
+		s.j.m.delay.Set(d.Seconds())
+	}
+	if err := s.tp.Publish(f); err != nil {
+		s.j.m.errors.Inc()
+		if n, ok := s.pubLog.allow(now); ok {
+			s.j.log.Warn("video frame not published", "err", err, "suppressed", n)
+		}
+	}
+	return nil
+}
+
+// derivedVideoTrack is the H.264 track the stage makes from src. Its
+// profile-level-id is left unknown: x264 picks the level from the picture
+// size, and a node then offers constrained baseline (its default), which
+// the rendition is; viewers that negotiated the source's profile (High or
+// Main, which decoders of constrained baseline streams are) keep playing
+// when the announcement switches to it.
+func derivedVideoTrack(pid uint16, src tsframes.Track) tsframes.Track {
+	return tsframes.Track{PID: pid, Kind: tsframes.KindVideo, Codec: tsframes.CodecH264, WebRTC: true,
+		DerivedFrom: src.PID}
+}

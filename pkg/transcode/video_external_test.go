@@ -1,0 +1,265 @@
+//go:build external
+
+package transcode
+
+import (
+	"fmt"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/whepcast/whepcast/internal/tstest"
+	"github.com/whepcast/whepcast/pkg/bus"
+	"github.com/whepcast/whepcast/pkg/tsframes"
+)
+
+// videoCollector keeps what a reader of a stream gets: announcements and
+// video frames (the played ones, or the source's with sourceVideo).
+type videoCollector struct {
+	mu     sync.Mutex
+	frames []bus.Message
+	anns   []bus.Announcement
+	signal chan struct{}
+}
+
+func collectVideo(t *testing.T, nc *nats.Conn, stream string, sourceVideo bool) *videoCollector {
+	t.Helper()
+	c := &videoCollector{signal: make(chan struct{}, 1)}
+	sub, err := bus.Subscribe(t.Context(), nc, stream, bus.SubscribeOptions{FromSeq: 1, SourceVideo: sourceVideo}, func(m bus.Message) {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		switch {
+		case m.Tracks != nil:
+			c.anns = append(c.anns, *m.Tracks)
+		case m.Frame.Kind == tsframes.KindVideo:
+			c.frames = append(c.frames, m)
+		default:
+			return
+		}
+		select {
+		case c.signal <- struct{}{}:
+		default:
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(sub.Close)
+	return c
+}
+
+// wait waits until cond holds (checked at each message), at most timeout.
+func (c *videoCollector) wait(t *testing.T, timeout time.Duration, what string, cond func(frames []bus.Message) bool) {
+	t.Helper()
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for {
+		c.mu.Lock()
+		ok, n := cond(c.frames), len(c.frames)
+		c.mu.Unlock()
+		if ok {
+			return
+		}
+		select {
+		case <-c.signal:
+		case <-deadline.C:
+			t.Fatalf("waiting %v for %s: %d video frames", timeout, what, n)
+		}
+	}
+}
+
+func (c *videoCollector) snapshot() ([]bus.Message, []bus.Announcement) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]bus.Message(nil), c.frames...), append([]bus.Announcement(nil), c.anns...)
+}
+
+// TestReencodeBFrames: bframes.ts (H.264 High, 2 B-frames, 1 s GOP), fed in
+// real time: the stage detects the B-frames, announces the source's track
+// with b_frames and a derived H.264 track as the video, and a reader then
+// gets only derived frames, from a keyframe: constrained baseline, no
+// reordering (DTS = PTS, PTS growing by one frame), the source's
+// keyframes at the same PTS, every source frame after the first re-encoded
+// keyframe re-encoded once. A reader asking for the source gets the
+// source's frames only.
+func TestReencodeBFrames(t *testing.T) {
+	ts := newTestStage(t, Config{Mode: ModeAuto})
+	pub := ts.open(t, "bf", 1)
+	played := collectVideo(t, ts.nc, "bf", false)
+	source := collectVideo(t, ts.nc, "bf", true)
+	src := tstest.Demux(t, tstest.Read(t, "bframes.ts")).Kind(tsframes.KindVideo)
+	feed(t, pub, tstest.Read(t, "bframes.ts"), true, nil)
+	last := src[len(src)-1].PTS
+	for _, f := range src {
+		last = max(last, f.PTS)
+	}
+	// The encoder holds no frame back (zero latency), but ffmpeg's
+	// decoder of the source holds as many as it reorders (2) until more
+	// input comes: all but the last few come out while the source is live.
+	played.wait(t, 5*time.Second, "the derived frames up to the source's last but eight", func(frames []bus.Message) bool {
+		return len(frames) > 0 && frames[len(frames)-1].Derived && frames[len(frames)-1].Frame.PTS >= last-8*3000
+	})
+
+	frames, anns := played.snapshot()
+	var ann *bus.Announcement
+	for i := range anns {
+		if v, ok := anns[i].Track(anns[i].Video); ok && v.DerivedFrom != 0 {
+			ann = &anns[i]
+			break
+		}
+	}
+	if ann == nil {
+		t.Fatalf("no announcement with a derived video track: %+v", anns[len(anns)-1])
+	}
+	v, _ := ann.Track(ann.Video)
+	s, _ := ann.Track(v.DerivedFrom)
+	if v.Codec != tsframes.CodecH264 || !v.WebRTC || s.PID != 256 || s.Codec != tsframes.CodecH264 || !s.BFrames || v.BFrames {
+		t.Errorf("derived track %+v from %+v: want H.264 from 256, the source marked b_frames", v, s)
+	}
+
+	// The played video: the source's frames first (before the switch),
+	// then derived frames only, from a keyframe on.
+	first := -1
+	for i, m := range frames {
+		if m.Derived {
+			first = i
+			break
+		}
+	}
+	if first < 0 || !frames[first].Frame.Key {
+		t.Fatalf("first derived frame %d: %+v, want a keyframe", first, frames[max(first, 0)].Frame)
+	}
+	keys := map[int64]bool{}
+	for _, f := range src {
+		if f.Key {
+			keys[f.PTS] = true
+		}
+	}
+	derived := frames[first:]
+	for i, m := range derived {
+		f := m.Frame
+		switch {
+		case !m.Derived:
+			t.Fatalf("derived frame %d: a source frame played after the switch (PTS %d)", i, f.PTS)
+		case f.DTS != f.PTS:
+			t.Fatalf("derived frame %d: DTS %d, PTS %d: reordered", i, f.DTS, f.PTS)
+		case i > 0 && f.PTS != derived[i-1].Frame.PTS+3000:
+			t.Fatalf("derived frame %d: PTS %d after %d, want one frame (3000) later", i, f.PTS, derived[i-1].Frame.PTS)
+		case f.Key != keys[f.PTS]:
+			t.Fatalf("derived frame %d at PTS %d: key %v, source key %v", i, f.PTS, f.Key, keys[f.PTS])
+		case f.Key && (len(f.Data) < 5 || f.Data[4]&0x1f != 7 || f.Data[5] != 66):
+			t.Fatalf("derived keyframe %d: starts % x, want an SPS of profile 66 (baseline)", i, f.Data[:min(8, len(f.Data))])
+		}
+	}
+	// The source frames from the first re-encoded keyframe on, one each.
+	want := 0
+	for _, f := range src {
+		if f.PTS >= derived[0].Frame.PTS && f.PTS <= derived[len(derived)-1].Frame.PTS {
+			want++
+		}
+	}
+	if len(derived) != want {
+		t.Errorf("%d derived frames from PTS %d, want %d (the source's from there)", len(derived), derived[0].Frame.PTS, want)
+	}
+	t.Logf("%d source frames; played: %d of the source, then %d derived from PTS %d (%.2f s in) to %d (the source's last %d); %d announcements; delay %.0f ms",
+		len(src), first, len(derived), derived[0].Frame.PTS, float64(derived[0].Frame.PTS-src[0].DTS)/90000,
+		derived[len(derived)-1].Frame.PTS, last, len(anns), 1000*testutil.ToFloat64(ts.stage.metrics.delay.WithLabelValues("bf")))
+
+	source.wait(t, 5*time.Second, "every source frame", func(frames []bus.Message) bool { return len(frames) >= len(src) })
+	srcFrames, _ := source.snapshot()
+	if len(srcFrames) != len(src) {
+		got := map[int64]bool{}
+		for _, m := range srcFrames {
+			got[m.Frame.PTS] = true
+		}
+		var missing []int64
+		for _, f := range src {
+			if !got[f.PTS] {
+				missing = append(missing, f.PTS)
+			}
+		}
+		t.Errorf("source reader: %d frames, want the %d of the source; missing PTS %v", len(srcFrames), len(src), missing)
+	}
+	for i, m := range srcFrames {
+		if m.Derived || m.Frame.PID != 256 {
+			t.Fatalf("source reader, frame %d: derived %v, PID %d", i, m.Derived, m.Frame.PID)
+		}
+	}
+}
+
+// TestNoReencodeWithoutBFrames: av.ts (-bf 0) is not re-encoded: no
+// derived video track, no video job, the source's frames played.
+func TestNoReencodeWithoutBFrames(t *testing.T) {
+	ts := newTestStage(t, Config{Mode: ModeAuto})
+	pub := ts.open(t, "plain", 1)
+	played := collectVideo(t, ts.nc, "plain", false)
+	src := tstest.Demux(t, tstest.Read(t, "av.ts")).Kind(tsframes.KindVideo)
+	feed(t, pub, tstest.Read(t, "av.ts"), false, nil)
+	played.wait(t, 5*time.Second, "every source frame", func(frames []bus.Message) bool { return len(frames) == len(src) })
+	frames, anns := played.snapshot()
+	for _, a := range anns {
+		if v, ok := a.Track(a.Video); !ok || v.DerivedFrom != 0 || v.BFrames {
+			t.Fatalf("announcement video %+v", v)
+		}
+	}
+	for i, m := range frames {
+		if m.Derived {
+			t.Fatalf("frame %d derived", i)
+		}
+	}
+	if n := ts.stage.Active(); n != 0 {
+		t.Errorf("%d transcodes running, want 0", n)
+	}
+}
+
+// TestReencodeCPU720p: the CPU time of the child re-encoding a 720p30
+// H.264 High stream with B-frames (x264 veryfast -bf 2, 3 Mb/s), fed in
+// real time for WHEPCAST_TRANSCODE_SECONDS (default 10). The figure goes
+// to docs/benchmarks.md.
+func TestReencodeCPU720p(t *testing.T) {
+	secs := 10
+	if v := os.Getenv("WHEPCAST_TRANSCODE_SECONDS"); v != "" {
+		fmt.Sscan(v, &secs)
+	}
+	data := ffmpegFixture(t, "720p.ts",
+		"-f", "lavfi", "-i", fmt.Sprintf("testsrc2=size=1280x720:rate=30:duration=%d", secs),
+		"-c:v", "libx264", "-preset", "veryfast", "-profile:v", "high", "-pix_fmt", "yuv420p", "-bf", "2",
+		"-g", "30", "-keyint_min", "30", "-sc_threshold", "0", "-b:v", "3M", "-maxrate", "4M", "-bufsize", "3M")
+	ts := newTestStage(t, Config{Mode: ModeAuto})
+	pub := ts.open(t, "hd", 1)
+	played := collectVideo(t, ts.nc, "hd", false)
+	src := tstest.Demux(t, data).Kind(tsframes.KindVideo)
+	start := time.Now()
+	feed(t, pub, data, true, nil)
+	last := int64(0)
+	for _, f := range src {
+		last = max(last, f.PTS)
+	}
+	played.wait(t, 10*time.Second, "the frames re-encoded up to the last but eight", func(frames []bus.Message) bool {
+		return len(frames) > 0 && frames[len(frames)-1].Frame.PTS >= last-8*3000
+	})
+	elapsed := time.Since(start)
+	cpu := testutil.ToFloat64(ts.stage.metrics.cpu.WithLabelValues("hd"))
+	delay := testutil.ToFloat64(ts.stage.metrics.delay.WithLabelValues("hd"))
+	frames, _ := played.snapshot()
+	derived := 0
+	var bytes int
+	for _, m := range frames {
+		if m.Derived {
+			derived++
+			bytes += len(m.Frame.Data)
+		}
+	}
+	// The job starts about a second in (detection and the bitrate
+	// window), so the CPU is over the time it ran: the derived frames.
+	ran := float64(derived) / 30
+	t.Logf("FIGURE reencode_720p30_cpu_seconds_per_second=%.3f (%.1f%% of a core; %.2f CPU-s over %d derived frames = %.1f s of video; wall %v) delay_latest=%.0fms derived_bitrate=%.0fkb/s",
+		cpu/ran, 100*cpu/ran, cpu, derived, ran, elapsed.Round(time.Millisecond), 1000*delay, float64(bytes)*8/ran/1000)
+	if cpu <= 0 || derived < (secs-2)*30 {
+		t.Fatalf("cpu %.2f s, %d derived frames for %d s", cpu, derived, secs)
+	}
+}

@@ -1,0 +1,112 @@
+package transcode
+
+import (
+	"slices"
+
+	"github.com/whepcast/whepcast/pkg/tsframes"
+)
+
+// videoState is a publication's B-frame detection and video re-encode, as
+// its publisher wrapper keeps them (under the wrapper's lock).
+type videoState struct {
+	src      tsframes.Track // the source's H.264 track watched; PID 0: none
+	det      reorderDetector
+	rate     rateMeter
+	tried    bool   // a re-encode was asked for (started, or refused by the bound)
+	derived  uint16 // the derived track's PID while the re-encode runs
+	job      *job
+	reported bool // the announcement says BFrames
+}
+
+// sourceVideo returns the H.264 track of a whose B-frames the stage would
+// re-encode: the first H.264 track of the source.
+func sourceVideo(a tsframes.Announcement) (tsframes.Track, bool) {
+	for _, t := range a.Tracks {
+		if t.Kind == tsframes.KindVideo && t.Codec == tsframes.CodecH264 && t.DerivedFrom == 0 {
+			return t, true
+		}
+	}
+	return tsframes.Track{}, false
+}
+
+// videoAnnounce updates the video state for a new source announcement a:
+// a different source video track (PID or codec) starts over (detection
+// again, the re-encode stopped). A re-encode refused by the bound is
+// tried again. Called with mu held.
+func (p *publisher) videoAnnounce(a tsframes.Announcement) {
+	v := &p.video
+	src, ok := sourceVideo(a)
+	if !ok || src.PID != v.src.PID || src.Codec != v.src.Codec {
+		p.stopVideoLocked()
+		p.video = videoState{src: src}
+		return
+	}
+	if v.job == nil {
+		v.tried = false
+	}
+}
+
+// videoTracks returns tracks with the video state applied: the source's
+// track marked BFrames once detected, and the derived H.264 track while
+// the re-encode runs (the bus Publisher then selects it as the video).
+func (p *publisher) videoTracks(tracks []tsframes.Track) []tsframes.Track {
+	v := &p.video
+	if v.src.PID == 0 || !v.det.detected() {
+		return tracks
+	}
+	tracks = slices.Clone(tracks)
+	for i := range tracks {
+		if tracks[i].PID == v.src.PID {
+			tracks[i].BFrames = true
+		}
+	}
+	if v.derived != 0 {
+		tracks = append(tracks, derivedVideoTrack(v.derived, v.src))
+	}
+	return tracks
+}
+
+// videoFrame watches a video frame of the source before it is published:
+// it runs the detection and, once B-frames are detected and the source's
+// bitrate measured (rateWindow of video), starts the re-encode (ModeAuto);
+// while the re-encode runs the frame goes out under the derived PID, so
+// that the bus Publisher, whose video is then the derived track, carries
+// it for the stage to read. It reports whether the announcement must be
+// published again (B-frames detected, or the derived track added). Called
+// with mu held.
+func (p *publisher) videoFrame(f *tsframes.Frame) (reannounce bool) {
+	v := &p.video
+	if v.src.PID == 0 || f.PID != v.src.PID {
+		return false
+	}
+	if v.derived != 0 {
+		f.PID = v.derived
+		return false
+	}
+	was := v.det.detected()
+	detected := v.det.frame(*f)
+	measured := v.rate.frame(*f)
+	reannounce = detected && !was
+	if detected && !was {
+		p.stage.cfg.Logger.Info("video has B-frames (reordered frames)", "stream", p.stream, "epoch", p.epoch, "pid", v.src.PID)
+	}
+	if !detected || !measured || v.tried || p.stage.cfg.Mode != ModeAuto {
+		return reannounce
+	}
+	v.tried = true
+	derived := derivedPID(tsframes.Announcement{Tracks: p.withDerivedAudio(p.last.Tracks)})
+	if j := p.stage.start(p.stream, p.epoch, v.src, derived, v.rate.bitrate()); j != nil {
+		v.derived, v.job = derived, j
+		f.PID = derived
+		return true
+	}
+	return reannounce
+}
+
+// stopVideoLocked ends the video re-encode, if any. Called with mu held.
+func (p *publisher) stopVideoLocked() {
+	if p.video.job != nil {
+		p.stage.end(p.video.job)
+	}
+	p.video.job, p.video.derived = nil, 0
+}
