@@ -38,7 +38,9 @@ func frames(ctx context.Context, conn gortmplib.Conn, h tsframes.Sink, analyzed 
 			err = fmt.Errorf("rtmp: reading the publisher's messages: %v", v)
 		}
 	}()
-	r := &gortmplib.Reader{Conn: conn}
+	cues := &cuePoints{Sink: h} // SCTE-35 cue points (cue_points.go)
+	h = cues
+	r := &gortmplib.Reader{Conn: cues.conn(conn)}
 	if err := r.Initialize(); err != nil {
 		return endOf(fmt.Errorf("rtmp: reading the tracks: %w", err))
 	}
