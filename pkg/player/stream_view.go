@@ -76,6 +76,8 @@ type TrackView struct {
 	// DerivedFrom is the PID of the track this one was transcoded from
 	// (docs/transcoding.md), 0 for a track of the source.
 	DerivedFrom uint16 `json:"derived_from,omitempty"`
+	// BFrames is true for a video track with B-frames (docs/transcoding.md).
+	BFrames bool `json:"b_frames,omitempty"`
 }
 
 // viewOf builds the StreamView of a catalog entry at now.
@@ -106,10 +108,18 @@ func viewOf(e bus.CatalogEntry, now time.Time) StreamView {
 		}
 	}
 	for _, t := range e.Tracks.Tracks {
-		tv := TrackView{PID: t.PID, Kind: string(t.Kind), Codec: string(t.Codec), Detail: trackDetail(t), Carried: carried[t.PID], DerivedFrom: t.DerivedFrom}
+		tv := TrackView{PID: t.PID, Kind: string(t.Kind), Codec: string(t.Codec), Detail: trackDetail(t), Carried: carried[t.PID],
+			DerivedFrom: t.DerivedFrom, BFrames: t.BFrames}
 		v.Tracks = append(v.Tracks, tv)
 		if tv.Carried {
 			v.Playable = true
+			if t.BFrames {
+				v.Notes = append(v.Notes, "B-frames: not re-encoded (browsers show only the keyframes)")
+			}
+			continue
+		}
+		if d, ok := transcoded[t.PID]; ok && t.BFrames && d.Codec == t.Codec {
+			v.Notes = append(v.Notes, "B-frames: re-encoded")
 			continue
 		}
 		if d, ok := transcoded[t.PID]; ok {

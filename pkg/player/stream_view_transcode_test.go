@@ -36,3 +36,29 @@ func TestViewSaysAudioIsTranscoded(t *testing.T) {
 		t.Fatalf("notes %q", v.Notes)
 	}
 }
+
+// TestViewSaysBFramesReencoded: a stream whose H.264 with B-frames the
+// stage re-encoded plays the derived track, and the notes say
+// "B-frames: re-encoded"; without the re-encode (--transcode audio, or
+// the bound reached) they say that it was not.
+func TestViewSaysBFramesReencoded(t *testing.T) {
+	tracks := []tsframes.Track{
+		{PID: 256, Kind: tsframes.KindVideo, Codec: tsframes.CodecH264, WebRTC: true, BFrames: true},
+		{PID: 257, Kind: tsframes.KindAudio, Codec: tsframes.CodecOpus, WebRTC: true},
+	}
+	e := bus.CatalogEntry{Stream: "bf", State: bus.StateLive, Tracks: bus.Announcement{Stream: "bf",
+		Tracks: append(tracks, tsframes.Track{PID: 7936, Kind: tsframes.KindVideo, Codec: tsframes.CodecH264, WebRTC: true, DerivedFrom: 256}),
+		Video:  7936, Audio: 257}}
+	v := viewOf(e, time.Now())
+	if !v.Playable || v.Tracks[0].Carried || !v.Tracks[0].BFrames || !v.Tracks[2].Carried || v.Tracks[2].DerivedFrom != 256 {
+		t.Fatalf("tracks %+v", v.Tracks)
+	}
+	if !slices.Equal(v.Notes, []string{"B-frames: re-encoded"}) {
+		t.Fatalf("notes %q", v.Notes)
+	}
+	e.Tracks = bus.Announcement{Stream: "bf", Tracks: tracks, Video: 256, Audio: 257}
+	v = viewOf(e, time.Now())
+	if !v.Playable || !slices.Equal(v.Notes, []string{"B-frames: not re-encoded (browsers show only the keyframes)"}) {
+		t.Fatalf("without the re-encode: playable %v, notes %q", v.Playable, v.Notes)
+	}
+}

@@ -672,6 +672,9 @@
     try {
       var res = await fetch('../streams/' + encodeURIComponent(streamName), { cache: 'no-store' });
       var v = res.ok ? await res.json() : null;
+      // What the stream list notes (e.g. "B-frames: re-encoded").
+      api.notes = v && v.notes ? v.notes : [];
+      setText('o-notes', api.notes.join('; '));
       if (!v || !v.dvr_from) {
         win = null;
         api.window = null;
