@@ -11,6 +11,7 @@ import (
 //	whepcast_transcode_streams_total                streams whose transcode started
 //	whepcast_transcode_active                       streams being transcoded
 //	whepcast_transcode_rejected_total               streams not transcoded: --max-transcodes reached
+//	whepcast_transcode_waiting                      streams refused a slot, waiting for one to free
 //	whepcast_transcode_cpu_seconds_total{stream}    CPU time (user + system) of the stream's children
 //	whepcast_transcode_restarts_total{stream}       children restarted (died or stalled)
 //	whepcast_transcode_errors_total{stream}         child failures, input dropped, publish errors
@@ -19,7 +20,7 @@ import (
 // A stream's series are removed when its transcode ends.
 type metrics struct {
 	started, rejected prometheus.Counter
-	active            prometheus.Gauge
+	active, waiting   prometheus.Gauge
 	cpu, restarts     *prometheus.CounterVec
 	errors            *prometheus.CounterVec
 	delay             *prometheus.GaugeVec
@@ -33,6 +34,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Streams not transcoded because --max-transcodes were running."}),
 		active: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "whepcast", Name: "transcode_active",
 			Help: "Streams being transcoded."}),
+		waiting: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "whepcast", Name: "transcode_waiting",
+			Help: "Streams refused a transcoding slot (--max-transcodes were running), waiting for one to free."}),
 		cpu: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "whepcast", Name: "transcode_cpu_seconds_total",
 			Help: "CPU time (user and system) of the stream's transcoder processes."}, []string{"stream"}),
 		restarts: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "whepcast", Name: "transcode_restarts_total",
@@ -43,7 +46,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Delay the transcoder adds: from writing the input of a PTS to reading its output (latest)."}, []string{"stream"}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.started, m.rejected, m.active, m.cpu, m.restarts, m.errors, m.delay} {
+		for _, c := range []prometheus.Collector{m.started, m.rejected, m.active, m.waiting, m.cpu, m.restarts, m.errors, m.delay} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("transcode: registering metrics: %w", err)
 			}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/whepcast/whepcast/pkg/ingest"
 	"github.com/whepcast/whepcast/pkg/tsframes"
@@ -30,6 +31,10 @@ type publisher struct {
 	job     *job
 	last    tsframes.Announcement // the source's latest (as the ingest announced it)
 	video   videoState            // video_publisher.go
+
+	// slotFree is set when a transcode slot freed while the publication
+	// waited for one (admission.go); its next frame tries again.
+	slotFree atomic.Bool
 }
 
 // sourceTrack returns the audio track to transcode: the first audio track,
@@ -84,6 +89,7 @@ func (p *publisher) announceLocked(ctx context.Context, a tsframes.Announcement)
 	switch {
 	case !ok:
 		p.stopLocked()
+		p.stage.unwait(p)
 	case p.job != nil && src.PID == p.src.PID && src.Codec == p.src.Codec && src.Channels == p.src.Channels && src.SampleRate == p.src.SampleRate:
 		// Same source: the running transcode goes on.
 	default:
@@ -93,6 +99,9 @@ func (p *publisher) announceLocked(ctx context.Context, a tsframes.Announcement)
 		derived := derivedPID(a)
 		if j := p.stage.start(p.stream, p.epoch, src, derived, 0); j != nil {
 			p.src, p.derived, p.job = src, derived, j
+			p.stage.unwait(p)
+		} else {
+			p.stage.wait(p)
 		}
 	}
 	a.Tracks = p.videoTracks(p.withDerivedAudio(a.Tracks))
@@ -118,6 +127,9 @@ func (p *publisher) stopLocked() {
 
 func (p *publisher) Publish(ctx context.Context, f tsframes.Frame) error {
 	p.mu.Lock()
+	if p.slotFree.Swap(false) && p.job == nil {
+		p.retryLocked(ctx)
+	}
 	if p.derived != 0 && f.PID == p.src.PID {
 		f.PID = p.derived
 	}
@@ -135,6 +147,11 @@ func (p *publisher) Shutdown(ctx context.Context) error {
 	p.mu.Lock()
 	p.stopLocked()
 	p.stopVideoLocked()
+	p.stage.unwait(p)
+	if p.slotFree.Swap(false) {
+		// Told a slot freed, and ending: the next waiting stream tries.
+		p.stage.slotFreed()
+	}
 	p.mu.Unlock()
 	return err
 }

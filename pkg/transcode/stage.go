@@ -29,6 +29,9 @@ type Stage struct {
 	mu     sync.Mutex
 	jobs   map[string]*job // by stream: at most one per stream
 	closed bool
+
+	// waiting are the publications refused a slot (admission.go).
+	waiting waitList
 }
 
 // New returns a Stage publishing on nc, its metrics registered with reg
@@ -139,11 +142,16 @@ func (s *Stage) start(stream string, epoch uint64, src tsframes.Track, derived u
 // end stops j and forgets it (unless the stream has a newer job).
 func (s *Stage) end(j *job) {
 	s.mu.Lock()
+	freed := false
 	if key := jobKey(j.stream, j.src.Kind); s.jobs[key] == j {
 		delete(s.jobs, key)
+		freed = true
 	}
 	s.mu.Unlock()
 	j.stop()
+	if freed {
+		s.slotFreed()
+	}
 }
 
 // hasJob reports whether stream has a job (audio or video).
