@@ -40,7 +40,7 @@ func packetizeVideo(c tsframes.Codec, au []byte, mtu int) ([][]byte, int, error)
 // consecutive small NAL units (VPS, SPS, PPS and SEI before an IRAP picture)
 // are aggregated into aggregation packets, a NAL unit that fits is sent as
 // a single NAL unit packet, a larger one as fragmentation units. Access unit
-// delimiters and filler data are dropped. All payloads share one
+// delimiters, filler data and units without payload are dropped. All payloads share one
 // allocation. It returns the payloads and the number of NAL units carried.
 //
 // Like packetizeH264 it keeps no state across access units and never drops
@@ -56,8 +56,10 @@ func packetizeH265(au []byte, mtu int) ([][]byte, int, error) {
 	}
 	nals := all[:0]
 	for _, n := range all {
-		if len(n) < h265NALHeaderSize {
-			return nil, 0, fmt.Errorf("%w: H.265 NAL unit of %d bytes", errBadAccessUnit, len(n))
+		// A unit of its header alone carries nothing (receivers such as
+		// pion's reject it).
+		if len(n) <= h265NALHeaderSize {
+			continue
 		}
 		if t := h265Type(n[0]); t == h265TypeAUD || t == h265TypeFD {
 			continue

@@ -3,6 +3,7 @@ package relay
 import (
 	"bytes"
 	"errors"
+	"slices"
 	"testing"
 
 	"github.com/pion/rtp/codecs"
@@ -42,6 +43,7 @@ var casesPacketizeH265 = []struct {
 		[][]byte{nal265(1, 700), nal265(1, 700)}, "SS"},
 	{"trailing zeros and filler", append(annexB(sc4, nal265(1, 50), nal265(38, 10)), 0, 0), 1200, [][]byte{nal265(1, 50)}, "S"},
 	{"only a delimiter", annexB(sc4, nal265(35, 3)), 1200, nil, ""},
+	{"units without payload dropped", annexB(sc4, []byte{0x26}, nal265(33, 2), nal265(19, 30)), 1200, [][]byte{nal265(19, 30)}, "S"},
 	{"small mtu", annexB(sc4, nal265(33, 10), nal265(19, 25)), 10, [][]byte{nal265(33, 10), nal265(19, 25)}, "SFFFF"},
 }
 
@@ -143,9 +145,8 @@ func TestPacketizeH265BadInput(t *testing.T) {
 		au  []byte
 		mtu int
 	}{
-		"no start code":     {[]byte{0x26, 0x01, 0xaa}, 1200},
-		"one-byte NAL unit": {annexB(sc4, []byte{0x26}), 1200},
-		"mtu too small":     {annexB(sc4, nal265(1, 20)), 3},
+		"no start code": {[]byte{0x26, 0x01, 0xaa}, 1200},
+		"mtu too small": {annexB(sc4, nal265(1, 20)), 3},
 	} {
 		if _, _, err := packetizeH265(c.au, c.mtu); !errors.Is(err, errBadAccessUnit) {
 			t.Errorf("%s: error %v, want errBadAccessUnit", name, err)
@@ -158,20 +159,36 @@ func TestPacketizeH265BadInput(t *testing.T) {
 
 func FuzzPacketizeH265(f *testing.F) {
 	for _, c := range casesPacketizeH265 {
-		f.Add(c.au, c.mtu)
+		f.Add(c.au, uint16(c.mtu))
 	}
-	f.Fuzz(func(t *testing.T, au []byte, mtu int) {
-		if mtu > 1<<16 {
-			return
-		}
-		payloads, _, err := packetizeH265(au, mtu)
+	f.Fuzz(func(t *testing.T, au []byte, mtu uint16) {
+		m := int(mtu%1500) + 4
+		payloads, _, err := packetizeH265(au, m)
 		if err != nil {
 			return
 		}
 		for _, p := range payloads {
-			if len(p) > mtu || len(p) < h265NALHeaderSize {
-				t.Fatalf("payload of %d bytes, mtu %d", len(p), mtu)
+			if len(p) > m || len(p) < h265NALHeaderSize {
+				t.Fatalf("payload of %d bytes, mtu %d", len(p), m)
 			}
+		}
+		all, _ := splitAnnexB(au)
+		var want [][]byte
+		for _, n := range all {
+			if typ := h265Type(n[0]); typ != h265TypeAUD && typ != h265TypeFD {
+				want = append(want, n)
+			}
+		}
+		// RTP payload structure types (48 to 63) and the forbidden_zero_bit
+		// are not NAL units a depacketizer gives back as they are.
+		want = slices.DeleteFunc(want, func(n []byte) bool { return len(n) <= h265NALHeaderSize })
+		for _, n := range want {
+			if h265Type(n[0]) >= h265TypeAP || n[0]&0x80 != 0 {
+				return
+			}
+		}
+		if err := sameNALs(want, depacketizeH265(t, payloads)); err != nil {
+			t.Fatal(err)
 		}
 	})
 }
