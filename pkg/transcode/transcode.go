@@ -4,7 +4,9 @@
 // from the bus, has a supervised ffmpeg child turn it into Opus (48 kHz,
 // stereo, 20 ms) and publishes that on the same stream, epoch and PTS
 // timeline as a derived track, which the publication announces as the
-// audio to play; whep-nodes stay codec-agnostic.
+// audio to play; whep-nodes stay codec-agnostic. Likewise H.264 video with
+// B-frames (which browsers play at its keyframes only) is detected and
+// re-encoded without B-frames into a derived H.264 track.
 //
 // A Stage wraps the publications' publishers (Publishers) to announce the
 // derived track and let the source audio onto the bus; it bounds the
@@ -24,10 +26,12 @@ type Mode string
 
 // Modes.
 const (
-	// ModeAuto transcodes whatever it can make playable (today: audio)
-	// when ffmpeg is found, and nothing, said once at start, when not.
+	// ModeAuto transcodes whatever it can make playable (audio, and
+	// video with B-frames) when ffmpeg is found, and nothing, said once
+	// at start, when not.
 	ModeAuto Mode = "auto"
-	// ModeAudio transcodes audio; ffmpeg must be found.
+	// ModeAudio transcodes audio only (video with B-frames is detected
+	// and announced, not re-encoded); ffmpeg must be found.
 	ModeAudio Mode = "audio"
 	// ModeOff transcodes nothing.
 	ModeOff Mode = "off"
@@ -52,9 +56,11 @@ const (
 // Config configures a Stage. The zero value means the defaults.
 type Config struct {
 	Mode Mode
-	// MaxTranscodes bounds the streams transcoded at once (default 8);
-	// beyond it a stream keeps its source audio only (the player says it
-	// cannot be played) and whepcast_transcode_rejected_total counts it.
+	// MaxTranscodes bounds the transcodes running at once (default 8; a
+	// stream's audio and its video re-encode count one each); beyond it a
+	// stream keeps its source audio only (the player says it cannot be
+	// played), or its B-frame video, and
+	// whepcast_transcode_rejected_total counts it.
 	MaxTranscodes int
 	// FFmpeg is the ffmpeg binary, a path or a name looked up in PATH
 	// (default "ffmpeg").
