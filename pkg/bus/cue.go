@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
 
 	"github.com/whepcast/whepcast/pkg/tsframes"
 )
@@ -73,3 +75,72 @@ func (p *Publisher) PublishCue(ctx context.Context, c tsframes.Cue) error {
 // (Message.Cue), as SubscribeOptions.Cues does for a Subscription. Call it
 // before the first Next.
 func (r *RangeReader) DeliverCues() { r.dec.cues = true }
+
+// CueLookback is how far before a range's first keyframe EarlierCues
+// looks for cues: a cue is published ahead of the frames it applies to
+// (SCTE-35 encoders send it seconds before the splice).
+const CueLookback = 30 * time.Second
+
+// maxEarlierCues bounds the cues EarlierCues queues.
+const maxEarlierCues = 64
+
+// EarlierCues queues, before the range's frames, the cues stored up to
+// CueLookback before its first keyframe (at most 64, the latest), so that a
+// reader that starts in the past also gets the cues published ahead of the
+// frames it plays. They are delivered with the keyframe's store time as
+// Published. It needs DeliverCues; call it before the first Next. ctx
+// bounds the reading.
+func (r *RangeReader) EarlierCues(ctx context.Context) error {
+	if !r.dec.cues || r.start.IsZero() {
+		return nil
+	}
+	from := r.start.Add(-CueLookback)
+	js := r.pull.js
+	name := "whepcast_range_" + nuid.Next()
+	cons, err := js.CreateConsumer(ctx, r.subj.Stream, jetstream.ConsumerConfig{
+		Name:              name,
+		Description:       "whepcast earlier cues of " + r.subj.Name,
+		DeliverPolicy:     jetstream.DeliverByStartTimePolicy,
+		OptStartTime:      &from,
+		AckPolicy:         jetstream.AckNonePolicy,
+		FilterSubject:     r.subj.Cue,
+		InactiveThreshold: consumerInactive,
+		MemoryStorage:     true,
+		Replicas:          1,
+	})
+	if err != nil {
+		return fmt.Errorf("bus: earlier cues of %s: %w", r.subj.Name, err)
+	}
+	defer func() {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+		defer cancel()
+		_ = js.DeleteConsumer(dctx, r.subj.Stream, name)
+	}()
+	pending := cons.CachedInfo().NumPending
+	if pending == 0 {
+		return nil
+	}
+	batch, err := cons.Fetch(int(min(pending, maxEarlierCues*4)), jetstream.FetchMaxWait(time.Second))
+	if err != nil {
+		return fmt.Errorf("bus: earlier cues of %s: %w", r.subj.Name, err)
+	}
+	var cues []Message
+	for m := range batch.Messages() {
+		meta, err := m.Metadata()
+		if err != nil || meta.Sequence.Stream > r.cursor {
+			continue // at or after the first keyframe: the range has it
+		}
+		d := decoder{subj: r.subj, cues: true}
+		msg, ok, err := d.push(meta.Sequence.Stream, m.Subject(), m.Headers(), m.Data())
+		if err != nil || !ok || msg.Cue == nil {
+			continue
+		}
+		msg.Published = r.start
+		cues = append(cues, msg)
+	}
+	if len(cues) > maxEarlierCues {
+		cues = cues[len(cues)-maxEarlierCues:]
+	}
+	r.queue = append(cues, r.queue...)
+	return nil
+}

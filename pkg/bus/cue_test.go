@@ -131,3 +131,57 @@ func TestPublishCue(t *testing.T) {
 		t.Fatalf("range read %s, want FCF", kinds)
 	}
 }
+
+// TestEarlierCues: a range reader that asks for them also gets the cues
+// stored before its first keyframe (published ahead of the frames they
+// apply to), first, with the keyframe's store time; then the range's own.
+func TestEarlierCues(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	nc := natstest.EmbeddedConn(t)
+	p := newPublisher(t, ctx, nc, "early", PublisherConfig{})
+	if err := p.Announce(ctx, h264Opus); err != nil {
+		t.Fatal(err)
+	}
+	steps := []func() error{
+		func() error { return p.PublishCue(ctx, testCue(t, 90000)) },
+		func() error { return p.Publish(ctx, videoFrame(90000, true, []byte{0, 0, 0, 1, 0x65, 1})) },
+		func() error { return p.Publish(ctx, videoFrame(93000, false, []byte{0, 0, 0, 1, 0x41, 2})) },
+		func() error { return p.PublishCue(ctx, testCue(t, 99000)) },
+		func() error { return p.Publish(ctx, videoFrame(96000, false, []byte{0, 0, 0, 1, 0x41, 3})) },
+	}
+	for _, s := range steps {
+		if err := s(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pollUntil(t, ctx, "acks", func() bool { return p.Stats().InFlight == 0 })
+	r, err := OpenRange(ctx, nc, "early", time.Now().Add(-time.Second), time.Now().Add(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	r.DeliverCues()
+	if err := r.EarlierCues(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var kinds string
+	for range 5 {
+		m, err := r.Next(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case m.Cue != nil:
+			kinds += "C"
+			if kinds == "C" && (m.Cue.PTS != 90000 || !m.Published.Equal(r.Start())) {
+				t.Errorf("earlier cue PTS %d published %s, want 90000 at the keyframe's %s", m.Cue.PTS, m.Published, r.Start())
+			}
+		case m.IsFrame():
+			kinds += "F"
+		}
+	}
+	if kinds != "CFFCF" {
+		t.Fatalf("range read %s, want CFFCF (the earlier cue, then the range)", kinds)
+	}
+}

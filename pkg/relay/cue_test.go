@@ -153,7 +153,8 @@ func (l *cueLog) wait(t testing.TB, n int, timeout time.Duration) ([]tsframes.Cu
 
 // TestCuesFollowTheVideo: a live viewer and a time-shifted one get each
 // cue of the window they play once, when the frame of its PTS is written
-// to them (not when the cue came, a second before), and not the cues of
+// to them (not when the cue came, a second before), also one published
+// before the time-shifted window's first keyframe, and not the cues of
 // before their window.
 func TestCuesFollowTheVideo(t *testing.T) {
 	checkLeaks(t)
@@ -172,8 +173,8 @@ func TestCuesFollowTheVideo(t *testing.T) {
 	connectPeer(t, live, ann)
 	live.Start()
 
-	a, b := cueAt(t, srcV[60].PTS, 1), cueAt(t, srcV[120].PTS, 2)
-	f := cueFeed{events: events, speed: 2, cues: map[int]tsframes.Cue{30: a, 95: b}}
+	early, a, b := cueAt(t, srcV[45].PTS, 3), cueAt(t, srcV[60].PTS, 1), cueAt(t, srcV[120].PTS, 2)
+	f := cueFeed{events: events, speed: 2, cues: map[int]tsframes.Cue{15: early, 30: a, 95: b}}
 	marked := make(chan time.Time, 1)
 	done := make(chan error, 1)
 	finished := make(chan struct{})
@@ -187,8 +188,8 @@ func TestCuesFollowTheVideo(t *testing.T) {
 		<-finished
 	})
 
-	got, at := liveCues.wait(t, 2, 20*time.Second)
-	for i, want := range []tsframes.Cue{a, b} {
+	got, at := liveCues.wait(t, 3, 20*time.Second)
+	for i, want := range []tsframes.Cue{early, a, b} {
 		if got[i].PTS != want.PTS || got[i].EventID != want.EventID || string(got[i].Section) != string(want.Section) {
 			t.Errorf("live cue %d: %+v, want %+v", i, got[i], want)
 		}
@@ -197,8 +198,9 @@ func TestCuesFollowTheVideo(t *testing.T) {
 		}
 	}
 
-	// Time-shifted to frame 75 (the window starts at the keyframe of frame
-	// 60, after cue a was published): only cue b, at its frame.
+	// Time-shifted to frame 75: the window starts at the keyframe of frame
+	// 60. Cue a, published before it (at frame 30) for frame 60, and cue b
+	// come at their frames; the early cue (for frame 45) does not.
 	var mark time.Time
 	select {
 	case mark = <-marked:
@@ -216,16 +218,17 @@ func TestCuesFollowTheVideo(t *testing.T) {
 	shiftedCues := watchCues(shifted)
 	connectPeer(t, shifted, ann)
 	shifted.Start()
-	got, at = shiftedCues.wait(t, 1, 20*time.Second)
-	if got[0].EventID != 2 || at[0] != b.PTS {
-		t.Fatalf("time-shifted viewer got cue %d at PTS %d, want cue 2 at %d", got[0].EventID, at[0], b.PTS)
+	got, at = shiftedCues.wait(t, 2, 20*time.Second)
+	if got[0].EventID != 1 || at[0] != a.PTS || got[1].EventID != 2 || at[1] != b.PTS {
+		t.Fatalf("time-shifted viewer got cues %d, %d at PTS %d, %d; want 1, 2 at %d, %d",
+			got[0].EventID, got[1].EventID, at[0], at[1], a.PTS, b.PTS)
 	}
 	select {
 	case <-shifted.Done():
 	case <-time.After(20 * time.Second):
 		t.Fatal("the time-shifted viewer did not reach the end of the log")
 	}
-	if got, _ := shiftedCues.wait(t, 1, time.Second); len(got) != 1 {
-		t.Fatalf("time-shifted viewer got %d cues, want 1", len(got))
+	if got, _ := shiftedCues.wait(t, 2, time.Second); len(got) != 2 {
+		t.Fatalf("time-shifted viewer got %d cues, want 2", len(got))
 	}
 }

@@ -87,6 +87,9 @@ func subscribeLog(ctx context.Context, cfg logConfig, name string, at time.Time,
 		return nil, err
 	}
 	rr.DeliverCues()
+	if err := rr.EarlierCues(ctx); err != nil {
+		cfg.logger.Debug("time-shifted reader: earlier SCTE-35 cues not read", "stream", name, "err", err)
+	}
 	rctx, cancel := context.WithCancel(context.Background())
 	s := &logSubscription{
 		cfg:     cfg,
