@@ -153,8 +153,9 @@ func TestBusPeerConnectionH265(t *testing.T) {
 }
 
 // TestTimeShiftH265: a time-shifted viewer that wants H.265 video reads the
-// stream's log from its first keyframe and gets every H.265 access unit once,
-// in order, then ends with the log (ErrStreamEnded).
+// stream's log from its first keyframe and gets the H.265 access units once,
+// in order (all but at most the last few, see below), then ends with the
+// log (ErrStreamEnded).
 func TestTimeShiftH265(t *testing.T) {
 	checkLeaks(t)
 	events := readFixture(t, "hevc.ts")
@@ -182,8 +183,10 @@ func TestTimeShiftH265(t *testing.T) {
 		t.Fatalf("viewer ended with %v, want ErrStreamEnded", v.Err())
 	}
 	// The frames come at the pace they were stored (their RTP timestamps
-	// too); the last ones may follow the end.
-	video := p.video.waitFor(t, 10*time.Second, "every access unit", func(s []sent) bool { return countMarkers(s) >= len(src) })
+	// too); the last ones may follow the end, or be lost with it when the
+	// viewer's queue still held them (as for H.264: the viewer ends at
+	// once with the log).
+	video := p.video.waitFor(t, 10*time.Second, "the access units", func(s []sent) bool { return countMarkers(s) >= len(src)-5 })
 	aus := depacketizeH265AUs(t, video)
 	for i := range aus {
 		var want h264.AnnexB
