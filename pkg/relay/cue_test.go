@@ -155,7 +155,7 @@ func (l *cueLog) wait(t testing.TB, n int, timeout time.Duration) ([]tsframes.Cu
 // cue of the window they play once, when the frame of its PTS is written
 // to them (not when the cue came, a second before), also one published
 // before the time-shifted window's first keyframe, and not the cues of
-// before their window.
+// before their window; so does a viewer after a seek.
 func TestCuesFollowTheVideo(t *testing.T) {
 	checkLeaks(t)
 	events := readFixture(t, "av.ts") // 30 fps, a keyframe a second
@@ -230,5 +230,16 @@ func TestCuesFollowTheVideo(t *testing.T) {
 	}
 	if got, _ := shiftedCues.wait(t, 2, time.Second); len(got) != 2 {
 		t.Fatalf("time-shifted viewer got %d cues, want 2", len(got))
+	}
+
+	// The live viewer seeks back to frame 75: cues a and b again, at their
+	// frames of the window it plays now.
+	if err := live.Seek(waitCtx(t, 10*time.Second), mark); err != nil {
+		t.Fatal(err)
+	}
+	got, at = liveCues.wait(t, 5, 20*time.Second)
+	if got[3].EventID != 1 || at[3] != a.PTS || got[4].EventID != 2 || at[4] != b.PTS {
+		t.Fatalf("after the seek: cues %d, %d at PTS %d, %d; want 1, 2 at %d, %d",
+			got[3].EventID, got[4].EventID, at[3], at[4], a.PTS, b.PTS)
 	}
 }
