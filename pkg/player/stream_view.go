@@ -113,6 +113,9 @@ func viewOf(e bus.CatalogEntry, now time.Time) StreamView {
 		v.Tracks = append(v.Tracks, tv)
 		if tv.Carried {
 			v.Playable = true
+			if t.Codec == tsframes.CodecH265 {
+				v.Notes = append(v.Notes, "H265 video: plays in browsers that decode H.265 (Safari, Chrome with hardware decoding); there is no H264 rendition for the others")
+			}
 			if t.BFrames {
 				v.Notes = append(v.Notes, "B-frames: not re-encoded (browsers show only the keyframes)")
 			}
@@ -120,6 +123,10 @@ func viewOf(e bus.CatalogEntry, now time.Time) StreamView {
 		}
 		if d, ok := transcoded[t.PID]; ok && t.BFrames && d.Codec == t.Codec {
 			v.Notes = append(v.Notes, "B-frames: re-encoded")
+			continue
+		}
+		if d, ok := transcoded[t.PID]; ok && t.Codec == tsframes.CodecH265 && d.Codec == tsframes.CodecH264 {
+			v.Notes = append(v.Notes, "H265 video: sent as is to browsers that decode H.265, transcoded to H264 for the others")
 			continue
 		}
 		if d, ok := transcoded[t.PID]; ok {
@@ -183,6 +190,8 @@ func trackDetail(t tsframes.Track) string {
 	switch {
 	case t.ProfileLevelID != "":
 		return t.ProfileLevelID
+	case t.ProfileID > 0: // H.265
+		return fmt.Sprintf("profile-id %d, tier-flag %d, level-id %d", t.ProfileID, t.TierFlag, t.LevelID)
 	case t.Channels > 0 && t.SampleRate > 0:
 		return fmt.Sprintf("%d ch, %d Hz", t.Channels, t.SampleRate)
 	case t.Channels > 0:
