@@ -336,46 +336,55 @@ func TestTranscodeToOpus(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			ts := newTestStage(t, Config{})
-			data := ffmpegFixture(t, tc.name+".ts",
-				"-f", "lavfi", "-i", "testsrc2=size=160x90:rate=25:duration=3",
-				"-f", "lavfi", "-i", fmt.Sprintf(beep, tc.rate),
-				"-c:v", "libx264", "-preset", "ultrafast", "-bf", "0", "-g", "25",
-				"-c:a", tc.codec, "-ar", fmt.Sprint(tc.rate), "-ac", fmt.Sprint(tc.ch))
-			stream := "t" + fmt.Sprint(time.Now().UnixNano()%1e6)
-			pub := ts.open(t, stream, 1)
-			c := collectOpus(t, ts.nc, stream)
-			src := feed(t, pub, data, false, nil)
-			if len(src) == 0 || src[0].Codec != tc.want {
-				t.Fatalf("source audio: %d frames of %v, want %s", len(src), src, tc.want)
-			}
-			// 3 s of source: all but the encoder's last packets.
-			c.wait(t, 20*time.Second, "2.8 s of Opus", func(f []bus.Message) bool { return len(f) >= 140 })
-			frames, _ := c.snapshot()
-			checkContinuous(t, frames)
-
-			c.mu.Lock()
-			anns := append([]bus.Announcement(nil), c.anns...)
-			c.mu.Unlock()
-			if len(anns) == 0 {
-				t.Fatal("no announcement")
-			}
-			a := anns[len(anns)-1]
-			tr, ok := a.Track(a.Audio)
-			if !ok || tr.Codec != tsframes.CodecOpus || !tr.WebRTC || tr.DerivedFrom == 0 {
-				t.Fatalf("announcement %+v: audio %d is not a derived Opus track", a, a.Audio)
-			}
-			if s, _ := a.Track(tr.DerivedFrom); s.Codec != tc.want {
-				t.Fatalf("derived from PID %d (%s), want the %s track", tr.DerivedFrom, s.Codec, tc.want)
-			}
-
-			srcOnset := onset(t, decodePCM(t, sourceTS(t, src)))
-			opusOnset := onset(t, decodePCM(t, opusTS(t, frames)))
-			t.Logf("FIGURE transcode_av_offset_ms{case=%s}=%.1f", tc.name, (opusOnset-srcOnset)*1000)
-			if d := opusOnset - srcOnset; math.Abs(d) > 0.020 {
-				t.Fatalf("beep at %.4f s in the Opus, %.4f s in the source: %.1f ms apart, want within 20 ms", opusOnset, srcOnset, d*1000)
-			}
+			checkTranscodedBeep(t, tc.name, tc.want, tc.rate, "-c:a", tc.codec, "-ar", fmt.Sprint(tc.rate), "-ac", fmt.Sprint(tc.ch))
 		})
+	}
+}
+
+// checkTranscodedBeep publishes H.264 and the beep source at rate encoded
+// with audioArgs through the stage and checks that the announcement's audio
+// is a derived Opus track made from a track of codec want, that its packets
+// are 20 ms and continuous, and that the beep is within 20 ms of where it is
+// in the source.
+func checkTranscodedBeep(t *testing.T, name string, want tsframes.Codec, rate int, audioArgs ...string) {
+	t.Helper()
+	ts := newTestStage(t, Config{})
+	data := ffmpegFixture(t, name+".ts", append([]string{
+		"-f", "lavfi", "-i", "testsrc2=size=160x90:rate=25:duration=3",
+		"-f", "lavfi", "-i", fmt.Sprintf(beep, rate),
+		"-c:v", "libx264", "-preset", "ultrafast", "-bf", "0", "-g", "25"}, audioArgs...)...)
+	stream := "t" + fmt.Sprint(time.Now().UnixNano()%1e6)
+	pub := ts.open(t, stream, 1)
+	c := collectOpus(t, ts.nc, stream)
+	src := feed(t, pub, data, false, nil)
+	if len(src) == 0 || src[0].Codec != want {
+		t.Fatalf("source audio: %d frames of %v, want %s", len(src), src, want)
+	}
+	// 3 s of source: all but the encoder's last packets.
+	c.wait(t, 20*time.Second, "2.8 s of Opus", func(f []bus.Message) bool { return len(f) >= 140 })
+	frames, _ := c.snapshot()
+	checkContinuous(t, frames)
+
+	c.mu.Lock()
+	anns := append([]bus.Announcement(nil), c.anns...)
+	c.mu.Unlock()
+	if len(anns) == 0 {
+		t.Fatal("no announcement")
+	}
+	a := anns[len(anns)-1]
+	tr, ok := a.Track(a.Audio)
+	if !ok || tr.Codec != tsframes.CodecOpus || !tr.WebRTC || tr.DerivedFrom == 0 {
+		t.Fatalf("announcement %+v: audio %d is not a derived Opus track", a, a.Audio)
+	}
+	if s, _ := a.Track(tr.DerivedFrom); s.Codec != want {
+		t.Fatalf("derived from PID %d (%s), want the %s track", tr.DerivedFrom, s.Codec, want)
+	}
+
+	srcOnset := onset(t, decodePCM(t, sourceTS(t, src)))
+	opusOnset := onset(t, decodePCM(t, opusTS(t, frames)))
+	t.Logf("FIGURE transcode_av_offset_ms{case=%s}=%.1f", name, (opusOnset-srcOnset)*1000)
+	if d := opusOnset - srcOnset; math.Abs(d) > 0.020 {
+		t.Fatalf("beep at %.4f s in the Opus, %.4f s in the source: %.1f ms apart, want within 20 ms", opusOnset, srcOnset, d*1000)
 	}
 }
 
