@@ -71,7 +71,7 @@ func (j *job) start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	j.cancel = cancel
 	if j.src.Kind == tsframes.KindVideo {
-		j.log.Info("re-encoding video with B-frames to H.264 without", "derived_pid", j.derived, "bitrate", j.bitrate)
+		j.log.Info("re-encoding video to H.264 without B-frames", "derived_pid", j.derived, "bitrate", j.bitrate)
 	} else {
 		j.log.Info("transcoding audio to Opus", "derived_pid", j.derived, "channels", j.src.Channels, "sample_rate", j.src.SampleRate)
 	}

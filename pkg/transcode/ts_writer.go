@@ -47,6 +47,8 @@ func newTSWriter(w io.Writer, codec tsframes.Codec) (*tsWriter, error) {
 		t.streamType, t.streamID = 0x87, 0xbd
 	case tsframes.CodecH264:
 		t.streamType, t.streamID = 0x1b, tsVideoStreamID // video.go
+	case tsframes.CodecH265:
+		t.streamType, t.streamID = 0x24, tsVideoStreamID
 	default:
 		return nil, fmt.Errorf("transcode: no MPEG-TS mapping for %s", codec)
 	}

@@ -20,7 +20,9 @@ import (
 // decoder takes), zero-latency, at bitrate bit/s (VBV of one
 // second, peaks up to 1.5 times), keyframes where the source's are and
 // nowhere else (no scene-cut keyframes), every frame kept with its
-// timestamp; MPEG-TS on stdout, flushed at once.
+// timestamp, exactly (the encoder's time base is the 90 kHz clock, not
+// 1/frame rate, which would round PTS off the source's grid); MPEG-TS on
+// stdout, flushed at once.
 func videoArgs(bitrate int) []string {
 	b := strconv.Itoa(bitrate)
 	return []string{
@@ -30,7 +32,7 @@ func videoArgs(bitrate int) []string {
 		"-map", "0:v:0", "-an", "-sn", "-dn",
 		"-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency", "-profile:v", "baseline", "-pix_fmt", "yuv420p",
 		"-bf", "0", "-b:v", b, "-maxrate", strconv.Itoa(bitrate * 3 / 2), "-bufsize", b,
-		"-force_key_frames", "source", "-g", "600", "-sc_threshold", "0", "-fps_mode", "passthrough",
+		"-force_key_frames", "source", "-g", "600", "-sc_threshold", "0", "-fps_mode", "passthrough", "-enc_time_base", "1:90000",
 		"-f", "mpegts", "-muxdelay", "0", "-muxpreload", "0", "-avoid_negative_ts", "disabled",
 		"-flush_packets", "1",
 		"pipe:1",

@@ -263,3 +263,63 @@ func TestReencodeCPU720p(t *testing.T) {
 		t.Fatalf("cpu %.2f s, %d derived frames for %d s", cpu, derived, secs)
 	}
 }
+
+// TestH265Rendition: hevc.ts (H.265 Main, no H.264): the stage makes an
+// H.264 rendition (no B-detection needed), announced as the video with
+// derived_from the H.265 track; a reader gets the H.265 frames throughout
+// (for viewers that offer H.265) and, from its first keyframe, the derived
+// H.264 frames at the H.265 frames' PTS.
+func TestH265Rendition(t *testing.T) {
+	ts := newTestStage(t, Config{Mode: ModeAuto})
+	pub := ts.open(t, "hevc", 1)
+	played := collectVideo(t, ts.nc, "hevc", false)
+	src := tstest.Demux(t, tstest.Read(t, "hevc.ts")).Kind(tsframes.KindVideo)
+	feed(t, pub, tstest.Read(t, "hevc.ts"), true, nil)
+	last := int64(0)
+	for _, f := range src {
+		last = max(last, f.PTS)
+	}
+	played.wait(t, 5*time.Second, "every H.265 frame, and the H.264 rendition up to the source's last but eight", func(frames []bus.Message) bool {
+		n, end := 0, int64(0)
+		for _, m := range frames {
+			if m.Derived {
+				end = m.Frame.PTS
+			} else {
+				n++
+			}
+		}
+		return n >= len(src) && end >= last-8*3000
+	})
+	frames, anns := played.snapshot()
+	a := anns[len(anns)-1]
+	v, _ := a.Track(a.Video)
+	s, _ := a.Track(v.DerivedFrom)
+	if v.Codec != tsframes.CodecH264 || s.Codec != tsframes.CodecH265 || s.BFrames {
+		t.Fatalf("announcement video %+v from %+v: want H.264 derived from the H.265 track", v, s)
+	}
+	srcPTS := map[int64]bool{}
+	for _, f := range src {
+		srcPTS[f.PTS] = true
+	}
+	var h265, h264 int
+	for i, m := range frames {
+		switch {
+		case m.Frame.Codec == tsframes.CodecH265 && !m.Derived:
+			h265++
+		case m.Frame.Codec == tsframes.CodecH264 && m.Derived:
+			if h264 == 0 && !m.Frame.Key {
+				t.Fatalf("frame %d: the first H.264 frame is not a keyframe", i)
+			}
+			if !srcPTS[m.Frame.PTS] || m.Frame.DTS != m.Frame.PTS {
+				t.Fatalf("frame %d: H.264 at PTS %d DTS %d, not a source frame's", i, m.Frame.PTS, m.Frame.DTS)
+			}
+			h264++
+		default:
+			t.Fatalf("frame %d: %s derived %v", i, m.Frame.Codec, m.Derived)
+		}
+	}
+	t.Logf("%d H.265 frames, %d H.264 frames of the rendition", h265, h264)
+	if h265 != len(src) || h264 < len(src)/2 {
+		t.Errorf("%d H.265 frames (want %d), %d H.264 (want at least half)", h265, len(src), h264)
+	}
+}

@@ -18,16 +18,32 @@ type videoState struct {
 	reported bool // the announcement says BFrames
 }
 
-// sourceVideo returns the H.264 track of a whose B-frames the stage would
-// re-encode: the first H.264 track of the source.
+// sourceVideo returns the video track of a the stage would re-encode: the
+// first H.264 track of the source (when it has B-frames), else its first
+// H.265 track (into an H.264 rendition for viewers without H.265).
 func sourceVideo(a tsframes.Announcement) (tsframes.Track, bool) {
-	for _, t := range a.Tracks {
-		if t.Kind == tsframes.KindVideo && t.Codec == tsframes.CodecH264 && t.DerivedFrom == 0 {
-			return t, true
+	var h265 *tsframes.Track
+	for i, t := range a.Tracks {
+		if t.Kind != tsframes.KindVideo || t.DerivedFrom != 0 {
+			continue
 		}
+		switch {
+		case t.Codec == tsframes.CodecH264:
+			return t, true
+		case t.Codec == tsframes.CodecH265 && h265 == nil:
+			h265 = &a.Tracks[i]
+		}
+	}
+	if h265 != nil {
+		return *h265, true
 	}
 	return tsframes.Track{}, false
 }
+
+// h265RateFactor scales an H.265 source's bitrate into the H.264
+// rendition's target (H.264 needs about half as much again for the same
+// picture).
+const h265RateFactor = 1.5
 
 // videoAnnounce updates the video state for a new source announcement a:
 // a different source video track (PID or codec) starts over (detection
@@ -51,12 +67,12 @@ func (p *publisher) videoAnnounce(a tsframes.Announcement) {
 // the re-encode runs (the bus Publisher then selects it as the video).
 func (p *publisher) videoTracks(tracks []tsframes.Track) []tsframes.Track {
 	v := &p.video
-	if v.src.PID == 0 || !v.det.detected() {
+	if v.src.PID == 0 || (!v.det.detected() && v.derived == 0) {
 		return tracks
 	}
 	tracks = slices.Clone(tracks)
 	for i := range tracks {
-		if tracks[i].PID == v.src.PID {
+		if tracks[i].PID == v.src.PID && v.det.detected() {
 			tracks[i].BFrames = true
 		}
 	}
@@ -90,12 +106,19 @@ func (p *publisher) videoFrame(f *tsframes.Frame) (reannounce bool) {
 	if detected && !was {
 		p.stage.cfg.Logger.Info("video has B-frames (reordered frames)", "stream", p.stream, "epoch", p.epoch, "pid", v.src.PID)
 	}
-	if !detected || !measured || v.tried || p.stage.cfg.Mode != ModeAuto {
+	// H.264 is re-encoded when it has B-frames; H.265 always (an H.264
+	// rendition).
+	h265 := v.src.Codec == tsframes.CodecH265
+	if (!detected && !h265) || !measured || v.tried || p.stage.cfg.Mode != ModeAuto {
 		return reannounce
 	}
 	v.tried = true
+	rate := v.rate.bitrate()
+	if h265 {
+		rate = min(int(float64(rate)*h265RateFactor), maxVideoBitrate)
+	}
 	derived := derivedPID(tsframes.Announcement{Tracks: p.withDerivedAudio(p.last.Tracks)})
-	if j := p.stage.start(p.stream, p.epoch, v.src, derived, v.rate.bitrate()); j != nil {
+	if j := p.stage.start(p.stream, p.epoch, v.src, derived, rate); j != nil {
 		v.derived, v.job = derived, j
 		f.PID = derived
 		return true
