@@ -2,9 +2,12 @@ package whep
 
 import (
 	"net/http"
+	"net/netip"
 	"testing"
 
 	"github.com/pion/webrtc/v4"
+
+	"github.com/whepcast/whepcast/pkg/sdpfrag"
 )
 
 // TestDirectSRTPSendsEveryPacket plays a session with Config.DirectSRTP:
@@ -47,5 +50,50 @@ func TestDirectSRTPSendsEveryPacket(t *testing.T) {
 				t.Fatalf("client decrypted %d packets of %d sent", got, written)
 			}
 		})
+	}
+}
+
+// TestDirectSRTPFollowsICERestart restarts ICE on a session with
+// Config.DirectSRTP: the SRTP keys stay (DTLS goes on), the fast path
+// follows the new pair, and the client decrypts what comes after.
+func TestDirectSRTPFollowsICERestart(t *testing.T) {
+	ctx := t.Context()
+	ts := newTestServer(t, func(c *Config) { c.DirectSRTP = true })
+	ts.catalog.set(liveEntry("cam", trackH264, trackOpus))
+	c, resp := ts.playSession(t, ctx, "cam", webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio)
+	c.waitPackets(t, ctx, 10)
+	d := ts.srv.sessions.list()[0].direct
+	offer, err := c.pc.CreateOffer(&webrtc.OfferOptions{ICERestart: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gathered := webrtc.GatheringCompletePromise(c.pc)
+	if err := c.pc.SetLocalDescription(offer); err != nil {
+		t.Fatal(err)
+	}
+	<-gathered
+	_, restart := fragmentOf(t, c.pc.LocalDescription().SDP)
+	r, body := ts.do(t, ctx, http.MethodPatch, resp.Header.Get("Location"),
+		hdr("Content-Type", sdpfrag.MediaType, "If-Match", resp.Header.Get("ETag")), restart)
+	if r.StatusCode != http.StatusOK {
+		t.Fatalf("restart = %d %q", r.StatusCode, body)
+	}
+	answer, err := sdpfrag.Parse([]byte(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	applyRestartAnswer(t, c, answer)
+	before := d.batched.Load() + d.direct.Load()
+	c.waitPackets(t, ctx, 20)
+	if after := d.batched.Load() + d.direct.Load(); after <= before {
+		t.Fatalf("fast path sent nothing after the restart (%d before, %d after)", before, after)
+	}
+	pair, err := c.pc.SCTP().Transport().ICETransport().GetSelectedCandidatePair()
+	if err != nil || pair == nil {
+		t.Fatalf("client selected pair: %v %v", pair, err)
+	}
+	want := netip.AddrPortFrom(netip.MustParseAddr(pair.Local.Address), pair.Local.Port)
+	if p := d.path.current(); p == nil || p.remote != want {
+		t.Fatalf("fast path to %+v after the restart, want the client's %v", p, want)
 	}
 }
