@@ -9,6 +9,7 @@ import (
 	"github.com/bluenviron/gortmplib/pkg/amf0"
 	rtmpmsg "github.com/bluenviron/gortmplib/pkg/message"
 
+	"github.com/whepcast/whepcast/internal/ingesttest"
 	"github.com/whepcast/whepcast/internal/tstest"
 	"github.com/whepcast/whepcast/pkg/tsframes"
 )
@@ -85,5 +86,41 @@ func TestCuePoints(t *testing.T) {
 	}
 	if si, err := tsframes.ParseSpliceInfo(got.Section); err != nil || si != got.SpliceInfo || si.SpliceTime != 90000 {
 		t.Errorf("cue-out section %x: %+v %v", got.Section, si, err)
+	}
+}
+
+// TestPublisherCuePoint: an onCuePoint carrying a splice_info_section, sent
+// by a publisher between its frames, reaches the publication as a cue at
+// the cue point's time.
+func TestPublisherCuePoint(t *testing.T) {
+	rec := ingesttest.NewRecorder()
+	pubs := rec.Publications(t)
+	l := serve(t, Config{}, pubs)
+	ref := tstest.Demux(t, tstest.Read(t, "av.ts"))
+	p, err := dial(t, l, "live/cues", ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	half := len(ref.Frames) / 2 // 3 s: the tracks are known, the publication live
+	p.send(t, ref.Frames[:half])
+	sec := tstest.SpliceInsert(21, 1, 0, 0)
+	at := float64(ref.Frames[half].PTS)/90000 + 1
+	if err := p.c.Write(&rtmpmsg.DataAMF0{ChunkStreamID: 4, MessageStreamID: 0x1000000, Payload: amf0.Data{"onCuePoint", amf0.Object{
+		{Key: "name", Value: "scte35"}, {Key: "time", Value: at}, {Key: "type", Value: "event"},
+		{Key: "parameters", Value: amf0.Object{{Key: "scte35", Value: base64.StdEncoding.EncodeToString(sec)}}},
+	}}}); err != nil {
+		t.Fatal(err)
+	}
+	p.send(t, ref.Frames[half:])
+	p.c.Close()
+
+	pub := rec.Opened(t, testDeadline)
+	pub.WaitEnded(t, testDeadline)
+	cues := pub.Cues()
+	if len(cues) != 1 {
+		t.Fatalf("%d cues, want 1", len(cues))
+	}
+	if c := cues[0]; c.PTS != int64(at*90000) || c.EventID != 21 || !bytes.Equal(c.Section, sec) {
+		t.Fatalf("cue %+v, want event 21 at PTS %d", c, int64(at*90000))
 	}
 }
