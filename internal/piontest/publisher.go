@@ -1,10 +1,12 @@
 package piontest
 
 import (
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/pion/interceptor"
+	"github.com/pion/interceptor/pkg/report"
 	"github.com/pion/webrtc/v4"
 	"github.com/pion/webrtc/v4/pkg/media"
 
@@ -14,11 +16,28 @@ import (
 // Publisher is a send-only pion peer with an H.264 and an Opus track (a
 // WHIP client), on loopback, with pion's default interceptors (NACK
 // responder, RTCP sender reports). The test's cleanup closes it.
+//
+// Its sender reports read the media clock, as a browser's do, not the
+// wall clock: Send sets it to each frame's PTS (on the time Send started)
+// before writing the frame. pion's own clock would anchor each track's
+// report on the moment its last packet was written, so that the sender's
+// scheduling delays (tens of milliseconds under -race on a loaded machine)
+// would move audio against video in the reports.
 type Publisher struct {
 	PC           *webrtc.PeerConnection
 	Video, Audio *webrtc.TrackLocalStaticSample
 	// Connected is closed when the connection is up.
 	Connected chan struct{}
+
+	clock atomic.Int64 // the media clock in Unix ns (0: the wall clock)
+}
+
+// now is the sender reports' clock.
+func (p *Publisher) now() time.Time {
+	if ns := p.clock.Load(); ns != 0 {
+		return time.Unix(0, ns)
+	}
+	return time.Now()
 }
 
 // NewPublisher returns a Publisher; tune, when not nil, adjusts its
@@ -29,8 +48,9 @@ func NewPublisher(t testing.TB, tune func(*webrtc.SettingEngine)) *Publisher {
 	if err := m.RegisterDefaultCodecs(); err != nil {
 		t.Fatal(err)
 	}
+	p := &Publisher{Connected: make(chan struct{})}
 	ir := &interceptor.Registry{}
-	if err := webrtc.RegisterDefaultInterceptors(m, ir); err != nil {
+	if err := webrtc.RegisterDefaultInterceptorsWithOptions(m, ir, webrtc.WithReportSenderOptions(report.SenderNow(p.now))); err != nil {
 		t.Fatal(err)
 	}
 	se := Loopback()
@@ -43,7 +63,7 @@ func NewPublisher(t testing.TB, tune func(*webrtc.SettingEngine)) *Publisher {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = pc.Close() })
-	p := &Publisher{PC: pc, Connected: make(chan struct{})}
+	p.PC = pc
 	connected := false
 	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
 		if s == webrtc.PeerConnectionStateConnected && !connected {
@@ -104,6 +124,7 @@ func (p *Publisher) Send(t testing.TB, frames []tsframes.Frame, speed int) {
 		if d := time.Until(due); d > 0 {
 			time.Sleep(d) // pacing the source, not waiting for an event
 		}
+		p.clock.Store(start.Add(time.Duration((f.PTS - first) * int64(time.Second) / 90000)).UnixNano())
 		// Rounded up: pion truncates the duration's ticks.
 		s := media.Sample{Data: f.Data, Duration: time.Duration((next(i)*int64(time.Second) + 89999) / 90000)}
 		tr := p.Video
