@@ -8,8 +8,9 @@
 // candidates or restarts ICE, DELETE ends the publication. RTP is
 // reordered (NACK toward the publisher), depacketized into access units
 // and put on one 90 kHz timeline (RTCP sender reports); the publisher is
-// asked for keyframes (PLI) until the first one and after a loss breaks a
-// GOP. Simulcast offers are refused.
+// asked for keyframes (PLI) until the first one, after a loss breaks a GOP
+// and when viewers ask (Config.KeyframeRequests). Simulcast offers are
+// refused. The PeerConnections may share one UDP port (ListenICEUDP).
 package whip
 
 import (
