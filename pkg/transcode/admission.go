@@ -26,6 +26,16 @@ func (w *waitList) add(p *publisher) int {
 	return len(w.list)
 }
 
+// toFront moves p, when it is in the list, to its front.
+func (w *waitList) toFront(p *publisher) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if i := slices.Index(w.list, p); i > 0 {
+		copy(w.list[1:i+1], w.list[:i])
+		w.list[0] = p
+	}
+}
+
 // remove removes p and returns the length of the list.
 func (w *waitList) remove(p *publisher) int {
 	w.mu.Lock()
@@ -81,5 +91,9 @@ func (p *publisher) retryLocked(ctx context.Context) {
 	}
 	if p.job != nil {
 		p.stage.cfg.Logger.Info("transcode slot freed: transcoding the audio now", "stream", p.stream, "epoch", p.epoch)
+		return
 	}
+	// Another stream took the slot first (one restarting its transcode
+	// for a new source format takes its own back): p stays the oldest.
+	p.stage.waiting.toFront(p)
 }

@@ -108,3 +108,49 @@ func TestFiftyStreamsBoundedAndAdmittedWhenASlotFrees(t *testing.T) {
 		t.Fatalf("%d transcodes, want %d", s.Active(), slots)
 	}
 }
+
+// TestWaitingStreamKeepsItsPlace: a transcoded stream whose source format
+// changes frees its slot and takes it back at once; the oldest waiting
+// stream, told a slot freed, finds none at its next frame and stays the
+// oldest, so that it gets the next slot that frees.
+func TestWaitingStreamKeepsItsPlace(t *testing.T) {
+	s, open := newFakeStage(t, 1)
+	ctx := t.Context()
+	a := tsframes.Announcement{Tracks: []tsframes.Track{videoTrack, aacTrack}}
+	p1, _ := open("one", 1)
+	p2, rec2 := open("two", 1)
+	p3, rec3 := open("three", 1)
+	for _, p := range []ingest.Publisher{p1, p2, p3} {
+		if err := p.Announce(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The first stream's source changes sample rate: its transcode
+	// restarts in the slot it had.
+	b := tsframes.Announcement{Tracks: []tsframes.Track{videoTrack, {PID: 257, Kind: tsframes.KindAudio, Codec: tsframes.CodecAAC, Channels: 2, SampleRate: 48000}}}
+	if err := p1.Announce(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	if err := p2.Publish(ctx, aacFrame); err != nil { // told, but no slot
+		t.Fatal(err)
+	}
+	if err := p1.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []ingest.Publisher{p3, p2} {
+		if err := p.Publish(ctx, aacFrame); err != nil {
+			t.Fatal(err)
+		}
+	}
+	last := func(r *recordingPublisher) int {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return len(r.anns[len(r.anns)-1].Tracks)
+	}
+	if last(rec2) != 3 || last(rec3) != 2 {
+		t.Fatalf("after the slot freed: stream two announces %d tracks, three %d; want two (the oldest waiting) transcoded", last(rec2), last(rec3))
+	}
+	if got := testutil.ToFloat64(s.metrics.waiting); got != 1 {
+		t.Fatalf("whepcast_transcode_waiting %v, want 1", got)
+	}
+}
