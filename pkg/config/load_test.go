@@ -41,6 +41,7 @@ func defaultWHEP() WHEP {
 	return WHEP{
 		ICEUDPAddr:             ":8189",
 		UDPGSO:                 true,
+		DirectSRTP:             true,
 		WaitTimeout:            30 * time.Second,
 		ICEDisconnectedTimeout: 5 * time.Second,
 		ICEFailedTimeout:       25 * time.Second,

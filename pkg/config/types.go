@@ -45,7 +45,7 @@ type WHEP struct {
 	UDPGSO bool `mapstructure:"udp-gso"`
 	// DirectSRTP encrypts media with SRTP in whepcast and writes it
 	// straight to the UDP batch, past pion's per-packet path (default
-	// false).
+	// true).
 	DirectSRTP bool `mapstructure:"direct-srtp"`
 	// ICEDisconnectedTimeout and ICEFailedTimeout are how long a session
 	// hears nothing from its client before ICE is disconnected, and then

@@ -64,6 +64,7 @@ func TestWHEPDefaultsAreWHEPs(t *testing.T) {
 	want := whep.Config{
 		ICEUDPAddr:             whep.DefaultICEUDPAddr,
 		UDPGSO:                 whep.DefaultUDPGSO,
+		DirectSRTP:             whep.DefaultDirectSRTP,
 		ICEDisconnectedTimeout: whep.DefaultICEDisconnectedTimeout,
 		ICEFailedTimeout:       whep.DefaultICEFailedTimeout,
 		WaitTimeout:            whep.DefaultWaitTimeout,

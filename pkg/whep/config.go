@@ -20,8 +20,9 @@ import (
 // MaxWaiting 0 holds no request (409 at once for a stream that is not
 // live), MaxSessions and MaxSessionsPerStream 0 are unlimited, DrainTimeout
 // 0 closes the sessions at once, UDPGSO false sends one packet per system
-// call. Operators get DefaultMaxWaiting, DefaultDrainTimeout and
-// DefaultUDPGSO from pkg/config.
+// call, DirectSRTP false leaves the media to pion's write path. Operators
+// get DefaultMaxWaiting, DefaultDrainTimeout, DefaultUDPGSO and
+// DefaultDirectSRTP from pkg/config.
 type Config struct {
 	// ICEUDPAddr is the single UDP address all sessions share.
 	ICEUDPAddr string
@@ -33,7 +34,8 @@ type Config struct {
 	// DirectSRTP encrypts each media packet with the session's SRTP keys
 	// here and writes it straight into the UDP batch (or socket), past
 	// pion's per-packet path (SRTP session, mux, candidate pair); pion
-	// keeps ICE, DTLS and RTCP. Off by default (DefaultDirectSRTP).
+	// keeps ICE, DTLS and RTCP. When the SRTP keys cannot be had (pion's
+	// internals changed) a session logs it and stays on pion's path.
 	DirectSRTP bool
 	// ICEDisconnectedTimeout and ICEFailedTimeout are how long a session
 	// hears nothing from its client before ICE is disconnected, and then

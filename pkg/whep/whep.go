@@ -57,7 +57,7 @@ const (
 	// DefaultUDPGSO is the default Config.UDPGSO.
 	DefaultUDPGSO = true
 	// DefaultDirectSRTP is the default Config.DirectSRTP.
-	DefaultDirectSRTP = false
+	DefaultDirectSRTP = true
 )
 
 // Retry-After values, in seconds.
