@@ -1,7 +1,7 @@
 package whep
 
 import (
-	"encoding/json"
+	"encoding/base64"
 
 	"github.com/whepcast/whepcast/pkg/tsframes"
 )
@@ -22,30 +22,13 @@ type cueViewer interface {
 	OnCue(fn func(tsframes.Cue))
 }
 
-// scte35Event is the event of a cue: its time on the stream's timeline
-// (90 kHz and seconds), what the section says, and the section itself
-// (base64) for players that read more of it.
+// scte35Event is the event of a cue as the core extensions' draft
+// (draft-ietf-wish-whep-01/02, "SCTE-35 event") specifies it: its data is
+// the base64 of the splice_info_section, which players parse themselves
+// (the splice time is pts_time plus pts_adjustment, on the stream's
+// timeline, as the position event's pts_time).
 func scte35Event(c tsframes.Cue) sseEvent {
-	b, _ := json.Marshal(struct {
-		PTS          int64   `json:"pts"`
-		PTSTime      float64 `json:"pts_time"`
-		Command      string  `json:"command"`
-		EventID      uint32  `json:"event_id"`
-		OutOfNetwork bool    `json:"out_of_network"`
-		Cancel       bool    `json:"cancel,omitempty"`
-		Duration     float64 `json:"duration"`
-		SpliceInfo   []byte  `json:"splice_info"`
-	}{
-		PTS:          c.PTS,
-		PTSTime:      float64(c.PTS) / 90000,
-		Command:      c.Command.String(),
-		EventID:      c.EventID,
-		OutOfNetwork: c.OutOfNetwork,
-		Cancel:       c.Cancel,
-		Duration:     float64(c.Duration) / 90000,
-		SpliceInfo:   c.Section,
-	})
-	return sseEvent{Name: eventSCTE35, Data: string(b)}
+	return sseEvent{Name: eventSCTE35, Data: base64.StdEncoding.EncodeToString(c.Section)}
 }
 
 // watchCues makes the cues of ss's viewer go to the event streams of ss
