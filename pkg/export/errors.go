@@ -21,6 +21,9 @@ var (
 	errNoFormat     = errors.New("unknown export format (want .ts or .mp4)")
 	errMethod       = errors.New("method not allowed")
 	errBusy         = errors.New("too many exports in progress")
+	// errH265MP4 ends an fMP4 export of H.265 video (after its 200: in
+	// the trailer).
+	errH265MP4 = errors.New("the video is H.265, which is exported as MPEG-TS only (.ts)")
 )
 
 // statusOf maps a request error to its HTTP status.

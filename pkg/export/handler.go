@@ -183,6 +183,8 @@ type frameMuxer interface {
 
 // tracks are a clip's tracks, known once the first frames are read.
 type tracks struct {
+	// video is the video codec: H.264, or H.265 (MPEG-TS only).
+	video tsframes.Codec
 	// audioChannels is the Opus channel count, 0 without audio.
 	audioChannels int
 }
@@ -203,9 +205,13 @@ func (h *Handler) write(ctx context.Context, rr *bus.RangeReader, f format, out 
 		epoch uint64
 		probe []tsframes.Frame
 		begun bool
+		video tsframes.Codec // the video codec exported
+		// h265Left is set when H.265 keyframes were left out of an fMP4
+		// export that found no H.264 to export.
+		h265Left bool
 	)
 	start := func() error {
-		tr := tracks{}
+		tr := tracks{video: video}
 		for _, p := range probe {
 			if p.Kind == tsframes.KindAudio && len(p.Data) > 0 {
 				tr.audioChannels = opusChannels(p.Data)
@@ -248,11 +254,17 @@ func (h *Handler) write(ctx context.Context, rr *bus.RangeReader, f format, out 
 			// its Opus is exported.
 			continue
 		}
-		if fr.Kind == tsframes.KindVideo && fr.Codec != tsframes.CodecH264 {
-			// H.265 (docs/bus.md, "Video selection"): the muxers write
-			// H.264 only; the H.264 rendition, when there is one, is
-			// exported.
-			continue
+		if fr.Kind == tsframes.KindVideo {
+			// One video codec: that of the first keyframe, H.264, or
+			// H.265 into MPEG-TS (docs/bus.md, "Video selection": an
+			// H.265 stream may also carry an H.264 rendition).
+			if video == "" && fr.Key && (fr.Codec == tsframes.CodecH264 || fr.Codec == tsframes.CodecH265 && f == formatTS) {
+				video = fr.Codec
+			}
+			h265Left = h265Left || fr.Codec == tsframes.CodecH265 && video == ""
+			if fr.Codec != video {
+				continue
+			}
 		}
 		if !begun {
 			if fr.Kind != tsframes.KindVideo || !fr.Key {
@@ -290,6 +302,9 @@ func (h *Handler) write(ctx context.Context, rr *bus.RangeReader, f format, out 
 		if err := start(); err != nil {
 			return "", frames, err
 		}
+	}
+	if !begun && h265Left {
+		return "", frames, errH265MP4
 	}
 	if mux != nil {
 		if err := mux.close(); err != nil {

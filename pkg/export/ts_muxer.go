@@ -12,16 +12,21 @@ import (
 	"github.com/whepcast/whepcast/pkg/tsframes"
 )
 
-// tsMuxer writes frames as MPEG-TS: one program, H.264 on PID 256 and,
-// when the clip has audio, Opus on PID 257, with the bus's timestamps.
+// tsMuxer writes frames as MPEG-TS: one program, H.264 (or H.265) on PID
+// 256 and, when the clip has audio, Opus on PID 257, with the bus's
+// timestamps.
 type tsMuxer struct {
 	w     *mpegts.Writer
 	video *mpegts.Track
+	h265  bool
 	audio *mpegts.Track // nil without audio
 }
 
 func newTSMuxer(w io.Writer, tr tracks) (*tsMuxer, error) {
 	m := &tsMuxer{video: &mpegts.Track{Codec: &codecs.H264{}}}
+	if tr.video == tsframes.CodecH265 {
+		m.video, m.h265 = &mpegts.Track{Codec: &codecs.H265{}}, true
+	}
 	list := []*mpegts.Track{m.video}
 	if tr.audioChannels > 0 {
 		// Channel config codes 1 to 8 are those channel counts (ETSI TS
@@ -43,7 +48,11 @@ func (m *tsMuxer) frame(f tsframes.Frame) error {
 		if err := au.Unmarshal(f.Data); err != nil {
 			return fmt.Errorf("video frame at pts %d: %w", f.PTS, err)
 		}
-		if err := m.w.WriteH264(m.video, f.PTS, f.DTS, au); err != nil {
+		write := m.w.WriteH264
+		if m.h265 {
+			write = m.w.WriteH265
+		}
+		if err := write(m.video, f.PTS, f.DTS, au); err != nil {
 			return fmt.Errorf("write video at pts %d: %w", f.PTS, err)
 		}
 		return nil
