@@ -270,3 +270,22 @@ func AppendSpliceInfo(b []byte, si SpliceInfo) []byte {
 	crc := crc32MPEG(b[start:])
 	return binary.BigEndian.AppendUint32(b, crc)
 }
+
+// RetimeSpliceInfo returns a copy of sec, a valid splice_info_section, whose
+// pts_adjustment makes its splice time pts (modulo 2^33), with its CRC
+// computed again; sec itself when it gives no splice time (immediate) or is
+// not valid. An ingest whose timeline is not the section's (RTMP) puts the
+// section on the timeline of its frames with it.
+func RetimeSpliceInfo(sec []byte, pts int64) []byte {
+	si, err := ParseSpliceInfo(sec)
+	if err != nil || !si.Timed {
+		return sec
+	}
+	ptsTime := (si.SpliceTime - si.PTSAdjustment) & (tsPeriod - 1)
+	adj := (pts - ptsTime) & (tsPeriod - 1)
+	out := append([]byte(nil), sec...)
+	out[4] = out[4]&0xFE | byte(adj>>32)
+	binary.BigEndian.PutUint32(out[5:9], uint32(adj))
+	binary.BigEndian.PutUint32(out[len(out)-4:], crc32MPEG(out[:len(out)-4]))
+	return out
+}

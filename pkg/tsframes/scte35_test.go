@@ -170,3 +170,26 @@ func FuzzSCTE35(f *testing.F) {
 		}
 	})
 }
+
+// TestRetimeSpliceInfo: the copy's splice time is the one asked for, the
+// rest is the same; a section without a time is returned as it is.
+func TestRetimeSpliceInfo(t *testing.T) {
+	for _, c := range scte35Cases {
+		sec := c.sec(t)
+		out := RetimeSpliceInfo(sec, 1<<33+500)
+		got, err := ParseSpliceInfo(out)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		want := c.want
+		if want.Timed {
+			want.SpliceTime = 500
+			want.PTSAdjustment = got.PTSAdjustment
+		} else if &out[0] != &sec[0] {
+			t.Errorf("%s: a section without a time was copied", c.name)
+		}
+		if got != want || len(out) != len(sec) {
+			t.Errorf("%s: %+v, want %+v", c.name, got, want)
+		}
+	}
+}

@@ -94,7 +94,14 @@ func (c *cuePoints) cueOf(kind string, obj amf0.Object) (tsframes.Cue, bool) {
 	default:
 		return tsframes.Cue{}, false
 	}
-	if sec, si, ok := findSection(obj, 0, new(int)); ok {
+	if sec, _, ok := findSection(obj, 0, new(int)); ok {
+		// The section's times are the encoder's MPEG-TS clock: put it on
+		// the frames' timeline, where the cue point is.
+		sec = tsframes.RetimeSpliceInfo(sec, pts)
+		si, err := tsframes.ParseSpliceInfo(sec)
+		if err != nil {
+			return tsframes.Cue{}, false
+		}
 		return tsframes.Cue{PTS: pts, SpliceInfo: si, Section: sec}, true
 	}
 	// No section: what the cue point says, in a splice_insert.

@@ -77,7 +77,8 @@ func TestCuePoints(t *testing.T) {
 	if len(s.cues) != 2 || len(s.frames) != 1 {
 		t.Fatalf("%d cues, %d frames: %+v", len(s.cues), len(s.frames), s.cues)
 	}
-	if got := s.cues[0]; got.PTS != 225000 || !bytes.Equal(got.Section, sec) || got.EventID != 11 || got.Duration != 15*90000 {
+	if got := s.cues[0]; got.PTS != 225000 || !bytes.Equal(got.Section, tsframes.RetimeSpliceInfo(sec, 225000)) ||
+		got.SpliceTime != 225000 || got.EventID != 11 || got.Duration != 15*90000 {
 		t.Errorf("cue with a section: %+v", got)
 	}
 	got := s.cues[1]
@@ -120,7 +121,8 @@ func TestPublisherCuePoint(t *testing.T) {
 	if len(cues) != 1 {
 		t.Fatalf("%d cues, want 1", len(cues))
 	}
-	if c := cues[0]; c.PTS != int64(at*90000) || c.EventID != 21 || !bytes.Equal(c.Section, sec) {
+	if c := cues[0]; c.PTS != int64(at*90000) || c.EventID != 21 || !bytes.Equal(c.Section, tsframes.RetimeSpliceInfo(sec, c.PTS)) ||
+		c.SpliceTime != c.PTS {
 		t.Fatalf("cue %+v, want event 21 at PTS %d", c, int64(at*90000))
 	}
 }
