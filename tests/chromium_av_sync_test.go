@@ -155,7 +155,8 @@ func measureAVSync(t *testing.T, ctx context.Context, stack *e2eStack, page cont
 // transcoded audio 410 to 480 ms later than the reference's in the first
 // seconds of playback. ffmpeg's MPEG-TS muxer puts about 350 ms of AAC,
 // MP2 or AC-3 in one PES (Opus: at most 120 ms), so the source audio
-// arrives in bursts that Chromium's jitter buffer absorbs by holding more
+// arrives in bursts, 330 to 590 ms after the video of the same PTS
+// (docs/transcoding.md), which Chromium's jitter buffer absorbs by holding more
 // (about 270 ms against 100 ms) before its lip sync delays the video to
 // match, by about 7 ms a second; with one frame per PES the gap is still
 // about 200 ms at the start. On the bus the Opus is where the source's
