@@ -136,6 +136,8 @@ func viewOf(e bus.CatalogEntry, now time.Time) StreamView {
 		switch {
 		case t.Kind != tsframes.KindVideo && t.Kind != tsframes.KindAudio:
 			// Data tracks are never played; nothing to say.
+		case t.TranscodeWaiting:
+			v.Notes = append(v.Notes, fmt.Sprintf("%s %s: waiting to be transcoded (all transcoding slots, --max-transcodes, are in use; it plays when one frees)", codecName(t.Codec), t.Kind))
 		case !t.WebRTC:
 			v.Notes = append(v.Notes, fmt.Sprintf("%s %s cannot be played over WebRTC", codecName(t.Codec), t.Kind))
 		default:

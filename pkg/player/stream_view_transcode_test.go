@@ -62,3 +62,22 @@ func TestViewSaysBFramesReencoded(t *testing.T) {
 		t.Fatalf("without the re-encode: playable %v, notes %q", v.Playable, v.Notes)
 	}
 }
+
+// TestViewSaysAudioWaitsForATranscodeSlot: a stream whose AAC the stage
+// would transcode but has no slot for says so (and that it will play),
+// not that AAC cannot be played.
+func TestViewSaysAudioWaitsForATranscodeSlot(t *testing.T) {
+	e := bus.CatalogEntry{Stream: "cam", State: bus.StateLive, Tracks: bus.Announcement{
+		Stream: "cam",
+		Tracks: []tsframes.Track{
+			{PID: 256, Kind: tsframes.KindVideo, Codec: tsframes.CodecH264, WebRTC: true},
+			{PID: 257, Kind: tsframes.KindAudio, Codec: tsframes.CodecAAC, Channels: 2, SampleRate: 44100, TranscodeWaiting: true},
+		},
+		Video: 256,
+	}}
+	v := viewOf(e, time.Now())
+	want := []string{"AAC audio: waiting to be transcoded (all transcoding slots, --max-transcodes, are in use; it plays when one frees)"}
+	if !v.Playable || !slices.Equal(v.Notes, want) {
+		t.Fatalf("playable %v, notes %q: want the video playable and %q", v.Playable, v.Notes, want)
+	}
+}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"slices"
 	"sync"
+
+	"github.com/whepcast/whepcast/pkg/tsframes"
 )
 
 // waitList holds the publications refused a transcode slot
@@ -96,4 +98,16 @@ func (p *publisher) retryLocked(ctx context.Context) {
 	// Another stream took the slot first (one restarting its transcode
 	// for a new source format takes its own back): p stays the oldest.
 	p.stage.waiting.toFront(p)
+}
+
+// markWaiting returns tracks with the track of pid marked as waiting for a
+// transcode slot (the stream list says why its audio does not play yet).
+func markWaiting(tracks []tsframes.Track, pid uint16) []tsframes.Track {
+	tracks = slices.Clone(tracks)
+	for i := range tracks {
+		if tracks[i].PID == pid {
+			tracks[i].TranscodeWaiting = true
+		}
+	}
+	return tracks
 }

@@ -38,9 +38,19 @@ func TestFiftyStreamsBoundedAndAdmittedWhenASlotFrees(t *testing.T) {
 		last := recs[i].anns[len(recs[i].anns)-1]
 		return len(last.Tracks) == 3 && last.Tracks[2].DerivedFrom == aacTrack.PID
 	}
+	waiting := func(i int) bool {
+		recs[i].mu.Lock()
+		defer recs[i].mu.Unlock()
+		last := recs[i].anns[len(recs[i].anns)-1]
+		return last.Tracks[1].TranscodeWaiting
+	}
 	for i := range streams {
 		if got, want := derived(i), i < slots; got != want {
 			t.Fatalf("stream %d announces the derived track: %v, want %v", i, got, want)
+		}
+		// The refused streams' source audio says why it does not play.
+		if got, want := waiting(i), i >= slots; got != want {
+			t.Fatalf("stream %d's AAC track marked transcode_waiting: %v, want %v", i, got, want)
 		}
 	}
 	if got := testutil.ToFloat64(s.metrics.rejected); got != streams-slots {
@@ -68,6 +78,9 @@ func TestFiftyStreamsBoundedAndAdmittedWhenASlotFrees(t *testing.T) {
 	for i := 3; i < 6; i++ {
 		if got, want := derived(i), i < 5; got != want {
 			t.Fatalf("after two slots freed, stream %d announces the derived track: %v, want %v", i, got, want)
+		}
+		if got, want := waiting(i), i >= 5; got != want {
+			t.Fatalf("after two slots freed, stream %d's AAC track marked transcode_waiting: %v, want %v", i, got, want)
 		}
 	}
 	// The frame that found the slot is the first under the derived PID.

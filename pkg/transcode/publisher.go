@@ -105,6 +105,9 @@ func (p *publisher) announceLocked(ctx context.Context, a tsframes.Announcement)
 		}
 	}
 	a.Tracks = p.videoTracks(p.withDerivedAudio(a.Tracks))
+	if ok && p.job == nil {
+		a.Tracks = markWaiting(a.Tracks, src.PID)
+	}
 	return p.Publisher.Announce(ctx, a)
 }
 

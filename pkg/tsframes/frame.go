@@ -59,6 +59,10 @@ type Track struct {
 	// BFrames is true for a video track whose frames are reordered
 	// (B-frames), as the transcoding stage detects it (docs/transcoding.md).
 	BFrames bool `json:"b_frames,omitempty"`
+	// TranscodeWaiting is true for a source track the transcoding stage
+	// would make playable but has no slot for (--max-transcodes running):
+	// it is transcoded when one frees (docs/transcoding.md).
+	TranscodeWaiting bool `json:"transcode_waiting,omitempty"`
 }
 
 // Announcement is the set of tracks of the current PMT.
