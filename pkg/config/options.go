@@ -138,7 +138,7 @@ func brokerOptions() []option {
 		{key: "max-streams", flag: "max-streams", kind: kindInt, def: 0, usage: "streams live at once; a new stream beyond it is refused with 503 and Retry-After (0: no limit)"},
 		{key: "storage-budget", flag: "storage-budget", kind: kindSize, def: int64(0), usage: "JetStream storage in use (e.g. 10GiB) beyond which a new stream is refused with 507 (0: no budget); streams already live are never refused"},
 		{key: "transcode", flag: "transcode", kind: kindString, def: string(transcode.DefaultMode), usage: "transcoding stage: auto (audio that WebRTC cannot carry becomes Opus, H.264 with B-frames is re-encoded without, when ffmpeg is found), audio (audio only, ffmpeg required) or off"},
-		{key: "max-transcodes", flag: "max-transcodes", kind: kindInt, def: transcode.DefaultMaxTranscodes, usage: "transcodes at once (a stream's audio and its video count one each); beyond it a stream's audio stays unplayable, its B-frame video as it is (counted in whepcast_transcode_rejected_total)"},
+		{key: "max-transcodes", flag: "max-transcodes", kind: kindInt, def: transcode.DefaultMaxTranscodes, usage: "transcodes at once (a stream's audio and its video count one each); beyond it a stream's audio stays unplayable until a slot frees, its B-frame video as it is (counted in whepcast_transcode_rejected_total)"},
 		{key: "ffmpeg", flag: "ffmpeg", kind: kindString, def: transcode.DefaultFFmpeg, usage: "the ffmpeg binary of the transcoding stage (a path, or a name looked up in PATH)"},
 		{key: "whep-addr", flag: "whep-addr", kind: kindString, def: "", usage: "serve WHEP in process on this HTTP address (off when empty)"},
 	}...)
