@@ -161,8 +161,11 @@ func measureAVSync(t *testing.T, ctx context.Context, stack *e2eStack, page cont
 // match, by about 7 ms a second; with one frame per PES the gap is still
 // about 200 ms at the start. On the bus the Opus is where the source's
 // audio is (TestTranscodeToOpus: 0.0 ms). So the test checks that the
-// probe sees the flashes and beeps of both streams and logs the figures;
-// WHEPCAST_AV_SYNC_STRICT=1 enforces the 20 ms bound.
+// probe sees the flashes and beeps of both streams, logs the figures and
+// fails past avSyncRegression (today's gap, 410 to 480 ms, with room for a
+// loaded machine), so that the gap cannot grow unseen;
+// WHEPCAST_AV_SYNC_STRICT=1 enforces the 20 ms bound instead.
+const avSyncRegression = 650.0 // ms
 func TestChromiumAVSync(t *testing.T) {
 	strict := os.Getenv("WHEPCAST_AV_SYNC_STRICT") == "1"
 	for _, codec := range []string{"aac", "mp2", "ac3"} {
@@ -177,9 +180,12 @@ func TestChromiumAVSync(t *testing.T) {
 			if d := got - ref; math.Abs(d) > 20 {
 				msg := fmt.Sprintf("%s: A/V offset %.1f ms against %.1f ms for the same stream in Opus: %.1f ms apart, want within 20 ms",
 					codec, got, ref, d)
-				if strict {
+				switch {
+				case strict:
 					t.Error(msg)
-				} else {
+				case math.Abs(d) > avSyncRegression:
+					t.Errorf("%s; and past today's known gap of at most %.0f ms", msg, avSyncRegression)
+				default:
 					t.Log("known gap (WHEPCAST_AV_SYNC_STRICT=1 fails on it): " + msg)
 				}
 			}
