@@ -153,9 +153,9 @@ func TestBusPeerConnectionH265(t *testing.T) {
 }
 
 // TestTimeShiftH265: a time-shifted viewer that wants H.265 video reads the
-// stream's log from its first keyframe and gets the H.265 access units once,
-// in order (all but at most the last few, see below), then ends with the
-// log (ErrStreamEnded).
+// stream's log from its first keyframe and gets every H.265 access unit
+// once, in order, then ends with the log (ErrStreamEnded), only once the
+// last one was written.
 func TestTimeShiftH265(t *testing.T) {
 	checkLeaks(t)
 	events := readFixture(t, "hevc.ts")
@@ -166,6 +166,11 @@ func TestTimeShiftH265(t *testing.T) {
 	ann := busAnnouncement("dvr265", 1, events)
 	began := time.Now()
 	waitDone(t, feed{events: events, speed: 4}.start(t, pub)) // stored over 1 s
+	// The stream ends: its publisher waits until JetStream has stored every
+	// message (Publish does not), then marks it ended in the catalog.
+	if err := pub.Shutdown(waitCtx(t, 10*time.Second)); err != nil {
+		t.Fatal(err)
+	}
 
 	v, err := r.JoinAt(waitCtx(t, 10*time.Second), ann, Want{Video: true, VideoCodec: tsframes.CodecH265}, began.Add(-time.Second))
 	if err != nil {
@@ -182,12 +187,16 @@ func TestTimeShiftH265(t *testing.T) {
 	if !errors.Is(v.Err(), ErrStreamEnded) {
 		t.Fatalf("viewer ended with %v, want ErrStreamEnded", v.Err())
 	}
-	// The frames come at the pace they were stored (their RTP timestamps
-	// too); the last ones may follow the end, or be lost with it when the
-	// viewer's queue still held them (as for H.264: the viewer ends at
-	// once with the log).
-	video := p.video.waitFor(t, 10*time.Second, "the access units", func(s []sent) bool { return countMarkers(s) >= len(src)-5 })
+	// Every access unit was written before the viewer ended; the peer may
+	// receive the last ones a little later.
+	if st := v.Stats(); st.Video.Frames != uint64(len(src)) || st.Video.Drops != 0 {
+		t.Fatalf("video stats at the end %+v, want %d frames written, no drops", st.Video, len(src))
+	}
+	video := p.video.waitFor(t, 10*time.Second, "every access unit", func(s []sent) bool { return countMarkers(s) >= len(src) })
 	aus := depacketizeH265AUs(t, video)
+	if len(aus) != len(src) {
+		t.Fatalf("%d access units, want %d", len(aus), len(src))
+	}
 	for i := range aus {
 		var want h264.AnnexB
 		if err := want.Unmarshal(src[i].Data); err != nil {

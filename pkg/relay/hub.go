@@ -32,6 +32,11 @@ type hub struct {
 	setupErr error
 	wake     chan struct{} // a catalog change for run to look at
 	refs     int           // viewers joined and not closed; guarded by Relay.mu
+	// drained is closed when the log of a time-shifted hub has ended: its
+	// viewers' writers write what their queues hold, then end (see
+	// drainLocked). left tells run that one of them did.
+	drained chan struct{}
+	left    chan struct{}
 	// clock is the base of the frames' receive times: time.Since(clock)
 	// reads only the monotonic clock.
 	clock time.Time
@@ -73,10 +78,15 @@ type hubConfig struct {
 	retransmitPackets int
 	// GOP cache limits (MaxGOPFrames, MaxGOPBytes; lowered by tests).
 	maxGOPFrames, maxGOPBytes int
+	// endDrain bounds how long the viewers of a time-shifted hub take to
+	// write their queues at the end of the log (logEndDrain).
+	endDrain time.Duration
 	// shifted marks the private hub of a time-shifted viewer (see
 	// Relay.JoinAt): its frames are not sampled for the delay histograms
 	// (they are late on purpose), and its subscription ending with
-	// ErrStreamEnded (the end of the log) ends its viewers with it.
+	// ErrStreamEnded (the end of the log) ends its viewers with it once
+	// they have written the frames in their queues (at most logEndDrain
+	// later).
 	shifted bool
 
 	log       *slog.Logger
@@ -106,6 +116,8 @@ func newHub(cfg hubConfig, ann bus.Announcement, catState string) *hub {
 		keyed:    make(chan struct{}),
 		done:     make(chan struct{}),
 		wake:     make(chan struct{}, 1),
+		drained:  make(chan struct{}),
+		left:     make(chan struct{}, 1),
 		clock:    time.Now(),
 		videoBuf: newRetransmitBuffer(cfg.retransmitPackets),
 		audioBuf: newRetransmitBuffer(cfg.retransmitPackets),
@@ -181,12 +193,17 @@ func (h *hub) run(ctx context.Context) {
 			h.cfg.lost(h) // the next Join gets a new hub
 			h.mu.Lock()
 			if h.cfg.shifted && errors.Is(cause, ErrStreamEnded) {
+				// Every frame of the log has been handed out: the viewers
+				// end once they have written their queues.
 				h.log.Info("end of the stream's log reached", "viewers", len(h.members))
 				h.gone = cause
-			} else {
-				h.log.Warn("bus subscription ended", "error", cause)
-				h.gone = fmt.Errorf("relay: stream %q: %w: %w", h.name, ErrSubscription, cause)
+				h.drainLocked()
+				h.mu.Unlock()
+				h.waitDrained(ctx)
+				return // the deferred endAllLocked ends the viewers still writing
 			}
+			h.log.Warn("bus subscription ended", "error", cause)
+			h.gone = fmt.Errorf("relay: stream %q: %w: %w", h.name, ErrSubscription, cause)
 			h.endAllLocked(h.gone)
 			h.mu.Unlock()
 			return
@@ -438,6 +455,12 @@ func (h *hub) removeLocked(v *Viewer, err error) {
 // detachLocked takes v out of the hub without ending it (a seek moves it
 // to another hub). The caller holds h.mu.
 func (h *hub) detachLocked(v *Viewer) {
+	if _, ok := h.members[v]; ok && h.gone != nil {
+		select {
+		case h.left <- struct{}{}: // for waitDrained
+		default:
+		}
+	}
 	delete(h.members, v)
 	if v.active {
 		v.active = false
@@ -449,6 +472,43 @@ func (h *hub) detachLocked(v *Viewer) {
 				h.active = h.active[:last]
 				break
 			}
+		}
+	}
+}
+
+// drainLocked closes drained once h.gone is set: the viewers whose writer
+// goroutine runs write the frames in their queues and then end with h.gone
+// (see Viewer.drainAndEnd); the others end now. The caller holds h.mu.
+func (h *hub) drainLocked() {
+	close(h.drained)
+	for v := range h.members {
+		if !v.started || v.ended {
+			h.removeLocked(v, h.gone)
+		}
+	}
+}
+
+// waitDrained waits until every member of a drained hub has ended, at most
+// cfg.endDrain (or until ctx ends): a viewer slow to write its queue, or
+// whose peer is gone, is then ended by the caller with what it has not
+// written.
+func (h *hub) waitDrained(ctx context.Context) {
+	deadline := time.NewTimer(h.cfg.endDrain)
+	defer deadline.Stop()
+	for {
+		h.mu.Lock()
+		n := len(h.members)
+		h.mu.Unlock()
+		if n == 0 {
+			return
+		}
+		select {
+		case <-h.left:
+		case <-deadline.C:
+			h.log.Warn("time-shifted viewers still writing at the end of the log, ended", "viewers", n, "after", h.cfg.endDrain)
+			return
+		case <-ctx.Done():
+			return
 		}
 	}
 }

@@ -159,6 +159,8 @@ type Relay struct {
 
 	// GOP cache limits (MaxGOPFrames, MaxGOPBytes; lowered by tests).
 	maxGOPFrames, maxGOPBytes int
+	// endDrain is logEndDrain (lowered by tests).
+	endDrain time.Duration
 
 	catalogStop func()
 	catalogDone chan struct{}
@@ -205,6 +207,7 @@ func newRelay(cfg Config, subscribe subscribeFunc, catalog catalogSource) (*Rela
 
 		maxGOPFrames: MaxGOPFrames,
 		maxGOPBytes:  MaxGOPBytes,
+		endDrain:     logEndDrain,
 	}
 	if catalog != nil {
 		ch, cancel := catalog.Subscribe()
@@ -413,6 +416,7 @@ func (r *Relay) hubConfig() hubConfig {
 		retransmitPackets: r.cfg.RetransmitPackets,
 		maxGOPFrames:      r.maxGOPFrames,
 		maxGOPBytes:       r.maxGOPBytes,
+		endDrain:          r.endDrain,
 		log:               r.log,
 		subscribe:         r.subscribe,
 		subscribed:        func(delta int) { r.subs.Add(int64(delta)) },

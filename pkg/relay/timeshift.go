@@ -36,6 +36,10 @@ const (
 	// logMaxRetries bounds the times in a row the log is opened again at
 	// the same message.
 	logMaxRetries = 3
+	// logEndDrain bounds how long the viewers of a log that has ended
+	// take to write the frames still in their queues before they end (a
+	// slow viewer, or one whose peer is gone, ends with them unwritten).
+	logEndDrain = 5 * time.Second
 )
 
 // errLogSkipped is follow's: the subscription skipped ahead of the log.

@@ -43,7 +43,8 @@ func (v *Viewer) Position() Position {
 // paced, bounded reader of the log, on a private hub, so that it lags the
 // live edge by as much as it started behind. When the log is read up to
 // its newest message and the stream is no longer live, the viewer ends with
-// ErrStreamEnded. Besides Join's errors, JoinAt returns errors wrapping
+// ErrStreamEnded once it has written the frames still in its queue (at most
+// logEndDrain later). Besides Join's errors, JoinAt returns errors wrapping
 // bus.ErrNotFound (no such stream) and bus.ErrOutOfRange (a
 // *bus.RangeError: at is outside the stream's retention).
 func (r *Relay) JoinAt(ctx context.Context, ann bus.Announcement, want Want, at time.Time) (*Viewer, error) {

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"sync"
 	"testing"
 	"time"
 
@@ -40,6 +42,11 @@ func TestTimeShiftPlaysEndedStreamInRealTime(t *testing.T) {
 	ann := busAnnouncement("dvr", 1, events)
 	began := time.Now()
 	waitDone(t, feed{events: events, speed: 2}.start(t, pub)) // stored over 3 s
+	// The stream ends: its publisher waits until JetStream has stored every
+	// message (Publish does not), then marks it ended in the catalog.
+	if err := pub.Shutdown(waitCtx(t, 10*time.Second)); err != nil {
+		t.Fatal(err)
+	}
 
 	joined := time.Now()
 	v, err := r.JoinAt(waitCtx(t, 10*time.Second), ann, Want{Video: true, Audio: true}, began.Add(1200*time.Millisecond))
@@ -60,6 +67,9 @@ func TestTimeShiftPlaysEndedStreamInRealTime(t *testing.T) {
 	if !errors.Is(v.Err(), ErrStreamEnded) {
 		t.Fatalf("viewer ended with %v, want ErrStreamEnded", v.Err())
 	}
+	// It ended only once it had written every frame it read (the peer may
+	// receive the last ones a little later).
+	st := v.Stats()
 
 	srcV, srcA := framesOf(events)
 	video := p.video.waitFor(t, 10*time.Second, "the last frame", func(s []sent) bool {
@@ -74,6 +84,9 @@ func TestTimeShiftPlaysEndedStreamInRealTime(t *testing.T) {
 	if len(aus) != len(srcV)-k {
 		t.Fatalf("%d access units from keyframe %d, want %d", len(aus), k, len(srcV)-k)
 	}
+	if st.Video.Frames != uint64(len(aus)) || st.Video.Drops != 0 || st.Audio.Drops != 0 {
+		t.Fatalf("stats at the end: video %+v, audio %+v: want %d video frames written, no drops", st.Video, st.Audio, len(aus))
+	}
 	for i := range aus {
 		if err := sameNALs(nalsOf(t, srcV[k+i].Data), aus[i].nals); err != nil {
 			t.Fatalf("access unit %d: %v", i, err)
@@ -82,7 +95,10 @@ func TestTimeShiftPlaysEndedStreamInRealTime(t *testing.T) {
 	if c := checkRTP(video, true, 90000); !c.Clean() {
 		t.Fatalf("video RTP: %s", c)
 	}
-	audio := p.audio.snapshot()
+	audio := p.audio.waitFor(t, 10*time.Second, "the audio packets written", func(s []sent) bool { return uint64(len(s)) >= st.Audio.Frames })
+	if st.Audio.Frames != uint64(len(audio)) {
+		t.Fatalf("%d audio packets received, %d written before the end", len(audio), st.Audio.Frames)
+	}
 	if c := checkRTP(audio, false, 48000); !c.Clean() || len(audio) == 0 {
 		t.Fatalf("audio RTP: %s", c)
 	}
@@ -416,4 +432,108 @@ func TestSeekRacesClose(t *testing.T) {
 		st := r.Stats()
 		return st.Viewers == 0 && st.Subscriptions == 0
 	})
+}
+
+// joinShiftedFake joins a time-shifted viewer of the fake bus's stream of
+// ann (its log reader is the fake subscription) with both kinds bound to
+// one recorder whose writes wait for gate.
+func joinShiftedFake(t *testing.T, r *Relay, b *fakeBus, ann bus.Announcement, gate chan struct{}) (*Viewer, *recorder) {
+	t.Helper()
+	r.subscribeAt = func(ctx context.Context, name string, _ time.Time, handler func(bus.Message)) (subscription, error) {
+		return b.subscribe(ctx, name, handler)
+	}
+	v, err := r.JoinAt(waitCtx(t, 5*time.Second), ann, Want{Video: true, Audio: true}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(v.Close)
+	rec := newRecorder()
+	rec.gate = gate
+	bind(t, v.VideoTrack(), ssrcVideo, rec)
+	bind(t, v.AudioTrack(), ssrcAudio, rec)
+	return v, rec
+}
+
+// waitDrained waits until the log of v's hub has ended (the hub told its
+// viewers to write their queues).
+func waitDrained(t *testing.T, v *Viewer) {
+	t.Helper()
+	select {
+	case <-v.hub.drained:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the hub did not see the end of the log")
+	}
+}
+
+// TestTimeShiftEndWritesQueue: at the end of the log of an ended stream, a
+// time-shifted viewer whose writer is behind (blocked in a write, every
+// other frame in its queue) stays open until it has written every frame
+// it was given, and then ends with ErrStreamEnded: all of them, in order,
+// are written before Done is closed.
+func TestTimeShiftEndWritesQueue(t *testing.T) {
+	checkLeaks(t)
+	events := readFixture(t, "av.ts")
+	msgs := messages("s", 1, events)
+	r, b := newTestRelay(t, Config{ViewerQueue: 1024}, nil)
+	gate := make(chan struct{})
+	open := sync.OnceFunc(func() { close(gate) })
+	v, rec := joinShiftedFake(t, r, b, firstAnnouncement(t, msgs), gate)
+	t.Cleanup(open) // before v.Close
+	v.Start()
+	b.send("s", msgs...)
+	b.fail("s", fmt.Errorf("relay: stream %q: %w: end of its log", "s", ErrStreamEnded))
+	waitDrained(t, v)
+	select {
+	case <-v.Done():
+		t.Fatalf("the viewer ended (%v) with its frames still queued", v.Err())
+	default:
+	}
+	open()
+	select {
+	case <-v.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the viewer did not end once its queue was written")
+	}
+	if !errors.Is(v.Err(), ErrStreamEnded) {
+		t.Fatalf("viewer ended with %v, want ErrStreamEnded", v.Err())
+	}
+	// Every write returned before Done was closed.
+	srcV, srcA := framesOf(events)
+	sv, sa := splitKinds(rec.snapshot())
+	checkVideo(t, srcV, depacketizeH264(t, sv))
+	checkAudio(t, srcA, sa)
+	if st := v.Stats(); st.Video.Frames != uint64(len(srcV)) || st.Audio.Frames != uint64(len(srcA)) ||
+		st.Video.Drops != 0 || st.Audio.Drops != 0 {
+		t.Fatalf("stats %+v, %+v: want %d video and %d audio frames, no drops", st.Video, st.Audio, len(srcV), len(srcA))
+	}
+}
+
+// TestTimeShiftEndBounded: a time-shifted viewer that cannot write its
+// queue at the end of the log (its peer stuck) still ends, with
+// ErrStreamEnded, once the hub's drain deadline has passed.
+func TestTimeShiftEndBounded(t *testing.T) {
+	checkLeaks(t)
+	events := readFixture(t, "av.ts")
+	msgs := messages("s", 1, events)
+	r, b := newTestRelay(t, Config{ViewerQueue: 1024}, nil)
+	r.endDrain = 200 * time.Millisecond
+	gate := make(chan struct{})
+	open := sync.OnceFunc(func() { close(gate) })
+	v, _ := joinShiftedFake(t, r, b, firstAnnouncement(t, msgs), gate)
+	t.Cleanup(open) // the stuck write returns before v.Close waits for it
+	v.Start()
+	b.send("s", msgs...)
+	b.fail("s", fmt.Errorf("relay: stream %q: %w: end of its log", "s", ErrStreamEnded))
+	waitDrained(t, v)
+	select {
+	case <-v.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("the stuck viewer did not end after the drain deadline")
+	}
+	if !errors.Is(v.Err(), ErrStreamEnded) {
+		t.Fatalf("viewer ended with %v, want ErrStreamEnded", v.Err())
+	}
+	if st := v.Stats(); st.Video.Frames != 0 {
+		t.Fatalf("%d video frames written through a stuck write", st.Video.Frames)
+	}
 }

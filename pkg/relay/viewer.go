@@ -149,7 +149,7 @@ func (v *Viewer) beginLocked(h *hub) {
 	v.log.Debug("viewer started", "replay_frames", len(replay), "wait_keyframe", v.needKey, "wait_tracks", v.waitSet,
 		"time_shifted", h.cfg.shifted)
 	v.wg.Add(1)
-	go v.run(replay)
+	go v.run(h, replay)
 }
 
 // Done is closed when the viewer has ended: the relay ended it (Err tells
@@ -247,10 +247,11 @@ func (v *Viewer) offerLocked(f *frame) {
 	}
 }
 
-// run is the viewer's writer goroutine: the replay and the live frames
-// that arrive during it (paced, see replayPacer), then the live queue, and
-// the NACKs, until the viewer ends.
-func (v *Viewer) run(replay []*frame) {
+// run is the viewer's writer goroutine for hub h: the replay and the live
+// frames that arrive during it (paced, see replayPacer), then the live
+// queue, and the NACKs, until the viewer ends, or until h's log has ended
+// (h.drained) and the queue is written.
+func (v *Viewer) run(h *hub, replay []*frame) {
 	defer v.wg.Done()
 	if len(replay) > 0 && !v.catchUp(replay) {
 		return
@@ -263,8 +264,34 @@ func (v *Viewer) run(replay []*frame) {
 			v.retransmit(n)
 		case f := <-v.queue:
 			v.writeLive(f)
+		case <-h.drained:
+			v.drainAndEnd(h)
+			return
 		}
 	}
+}
+
+// drainAndEnd writes the frames left in the queue once h's log has ended
+// (no frame is queued any more), then ends the viewer with h.gone: Done is
+// closed only after the last frame read from the log was written. A seek
+// or Close meanwhile (quit) stops it; the hub ends a viewer that takes
+// longer than logEndDrain.
+func (v *Viewer) drainAndEnd(h *hub) {
+	// The writer is the queue's only reader, and nothing is queued after
+	// drained is closed.
+	for len(v.queue) > 0 {
+		select {
+		case <-v.quit:
+			return
+		default:
+		}
+		v.writeLive(<-v.queue)
+	}
+	h.mu.Lock()
+	if _, ok := h.members[v]; ok { // not moved by a seek meanwhile
+		h.removeLocked(v, h.gone)
+	}
+	h.mu.Unlock()
 }
 
 // catchUp sends the replay (keyframe first) and the live video frames that
