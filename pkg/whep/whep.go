@@ -12,8 +12,9 @@
 // ends (ICE failure, no connection in time, DELETE, its stream ending, the
 // drain timeout, Close) with its PeerConnection, viewer, slot and event
 // streams released. Shutdown stops taking sessions, sends the players
-// elsewhere and waits for their sessions to end; Close ends them now. The resources, headers and events are specified in docs/whep.md,
-// the metrics in docs/operations.md.
+// elsewhere and waits for their sessions to end; Close ends them now. The
+// resources, headers and events are specified in docs/whep.md, the metrics
+// in docs/operations.md.
 package whep
 
 import (
