@@ -94,7 +94,7 @@ func TestFaultNATSServerKilled(t *testing.T) {
 	pkts := v.packets(mimeH264)
 	video := checkContinuity(t, track{name: "video", maxStep: 90000 * 60, lossy: true}, pkts)
 	audio := checkContinuity(t, track{name: "audio", audio: true, maxStep: 48000 * 60, lossy: true}, v.packets(mimeOpus))
-	t.Logf("packets lost on loopback: video %d of %d (%d more retransmitted), audio %d of %d", video.lost, video.packets, video.recovered, audio.lost, audio.packets)
+	t.Logf("packets lost on loopback: video %d of %d (%d more retransmitted, %d resent again), audio %d of %d", video.lost, video.packets, video.recovered, video.resent, audio.lost, audio.packets)
 	t.Logf("FIGURE nats_failover_video_gap_ms=%d", video.maxPause.Milliseconds())
 	// Publishing resumes as soon as JetStream has its leaders again:
 	// within the publisher's stall timeout (2 s), plus the time a node

@@ -200,8 +200,14 @@ type continuity struct {
 	// recovered counts the packets that came late, retransmitted after the
 	// viewer NACKed them (lossy tracks only: a gap, then its packets).
 	recovered int
-	units     int    // access units (video) or packets (audio): timestamp changes + 1
-	maxStep   uint32 // largest timestamp step between consecutive units
+	// resent counts the packets that came again with a sequence number
+	// already received (lossy tracks only): the node answered a NACK for a
+	// packet that was late, not lost. Only a retransmission reuses a
+	// sequence number; a frame sent twice would have new ones and fail the
+	// timestamp checks.
+	resent  int
+	units   int    // access units (video) or packets (audio): timestamp changes + 1
+	maxStep uint32 // largest timestamp step between consecutive units
 	// irregular counts the steps other than the track's nominal one.
 	irregular int
 	maxPause  time.Duration // longest time between two consecutive packets
@@ -238,14 +244,22 @@ func checkContinuity(t *testing.T, tr track, pkts []rtpPacket) continuity {
 		t.Fatalf("%s: no packets", tr.name)
 	}
 	c.packets, c.units = len(pkts), 1
-	missing := map[uint16]bool{} // lossy: sequence numbers skipped so far
-	prev := 0                    // index of the last packet in sequence
+	missing := map[uint16]bool{}               // lossy: sequence numbers skipped so far
+	seen := map[uint16]bool{pkts[0].seq: true} // lossy: sequence numbers received
+	prev := 0                                  // index of the last packet in sequence
 	for i := 1; i < len(pkts); i++ {
 		p, q := pkts[prev], pkts[i]
 		if q.ssrc != p.ssrc {
 			t.Fatalf("%s: packet %d: SSRC %08x after %08x", tr.name, i, q.ssrc, p.ssrc)
 		}
 		gap := q.seq - p.seq // modulo 2^16
+		if tr.lossy && gap != 1 && seen[q.seq] && !missing[q.seq] {
+			c.resent++
+			continue
+		}
+		if tr.lossy {
+			seen[q.seq] = true
+		}
 		switch {
 		case gap == 1:
 		case tr.lossy && gap > 1 && gap < 1<<15:
