@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/whepcast/whepcast/internal/logtest"
 	"github.com/whepcast/whepcast/internal/natstest"
 	"github.com/whepcast/whepcast/pkg/bus"
@@ -132,8 +134,18 @@ func TestTimeShiftOutOfRange(t *testing.T) {
 	r := newBusRelay(t, Config{Conn: nc})
 	ann := busAnnouncement("short", 1, events)
 	waitDone(t, feed{events: events[:len(events)/4]}.start(t, pub))
+	// Publishing is asynchronous: wait until JetStream stores a keyframe
+	// (the window's start) before asking for what lies outside it.
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "a keyframe stored", func() bool {
+		_, err := bus.OldestKeyframe(waitCtx(t, time.Second), js, "short")
+		return err == nil
+	})
 
-	_, err := r.JoinAt(waitCtx(t, 10*time.Second), ann, Want{Video: true, Audio: true}, time.Now().Add(time.Hour))
+	_, err = r.JoinAt(waitCtx(t, 10*time.Second), ann, Want{Video: true, Audio: true}, time.Now().Add(time.Hour))
 	var re *bus.RangeError
 	if !errors.As(err, &re) || !errors.Is(err, bus.ErrOutOfRange) || re.First.IsZero() {
 		t.Fatalf("join an hour ahead: %v, want a *bus.RangeError with the window", err)
