@@ -156,7 +156,7 @@ func withCueStream(t testing.TB, pkt []byte) []byte {
 	ns = append(ns, 0x86, 0xE0|byte(p>>8), byte(p), 0xF0, 0)
 	l := n + 5 - 3
 	ns[1], ns[2] = ns[1]&0xF0|byte(l>>8), byte(l)
-	ns = binary.BigEndian.AppendUint32(ns, crc32MPEG(ns))
+	ns = binary.BigEndian.AppendUint32(ns, tsframes.CRC32MPEG(ns))
 	hdr := len(pkt) - len(pl)
 	out := append([]byte{}, pkt[:hdr]...)
 	out = append(out, 0) // pointer_field
@@ -179,22 +179,6 @@ func sectionPacket(t testing.TB, p uint16, cc byte, sec []byte) []byte {
 		out = append(out, 0xFF)
 	}
 	return out
-}
-
-// crc32MPEG is the CRC-32/MPEG-2 of b.
-func crc32MPEG(b []byte) uint32 {
-	crc := uint32(0xFFFFFFFF)
-	for _, v := range b {
-		crc ^= uint32(v) << 24
-		for range 8 {
-			if crc&0x80000000 != 0 {
-				crc = crc<<1 ^ 0x04C11DB7
-			} else {
-				crc <<= 1
-			}
-		}
-	}
-	return crc
 }
 
 // VideoPID returns the PID of the video stream of ts (see VideoPTS).

@@ -126,15 +126,16 @@ func checkSection(sec []byte, tableID byte) error {
 	if sec[1]&0x80 == 0 {
 		return fmt.Errorf("%w: table 0x%02x without section_syntax_indicator", ErrPSI, tableID)
 	}
-	if crc32MPEG(sec) != 0 {
+	if CRC32MPEG(sec) != 0 {
 		return fmt.Errorf("%w: table 0x%02x: CRC mismatch", ErrPSI, tableID)
 	}
 	return nil
 }
 
-// crc32MPEG is the CRC-32/MPEG-2 of b; over a section including its CRC it
-// is 0. Sections are small and rarely new, so a bitwise loop is enough.
-func crc32MPEG(b []byte) uint32 {
+// CRC32MPEG is the CRC-32/MPEG-2 of b, the CRC of PSI and SCTE-35 sections;
+// over a section including its CRC it is 0. Sections are small and rarely
+// new, so a bitwise loop is enough.
+func CRC32MPEG(b []byte) uint32 {
 	crc := uint32(0xFFFFFFFF)
 	for _, v := range b {
 		crc ^= uint32(v) << 24

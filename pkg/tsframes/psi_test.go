@@ -11,7 +11,7 @@ func buildSection(tableID byte, idExt uint16, version byte, body []byte) []byte 
 	l := 5 + len(body) + 4
 	s := []byte{tableID, 0xB0 | byte(l>>8), byte(l), byte(idExt >> 8), byte(idExt), 0xC1 | version<<1, 0, 0}
 	s = append(s, body...)
-	crc := crc32MPEG(s)
+	crc := CRC32MPEG(s)
 	return append(s, byte(crc>>24), byte(crc>>16), byte(crc>>8), byte(crc))
 }
 
@@ -65,7 +65,7 @@ var (
 )
 
 func TestCRC32MPEG(t *testing.T) {
-	if got := crc32MPEG([]byte("123456789")); got != 0x0376E6E7 {
+	if got := CRC32MPEG([]byte("123456789")); got != 0x0376E6E7 {
 		t.Errorf("CRC-32/MPEG-2 check value = %08x, want 0376e6e7", got)
 	}
 	// A section from ffmpeg, CRC included, gives 0.

@@ -92,7 +92,7 @@ func ParseSpliceInfo(sec []byte) (SpliceInfo, error) {
 	if n := 3 + (int(sec[1]&0x0F)<<8 | int(sec[2])); n != len(sec) {
 		return SpliceInfo{}, fmt.Errorf("%w: section_length %d for a section of %d bytes", ErrSCTE35, n-3, len(sec))
 	}
-	if crc32MPEG(sec) != 0 {
+	if CRC32MPEG(sec) != 0 {
 		return SpliceInfo{}, fmt.Errorf("%w: CRC mismatch", ErrSCTE35)
 	}
 	if sec[4]&0x80 != 0 {
@@ -267,7 +267,7 @@ func AppendSpliceInfo(b []byte, si SpliceInfo) []byte {
 		byte(len(cmd)), byte(si.Command))
 	b = append(b, cmd...)
 	b = append(b, 0, 0) // descriptor_loop_length
-	crc := crc32MPEG(b[start:])
+	crc := CRC32MPEG(b[start:])
 	return binary.BigEndian.AppendUint32(b, crc)
 }
 
@@ -286,6 +286,6 @@ func RetimeSpliceInfo(sec []byte, pts int64) []byte {
 	out := append([]byte(nil), sec...)
 	out[4] = out[4]&0xFE | byte(adj>>32)
 	binary.BigEndian.PutUint32(out[5:9], uint32(adj))
-	binary.BigEndian.PutUint32(out[len(out)-4:], crc32MPEG(out[:len(out)-4]))
+	binary.BigEndian.PutUint32(out[len(out)-4:], CRC32MPEG(out[:len(out)-4]))
 	return out
 }

@@ -138,7 +138,7 @@ func recrc(b []byte) []byte {
 	if len(b) < 4 {
 		return b
 	}
-	c := crc32MPEG(b[:len(b)-4])
+	c := CRC32MPEG(b[:len(b)-4])
 	b[len(b)-4], b[len(b)-3], b[len(b)-2], b[len(b)-1] = byte(c>>24), byte(c>>16), byte(c>>8), byte(c)
 	return b
 }
