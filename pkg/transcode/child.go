@@ -274,16 +274,23 @@ func (s *outputSink) Frame(f tsframes.Frame) error {
 	s.io.pendingSince.Store(0)
 	f.PTS = s.j.out.place(toSource(f.PTS, s.io.lastPTS.Load()), f.Duration)
 	f.DTS, f.PID = f.PTS, s.j.derived
-	if d, ok := s.io.delay(f.PTS+f.Duration, now); ok {
+	s.publish(f, f.PTS+f.Duration, now)
+	return nil
+}
+
+// publish publishes f, a frame of the derived track on the source's
+// timeline whose output needed the input up to end (the delay metric);
+// a failure is counted and logged (a line a second at most).
+func (s *outputSink) publish(f tsframes.Frame, end int64, now time.Time) {
+	if d, ok := s.io.delay(end, now); ok {
 		s.j.m.delay.Set(d.Seconds())
 	}
 	if err := s.tp.Publish(f); err != nil {
 		s.j.m.errors.Inc()
 		if n, ok := s.pubLog.allow(now); ok {
-			s.j.log.Warn("Opus frame not published", "err", err, "suppressed", n)
+			s.j.log.Warn("derived frame not published", "codec", f.Codec, "err", err, "suppressed", n)
 		}
 	}
-	return nil
 }
 
 // ptsTolerance is how far (90 kHz) a packet's PTS may be from the end of

@@ -90,15 +90,7 @@ func (s *outputSink) videoFrame(f tsframes.Frame, now time.Time) error {
 	last := s.io.lastPTS.Load()
 	f.PTS, f.DTS = toSource(f.PTS, last), toSource(f.DTS, last)
 	f.PID, f.Kind = s.j.derived, tsframes.KindVideo
-	if d, ok := s.io.delay(f.PTS+1, now); ok {
-		s.j.m.delay.Set(d.Seconds())
-	}
-	if err := s.tp.Publish(f); err != nil {
-		s.j.m.errors.Inc()
-		if n, ok := s.pubLog.allow(now); ok {
-			s.j.log.Warn("video frame not published", "err", err, "suppressed", n)
-		}
-	}
+	s.publish(f, f.PTS+1, now)
 	return nil
 }
 
