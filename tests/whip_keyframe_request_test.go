@@ -15,7 +15,6 @@ import (
 	"github.com/whepcast/whepcast/internal/tstest"
 	"github.com/whepcast/whepcast/pkg/bus"
 	"github.com/whepcast/whepcast/pkg/config"
-	"github.com/whepcast/whepcast/pkg/ingest"
 	"github.com/whepcast/whepcast/pkg/ingest/whip"
 	"github.com/whepcast/whepcast/pkg/tsframes"
 )
@@ -90,22 +89,7 @@ func TestWHIPKeyframeAskedForAJoiningViewer(t *testing.T) {
 // nc and no keyframe interval of its own.
 func whipHandlerAskable(t *testing.T, nc *nats.Conn) *whip.Handler {
 	t.Helper()
-	pubs, err := ingest.NewPublications(ingest.Config{
-		NewPublisher: ingest.BusPublishers(nc, bus.PublisherConfig{Stream: bus.StreamConfig{Storage: bus.StorageMemory}}),
-		Logger:       whepLogger(),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer scancel()
-		if err := pubs.Shutdown(sctx); err != nil {
-			t.Error(err)
-		}
-	})
-	se := piontest.Loopback()
-	return whip.NewHandler(pubs, whip.Config{SettingEngine: &se, Logger: whepLogger(), KeyframeInterval: -1,
+	return whipHandlerWith(t, nc, whip.Config{KeyframeInterval: -1,
 		KeyframeRequests: func(stream string, fn func()) (func(), error) {
 			sub, err := bus.SubscribeKeyframeRequests(nc, stream, fn)
 			if err != nil {

@@ -69,6 +69,13 @@ func TestWHIPPublisherPlaysThroughANode(t *testing.T) {
 // on nc; the cleanup shuts the publications down.
 func whipHandler(t *testing.T, nc *nats.Conn) *whip.Handler {
 	t.Helper()
+	return whipHandlerWith(t, nc, whip.Config{})
+}
+
+// whipHandlerWith is whipHandler with cfg (its SettingEngine and Logger set
+// to the tests' loopback ones).
+func whipHandlerWith(t *testing.T, nc *nats.Conn, cfg whip.Config) *whip.Handler {
+	t.Helper()
 	pubs, err := ingest.NewPublications(ingest.Config{
 		NewPublisher: ingest.BusPublishers(nc, bus.PublisherConfig{Stream: bus.StreamConfig{Storage: bus.StorageMemory}}),
 		Logger:       whepLogger(),
@@ -84,6 +91,6 @@ func whipHandler(t *testing.T, nc *nats.Conn) *whip.Handler {
 		}
 	})
 	se := piontest.Loopback()
-	h := whip.NewHandler(pubs, whip.Config{SettingEngine: &se, Logger: whepLogger()})
-	return h
+	cfg.SettingEngine, cfg.Logger = &se, whepLogger()
+	return whip.NewHandler(pubs, cfg)
 }
