@@ -48,16 +48,7 @@ func TestForwarding(t *testing.T) {
 	}
 
 	// ICE restart through B.
-	offer, err := c.pc.CreateOffer(&webrtc.OfferOptions{ICERestart: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	gathered := webrtc.GatheringCompletePromise(c.pc)
-	if err := c.pc.SetLocalDescription(offer); err != nil {
-		t.Fatal(err)
-	}
-	<-gathered
-	_, restart := fragmentOf(t, c.pc.LocalDescription().SDP)
+	_, restart := clientRestart(t, ctx, c)
 	r, body = b.do(t, ctx, http.MethodPatch, location, hdr("Content-Type", sdpfrag.MediaType, "If-Match", etag), restart)
 	if r.StatusCode != 200 || r.Header.Get("Content-Type") != sdpfrag.MediaType || !reETag.MatchString(r.Header.Get("ETag")) ||
 		r.Header.Get("ETag") == etag {

@@ -1,6 +1,7 @@
 package whep
 
 import (
+	"context"
 	"net/http"
 	"strings"
 	"testing"
@@ -38,6 +39,26 @@ func fragmentOf(t *testing.T, desc string) (*sdpfrag.Fragment, string) {
 		t.Fatal(err)
 	}
 	return f, string(b)
+}
+
+// clientRestart makes the client offer an ICE restart and returns its
+// fragment (fragmentOf), once the client has gathered its candidates.
+func clientRestart(t *testing.T, ctx context.Context, c *testClient) (*sdpfrag.Fragment, string) {
+	t.Helper()
+	offer, err := c.pc.CreateOffer(&webrtc.OfferOptions{ICERestart: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gathered := webrtc.GatheringCompletePromise(c.pc)
+	if err := c.pc.SetLocalDescription(offer); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-gathered:
+	case <-ctx.Done():
+		t.Fatal("restart offer: gathering did not complete")
+	}
+	return fragmentOf(t, c.pc.LocalDescription().SDP)
 }
 
 // applyRestartAnswer applies the server's restart fragment to the client:
@@ -98,16 +119,7 @@ func TestTrickleAndICERestart(t *testing.T) {
 	}
 
 	// The client restarts ICE.
-	offer, err := c.pc.CreateOffer(&webrtc.OfferOptions{ICERestart: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	gathered := webrtc.GatheringCompletePromise(c.pc)
-	if err := c.pc.SetLocalDescription(offer); err != nil {
-		t.Fatal(err)
-	}
-	<-gathered
-	newClient, restart := fragmentOf(t, c.pc.LocalDescription().SDP)
+	newClient, restart := clientRestart(t, ctx, c)
 
 	// The restart: 200, the server's new credentials and candidates, a new
 	// ETag.

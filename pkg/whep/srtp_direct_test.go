@@ -63,16 +63,7 @@ func TestDirectSRTPFollowsICERestart(t *testing.T) {
 	c, resp := ts.playSession(t, ctx, "cam", webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio)
 	c.waitPackets(t, ctx, 10)
 	d := ts.srv.sessions.list()[0].direct
-	offer, err := c.pc.CreateOffer(&webrtc.OfferOptions{ICERestart: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	gathered := webrtc.GatheringCompletePromise(c.pc)
-	if err := c.pc.SetLocalDescription(offer); err != nil {
-		t.Fatal(err)
-	}
-	<-gathered
-	_, restart := fragmentOf(t, c.pc.LocalDescription().SDP)
+	_, restart := clientRestart(t, ctx, c)
 	r, body := ts.do(t, ctx, http.MethodPatch, resp.Header.Get("Location"),
 		hdr("Content-Type", sdpfrag.MediaType, "If-Match", resp.Header.Get("ETag")), restart)
 	if r.StatusCode != http.StatusOK {
