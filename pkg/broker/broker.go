@@ -324,8 +324,11 @@ func (b *Broker) logStart() {
 	}
 	switch {
 	case b.stage.Enabled():
-		b.log.Info("transcoding: audio that WebRTC cannot carry (AAC, MPEG audio, AC-3, E-AC-3) becomes Opus",
-			"ffmpeg", b.stage.FFmpeg(), "max_transcodes", b.cfg.MaxTranscodes)
+		what := "audio that WebRTC cannot carry (AAC, MPEG audio, AC-3, E-AC-3) becomes Opus"
+		if b.cfg.Transcode == string(transcode.ModeAuto) {
+			what += ", H.264 with B-frames is re-encoded without, H.265 gets an H.264 rendition"
+		}
+		b.log.Info("transcoding: "+what, "ffmpeg", b.stage.FFmpeg(), "max_transcodes", b.cfg.MaxTranscodes)
 	case b.cfg.Transcode != string(transcode.ModeOff):
 		b.log.Warn("transcoding off: ffmpeg not found (--ffmpeg " + b.cfg.FFmpeg + "); streams whose audio is AAC, MPEG audio or AC-3 play without sound")
 	}
