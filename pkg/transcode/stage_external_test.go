@@ -264,7 +264,7 @@ func sourceTS(t *testing.T, frames []tsframes.Frame) []byte {
 		t.Fatal(err)
 	}
 	for _, f := range frames {
-		if err := w.writePES(f.PTS, f.Data); err != nil {
+		if err := w.writePES(f.PTS, f.PTS, f.Data); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -91,17 +91,30 @@ func (t *tsWriter) writeTables() error {
 	return nil
 }
 
-// writePES writes one PES of the audio stream: data at pts (any value:
-// it is written modulo 2^33).
-func (t *tsWriter) writePES(pts int64, data []byte) error {
-	pts &= 1<<33 - 1
-	hdr := []byte{0, 0, 1, t.streamID, 0, 0, 0x80, 0x80, 5,
-		byte(0x21 | pts>>29&0x0e), byte(pts >> 22), byte(pts>>14 | 1), byte(pts >> 7), byte(pts<<1 | 1)}
+// writePES writes one PES: data at pts and, for video, dts (any values:
+// written modulo 2^33; an audio PES has no DTS, dts is ignored).
+func (t *tsWriter) writePES(pts, dts int64, data []byte) error {
+	var a [19]byte // the longest header: on the stack
+	hdr := append(a[:0], 0, 0, 1, t.streamID, 0, 0, 0x80, 0x80, 5)
+	if t.streamID == tsVideoStreamID {
+		hdr[7], hdr[8] = 0xc0, 10
+		hdr = appendTimestamp(appendTimestamp(hdr, 0x31, pts), 0x11, dts)
+	} else {
+		hdr = appendTimestamp(hdr, 0x21, pts)
+	}
 	if n := len(hdr) - 6 + len(data); n <= 0xffff {
 		binary.BigEndian.PutUint16(hdr[4:], uint16(n))
 	}
 	t.buf = append(append(t.buf[:0], hdr...), data...)
 	return t.writePackets(tsAudioPID, t.buf, true)
+}
+
+// appendTimestamp appends the 5 bytes of a PES timestamp (PTS or DTS),
+// ts modulo 2^33 after the 4 bits of prefix (0x21: PTS only; 0x31 and
+// 0x11: PTS and DTS).
+func appendTimestamp(b []byte, prefix byte, ts int64) []byte {
+	ts &= 1<<33 - 1
+	return append(b, prefix|byte(ts>>29&0x0e), byte(ts>>22), byte(ts>>14|1), byte(ts>>7), byte(ts<<1|1))
 }
 
 // writePackets writes payload as the packets of one unit (PSI section or

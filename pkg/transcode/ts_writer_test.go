@@ -39,7 +39,7 @@ func TestTSWriterRoundTrip(t *testing.T) {
 	// Shifted across the 33-bit wrap: written modulo 2^33.
 	const shift = 1<<33 - 100000
 	for _, f := range in {
-		if err := w.writePES(f.PTS+shift, f.Data); err != nil {
+		if err := w.writePES(f.PTS+shift, f.PTS+shift, f.Data); err != nil {
 			t.Fatal(err)
 		}
 	}

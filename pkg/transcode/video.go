@@ -1,7 +1,6 @@
 package transcode
 
 import (
-	"encoding/binary"
 	"strconv"
 	"time"
 
@@ -50,33 +49,17 @@ func (j *job) childArgs() []string {
 // tsVideoStreamID is the PES stream id of video.
 const tsVideoStreamID = 0xe0
 
-// writeVideoPES writes one access unit as a PES with its PTS and DTS (any
-// values: written modulo 2^33).
-func (t *tsWriter) writeVideoPES(pts, dts int64, data []byte) error {
-	pts &= 1<<33 - 1
-	dts &= 1<<33 - 1
-	hdr := []byte{0, 0, 1, t.streamID, 0, 0, 0x80, 0xc0, 10,
-		byte(0x31 | pts>>29&0x0e), byte(pts >> 22), byte(pts>>14 | 1), byte(pts >> 7), byte(pts<<1 | 1),
-		byte(0x11 | dts>>29&0x0e), byte(dts >> 22), byte(dts>>14 | 1), byte(dts >> 7), byte(dts<<1 | 1)}
-	if n := len(hdr) - 6 + len(data); n <= 0xffff {
-		binary.BigEndian.PutUint16(hdr[4:], uint16(n))
-	}
-	t.buf = append(append(t.buf[:0], hdr...), data...)
-	return t.writePackets(tsAudioPID, t.buf, true)
-}
-
 // feedFrame writes one source frame to the child: audio as a PES with its
 // PTS; video as a PES with PTS and DTS, from the first keyframe on (false:
 // not written).
 func (j *job) feedFrame(tw *tsWriter, f tsframes.Frame, keySeen *bool) (bool, error) {
-	if j.src.Kind != tsframes.KindVideo {
-		return true, tw.writePES(f.PTS, f.Data)
+	if j.src.Kind == tsframes.KindVideo {
+		if !*keySeen && !f.Key {
+			return false, nil
+		}
+		*keySeen = true
 	}
-	if !*keySeen && !f.Key {
-		return false, nil
-	}
-	*keySeen = true
-	return true, tw.writeVideoPES(f.PTS, f.DTS, f.Data)
+	return true, tw.writePES(f.PTS, f.DTS, f.Data)
 }
 
 // videoFrame publishes an access unit of the child's output on the
