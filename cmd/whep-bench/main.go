@@ -329,6 +329,15 @@ func churnCommand(fs *pflag.FlagSet) func(context.Context, *slog.Logger) (report
 }
 
 func readSchedule(path string) (*whepbench.Schedule, error) {
+	data, err := readFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return whepbench.NewSchedule(data)
+}
+
+// readFile reads the --file at path, at most whepbench.MaxFileSize bytes.
+func readFile(path string) ([]byte, error) {
 	if path == "" {
 		return nil, fmt.Errorf("%w: --file is required", whepbench.ErrConfig)
 	}
@@ -343,7 +352,7 @@ func readSchedule(path string) (*whepbench.Schedule, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: --file: %w", whepbench.ErrConfig, err)
 	}
-	return whepbench.NewSchedule(data)
+	return data, nil
 }
 
 func compareCommand(fs *pflag.FlagSet) func(context.Context, *slog.Logger) (report, error) {

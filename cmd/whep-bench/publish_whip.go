@@ -3,9 +3,7 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
-	"os"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -27,18 +25,9 @@ func publishWHIPCommand(fs *pflag.FlagSet) func(context.Context, *slog.Logger) (
 	fs.DurationVar(&cfg.Stagger, "stagger", time.Second, "spread of the publisher starts")
 	fs.StringVar(&cfg.Token, "token", "", "ingest Bearer token")
 	return func(ctx context.Context, logger *slog.Logger) (report, error) {
-		if file == "" {
-			return nil, fmt.Errorf("%w: --file is required", whepbench.ErrConfig)
-		}
-		st, err := os.Stat(file)
-		if err != nil {
-			return nil, fmt.Errorf("%w: --file: %w", whepbench.ErrConfig, err)
-		}
-		if st.Size() > whepbench.MaxFileSize {
-			return nil, fmt.Errorf("%w: --file %s: %d bytes, at most %d", whepbench.ErrConfig, file, st.Size(), whepbench.MaxFileSize)
-		}
-		if cfg.File, err = os.ReadFile(file); err != nil {
-			return nil, fmt.Errorf("%w: --file: %w", whepbench.ErrConfig, err)
+		var err error
+		if cfg.File, err = readFile(file); err != nil {
+			return nil, err
 		}
 		cfg.Logger = logger
 		rep, err := whepbench.PublishWHIP(ctx, cfg)
