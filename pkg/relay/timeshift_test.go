@@ -12,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/whepcast/whepcast/embedded"
 	"github.com/whepcast/whepcast/internal/logtest"
 	"github.com/whepcast/whepcast/internal/natstest"
 	"github.com/whepcast/whepcast/pkg/bus"
@@ -206,8 +207,11 @@ func TestTimeShiftSurvivesReconnect(t *testing.T) {
 	// seconds ahead of the viewer, at the second reconnect, even on a
 	// loaded machine.
 	loop := loopEvents(readFixture(t, "av.ts"), 4)
-	nc := natstest.EmbeddedConn(t)
-	pub := newPublisher(t, nc, "resume", 1)
+	// The publisher has its own connection (the broker's, in production):
+	// the reconnects below are the relay's only, and every frame is stored.
+	srv := natstest.Embedded(t, embedded.Config{Port: embedded.NoListener})
+	nc := natstest.Connect(t, srv)
+	pub := newPublisher(t, natstest.Connect(t, srv), "resume", 1)
 	cat := newFakeCatalog()
 	cat.set(bus.CatalogEntry{Stream: "resume", State: bus.StateLive})
 	logs := logtest.NewWatch()
