@@ -9,13 +9,12 @@ import (
 // videoState is a publication's B-frame detection and video re-encode, as
 // its publisher wrapper keeps them (under the wrapper's lock).
 type videoState struct {
-	src      tsframes.Track // the source's H.264 track watched; PID 0: none
-	det      reorderDetector
-	rate     rateMeter
-	tried    bool   // a re-encode was asked for (started, or refused by the bound)
-	derived  uint16 // the derived track's PID while the re-encode runs
-	job      *job
-	reported bool // the announcement says BFrames
+	src     tsframes.Track // the source video track watched (sourceVideo); PID 0: none
+	det     reorderDetector
+	rate    rateMeter
+	tried   bool   // a re-encode was asked for (started, or refused by the bound)
+	derived uint16 // the derived track's PID while the re-encode runs
+	job     *job
 }
 
 // sourceVideo returns the video track of a the stage would re-encode: the
@@ -103,7 +102,7 @@ func (p *publisher) videoFrame(f *tsframes.Frame) (reannounce bool) {
 	detected := v.det.frame(*f)
 	measured := v.rate.frame(*f)
 	reannounce = detected && !was
-	if detected && !was {
+	if reannounce {
 		p.stage.cfg.Logger.Info("video has B-frames (reordered frames)", "stream", p.stream, "epoch", p.epoch, "pid", v.src.PID)
 	}
 	// H.264 is re-encoded when it has B-frames; H.265 always (an H.264
