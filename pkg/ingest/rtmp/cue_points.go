@@ -94,7 +94,7 @@ func (c *cuePoints) cueOf(kind string, obj amf0.Object) (tsframes.Cue, bool) {
 	default:
 		return tsframes.Cue{}, false
 	}
-	if sec, _, ok := findSection(obj, 0, new(int)); ok {
+	if sec, ok := findSection(obj, 0, new(int)); ok {
 		// The section's times are the encoder's MPEG-TS clock: put it on
 		// the frames' timeline, where the cue point is.
 		sec = tsframes.RetimeSpliceInfo(sec, pts)
@@ -134,24 +134,24 @@ func (c *cuePoints) cueOf(kind string, obj amf0.Object) (tsframes.Cue, bool) {
 
 // findSection looks for a base64 splice_info_section among the strings of
 // v, at most maxCueDepth deep and maxCueStrings strings in all (seen).
-func findSection(v any, depth int, seen *int) ([]byte, tsframes.SpliceInfo, bool) {
+func findSection(v any, depth int, seen *int) ([]byte, bool) {
 	switch x := v.(type) {
 	case string:
 		if *seen++; *seen > maxCueStrings || len(x) < 24 || len(x) > 8192 {
-			return nil, tsframes.SpliceInfo{}, false
+			return nil, false
 		}
 		b, err := base64.StdEncoding.DecodeString(x)
 		if err != nil || len(b) == 0 || b[0] != 0xFC {
-			return nil, tsframes.SpliceInfo{}, false
+			return nil, false
 		}
 		si, err := tsframes.ParseSpliceInfo(b)
 		if err != nil || (si.Command != tsframes.SpliceInsert && si.Command != tsframes.TimeSignal) {
-			return nil, tsframes.SpliceInfo{}, false
+			return nil, false
 		}
-		return b, si, true
+		return b, true
 	case amf0.Object, amf0.ECMAArray, amf0.StrictArray:
 		if depth >= maxCueDepth {
-			return nil, tsframes.SpliceInfo{}, false
+			return nil, false
 		}
 		var items []any
 		switch o := x.(type) {
@@ -167,12 +167,12 @@ func findSection(v any, depth int, seen *int) ([]byte, tsframes.SpliceInfo, bool
 			items = o
 		}
 		for _, it := range items {
-			if b, si, ok := findSection(it, depth+1, seen); ok {
-				return b, si, true
+			if b, ok := findSection(it, depth+1, seen); ok {
+				return b, true
 			}
 		}
 	}
-	return nil, tsframes.SpliceInfo{}, false
+	return nil, false
 }
 
 // objectOf returns v as an object (an AMF0 object or ECMA array), else an
