@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -210,7 +211,7 @@ func sameAccessUnits(t *testing.T, what string, src, got [][][]byte, ts []uint32
 	t.Helper()
 	k := -1
 	for i := range src {
-		if equalNALs(src[i], got[0]) {
+		if slices.EqualFunc(src[i], got[0], bytes.Equal) {
 			k = i
 			break
 		}
@@ -222,25 +223,13 @@ func sameAccessUnits(t *testing.T, what string, src, got [][][]byte, ts []uint32
 		t.Errorf("%s: starts at source frame %d, not at a keyframe (every 30 frames)", what, k)
 	}
 	for i := range got {
-		if want := src[(k+i)%len(src)]; !equalNALs(want, got[i]) {
+		if want := src[(k+i)%len(src)]; !slices.EqualFunc(want, got[i], bytes.Equal) {
 			t.Fatalf("%s: access unit %d differs from source frame %d", what, i, (k+i)%len(src))
 		}
 		if i > 0 && int32(ts[i]-ts[i-1]) <= 0 {
 			t.Fatalf("%s: RTP timestamp %d after %d", what, ts[i], ts[i-1])
 		}
 	}
-}
-
-func equalNALs(a, b [][]byte) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if !bytes.Equal(a[i], b[i]) {
-			return false
-		}
-	}
-	return true
 }
 
 // TestWHEPH265ToViewersThatOfferIt: a stream whose video is H.265 (the
