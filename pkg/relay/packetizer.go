@@ -16,7 +16,6 @@ const (
 	nalTypeFUA   = 28
 
 	stapAHeaderSize = 1
-	stapALenSize    = 2
 	fuAHeaderSize   = 2
 )
 
@@ -68,6 +67,50 @@ func splitAnnexB(au []byte) ([][]byte, error) {
 	return nals, nil
 }
 
+// nalFormat is what an RTP payload format of NAL units (H.264, RFC 6184;
+// H.265, RFC 7798) needs from packetizeNALs.
+type nalFormat struct {
+	hdrSize   int // the NAL unit header's size, also the aggregation packet's
+	fuHdrSize int // a fragmentation unit's headers
+	// drop reports whether a NAL unit is not sent.
+	drop func(n []byte) bool
+	// fuHeader appends the headers of a fragment of NAL unit n.
+	fuHeader func(b, n []byte, first, last bool) []byte
+	// aggHeader appends the header of an aggregation packet of nals.
+	aggHeader func(b []byte, nals [][]byte) []byte
+}
+
+// aggLenSize is the size of each unit's length in an aggregation packet
+// (STAP-A, AP).
+const aggLenSize = 2
+
+var h264Format = nalFormat{
+	hdrSize:   stapAHeaderSize,
+	fuHdrSize: fuAHeaderSize,
+	drop: func(n []byte) bool {
+		t := n[0] & nalTypeMask
+		return t == nalTypeAUD || t == nalTypeFill
+	},
+	fuHeader: func(b, n []byte, first, last bool) []byte {
+		fu := n[0] & nalTypeMask
+		if first {
+			fu |= 0x80
+		}
+		if last {
+			fu |= 0x40
+		}
+		return append(b, n[0]&0xe0|nalTypeFUA, fu)
+	},
+	aggHeader: func(b []byte, nals [][]byte) []byte {
+		var f, nri byte
+		for _, m := range nals {
+			f |= m[0] & 0x80
+			nri = max(nri, m[0]&0x60)
+		}
+		return append(b, f|nri|nalTypeSTAPA)
+	},
+}
+
 // packetizeH264 splits an Annex-B access unit into RTP payloads of at most
 // mtu bytes: consecutive small NAL units (typically SPS, PPS and SEI before
 // an IDR) are aggregated into STAP-A packets, a NAL unit that fits is sent as
@@ -79,7 +122,12 @@ func splitAnnexB(au []byte) ([][]byte, error) {
 // never drops parameter sets (pion's drops SPS/PPS whose STAP-A would not
 // fit); pion's depacketizer is what the tests check it against.
 func packetizeH264(au []byte, mtu int) ([][]byte, int, error) {
-	if mtu < fuAHeaderSize+1 {
+	return packetizeNALs(au, mtu, &h264Format)
+}
+
+// packetizeNALs is packetizeH264 and packetizeH265 for the format f.
+func packetizeNALs(au []byte, mtu int, f *nalFormat) ([][]byte, int, error) {
+	if mtu < f.fuHdrSize+1 {
 		return nil, 0, fmt.Errorf("%w: mtu %d", errBadAccessUnit, mtu)
 	}
 	all, err := splitAnnexB(au)
@@ -88,26 +136,26 @@ func packetizeH264(au []byte, mtu int) ([][]byte, int, error) {
 	}
 	nals := all[:0]
 	for _, n := range all {
-		if t := n[0] & nalTypeMask; t == nalTypeAUD || t == nalTypeFill {
-			continue
+		if !f.drop(n) {
+			nals = append(nals, n)
 		}
-		nals = append(nals, n)
 	}
 	if len(nals) == 0 {
 		return nil, 0, nil
 	}
 
-	// Size the arena and packet list: at most one STAP-A header and one
-	// length per NAL unit, or two header bytes per FU-A fragment.
+	// Size the arena and packet list: at most one aggregation header and
+	// one length per NAL unit, or the headers of each fragment.
 	size, count := 0, 0
-	frag := mtu - fuAHeaderSize
+	frag := mtu - f.fuHdrSize
 	for _, n := range nals {
 		if len(n) > mtu {
-			k := (len(n) - 1 + frag - 1) / frag
-			size += len(n) - 1 + k*fuAHeaderSize
+			body := len(n) - f.hdrSize
+			k := (body + frag - 1) / frag
+			size += body + k*f.fuHdrSize
 			count += k
 		} else {
-			size += len(n) + stapAHeaderSize + stapALenSize
+			size += len(n) + f.hdrSize + aggLenSize
 			count++
 		}
 	}
@@ -117,41 +165,28 @@ func packetizeH264(au []byte, mtu int) ([][]byte, int, error) {
 	for i := 0; i < len(nals); {
 		n := nals[i]
 		if len(n) > mtu {
-			hdr := n[0]
-			body := n[1:]
+			body := n[f.hdrSize:]
 			for off := 0; off < len(body); off += frag {
 				end := min(off+frag, len(body))
-				fu := byte(0)
-				if off == 0 {
-					fu |= 0x80
-				}
-				if end == len(body) {
-					fu |= 0x40
-				}
 				p := len(arena)
-				arena = append(arena, hdr&0xe0|nalTypeFUA, fu|hdr&nalTypeMask)
+				arena = f.fuHeader(arena, n, off == 0, end == len(body))
 				arena = append(arena, body[off:end]...)
 				payloads = append(payloads, arena[p:len(arena):len(arena)])
 			}
 			i++
 			continue
 		}
-		// Aggregate following NAL units while the STAP-A fits.
-		j, agg := i+1, stapAHeaderSize+stapALenSize+len(n)
-		for j < len(nals) && agg+stapALenSize+len(nals[j]) <= mtu {
-			agg += stapALenSize + len(nals[j])
+		// Aggregate following NAL units while the aggregation packet fits.
+		j, agg := i+1, f.hdrSize+aggLenSize+len(n)
+		for j < len(nals) && agg+aggLenSize+len(nals[j]) <= mtu {
+			agg += aggLenSize + len(nals[j])
 			j++
 		}
 		p := len(arena)
 		if j-i == 1 {
 			arena = append(arena, n...)
 		} else {
-			var f, nri byte
-			for _, m := range nals[i:j] {
-				f |= m[0] & 0x80
-				nri = max(nri, m[0]&0x60)
-			}
-			arena = append(arena, f|nri|nalTypeSTAPA)
+			arena = f.aggHeader(arena, nals[i:j])
 			for _, m := range nals[i:j] {
 				arena = binary.BigEndian.AppendUint16(arena, uint16(len(m)))
 				arena = append(arena, m...)
