@@ -68,7 +68,7 @@ func TestTranscodeSourceFormatChange(t *testing.T) {
 		return len(f) > 0 && f[len(f)-1].Frame.PTS >= last-45000
 	})
 	c.mu.Lock()
-	anns := append([]bus.Announcement(nil), c.anns...)
+	anns := c.announcements()
 	c.mu.Unlock()
 	var codecs []tsframes.Codec
 	for _, a := range anns {

@@ -149,8 +149,10 @@ func feed(t *testing.T, pub ingest.Publisher, data []byte, paced bool, onTick fu
 	return sink.audio
 }
 
-// opusCollector keeps the Opus frames of a stream read from the bus.
-type opusCollector struct {
+// busCollector keeps what a reader of a stream gets: its announcements and
+// the frames a pick function takes from each message.
+type busCollector struct {
+	what   string // the frames kept, for failures
 	mu     sync.Mutex
 	frames []bus.Message
 	recv   []time.Time
@@ -158,24 +160,27 @@ type opusCollector struct {
 	signal chan struct{}
 }
 
-func collectOpus(t *testing.T, nc *nats.Conn, stream string) *opusCollector {
+// collect subscribes to stream from its first message with opts; pick
+// appends the frames of a message to keep (none for a message not kept).
+func collect(t *testing.T, nc *nats.Conn, stream string, opts bus.SubscribeOptions, what string, pick func(dst []bus.Message, m bus.Message) []bus.Message) *busCollector {
 	t.Helper()
-	c := &opusCollector{signal: make(chan struct{}, 1)}
+	c := &busCollector{what: what, signal: make(chan struct{}, 1)}
 	var scratch []bus.Message
-	sub, err := bus.Subscribe(t.Context(), nc, stream, bus.SubscribeOptions{FromSeq: 1}, func(m bus.Message) {
+	opts.FromSeq = 1
+	sub, err := bus.Subscribe(t.Context(), nc, stream, opts, func(m bus.Message) {
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		if m.Tracks != nil {
 			c.anns = append(c.anns, *m.Tracks)
-			return
-		}
-		if m.Frame.Codec != tsframes.CodecOpus {
-			return
-		}
-		scratch, _ = m.Frames(scratch[:0])
-		for _, f := range scratch {
-			c.frames = append(c.frames, f)
-			c.recv = append(c.recv, time.Now())
+		} else {
+			scratch = pick(scratch[:0], m)
+			if len(scratch) == 0 {
+				return
+			}
+			for _, f := range scratch {
+				c.frames = append(c.frames, f)
+				c.recv = append(c.recv, time.Now())
+			}
 		}
 		select {
 		case c.signal <- struct{}{}:
@@ -189,16 +194,27 @@ func collectOpus(t *testing.T, nc *nats.Conn, stream string) *opusCollector {
 	return c
 }
 
-// wait waits until cond holds over the frames (checked at each new one),
-// at most timeout.
-func (c *opusCollector) wait(t *testing.T, timeout time.Duration, what string, cond func(frames []bus.Message) bool) {
+// collectOpus keeps the Opus frames of a stream read from the bus.
+func collectOpus(t *testing.T, nc *nats.Conn, stream string) *busCollector {
+	t.Helper()
+	return collect(t, nc, stream, bus.SubscribeOptions{}, "Opus", func(dst []bus.Message, m bus.Message) []bus.Message {
+		if m.Frame.Codec != tsframes.CodecOpus {
+			return dst
+		}
+		dst, _ = m.Frames(dst)
+		return dst
+	})
+}
+
+// wait waits until cond holds over the frames (checked at each new
+// message), at most timeout.
+func (c *busCollector) wait(t *testing.T, timeout time.Duration, what string, cond func(frames []bus.Message) bool) {
 	t.Helper()
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
 	for {
 		c.mu.Lock()
-		ok := cond(c.frames)
-		n := len(c.frames)
+		ok, n := cond(c.frames), len(c.frames)
 		c.mu.Unlock()
 		if ok {
 			return
@@ -206,15 +222,23 @@ func (c *opusCollector) wait(t *testing.T, timeout time.Duration, what string, c
 		select {
 		case <-c.signal:
 		case <-deadline.C:
-			t.Fatalf("waiting %v for %s: %d Opus frames", timeout, what, n)
+			t.Fatalf("waiting %v for %s: %d %s frames", timeout, what, n, c.what)
 		}
 	}
 }
 
-func (c *opusCollector) snapshot() ([]bus.Message, []time.Time) {
+// snapshot returns the frames kept so far and when each was received.
+func (c *busCollector) snapshot() ([]bus.Message, []time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return append([]bus.Message(nil), c.frames...), append([]time.Time(nil), c.recv...)
+}
+
+// announcements returns the announcements received so far.
+func (c *busCollector) announcements() []bus.Announcement {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]bus.Announcement(nil), c.anns...)
 }
 
 // checkContinuous fails unless the frames are 20 ms Opus packets whose PTS
@@ -366,7 +390,7 @@ func checkTranscodedBeep(t *testing.T, name string, want tsframes.Codec, rate in
 	checkContinuous(t, frames)
 
 	c.mu.Lock()
-	anns := append([]bus.Announcement(nil), c.anns...)
+	anns := c.announcements()
 	c.mu.Unlock()
 	if len(anns) == 0 {
 		t.Fatal("no announcement")

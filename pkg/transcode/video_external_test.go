@@ -5,7 +5,6 @@ package transcode
 import (
 	"fmt"
 	"os"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,65 +16,16 @@ import (
 	"github.com/whepcast/whepcast/pkg/tsframes"
 )
 
-// videoCollector keeps what a reader of a stream gets: announcements and
-// video frames (the played ones, or the source's with sourceVideo).
-type videoCollector struct {
-	mu     sync.Mutex
-	frames []bus.Message
-	anns   []bus.Announcement
-	signal chan struct{}
-}
-
-func collectVideo(t *testing.T, nc *nats.Conn, stream string, sourceVideo bool) *videoCollector {
+// collectVideo keeps the video frames a reader of a stream gets (the
+// played ones, or the source's with sourceVideo).
+func collectVideo(t *testing.T, nc *nats.Conn, stream string, sourceVideo bool) *busCollector {
 	t.Helper()
-	c := &videoCollector{signal: make(chan struct{}, 1)}
-	sub, err := bus.Subscribe(t.Context(), nc, stream, bus.SubscribeOptions{FromSeq: 1, SourceVideo: sourceVideo}, func(m bus.Message) {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		switch {
-		case m.Tracks != nil:
-			c.anns = append(c.anns, *m.Tracks)
-		case m.Frame.Kind == tsframes.KindVideo:
-			c.frames = append(c.frames, m)
-		default:
-			return
+	return collect(t, nc, stream, bus.SubscribeOptions{SourceVideo: sourceVideo}, "video", func(dst []bus.Message, m bus.Message) []bus.Message {
+		if m.Frame.Kind != tsframes.KindVideo {
+			return dst
 		}
-		select {
-		case c.signal <- struct{}{}:
-		default:
-		}
+		return append(dst, m)
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(sub.Close)
-	return c
-}
-
-// wait waits until cond holds (checked at each message), at most timeout.
-func (c *videoCollector) wait(t *testing.T, timeout time.Duration, what string, cond func(frames []bus.Message) bool) {
-	t.Helper()
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	for {
-		c.mu.Lock()
-		ok, n := cond(c.frames), len(c.frames)
-		c.mu.Unlock()
-		if ok {
-			return
-		}
-		select {
-		case <-c.signal:
-		case <-deadline.C:
-			t.Fatalf("waiting %v for %s: %d video frames", timeout, what, n)
-		}
-	}
-}
-
-func (c *videoCollector) snapshot() ([]bus.Message, []bus.Announcement) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return append([]bus.Message(nil), c.frames...), append([]bus.Announcement(nil), c.anns...)
 }
 
 // TestReencodeBFrames: bframes.ts (H.264 High, 2 B-frames, 1 s GOP), fed in
@@ -104,7 +54,8 @@ func TestReencodeBFrames(t *testing.T) {
 		return len(frames) > 0 && frames[len(frames)-1].Derived && frames[len(frames)-1].Frame.PTS >= last-8*3000
 	})
 
-	frames, anns := played.snapshot()
+	frames, _ := played.snapshot()
+	anns := played.announcements()
 	var ann *bus.Announcement
 	for i := range anns {
 		if v, ok := anns[i].Track(anns[i].Video); ok && v.DerivedFrom != 0 {
@@ -200,7 +151,8 @@ func TestNoReencodeWithoutBFrames(t *testing.T) {
 	src := tstest.Demux(t, tstest.Read(t, "av.ts")).Kind(tsframes.KindVideo)
 	feed(t, pub, tstest.Read(t, "av.ts"), false, nil)
 	played.wait(t, 5*time.Second, "every source frame", func(frames []bus.Message) bool { return len(frames) == len(src) })
-	frames, anns := played.snapshot()
+	frames, _ := played.snapshot()
+	anns := played.announcements()
 	for _, a := range anns {
 		if v, ok := a.Track(a.Video); !ok || v.DerivedFrom != 0 || v.BFrames {
 			t.Fatalf("announcement video %+v", v)
@@ -290,7 +242,8 @@ func TestH265Rendition(t *testing.T) {
 		}
 		return n >= len(src) && end >= last-8*3000
 	})
-	frames, anns := played.snapshot()
+	frames, _ := played.snapshot()
+	anns := played.announcements()
 	a := anns[len(anns)-1]
 	v, _ := a.Track(a.Video)
 	s, _ := a.Track(v.DerivedFrom)
