@@ -67,9 +67,7 @@ func TestTranscodeSourceFormatChange(t *testing.T) {
 	c.wait(t, 20*time.Second, "Opus of the source's last half second", func(f []bus.Message) bool {
 		return len(f) > 0 && f[len(f)-1].Frame.PTS >= last-45000
 	})
-	c.mu.Lock()
 	anns := c.announcements()
-	c.mu.Unlock()
 	var codecs []tsframes.Codec
 	for _, a := range anns {
 		tr, ok := a.Track(a.Audio)

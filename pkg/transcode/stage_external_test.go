@@ -389,9 +389,7 @@ func checkTranscodedBeep(t *testing.T, name string, want tsframes.Codec, rate in
 	frames, _ := c.snapshot()
 	checkContinuous(t, frames)
 
-	c.mu.Lock()
 	anns := c.announcements()
-	c.mu.Unlock()
 	if len(anns) == 0 {
 		t.Fatal("no announcement")
 	}
