@@ -105,12 +105,14 @@ func (s *publication) run(ctx context.Context) (Summary, error) {
 			// track derived from them (pkg/transcode) and ignores them
 			// otherwise.
 			dm := tsframes.NewDemuxer(in, tsframes.Options{OnDecodeError: s.onDecodeError, SourceAudio: true})
+			h.il = &interleaver{}
 			runErr = dm.Run(ctx, h)
 		}
 	}
 
 	var closeErr error
 	if h.pub != nil {
+		h.flush()
 		closeErr = s.closePublisher(ctx, h.pub)
 	}
 	var result error
@@ -257,10 +259,20 @@ type frameForwarder struct {
 	ctx     context.Context
 	fatal   error                  // ends the publication: ErrLive, ErrPublisher, ...
 	pending *tsframes.Announcement // announcement to publish (again)
+	// il, for an MPEG-TS source, holds video back until its audio has
+	// arrived; nil for sources that deliver frames interleaved.
+	il  *interleaver
+	out []tsframes.Frame // scratch: the frames il releases
 }
 
 func (h *frameForwarder) Tracks(a tsframes.Announcement) error {
 	h.s.log.Info("tracks", "tracks", a.Tracks)
+	if h.il != nil {
+		// The frames held belong to the previous announcement.
+		if err := h.publishAll(h.il.announce(a, time.Now(), h.out[:0])); err != nil {
+			return err
+		}
+	}
 	if h.pub == nil {
 		h.pending = &a
 		return nil
@@ -305,13 +317,45 @@ func (h *frameForwarder) Frame(f tsframes.Frame) error {
 	if f.Key {
 		h.s.keyframes.Add(1)
 		h.s.metrics.keyframes.Inc()
-		if h.pending != nil {
-			if err := h.announce(*h.pending); err != nil {
-				return err
-			}
+	}
+	if h.il == nil {
+		return h.publish(f)
+	}
+	return h.publishAll(h.il.frame(f, time.Now(), h.out[:0]))
+}
+
+// publishAll publishes frames in order; it stops at an error that ends the
+// publication.
+func (h *frameForwarder) publishAll(frames []tsframes.Frame) error {
+	h.out = frames
+	for i, f := range frames {
+		if err := h.publish(f); err != nil {
+			clear(frames[i:])
+			return err
+		}
+	}
+	clear(frames)
+	return nil
+}
+
+// publish publishes f, after the announcement when it is still to be
+// published and f is a keyframe.
+func (h *frameForwarder) publish(f tsframes.Frame) error {
+	if f.Key && h.pending != nil {
+		if err := h.announce(*h.pending); err != nil {
+			return err
 		}
 	}
 	return h.check(h.pub.Publish(h.ctx, f))
+}
+
+// flush publishes the frames the interleaver still holds (the source
+// ended), unless the publication was stopped.
+func (h *frameForwarder) flush() {
+	if h.il == nil || h.ctx.Err() != nil || h.fatal != nil {
+		return
+	}
+	_ = h.publishAll(h.il.flush(h.out[:0]))
 }
 
 // check decides whether a publish error ends the publication: a closed

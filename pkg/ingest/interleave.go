@@ -1,0 +1,129 @@
+package ingest
+
+import (
+	"time"
+
+	"github.com/whepcast/whepcast/pkg/tsframes"
+)
+
+// Interleaving bounds: a video frame is never held longer than maxHold, nor
+// while it is more than maxHoldPTS ahead of the audio, and at most
+// maxHeldFrames are held.
+const (
+	maxHold       = time.Second
+	maxHoldPTS    = 90000 // 1 s on the 90 kHz clock
+	maxHeldFrames = 128
+)
+
+// interleaver puts the video of an MPEG-TS source back beside its audio.
+// Muxers put much audio in one PES (ffmpeg: about 350 ms of AAC, MP2 or
+// AC-3), and a PES leaves only when full, so the audio of an instant
+// arrives up to half a second after its video. A browser that gets them
+// so plays the audio late and its lip sync catches up only slowly (several
+// ms a second). The interleaver holds each video frame until the audio
+// covering its PTS has arrived (the latest audio frame's PTS plus its
+// duration, or the gap between the last two when the duration is unknown),
+// within the bounds above. A stream without audio, or whose audio stopped
+// for maxHold, is not held.
+//
+// It is not safe for concurrent use: one publication's demux loop owns it.
+type interleaver struct {
+	hasAudio  bool
+	held      []heldFrame
+	audioEnd  int64     // PTS up to which audio has arrived; valid when audioSeen
+	audioSeen bool      // an audio frame arrived since the announcement
+	lastAudio int64     // the latest audio frame's PTS
+	audioAt   time.Time // when the latest audio frame arrived, or the announcement
+}
+
+type heldFrame struct {
+	f  tsframes.Frame
+	at time.Time
+}
+
+// announce takes the tracks of a new announcement: the frames held are
+// returned first, to publish before it.
+func (il *interleaver) announce(a tsframes.Announcement, now time.Time, out []tsframes.Frame) []tsframes.Frame {
+	out = il.flush(out)
+	il.hasAudio = false
+	for _, t := range a.Tracks {
+		if t.Kind == tsframes.KindAudio {
+			il.hasAudio = true
+		}
+	}
+	il.audioSeen = false
+	il.audioAt = now
+	return out
+}
+
+// frame takes f, which arrived at now, and appends to out the frames to
+// publish now, in order.
+func (il *interleaver) frame(f tsframes.Frame, now time.Time, out []tsframes.Frame) []tsframes.Frame {
+	switch f.Kind {
+	case tsframes.KindAudio:
+		end := f.PTS + f.Duration
+		if f.Duration <= 0 && il.audioSeen && f.PTS > il.lastAudio && f.PTS-il.lastAudio < maxHoldPTS {
+			end = f.PTS + (f.PTS - il.lastAudio)
+		}
+		if !il.audioSeen || end > il.audioEnd || il.audioEnd-end > maxHoldPTS {
+			il.audioEnd = end
+		}
+		il.audioSeen, il.lastAudio, il.audioAt = true, f.PTS, now
+		out = append(out, f)
+	case tsframes.KindVideo:
+		if !il.holding(now) {
+			out = il.flush(out)
+			return append(out, f)
+		}
+		il.held = append(il.held, heldFrame{f: f, at: now})
+	default:
+		out = append(out, f)
+	}
+	return il.release(now, out)
+}
+
+// holding reports whether video waits for audio: the stream has audio and
+// it has not stopped.
+func (il *interleaver) holding(now time.Time) bool {
+	return il.hasAudio && now.Sub(il.audioAt) < maxHold
+}
+
+// release appends the held frames that may go: up to the last one covered
+// by the audio or past a bound (those before it go with it, in order).
+func (il *interleaver) release(now time.Time, out []tsframes.Frame) []tsframes.Frame {
+	if !il.holding(now) {
+		return il.flush(out)
+	}
+	cut := len(il.held) - maxHeldFrames
+	for i, h := range il.held {
+		covered := il.audioSeen && h.f.PTS < il.audioEnd
+		late := now.Sub(h.at) >= maxHold || (il.audioSeen && h.f.PTS-il.audioEnd > maxHoldPTS)
+		if covered || late {
+			cut = max(cut, i+1)
+		}
+	}
+	for _, h := range il.held[:max(cut, 0)] {
+		out = append(out, h.f)
+	}
+	il.drop(max(cut, 0))
+	return out
+}
+
+// flush appends every held frame.
+func (il *interleaver) flush(out []tsframes.Frame) []tsframes.Frame {
+	for _, h := range il.held {
+		out = append(out, h.f)
+	}
+	il.drop(len(il.held))
+	return out
+}
+
+// drop forgets the first n held frames.
+func (il *interleaver) drop(n int) {
+	if n == 0 {
+		return
+	}
+	k := copy(il.held, il.held[n:])
+	clear(il.held[k:])
+	il.held = il.held[:k]
+}
