@@ -126,3 +126,35 @@ func SendDatagrams(t testing.TB, addr string, read func() uint64, data []byte, t
 		data = data[n:]
 	}
 }
+
+// SameFramesPerTrack fails unless got holds the frames of want, each track
+// (PID) in the same order: the ingest publishes an MPEG-TS source's video
+// after the audio of its PTS, so the tracks are interleaved otherwise than
+// in the file.
+func SameFramesPerTrack(t testing.TB, got, want []tsframes.Frame) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("got %d frames, want %d", len(got), len(want))
+	}
+	byPID := func(frames []tsframes.Frame) map[uint16][]tsframes.Frame {
+		m := make(map[uint16][]tsframes.Frame)
+		for _, f := range frames {
+			m[f.PID] = append(m[f.PID], f)
+		}
+		return m
+	}
+	g, w := byPID(got), byPID(want)
+	for pid, wf := range w {
+		gf := g[pid]
+		if len(gf) != len(wf) {
+			t.Fatalf("PID %d: got %d frames, want %d", pid, len(gf), len(wf))
+		}
+		for i := range wf {
+			a, b := gf[i], wf[i]
+			if a.PTS != b.PTS || a.DTS != b.DTS || a.Key != b.Key || a.Duration != b.Duration || a.Codec != b.Codec || !bytes.Equal(a.Data, b.Data) {
+				t.Fatalf("PID %d frame %d differs: got pts %d key %v %d bytes, want pts %d key %v %d bytes",
+					pid, i, a.PTS, a.Key, len(a.Data), b.PTS, b.Key, len(b.Data))
+			}
+		}
+	}
+}

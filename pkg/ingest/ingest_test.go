@@ -1,7 +1,6 @@
 package ingest
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -21,20 +20,6 @@ func TestMain(m *testing.M) {
 
 // testDeadline bounds every wait of a test.
 const testDeadline = 20 * time.Second
-
-func sameFrames(t *testing.T, got, want []tsframes.Frame) {
-	t.Helper()
-	if len(got) != len(want) {
-		t.Fatalf("got %d frames, want %d", len(got), len(want))
-	}
-	for i := range want {
-		g, w := got[i], want[i]
-		if g.PID != w.PID || g.PTS != w.PTS || g.DTS != w.DTS || g.Key != w.Key || g.Duration != w.Duration || g.Codec != w.Codec || !bytes.Equal(g.Data, w.Data) {
-			t.Fatalf("frame %d differs: got pid %d pts %d key %v %d bytes, want pid %d pts %d key %v %d bytes",
-				i, g.PID, g.PTS, g.Key, len(g.Data), w.PID, w.PTS, w.Key, len(w.Data))
-		}
-	}
-}
 
 // fakePub records what a publication publishes.
 type fakePub struct {

@@ -37,7 +37,7 @@ func TestIngestPublishesEverything(t *testing.T) {
 	if fmt.Sprint(anns) != fmt.Sprint(want.Announcements) {
 		t.Fatalf("announcements %v, want %v", anns, want.Announcements)
 	}
-	sameFrames(t, frames, want.Frames)
+	tstest.SameFramesPerTrack(t, frames, want.Frames)
 
 	var keys uint64
 	for _, fr := range want.Frames {
@@ -147,7 +147,7 @@ func TestIngestTakeover(t *testing.T) {
 		t.Fatalf("takeovers = %v", got)
 	}
 	_, frames, _, _ := p2.snapshot()
-	sameFrames(t, frames, tstest.Demux(t, data).Frames)
+	tstest.SameFramesPerTrack(t, frames, tstest.Demux(t, data).Frames)
 }
 
 func TestIngestOtherStreamsIndependent(t *testing.T) {

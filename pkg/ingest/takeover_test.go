@@ -91,7 +91,7 @@ func TestHTTPNotTSDoesNotTakeOver(t *testing.T) {
 		t.Fatal("first publisher did not end")
 	}
 	_, frames, _, _ := p1.snapshot()
-	sameFrames(t, frames, want.Frames)
+	tstest.SameFramesPerTrack(t, frames, want.Frames)
 	if pubs, _ := f.snapshot(); len(pubs) != 1 {
 		t.Fatalf("%d publishers opened, want only the first one", len(pubs))
 	}
@@ -213,7 +213,7 @@ func TestTakeoverDeny(t *testing.T) {
 		t.Fatalf("first publisher: status %d, want 200", s)
 	}
 	_, frames, _, _ := p1.snapshot()
-	sameFrames(t, frames, tstest.Demux(t, data).Frames)
+	tstest.SameFramesPerTrack(t, frames, tstest.Demux(t, data).Frames)
 	if got := testutil.ToFloat64(m.takeovers); got != 0 {
 		t.Fatalf("takeovers = %v", got)
 	}

@@ -1,7 +1,6 @@
 package srt
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"testing"
@@ -13,7 +12,6 @@ import (
 	"github.com/whepcast/whepcast/internal/ingesttest"
 	"github.com/whepcast/whepcast/internal/tstest"
 	"github.com/whepcast/whepcast/pkg/ingest"
-	"github.com/whepcast/whepcast/pkg/tsframes"
 )
 
 func TestMain(m *testing.M) {
@@ -81,20 +79,6 @@ func waitBytes(t *testing.T, pubs *ingest.Publications, stream string, n uint64)
 	}
 }
 
-func sameFrames(t *testing.T, got, want []tsframes.Frame) {
-	t.Helper()
-	if len(got) != len(want) {
-		t.Fatalf("got %d frames, want %d", len(got), len(want))
-	}
-	for i := range want {
-		g, w := got[i], want[i]
-		if g.PID != w.PID || g.PTS != w.PTS || g.DTS != w.DTS || g.Key != w.Key || g.Duration != w.Duration || g.Codec != w.Codec || !bytes.Equal(g.Data, w.Data) {
-			t.Fatalf("frame %d differs: got pid %d pts %d key %v %d bytes, want pid %d pts %d key %v %d bytes",
-				i, g.PID, g.PTS, g.Key, len(g.Data), w.PID, w.PTS, w.Key, len(w.Data))
-		}
-	}
-}
-
 func TestPublishesTheDemuxedFixture(t *testing.T) {
 	for _, id := range []string{"publish:cam1", "#!::r=cam1,m=publish"} {
 		t.Run(id, func(t *testing.T) {
@@ -120,7 +104,7 @@ func TestPublishesTheDemuxedFixture(t *testing.T) {
 			if anns := p.Announcements(); len(anns) == 0 || len(anns[0].Tracks) != len(want.Announcements[0].Tracks) {
 				t.Errorf("announcements %+v, want %+v", anns, want.Announcements)
 			}
-			sameFrames(t, p.Frames(), want.Frames)
+			tstest.SameFramesPerTrack(t, p.Frames(), want.Frames)
 		})
 	}
 }
