@@ -53,6 +53,11 @@ type hub struct {
 
 	videoBuf *retransmitBuffer
 	audioBuf *retransmitBuffer
+	// smooth evens out a live stream that arrives in bursts (nil for a
+	// time-shifted hub, which paces its own reading); smoothing (owned by
+	// the bus handler) tells whether the current tracks need it.
+	smooth    *smoother
+	smoothing bool
 
 	mu sync.Mutex
 	// set is written by the bus handler under mu (so the handler reads it
@@ -127,6 +132,10 @@ func newHub(cfg hubConfig, ann bus.Announcement, catState string) *hub {
 		members:  make(map[*Viewer]struct{}),
 		catState: catState,
 	}
+	if !cfg.shifted {
+		h.smooth = newSmoother(h.deliver)
+		h.smoothing = needsSmoothing(ann)
+	}
 	if catState == bus.StateEnded {
 		h.wake <- struct{}{}
 	}
@@ -160,6 +169,17 @@ func (h *hub) run(ctx context.Context) {
 	}
 	h.cfg.subscribed(1)
 	defer h.cfg.subscribed(-1)
+	if h.smooth != nil {
+		smoothDone, smoothStopped := make(chan struct{}), make(chan struct{})
+		go func() {
+			defer close(smoothStopped)
+			h.smooth.run(smoothDone, h.clock)
+		}()
+		defer func() { // after the subscription's handler has returned
+			close(smoothDone)
+			<-smoothStopped
+		}()
+	}
 	defer sub.Close()
 	defer func() {
 		// Shut down (last viewer closed, relay closed): a viewer that
@@ -288,12 +308,15 @@ func (h *hub) handle(m bus.Message) {
 		if epoch == 0 {
 			epoch = m.Tracks.Epoch
 		}
+		h.flushSmoothed()
+		h.smoothing = needsSmoothing(*m.Tracks)
 		h.announce(epoch, *m.Tracks)
 	}
 	switch {
 	case !h.epochKnown:
 		h.epoch, h.epochKnown = epoch, true
 	case epoch != h.epoch:
+		h.flushSmoothed()
 		h.log.Info("new epoch: timestamps rebased at its first keyframe", "epoch", epoch, "previous", h.epoch)
 		h.epoch = epoch
 		h.tl.newEpoch(h.set.video)
@@ -323,6 +346,37 @@ func (h *hub) handle(m bus.Message) {
 		f.ingest, f.hasIngest = h.clock.Add(recv).Sub(m.Published), true
 		f.stored = m.Published.UnixNano()
 	}
+	if h.smooth == nil || !h.smoothing {
+		h.deliver(f)
+		return
+	}
+	media := m.Frame.PTS
+	if f.video && m.Frame.DTS != 0 {
+		media = m.Frame.DTS // in decode order, as sent
+	}
+	h.smooth.push(f, media, f.stored, recv, h.clock.Add(recv).UnixNano())
+}
+
+// needsSmoothing reports whether the frames of a stream with the tracks of
+// ann arrive in bursts: its audio is derived by a transcoding stage, which
+// publishes the Opus of each source PES (up to half a second of AAC, MP2 or
+// AC-3) at once. Other sources send audio finely enough (Opus in MPEG-TS:
+// PES of at most 120 ms, which the ingest interleaves with the video; RTMP
+// and WHIP: frame by frame), and their frames go out as they come.
+func needsSmoothing(ann bus.Announcement) bool {
+	t, ok := ann.Track(ann.Audio)
+	return ok && t.DerivedFrom != 0
+}
+
+// flushSmoothed delivers the frames the smoother holds.
+func (h *hub) flushSmoothed() {
+	if h.smooth != nil {
+		h.smooth.flush()
+	}
+}
+
+// deliver keeps f for retransmissions and publishes it to the viewers.
+func (h *hub) deliver(f *frame) {
 	if f.video {
 		h.videoBuf.put(f)
 	} else {

@@ -1,0 +1,208 @@
+package relay
+
+import (
+	"sync"
+	"time"
+)
+
+// Smoothing bounds. A stream is smoothed while its frames' lateness (store
+// time minus media time) spreads over more than smoothMinSpread: bursts, not
+// the jitter of an even stream. A frame is never held more than
+// smoothMaxDelay: a stream that would need more runs ahead of real time (a
+// file pushed at full speed), and is passed as it comes. The largest
+// lateness (the anchor) rises at once and steps down only after a
+// smoothWindow in which it stayed smoothStep lower: sending faster or slower
+// than real time, even by 1 %, makes a browser's audio and video drift
+// apart, and a pause makes its audio jitter buffer grow for many seconds.
+const (
+	smoothMinSpread = 150 * time.Millisecond
+	smoothMaxDelay  = 800 * time.Millisecond
+	smoothWindow    = 10 * time.Second
+	smoothStep      = 50 * time.Millisecond
+)
+
+// smoother evens out the delivery of a live stream whose frames reach the
+// node in bursts. Muxers put hundreds of milliseconds of audio in one PES
+// (ffmpeg: about 350 ms of AAC, MP2 or AC-3), and a transcoding stage turns
+// each into a burst of Opus packets; a browser whose jitter buffer sees
+// bursts holds the audio that much longer than the video, and its lip sync
+// takes many seconds to catch up (the hub smooths such streams only, see
+// needsSmoothing). The smoother sends each frame at its
+// media time plus the anchor, so that audio and video leave evenly and
+// together, at the latency the bursts impose anyway. Lateness is taken from
+// the time JetStream stored each frame, so the hub learns it from the GOP it
+// starts with, before the first live frame; the transit from the store to
+// the hub is the least seen in the window.
+//
+// push is called by the bus handler; queued frames are sent by run, each
+// kind in its order. deliver is called with mu held, never concurrently.
+type smoother struct {
+	deliver func(*frame)
+
+	mu     sync.Mutex
+	queues [2][]smoothed // video, audio
+	wake   chan struct{}
+
+	started bool
+	anchor  time.Duration // the largest lateness
+	floor   time.Duration // the least lateness of this window and the last
+	transit time.Duration // the least transit of this window and the last
+	win     lateWindow    // this window
+}
+
+// lateWindow is what the frames stored within one smoothWindow showed.
+type lateWindow struct {
+	start    time.Duration // store time
+	min, max time.Duration // lateness
+	transit  time.Duration // the least
+}
+
+type smoothed struct {
+	f   *frame
+	due time.Duration // on the hub's clock
+}
+
+func newSmoother(deliver func(*frame)) *smoother {
+	return &smoother{deliver: deliver, wake: make(chan struct{}, 1)}
+}
+
+// push takes f, with media time media (90 kHz, unwrapped), which JetStream
+// stored at stored (wall clock, Unix ns; 0 when unknown) and which reached
+// the hub at recv (hub clock; wall clock recvWall). It delivers f now or
+// queues it.
+func (s *smoother) push(f *frame, media, stored int64, recv time.Duration, recvWall int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if stored == 0 {
+		stored = recvWall
+	}
+	st := time.Duration(stored)
+	late := st - time.Duration(media)*time.Second/videoClockRate
+	transit := time.Duration(recvWall - stored)
+	s.observe(st, late, transit)
+	due := recv
+	if s.anchor-s.floor > smoothMinSpread {
+		due = recv + (s.anchor - late) + (s.transit - transit)
+	}
+	if due-recv > smoothMaxDelay {
+		// Ahead of real time: deliver what waits and start again.
+		s.flushLocked()
+		s.started = false
+		s.observe(st, late, transit)
+		due = recv
+	}
+	k := 0
+	if !f.video {
+		k = 1
+	}
+	if q := s.queues[k]; len(q) > 0 {
+		due = max(due, q[len(q)-1].due) // each kind in its order
+	}
+	s.releaseLocked(recv)
+	if due <= recv && len(s.queues[k]) == 0 {
+		s.deliver(f)
+		return
+	}
+	s.queues[k] = append(s.queues[k], smoothed{f: f, due: due})
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// observe takes the lateness and transit of a frame stored at stored.
+func (s *smoother) observe(stored, late, transit time.Duration) {
+	if !s.started {
+		s.started = true
+		s.anchor, s.floor, s.transit = late, late, transit
+		s.win = lateWindow{start: stored, min: late, max: late, transit: transit}
+		return
+	}
+	if stored-s.win.start >= smoothWindow {
+		if s.win.max < s.anchor-smoothStep {
+			s.anchor = s.win.max
+		}
+		s.floor, s.transit = s.win.min, s.win.transit
+		s.win = lateWindow{start: stored, min: late, max: late, transit: transit}
+	}
+	s.win.min, s.win.max = min(s.win.min, late), max(s.win.max, late)
+	s.win.transit = min(s.win.transit, transit)
+	s.anchor = max(s.anchor, late)
+	s.floor = min(s.floor, late)
+	s.transit = min(s.transit, transit)
+}
+
+// releaseLocked delivers, in due order, the queued frames due by now.
+func (s *smoother) releaseLocked(now time.Duration) {
+	for {
+		k := s.nextLocked()
+		if k < 0 || s.queues[k][0].due > now {
+			return
+		}
+		s.popLocked(k)
+	}
+}
+
+// flush delivers every queued frame, in due order: before an announcement
+// or an epoch change, which the frames queued precede.
+func (s *smoother) flush() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.flushLocked()
+}
+
+func (s *smoother) flushLocked() {
+	for k := s.nextLocked(); k >= 0; k = s.nextLocked() {
+		s.popLocked(k)
+	}
+}
+
+// nextLocked returns the queue whose head is due first, -1 when both are
+// empty.
+func (s *smoother) nextLocked() int {
+	v, a := s.queues[0], s.queues[1]
+	switch {
+	case len(v) == 0 && len(a) == 0:
+		return -1
+	case len(a) == 0 || (len(v) > 0 && v[0].due <= a[0].due):
+		return 0
+	default:
+		return 1
+	}
+}
+
+func (s *smoother) popLocked(k int) {
+	q := s.queues[k]
+	f := q[0].f
+	q[0] = smoothed{}
+	s.queues[k] = q[1:]
+	s.deliver(f)
+}
+
+// run sends the queued frames when due, until done is closed; clock is the
+// hub's clock.
+func (s *smoother) run(done <-chan struct{}, clock time.Time) {
+	t := time.NewTimer(time.Hour)
+	defer t.Stop()
+	for {
+		s.mu.Lock()
+		s.releaseLocked(time.Since(clock))
+		wait := time.Duration(-1)
+		if k := s.nextLocked(); k >= 0 {
+			wait = s.queues[k][0].due - time.Since(clock)
+		}
+		s.mu.Unlock()
+		var timer <-chan time.Time
+		if wait >= 0 {
+			t.Reset(wait)
+			timer = t.C
+		}
+		select {
+		case <-done:
+			return
+		case <-s.wake:
+		case <-timer:
+		}
+		t.Stop()
+	}
+}

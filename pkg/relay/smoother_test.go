@@ -1,0 +1,171 @@
+package relay
+
+import (
+	"testing"
+	"time"
+)
+
+// smoothInput is a frame reaching the hub at ms (and stored then).
+type smoothInput struct {
+	video bool
+	media int64 // 90 kHz
+	ms    int
+}
+
+// smoothOutput is a frame delivered at ms.
+type smoothOutput struct {
+	in smoothInput
+	ms int
+}
+
+// simulateSmoother pushes in and ticks the smoother each millisecond (as
+// its goroutine would), returning what was delivered and when.
+func simulateSmoother(in []smoothInput) []smoothOutput {
+	var out []smoothOutput
+	now := 0
+	byFrame := map[*frame]smoothInput{}
+	s := newSmoother(func(f *frame) { out = append(out, smoothOutput{byFrame[f], now}) })
+	base := time.Unix(1000, 0).UnixNano()
+	i := 0
+	end := in[len(in)-1].ms + 2000
+	for now = 0; now <= end; now++ {
+		for ; i < len(in) && in[i].ms == now; i++ {
+			f := &frame{video: in[i].video}
+			byFrame[f] = in[i]
+			recv := time.Duration(now) * time.Millisecond
+			s.push(f, in[i].media, base+int64(recv), recv, base+int64(recv))
+		}
+		s.mu.Lock()
+		s.releaseLocked(time.Duration(now) * time.Millisecond)
+		s.mu.Unlock()
+	}
+	return out
+}
+
+// checkOrder fails unless out holds every frame of in, each kind in order.
+func checkOrder(t *testing.T, in []smoothInput, out []smoothOutput) {
+	t.Helper()
+	if len(out) != len(in) {
+		t.Fatalf("%d frames delivered, want %d", len(out), len(in))
+	}
+	for _, video := range []bool{true, false} {
+		var want, got []int64
+		for _, x := range in {
+			if x.video == video {
+				want = append(want, x.media)
+			}
+		}
+		for _, x := range out {
+			if x.in.video == video {
+				got = append(got, x.in.media)
+			}
+		}
+		for i := range want {
+			if got[i] != want[i] {
+				t.Fatalf("video=%v: frame %d is media %d, want %d", video, i, got[i], want[i])
+			}
+		}
+	}
+}
+
+// TestSmootherEvensOutBursts: 30 fps video and 20 ms audio that arrive in
+// 350 ms bursts (as after the ingest's interleaving of an AAC source) leave
+// evenly, audio and video of the same media time together: once the stream
+// has been seen for smoothSettle, each frame's delivery minus its media time
+// is the same for all.
+func TestSmootherEvensOutBursts(t *testing.T) {
+	var in []smoothInput
+	for ms := 0; ms < 6000; ms++ {
+		if ms%350 == 0 && ms > 0 { // the burst of [ms-350, ms)
+			var burst []smoothInput
+			for a := ms - 350; a < ms; a++ {
+				if a%20 == 0 {
+					burst = append(burst, smoothInput{false, int64(a) * 90, ms})
+				}
+			}
+			for v := ms - 350; v < ms; v++ {
+				if v*30%1000 < 30 {
+					burst = append(burst, smoothInput{true, int64(v) * 90, ms})
+				}
+			}
+			in = append(in, burst...)
+		}
+	}
+	out := simulateSmoother(in)
+	checkOrder(t, in, out)
+	lo, hi := 1<<30, -1<<30
+	for _, o := range out {
+		if o.in.ms < 350+1000+350 {
+			continue // until smoothSettle has passed (the first burst, then a second)
+		}
+		d := o.ms - int(o.in.media/90)
+		lo, hi = min(lo, d), max(hi, d)
+	}
+	if hi-lo > 1 {
+		t.Fatalf("delivery minus media time spreads over %d..%d ms, want one value", lo, hi)
+	}
+	if lo < 345 || hi > 355 {
+		t.Fatalf("delivered %d ms after the media time, want the bursts' 350", lo)
+	}
+}
+
+// TestSmootherPassesEvenStreams: frames arriving at their media time with a
+// few ms of jitter are delivered as they come.
+func TestSmootherPassesEvenStreams(t *testing.T) {
+	var in []smoothInput
+	for ms := 0; ms < 5000; ms += 20 {
+		in = append(in, smoothInput{false, int64(ms) * 90, ms + (ms/20)%7})
+	}
+	for _, o := range simulateSmoother(in) {
+		if o.ms != o.in.ms {
+			t.Fatalf("media %d arrived at %d ms, delivered at %d", o.in.media, o.in.ms, o.ms)
+		}
+	}
+}
+
+// TestSmootherPassesFastFeeds: 20 s of frames pushed within 20 ms (ahead of
+// real time) are delivered as they come, but for the last smoothMaxDelay of
+// media time, which may wait until then (a fast feed shows only once it has
+// run that far ahead).
+func TestSmootherPassesFastFeeds(t *testing.T) {
+	var in []smoothInput
+	for i := range 600 {
+		in = append(in, smoothInput{true, int64(i) * 3000, i / 30})
+	}
+	out := simulateSmoother(in)
+	checkOrder(t, in, out)
+	for _, o := range out {
+		if wait := o.ms - o.in.ms; (o.in.media < 600*3000-72000 && wait > 20) || wait > 820 {
+			t.Fatalf("media %d arrived at %d ms, delivered at %d", o.in.media, o.in.ms, o.ms)
+		}
+	}
+}
+
+// TestSmootherAnchorStepsDown: one frame 500 ms late at the start, then
+// bursts of 200 ms: the frames are sent 500 ms after their media time (the
+// anchor rises at once) until a whole smoothWindow has shown no such
+// lateness, then 200 ms after it; the delay only decreases (the frames
+// queued at the step go out first, the next ones right after them).
+func TestSmootherAnchorStepsDown(t *testing.T) {
+	in := []smoothInput{{true, 0, 500}}
+	for ms := 700; ms < 25000; ms += 200 {
+		for a := ms - 200; a < ms; a += 20 {
+			in = append(in, smoothInput{false, int64(a) * 90, ms})
+		}
+	}
+	out := simulateSmoother(in)
+	checkOrder(t, in, out)
+	prev := 500
+	for _, o := range out[1:] {
+		d := o.ms - int(o.in.media/90)
+		switch {
+		case o.in.ms < 20000 && d != 500:
+			t.Fatalf("media %d ms sent %d ms after, want 500 (the anchor)", o.in.media/90, d)
+		case o.in.ms > 21000 && d != 200:
+			t.Fatalf("media %d ms sent %d ms after, want 200 once the anchor stepped down", o.in.media/90, d)
+		case d > prev:
+			t.Fatalf("media %d ms sent %d ms after, more than the %d before", o.in.media/90, d, prev)
+		}
+		prev = d
+	}
+}
