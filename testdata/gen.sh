@@ -45,8 +45,8 @@ cat "$tmp/a.ts" "$tmp/b.ts" > pmtchange.ts
 # sync_{opus,aac,mp2,ac3}.ts: the A/V sync fixtures, 12 s of H.264 (160x90, grey) + audio
 # (silence) where a flash (white frames) and a beep (1 kHz) start together at every whole
 # second and last 100 ms; the same stream with Opus (the reference), AAC, MP2 and AC-3.
-FLASH="color=c=0x303030:s=160x90:r=${FPS}:d=12,drawbox=c=white:t=fill:enable='lt(mod(t,1),0.1)'"
-BEEP="aevalsrc='if(lt(mod(t,1),0.1),0.5*sin(2*PI*1000*t),0)':s=48000:d=12"
+FLASH="color=c=0x303030:s=160x90:r=${FPS}:d=20,drawbox=c=white:t=fill:enable='lt(mod(t,1),0.1)'"
+BEEP="aevalsrc='if(lt(mod(t,1),0.1),0.5*sin(2*PI*1000*t),0)':s=48000:d=20"
 for a in "opus libopus -frame_duration 20" "aac aac" "mp2 mp2" "ac3 ac3"; do
   set -- $a; n=$1; shift
   "${FF[@]}" -f lavfi -i "$FLASH" -f lavfi -i "$BEEP" "${X264[@]}" $(gop 30) -c:a "$@" -b:a 64k -ac 2 -f mpegts "sync_$n.ts"
