@@ -121,7 +121,7 @@ func measureAVSync(t *testing.T, ctx context.Context, stack *e2eStack, page cont
 		t.Fatalf("starting the probe: %v", err)
 	}
 	cond := fmt.Sprintf(`window.syncProbe.beeps.length >= %d && window.syncProbe.flashes.length >= %d`, want+1, want+1)
-	err := waitJS(page, 12*time.Second, cond)
+	err := waitJS(page, 25*time.Second, cond)
 	ev, evErr := evalJS[syncEvents](page, `window.syncProbe`)
 	if evErr != nil {
 		t.Fatal(evErr)
@@ -141,31 +141,32 @@ func measureAVSync(t *testing.T, ctx context.Context, stack *e2eStack, page cont
 	return offs
 }
 
+// avSteadyFrom is the first event of the steady state: those before are the
+// start of playback, where Chromium's own lip sync is still at work (it
+// needs two sender reports per track, then corrects at most 80 ms a second,
+// and not at all under 30 ms) and where a join's GOP replay leaves the
+// audio of any stream, the reference's too, up to a few hundred ms late.
+const avSteadyFrom = 5
+
 // TestChromiumAVSync: the sync fixtures (a flash and a beep together at
-// every second, testdata/sync_*.ts) are published with Opus audio (the
-// reference) and with AAC, MP2 and AC-3 audio, which the broker's stage
+// every second, testdata/sync_*.ts, 20 s) are published with Opus audio
+// (the reference) and with AAC, MP2 and AC-3 audio, which the broker's stage
 // transcodes to Opus; Chromium plays each through a whep-node and the test
-// measures the A/V offset it presents (beep - flash, median of the events).
-// The browser's constant offsets (the audio output's latency, the time to
+// measures the A/V offset it presents (beep - flash) at each event. The
+// browser's constant offsets (the audio output's latency, the time to
 // composite a frame) are the same for both and cancel out in the
-// difference.
+// difference of the steady-state medians (events from avSteadyFrom on).
 //
-// The issue asks for that difference to be within 20 ms; it is not yet (a
-// known gap, docs/transcoding.md). Measured: Chromium presents the
-// transcoded audio 410 to 480 ms later than the reference's in the first
-// seconds of playback. ffmpeg's MPEG-TS muxer puts about 350 ms of AAC,
-// MP2 or AC-3 in one PES (Opus: at most 120 ms), so the source audio
-// arrives in bursts, 330 to 590 ms after the video of the same PTS
-// (docs/transcoding.md), which Chromium's jitter buffer absorbs by holding more
-// (about 270 ms against 100 ms) before its lip sync delays the video to
-// match, by about 7 ms a second; with one frame per PES the gap is still
-// about 200 ms at the start. On the bus the Opus is where the source's
-// audio is (TestTranscodeToOpus: 0.0 ms). So the test checks that the
-// probe sees the flashes and beeps of both streams, logs the figures and
-// fails past avSyncRegression (today's gap, 410 to 480 ms, with room for a
-// loaded machine), so that the gap cannot grow unseen;
-// WHEPCAST_AV_SYNC_STRICT=1 enforces the issue's 20 ms bound instead.
-const avSyncRegression = 650.0 // ms
+// The issue asks for that difference to be within 20 ms. The ingest holds
+// an MPEG-TS source's video until its audio has arrived (pkg/ingest,
+// interleave.go) and the whep-node sends a stream with derived audio evenly
+// (pkg/relay, smoother.go); before, Chromium presented the transcoded audio
+// 410 to 480 ms late. What remains (docs/transcoding.md) is within the
+// browser's own spread between two plays of the same Opus stream: the test
+// logs the figures and fails past avSyncRegression, so that the gap cannot
+// come back unseen; WHEPCAST_AV_SYNC_STRICT=1 enforces the 20 ms bound.
+const avSyncRegression = 150.0 // ms
+
 func TestChromiumAVSync(t *testing.T) {
 	strict := os.Getenv("WHEPCAST_AV_SYNC_STRICT") == "1"
 	for _, codec := range []string{"aac", "mp2", "ac3"} {
@@ -173,18 +174,19 @@ func TestChromiumAVSync(t *testing.T) {
 			checkLeaks(t)
 			stack, ctx := startE2EStack(t)
 			page := e2eBrowser(t, ctx)
-			ref := median(measureAVSync(t, ctx, stack, page, "ref", "sync_opus.ts", 4))
-			got := median(measureAVSync(t, ctx, stack, page, codec, "sync_"+codec+".ts", 4))
-			t.Logf("FIGURE chromium_av_offset_ms{codec=%s}=%.1f reference_opus=%.1f difference=%.1f (load %s)",
-				codec, got, ref, got-ref, e2eLoadAverage())
+			refAll := measureAVSync(t, ctx, stack, page, "ref", "sync_opus.ts", 12)
+			gotAll := measureAVSync(t, ctx, stack, page, codec, "sync_"+codec+".ts", 12)
+			ref, got := median(refAll[avSteadyFrom:]), median(gotAll[avSteadyFrom:])
+			t.Logf("FIGURE chromium_av_offset_ms{codec=%s}=%.1f reference_opus=%.1f difference=%.1f start_difference=%.1f (load %s)",
+				codec, got, ref, got-ref, median(gotAll[:avSteadyFrom])-median(refAll[:avSteadyFrom]), e2eLoadAverage())
 			if d := got - ref; math.Abs(d) > 20 {
-				msg := fmt.Sprintf("%s: A/V offset %.1f ms against %.1f ms for the same stream in Opus: %.1f ms apart, want within 20 ms",
+				msg := fmt.Sprintf("%s: steady A/V offset %.1f ms against %.1f ms for the same stream in Opus: %.1f ms apart, want within 20 ms",
 					codec, got, ref, d)
 				switch {
 				case strict:
 					t.Error(msg)
 				case math.Abs(d) > avSyncRegression:
-					t.Errorf("%s; and past today's known gap of at most %.0f ms", msg, avSyncRegression)
+					t.Errorf("%s; and past the regression bound of %.0f ms", msg, avSyncRegression)
 				default:
 					t.Log("known gap (WHEPCAST_AV_SYNC_STRICT=1 fails on it): " + msg)
 				}
