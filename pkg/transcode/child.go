@@ -261,7 +261,12 @@ type outputSink struct {
 	pubLog limiter
 }
 
-func (s *outputSink) Tracks(tsframes.Announcement) error { return nil }
+func (s *outputSink) Tracks(a tsframes.Announcement) error {
+	if s.j.src.Kind == tsframes.KindVideo {
+		s.videoTracks(a)
+	}
+	return nil
+}
 
 func (s *outputSink) Frame(f tsframes.Frame) error {
 	now := time.Now()

@@ -46,6 +46,10 @@ type job struct {
 	dropLog  limiter
 	children atomic.Int64 // children started (for tests)
 	pid      atomic.Int64 // the running child's process id, 0 when none
+
+	// outProfile is the H.264 profile-level-id of a video re-encode's
+	// output, from its SPS (video.go); nil until the first one.
+	outProfile atomic.Pointer[string]
 }
 
 func newJob(s *Stage, stream string, epoch uint64, src tsframes.Track, derived uint16) *job {

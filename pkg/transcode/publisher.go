@@ -138,7 +138,7 @@ func (p *publisher) Publish(ctx context.Context, f tsframes.Frame) error {
 	}
 	if f.Kind == tsframes.KindVideo && p.videoFrame(&f) {
 		if err := p.announceLocked(ctx, p.last); err != nil {
-			p.stage.cfg.Logger.Warn("announcing the video's B-frames", "stream", p.stream, "epoch", p.epoch, "err", err)
+			p.stage.cfg.Logger.Warn("announcing the video's tracks", "stream", p.stream, "epoch", p.epoch, "err", err)
 		}
 	}
 	p.mu.Unlock()

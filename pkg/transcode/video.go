@@ -77,13 +77,26 @@ func (s *outputSink) videoFrame(f tsframes.Frame, now time.Time) error {
 	return nil
 }
 
-// derivedVideoTrack is the H.264 track the stage makes from src. Its
-// profile-level-id is left unknown: x264 picks the level from the picture
-// size, and a node then offers constrained baseline (its default), which
-// the rendition is; viewers that negotiated the source's profile (High or
-// Main, which decoders of constrained baseline streams are) keep playing
-// when the announcement switches to it.
-func derivedVideoTrack(pid uint16, src tsframes.Track) tsframes.Track {
+// videoTracks keeps the profile-level-id of the child's H.264 output, as
+// the demuxer announces it from the output's SPS (before its first frame),
+// for the publication to announce (videoState.outputProfile).
+func (s *outputSink) videoTracks(a tsframes.Announcement) {
+	for _, t := range a.Tracks {
+		if t.Codec == tsframes.CodecH264 && t.ProfileLevelID != "" {
+			if p := s.j.outProfile.Load(); p == nil || *p != t.ProfileLevelID {
+				s.j.outProfile.Store(&t.ProfileLevelID)
+			}
+			return
+		}
+	}
+}
+
+// derivedVideoTrack is the H.264 track the stage makes from src, with the
+// profile-level-id of the re-encode's output ("" until its first SPS: a
+// node then offers its default, constrained baseline, which the rendition
+// is, and a viewer that negotiated before the profile is known keeps
+// playing, an unknown profile matching any).
+func derivedVideoTrack(pid uint16, src tsframes.Track, profile string) tsframes.Track {
 	return tsframes.Track{PID: pid, Kind: tsframes.KindVideo, Codec: tsframes.CodecH264, WebRTC: true,
-		DerivedFrom: src.PID}
+		ProfileLevelID: profile, DerivedFrom: src.PID}
 }

@@ -3,11 +3,14 @@
 package transcode
 
 import (
+	"encoding/hex"
 	"fmt"
 	"os"
+	"slices"
 	"testing"
 	"time"
 
+	"github.com/bluenviron/mediacommon/v2/pkg/codecs/h264"
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
@@ -34,8 +37,9 @@ func collectVideo(t *testing.T, nc *nats.Conn, stream string, sourceVideo bool) 
 // gets only derived frames, from a keyframe: constrained baseline, no
 // reordering (DTS = PTS, PTS growing by one frame), the source's
 // keyframes at the same PTS, every source frame after the first re-encoded
-// keyframe re-encoded once. A reader asking for the source gets the
-// source's frames only.
+// keyframe re-encoded once; the derived track is announced again with
+// the profile-level-id of its SPS once known. A reader asking for the
+// source gets the source's frames only.
 func TestReencodeBFrames(t *testing.T) {
 	ts := newTestStage(t, Config{Mode: ModeAuto})
 	pub := ts.open(t, "bf", 1)
@@ -116,6 +120,7 @@ func TestReencodeBFrames(t *testing.T) {
 	if len(derived) != want {
 		t.Errorf("%d derived frames from PTS %d, want %d (the source's from there)", len(derived), derived[0].Frame.PTS, want)
 	}
+	checkDerivedProfile(t, played, frames)
 	t.Logf("%d source frames; played: %d of the source, then %d derived from PTS %d (%.2f s in) to %d (the source's last %d); %d announcements; delay %.0f ms",
 		len(src), first, len(derived), derived[0].Frame.PTS, float64(derived[0].Frame.PTS-src[0].DTS)/90000,
 		derived[len(derived)-1].Frame.PTS, last, len(anns), 1000*testutil.ToFloat64(ts.stage.metrics.delay.WithLabelValues("bf")))
@@ -220,7 +225,8 @@ func TestReencodeCPU720p(t *testing.T) {
 // H.264 rendition (no B-detection needed), announced as the video with
 // derived_from the H.265 track; a reader gets the H.265 frames throughout
 // (for viewers that offer H.265) and, from its first keyframe, the derived
-// H.264 frames at the H.265 frames' PTS.
+// H.264 frames at the H.265 frames' PTS; the derived track is announced
+// again with the profile-level-id of its SPS once known.
 func TestH265Rendition(t *testing.T) {
 	ts := newTestStage(t, Config{Mode: ModeAuto})
 	pub := ts.open(t, "hevc", 1)
@@ -271,8 +277,86 @@ func TestH265Rendition(t *testing.T) {
 			t.Fatalf("frame %d: %s derived %v", i, m.Frame.Codec, m.Derived)
 		}
 	}
+	checkDerivedProfile(t, played, frames)
 	t.Logf("%d H.265 frames, %d H.264 frames of the rendition", h265, h264)
 	if h265 != len(src) || h264 < len(src)/2 {
 		t.Errorf("%d H.265 frames (want %d), %d H.264 (want at least half)", h265, len(src), h264)
+	}
+}
+
+// checkDerivedProfile checks the profile-level-id announced for the
+// derived H.264 track: that of the SPS the derived keyframes carry (the
+// same in each), announced once the output's first SPS is known: before
+// it "" (a node offers its default), after it never another value (which
+// would end the node's viewers for nothing).
+func checkDerivedProfile(t *testing.T, c *busCollector, frames []bus.Message) {
+	t.Helper()
+	want := ""
+	for i, m := range frames {
+		if !m.Derived || !m.Frame.Key {
+			continue
+		}
+		plid := spsProfileLevelID(t, m.Frame.Data)
+		if want != "" && plid != want {
+			t.Fatalf("derived keyframe %d (PTS %d): SPS profile-level-id %s, the previous ones %s", i, m.Frame.PTS, plid, want)
+		}
+		want = plid
+	}
+	if want == "" {
+		t.Fatal("no derived keyframe")
+	}
+	c.waitAnnouncement(t, 5*time.Second, "a derived video track with a profile-level-id", func(a bus.Announcement) bool {
+		v, ok := a.Track(a.Video)
+		return ok && v.DerivedFrom != 0 && v.ProfileLevelID != ""
+	})
+	var seq []string // the derived track's successive profile-level-ids
+	for _, a := range c.announcements() {
+		v, ok := a.Track(a.Video)
+		if !ok || v.DerivedFrom == 0 {
+			continue
+		}
+		if len(seq) == 0 || seq[len(seq)-1] != v.ProfileLevelID {
+			seq = append(seq, v.ProfileLevelID)
+		}
+	}
+	if !slices.Equal(seq, []string{"", want}) && !slices.Equal(seq, []string{want}) {
+		t.Errorf("derived track announced with profile-level-ids %q, want %q once known (the output's SPS)", seq, want)
+	}
+	t.Logf("derived track's profile-level-id %s, announced as %q", want, seq)
+}
+
+// spsProfileLevelID is the profile-level-id (SPS bytes 1..3, in hex) of
+// the SPS in the Annex-B access unit au; it fails when au has none.
+func spsProfileLevelID(t *testing.T, au []byte) string {
+	t.Helper()
+	var nalus h264.AnnexB
+	if err := nalus.Unmarshal(au); err != nil {
+		t.Fatalf("derived keyframe: %v", err)
+	}
+	for _, n := range nalus {
+		if len(n) >= 4 && h264.NALUType(n[0]&0x1f) == h264.NALUTypeSPS {
+			return hex.EncodeToString(n[1:4])
+		}
+	}
+	t.Fatalf("derived keyframe without an SPS: starts % x", au[:min(8, len(au))])
+	return ""
+}
+
+// waitAnnouncement waits until c has received an announcement for which
+// cond holds, at most timeout.
+func (c *busCollector) waitAnnouncement(t *testing.T, timeout time.Duration, what string, cond func(bus.Announcement) bool) {
+	t.Helper()
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for {
+		anns := c.announcements()
+		if slices.ContainsFunc(anns, cond) {
+			return
+		}
+		select {
+		case <-c.signal:
+		case <-deadline.C:
+			t.Fatalf("waiting %v for %s: %d announcements, the last %+v", timeout, what, len(anns), anns[max(len(anns)-1, 0):])
+		}
 	}
 }

@@ -14,6 +14,7 @@ type videoState struct {
 	rate    rateMeter
 	tried   bool   // a re-encode was asked for (started, or refused by the bound)
 	derived uint16 // the derived track's PID while the re-encode runs
+	profile string // the derived track's profile-level-id, once the output's SPS is known
 	job     *job
 }
 
@@ -76,7 +77,7 @@ func (p *publisher) videoTracks(tracks []tsframes.Track) []tsframes.Track {
 		}
 	}
 	if v.derived != 0 {
-		tracks = append(tracks, derivedVideoTrack(v.derived, v.src))
+		tracks = append(tracks, derivedVideoTrack(v.derived, v.src, v.profile))
 	}
 	return tracks
 }
@@ -87,7 +88,8 @@ func (p *publisher) videoTracks(tracks []tsframes.Track) []tsframes.Track {
 // while the re-encode runs the frame goes out under the derived PID, so
 // that the bus Publisher, whose video is then the derived track, carries
 // it for the stage to read. It reports whether the announcement must be
-// published again (B-frames detected, or the derived track added). Called
+// published again (B-frames detected, the derived track added, or the
+// profile-level-id of the re-encode's output learnt or changed). Called
 // with mu held.
 func (p *publisher) videoFrame(f *tsframes.Frame) (reannounce bool) {
 	v := &p.video
@@ -96,7 +98,7 @@ func (p *publisher) videoFrame(f *tsframes.Frame) (reannounce bool) {
 	}
 	if v.derived != 0 {
 		f.PID = v.derived
-		return false
+		return p.outputProfile()
 	}
 	was := v.det.detected()
 	detected := v.det.frame(*f)
@@ -125,10 +127,25 @@ func (p *publisher) videoFrame(f *tsframes.Frame) (reannounce bool) {
 	return reannounce
 }
 
+// outputProfile takes the profile-level-id of the re-encode's output once
+// the job has seen its SPS (the child's output arrives on the job's
+// goroutine; the publication announces on its own, at its next source
+// frame). It reports whether the profile is new. Called with mu held.
+func (p *publisher) outputProfile() bool {
+	v := &p.video
+	pp := v.job.outProfile.Load()
+	if pp == nil || *pp == v.profile {
+		return false
+	}
+	v.profile = *pp
+	p.stage.cfg.Logger.Info("re-encoded video's profile known", "stream", p.stream, "epoch", p.epoch, "pid", v.derived, "profile_level_id", v.profile)
+	return true
+}
+
 // stopVideoLocked ends the video re-encode, if any. Called with mu held.
 func (p *publisher) stopVideoLocked() {
 	if p.video.job != nil {
 		p.stage.end(p.video.job)
 	}
-	p.video.job, p.video.derived = nil, 0
+	p.video.job, p.video.derived, p.video.profile = nil, 0, ""
 }
