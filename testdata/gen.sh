@@ -25,6 +25,8 @@ gop() { echo "-g $1 -keyint_min $1"; }
 "${FF[@]}" -f lavfi -i "$(asrc 4)" "${OPUS[@]}" -f mpegts audio.ts
 # aac.ts: H.264 + AAC (WebRTC cannot carry the audio), 4 s.
 "${FF[@]}" -f lavfi -i "$(vsrc 4)" -f lavfi -i "$(asrc 4)" "${X264[@]}" $(gop 30) -c:a aac -b:a 64k -f mpegts aac.ts
+# latm.ts: H.264 + AAC in LATM/LOAS (PMT stream_type 0x11, as DVB broadcast sends it), 4 s.
+"${FF[@]}" -f lavfi -i "$(vsrc 4)" -f lavfi -i "$(asrc 4)" "${X264[@]}" $(gop 30) -c:a aac -b:a 64k -mpegts_flags latm -f mpegts latm.ts
 # mp2.ts: H.264 + MPEG-1 Layer II (ffmpeg's default audio in MPEG-TS), 4 s.
 "${FF[@]}" -f lavfi -i "$(vsrc 4)" -f lavfi -i "$(asrc 4)" "${X264[@]}" $(gop 30) -c:a mp2 -b:a 128k -f mpegts mp2.ts
 # ac3.ts: H.264 + AC-3 5.1 (broadcast contribution), 4 s.
@@ -62,7 +64,7 @@ BITS="if(lt(Y,40),if(mod(floor(N/pow(2,floor(X/40))),2),235,16),lum(X,Y))"
   -b:v 600k -maxrate 800k -bufsize 800k -flags -global_header "${OPUS[@]}" -f mpegts bframes.ts
 
 # Expected counts, as ffprobe sees them.
-for f in av video audio aac mp2 ac3 hevc wrap gop4 pmtchange sync_opus sync_aac sync_mp2 sync_ac3 bframes; do
+for f in av video audio aac latm mp2 ac3 hevc wrap gop4 pmtchange sync_opus sync_aac sync_mp2 sync_ac3 bframes; do
   v=$(ffprobe -v error -select_streams v -show_entries packet=flags -of compact "$f.ts" | grep -c '^packet|' || true)
   k=$(ffprobe -v error -select_streams v -show_entries packet=flags -of compact "$f.ts" | grep -c '^packet|flags=K' || true)
   a=$(ffprobe -v error -select_streams a -show_entries packet=pts -of compact "$f.ts" | grep -c '^packet|' || true)

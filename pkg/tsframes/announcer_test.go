@@ -199,6 +199,7 @@ func TestAnnouncesEveryCodec(t *testing.T) {
 		esEntry{0x06, 262, dvbSub},
 		esEntry{0x06, 263, klv},
 		esEntry{0x99, 264, nil},
+		esEntry{0x11, 265, nil},
 	)) {
 		stream = append(stream, p...)
 	}
@@ -216,6 +217,7 @@ func TestAnnouncesEveryCodec(t *testing.T) {
 		{PID: 262, Kind: KindData, Codec: CodecDVBSubtitle},
 		{PID: 263, Kind: KindData, Codec: CodecKLV},
 		{PID: 264, Kind: KindData, Codec: CodecUnknown},
+		{PID: 265, Kind: KindAudio, Codec: CodecAACLATM}, // its config is in the stream, not the PMT
 	}
 	// The announcement waits for the H.264 and H.265 SPS; the input ends first.
 	if len(res.anns) != 1 || len(res.anns[0].Tracks) != len(want) {

@@ -18,8 +18,8 @@ type Sink interface {
 	Tracks(Announcement) error
 	// Frame is called for every access unit of an H.264 track and every
 	// packet of an Opus track (and, with Options.SourceAudio, every PES of
-	// an AAC, MPEG audio, AC-3 or E-AC-3 track). The Frame (and its Data)
-	// is owned by the receiver.
+	// an AAC (ADTS or LATM), MPEG audio, AC-3 or E-AC-3 track). The Frame
+	// (and its Data) is owned by the receiver.
 	Frame(Frame) error
 }
 
@@ -43,9 +43,9 @@ type Options struct {
 	// Err values (ErrSync for a resync).
 	OnDecodeError func(error)
 	// SourceAudio also delivers the audio that WebRTC cannot carry (AAC in
-	// ADTS, MPEG-1/2 audio, AC-3, E-AC-3): one Frame per PES, its Data the
-	// PES payload as it is (whole codec frames), Duration 0. They are what
-	// a transcoding stage turns into Opus.
+	// ADTS or LATM/LOAS, MPEG-1/2 audio, AC-3, E-AC-3): one Frame per PES,
+	// its Data the PES payload as it is (whole codec frames), Duration 0.
+	// They are what a transcoding stage turns into Opus.
 	SourceAudio bool
 }
 

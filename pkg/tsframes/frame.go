@@ -21,6 +21,7 @@ const (
 	CodecH265        Codec = "H265"
 	CodecOpus        Codec = "Opus"
 	CodecAAC         Codec = "AAC"
+	CodecAACLATM     Codec = "AAC LATM"
 	CodecMPEGAudio   Codec = "MPEG-1/2 Audio"
 	CodecMPEG4Video  Codec = "MPEG-4 Video"
 	CodecMPEG12Video Codec = "MPEG-1/2 Video"

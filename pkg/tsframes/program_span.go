@@ -144,7 +144,7 @@ func (d *Demuxer) runSpan(in *input, ann *announcer) error {
 			s.addStream(t.PID, CodecH265)
 		case *codecs.Opus:
 			s.addStream(t.PID, CodecOpus)
-		case *codecs.MPEG4Audio, *codecs.MPEG1Audio, *codecs.AC3, *codecs.EAC3:
+		case *codecs.MPEG4Audio, *codecs.MPEG4AudioLATM, *codecs.MPEG1Audio, *codecs.AC3, *codecs.EAC3:
 			if s.sourceAudio {
 				s.addStream(t.PID, trackOf(t).Codec)
 			}
@@ -310,7 +310,7 @@ func (s *programSpan) complete(st *pesStream) error {
 		clear(packets)
 		s.opus = packets[:0]
 		return err
-	case CodecAAC, CodecMPEGAudio, CodecAC3, CodecEAC3:
+	case CodecAAC, CodecAACLATM, CodecMPEGAudio, CodecAC3, CodecEAC3:
 		if len(data) == 0 {
 			return nil
 		}

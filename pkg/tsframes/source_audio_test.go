@@ -30,6 +30,25 @@ func adtsFrames(t *testing.T, data []byte) int {
 	return n
 }
 
+// loasFrames counts the LOAS AudioSyncStream frames of data (ISO 14496-3
+// 1.7.2: an 11-bit syncword 0x2B7, a 13-bit length), walking their lengths.
+func loasFrames(t *testing.T, data []byte) int {
+	t.Helper()
+	n := 0
+	for len(data) > 0 {
+		if len(data) < 3 || data[0] != 0x56 || data[1]&0xe0 != 0xe0 {
+			t.Fatalf("no LOAS syncword at frame %d (%d bytes left)", n+1, len(data))
+		}
+		l := 3 + (int(data[1]&0x1f)<<8 | int(data[2]))
+		if l > len(data) {
+			t.Fatalf("LOAS frame %d: length %d, %d bytes left", n+1, l, len(data))
+		}
+		data = data[l:]
+		n++
+	}
+	return n
+}
+
 // mp2Frames counts the MPEG audio frames of data, walking their headers.
 func mp2Frames(t *testing.T, data []byte) int {
 	t.Helper()
@@ -68,10 +87,11 @@ func ac3Frames(t *testing.T, data []byte) int {
 	return n
 }
 
-// TestSourceAudioDeliversPES: with SourceAudio, the PES of AAC, MPEG audio
-// and AC-3 tracks come out whole (every codec frame of the fixture, as
-// ffprobe counts them in testdata/NAME.ts.expect), in PTS order, and the
-// video is the same as without it.
+// TestSourceAudioDeliversPES: with SourceAudio, the PES of AAC (ADTS and
+// LATM), MPEG audio and AC-3 tracks come out whole (every codec frame of the
+// fixture, as ffprobe counts them in testdata/NAME.ts.expect), in PTS
+// order, and the video is the same as without it; the track is announced
+// with its codec, as one WebRTC cannot carry.
 func TestSourceAudioDeliversPES(t *testing.T) {
 	for _, tc := range []struct {
 		fixture string
@@ -80,6 +100,7 @@ func TestSourceAudioDeliversPES(t *testing.T) {
 		count   func(*testing.T, []byte) int
 	}{
 		{"aac.ts", tsframes.CodecAAC, 189, adtsFrames},
+		{"latm.ts", tsframes.CodecAACLATM, 189, loasFrames},
 		{"mp2.ts", tsframes.CodecMPEGAudio, 167, mp2Frames},
 		{"ac3.ts", tsframes.CodecAC3, 125, ac3Frames},
 	} {
@@ -98,9 +119,24 @@ func TestSourceAudioDeliversPES(t *testing.T) {
 			if got, want := len(on.Kind(tsframes.KindVideo)), len(off.Kind(tsframes.KindVideo)); got != want {
 				t.Fatalf("video frames %d with SourceAudio, %d without", got, want)
 			}
+			if len(on.Announcements) != 1 {
+				t.Fatalf("%d announcements, want 1", len(on.Announcements))
+			}
+			var track *tsframes.Track
+			for i, tr := range on.Announcements[0].Tracks {
+				if tr.Kind == tsframes.KindAudio {
+					track = &on.Announcements[0].Tracks[i]
+				}
+			}
+			if track == nil || track.Codec != tc.codec || track.WebRTC {
+				t.Fatalf("audio track announced as %+v, want codec %s without WebRTC", track, tc.codec)
+			}
 			audio := on.Kind(tsframes.KindAudio)
 			if len(audio) == 0 {
 				t.Fatal("no audio frame delivered")
+			}
+			if audio[0].PID != track.PID {
+				t.Fatalf("audio frames on PID %d, the track is PID %d", audio[0].PID, track.PID)
 			}
 			total, last := 0, int64(-1)
 			for i, f := range audio {

@@ -32,7 +32,9 @@ func trackOf(t *mpegts.Track) Track {
 		tr.SampleRate = c.SampleRate
 		tr.Channels = aacChannels(c.ChannelConfig)
 	case *codecs.MPEG4AudioLATM:
-		tr.Kind, tr.Codec = KindAudio, CodecAAC
+		// Sample rate and channels are in the LATM StreamMuxConfig, which
+		// the PMT does not carry: left unknown.
+		tr.Kind, tr.Codec = KindAudio, CodecAACLATM
 	case *codecs.MPEG1Audio:
 		tr.Kind, tr.Codec = KindAudio, CodecMPEGAudio
 	case *codecs.AC3:
