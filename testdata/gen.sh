@@ -25,8 +25,8 @@ gop() { echo "-g $1 -keyint_min $1"; }
 "${FF[@]}" -f lavfi -i "$(asrc 4)" "${OPUS[@]}" -f mpegts audio.ts
 # aac.ts: H.264 + AAC (WebRTC cannot carry the audio), 4 s.
 "${FF[@]}" -f lavfi -i "$(vsrc 4)" -f lavfi -i "$(asrc 4)" "${X264[@]}" $(gop 30) -c:a aac -b:a 64k -f mpegts aac.ts
-# latm.ts: H.264 + AAC in LATM/LOAS (PMT stream_type 0x11, as DVB broadcast sends it), 4 s.
-"${FF[@]}" -f lavfi -i "$(vsrc 4)" -f lavfi -i "$(asrc 4)" "${X264[@]}" $(gop 30) -c:a aac -b:a 64k -mpegts_flags latm -f mpegts latm.ts
+# latm.ts: H.264 + AAC stereo in LATM/LOAS (PMT stream_type 0x11, as DVB broadcast sends it), 4 s.
+"${FF[@]}" -f lavfi -i "$(vsrc 4)" -f lavfi -i "$(asrc 4)" "${X264[@]}" $(gop 30) -c:a aac -b:a 64k -ac 2 -mpegts_flags latm -f mpegts latm.ts
 # mp2.ts: H.264 + MPEG-1 Layer II (ffmpeg's default audio in MPEG-TS), 4 s.
 "${FF[@]}" -f lavfi -i "$(vsrc 4)" -f lavfi -i "$(asrc 4)" "${X264[@]}" $(gop 30) -c:a mp2 -b:a 128k -f mpegts mp2.ts
 # ac3.ts: H.264 + AC-3 5.1 (broadcast contribution), 4 s.

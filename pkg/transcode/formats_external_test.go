@@ -4,9 +4,11 @@ package transcode
 
 import (
 	"bytes"
+	"math"
 	"testing"
 	"time"
 
+	"github.com/whepcast/whepcast/internal/tstest"
 	"github.com/whepcast/whepcast/pkg/bus"
 	"github.com/whepcast/whepcast/pkg/tsframes"
 )
@@ -14,11 +16,10 @@ import (
 // TestTranscodeFormats: more source formats than TestTranscodeToOpus's,
 // each checked the same way (derived Opus announced, 20 ms packets
 // continuous, the beep within 20 ms of the source's): AAC 5.1 downmixed
-// to stereo, AAC and MP2 at 32 kHz, AC-3 at 44.1 kHz. HE-AAC is not
-// tested: Debian's ffmpeg has only its native AAC encoder, which makes
-// AAC-LC only (no libfdk_aac). Nor is AAC in LATM (stream type 0x11,
-// ffmpeg -mpegts_flags latm): tsframes announces it as AAC but delivers
-// none of its PES as source audio, so it is not transcoded.
+// to stereo, AAC and MP2 at 32 kHz, AC-3 at 44.1 kHz, AAC in LATM/LOAS
+// (stream type 0x11, ffmpeg -mpegts_flags latm). HE-AAC is not tested:
+// Debian's ffmpeg has only its native AAC encoder, which makes AAC-LC only
+// (no libfdk_aac).
 func TestTranscodeFormats(t *testing.T) {
 	cases := []struct {
 		name string
@@ -30,11 +31,54 @@ func TestTranscodeFormats(t *testing.T) {
 		{"aac-stereo-32k", 32000, tsframes.CodecAAC, []string{"-c:a", "aac", "-ar", "32000", "-ac", "2"}},
 		{"mp2-stereo-32k", 32000, tsframes.CodecMPEGAudio, []string{"-c:a", "mp2", "-ar", "32000", "-ac", "2"}},
 		{"ac3-stereo-44k", 44100, tsframes.CodecAC3, []string{"-c:a", "ac3", "-ar", "44100", "-ac", "2"}},
+		{"aac-latm-stereo-44k", 44100, tsframes.CodecAACLATM, []string{"-c:a", "aac", "-ar", "44100", "-ac", "2", "-mpegts_flags", "latm"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			checkTranscodedBeep(t, tc.name, tc.want, tc.rate, tc.args...)
 		})
+	}
+}
+
+// TestTranscodeLATMFixture: testdata/latm.ts (H.264 + AAC in LATM, a
+// 440 Hz tone, 4 s) comes out of the stage as a derived Opus track made
+// from its LATM track, in continuous 20 ms packets, the tone keeping its
+// frequency and its level (within 1 dB).
+func TestTranscodeLATMFixture(t *testing.T) {
+	ts := newTestStage(t, Config{})
+	pub := ts.open(t, "latm", 1)
+	c := collectOpus(t, ts.nc, "latm")
+	src := feed(t, pub, tstest.Read(t, "latm.ts"), false, nil)
+	if len(src) == 0 || src[0].Codec != tsframes.CodecAACLATM {
+		t.Fatalf("source audio: %d frames, want AAC LATM", len(src))
+	}
+	// 4 s of source: all but the encoder's last packets.
+	c.wait(t, 20*time.Second, "3.8 s of Opus", func(f []bus.Message) bool { return len(f) >= 190 })
+	frames, _ := c.snapshot()
+	checkContinuous(t, frames)
+	anns := c.announcements()
+	if len(anns) == 0 {
+		t.Fatal("no announcement")
+	}
+	a := anns[len(anns)-1]
+	tr, ok := a.Track(a.Audio)
+	if !ok || tr.Codec != tsframes.CodecOpus || !tr.WebRTC || tr.DerivedFrom == 0 {
+		t.Fatalf("announcement %+v: audio %d is not a derived Opus track", a, a.Audio)
+	}
+	if s, _ := a.Track(tr.DerivedFrom); s.Codec != tsframes.CodecAACLATM || s.WebRTC {
+		t.Fatalf("derived from %+v, want the AAC LATM track", s)
+	}
+
+	srcPCM, opusPCM := decodePCM(t, sourceTS(t, src)), decodePCM(t, opusTS(t, frames))
+	from := float64(src[0].PTS)/90000 + 0.5
+	srcHz, srcDB := toneOf(srcPCM, from, from+3)
+	hz, db := toneOf(opusPCM, from, from+3)
+	t.Logf("FIGURE transcode_tone_latm source=%.2f Hz %.2f dBFS, opus=%.2f Hz %.2f dBFS", srcHz, srcDB, hz, db)
+	if math.Abs(hz-440) > 2 || math.Abs(srcHz-440) > 2 {
+		t.Fatalf("tone at %.2f Hz after Opus (%.2f Hz in the source), want 440", hz, srcHz)
+	}
+	if math.Abs(db-srcDB) > 1 {
+		t.Fatalf("level %.2f dBFS after Opus, %.2f dBFS in the source: want within 1 dB", db, srcDB)
 	}
 }
 

@@ -39,6 +39,8 @@ func newTSWriter(w io.Writer, codec tsframes.Codec) (*tsWriter, error) {
 	switch codec {
 	case tsframes.CodecAAC:
 		t.streamType, t.streamID = 0x0f, 0xc0 // ADTS
+	case tsframes.CodecAACLATM:
+		t.streamType, t.streamID = 0x11, 0xc0 // LATM in LOAS: ffmpeg's aac_latm decoder
 	case tsframes.CodecMPEGAudio:
 		t.streamType, t.streamID = 0x03, 0xc0
 	case tsframes.CodecAC3:
@@ -58,7 +60,7 @@ func newTSWriter(w io.Writer, codec tsframes.Codec) (*tsWriter, error) {
 // transcodable reports whether the stage turns audio of codec into Opus.
 func transcodable(codec tsframes.Codec) bool {
 	switch codec {
-	case tsframes.CodecAAC, tsframes.CodecMPEGAudio, tsframes.CodecAC3, tsframes.CodecEAC3:
+	case tsframes.CodecAAC, tsframes.CodecAACLATM, tsframes.CodecMPEGAudio, tsframes.CodecAC3, tsframes.CodecEAC3:
 		return true
 	}
 	return false
@@ -82,7 +84,7 @@ func (t *tsWriter) writeTables() error {
 		l := len(sec) - 3 + 4 // after section_length, CRC included
 		sec[1] |= byte(l >> 8)
 		sec[2] = byte(l)
-		sec = binary.BigEndian.AppendUint32(sec, crc32MPEG(sec))
+		sec = binary.BigEndian.AppendUint32(sec, tsframes.CRC32MPEG(sec))
 		payload := append([]byte{0}, sec...) // pointer_field
 		if err := t.writePackets(s.pid, payload, false); err != nil {
 			return err
@@ -161,21 +163,4 @@ func (t *tsWriter) writePackets(pid uint16, payload []byte, pes bool) error {
 		first = false
 	}
 	return nil
-}
-
-// crc32MPEG is the CRC of PSI sections (ISO 13818-1 annex A: polynomial
-// 0x04C11DB7, not reflected, initial value 0xFFFFFFFF, no final xor).
-func crc32MPEG(b []byte) uint32 {
-	crc := uint32(0xffffffff)
-	for _, c := range b {
-		crc ^= uint32(c) << 24
-		for range 8 {
-			if crc&0x80000000 != 0 {
-				crc = crc<<1 ^ 0x04c11db7
-			} else {
-				crc <<= 1
-			}
-		}
-	}
-	return crc
 }

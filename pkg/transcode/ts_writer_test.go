@@ -18,13 +18,27 @@ func sourceAudio(t *testing.T, data []byte) []tsframes.Frame {
 	return d.Kind(tsframes.KindAudio)
 }
 
+// TestTSWriterRoundTrip: the source's PES written by the tsWriter demux back
+// to the same payloads, codec and PTS steps, for AAC in ADTS and in LATM.
 func TestTSWriterRoundTrip(t *testing.T) {
-	in := sourceAudio(t, tstest.Read(t, "aac.ts"))
-	if len(in) == 0 {
-		t.Fatal("no AAC in aac.ts")
+	for _, tc := range []struct {
+		fixture string
+		codec   tsframes.Codec
+	}{
+		{"aac.ts", tsframes.CodecAAC},
+		{"latm.ts", tsframes.CodecAACLATM},
+	} {
+		t.Run(tc.fixture, func(t *testing.T) { testTSWriterRoundTrip(t, tc.fixture, tc.codec) })
+	}
+}
+
+func testTSWriterRoundTrip(t *testing.T, fixture string, codec tsframes.Codec) {
+	in := sourceAudio(t, tstest.Read(t, fixture))
+	if len(in) == 0 || in[0].Codec != codec {
+		t.Fatalf("no %s in %s", codec, fixture)
 	}
 	var buf bytes.Buffer
-	w, err := newTSWriter(&buf, tsframes.CodecAAC)
+	w, err := newTSWriter(&buf, codec)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,8 +65,8 @@ func TestTSWriterRoundTrip(t *testing.T) {
 		t.Fatalf("%d frames back, wrote %d", len(out), len(in))
 	}
 	for i := range in {
-		if !bytes.Equal(out[i].Data, in[i].Data) {
-			t.Fatalf("frame %d: payload differs", i)
+		if !bytes.Equal(out[i].Data, in[i].Data) || out[i].Codec != codec {
+			t.Fatalf("frame %d: payload differs or codec %s", i, out[i].Codec)
 		}
 		if got, want := out[i].PTS-out[0].PTS, in[i].PTS-in[0].PTS; got != want {
 			t.Fatalf("frame %d: PTS step %d, want %d", i, got, want)
