@@ -75,18 +75,27 @@ func (h *pesPaced) Frame(f tsframes.Frame) error {
 }
 
 // beepOnsets returns the indexes of the Opus packets that start a beep of
-// the sync fixtures: the first large packet (more than 50 bytes) after at
-// least ten of digital silence (libopus makes 3-byte packets of it).
+// the sync fixtures: the first loud packet after at least ten quiet ones.
+// The fixtures are silent most of the time, so the 10th percentile of the
+// sizes is a silent packet's (3 bytes of digital silence from libopus;
+// about 130 once AC-3's coding noise is in it); a beep's packets are more
+// than 1.6 times that plus 20 bytes.
 func beepOnsets(sizes []int) []int {
+	if len(sizes) == 0 {
+		return nil
+	}
+	sorted := slices.Clone(sizes)
+	slices.Sort(sorted)
+	loud := sorted[len(sorted)/10]*8/5 + 20
 	var out []int
 	quiet := 0
 	for i, n := range sizes {
-		if n > 50 {
+		if n > loud {
 			if quiet >= 10 {
 				out = append(out, i)
 			}
 			quiet = 0
-		} else if n <= 10 {
+		} else {
 			quiet++
 		}
 	}

@@ -1,0 +1,153 @@
+//go:build external
+
+package tests
+
+import (
+	"context"
+	"math"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+
+	"github.com/whepcast/whepcast/internal/piontest"
+)
+
+// arrivals records when a WHEP viewer receives the sync fixture's events:
+// the first packet of each video keyframe (the fixtures flash on every
+// keyframe, one a second) and each Opus packet with its size (a beep's
+// first packet is large after silent ones, see beepOnsets).
+type arrivals struct {
+	mu        sync.Mutex
+	keyframes []time.Time
+	opusSize  []int
+	opusAt    []time.Time
+}
+
+// isKeyframeStart reports whether an H.264 RTP payload starts a keyframe:
+// the whep-node sends SPS first, alone or at the head of a STAP-A.
+func isKeyframeStart(p []byte) bool {
+	switch {
+	case len(p) == 0:
+		return false
+	case p[0]&0x1f == 7:
+		return true
+	case p[0]&0x1f == 24 && len(p) > 3:
+		return p[3]&0x1f == 7
+	}
+	return false
+}
+
+func (a *arrivals) record(pc *webrtc.PeerConnection, wg *sync.WaitGroup) {
+	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				pkt, _, err := tr.ReadRTP()
+				if err != nil {
+					return
+				}
+				now := time.Now()
+				a.mu.Lock()
+				if tr.Kind() == webrtc.RTPCodecTypeAudio {
+					a.opusSize, a.opusAt = append(a.opusSize, len(pkt.Payload)), append(a.opusAt, now)
+				} else if isKeyframeStart(pkt.Payload) {
+					a.keyframes = append(a.keyframes, now)
+				}
+				a.mu.Unlock()
+			}
+		}()
+	})
+}
+
+// offsets returns, for each beep after skip, its arrival minus that of the
+// nearest keyframe, in ms.
+func (a *arrivals) offsets(skip time.Duration) []float64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var out []float64
+	if len(a.opusAt) == 0 {
+		return nil
+	}
+	start := a.opusAt[0]
+	for _, b := range beepOnsets(a.opusSize) {
+		at := a.opusAt[b]
+		if at.Sub(start) < skip {
+			continue
+		}
+		best := math.Inf(1)
+		for _, k := range a.keyframes {
+			if d := float64(at.Sub(k).Microseconds()) / 1000; math.Abs(d) < math.Abs(best) {
+				best = d
+			}
+		}
+		if !math.IsInf(best, 1) {
+			out = append(out, best)
+		}
+	}
+	return out
+}
+
+// TestTranscodedAVSentTogether: the sync fixtures (a flash on each keyframe
+// and a beep at the same instant, every second) published with ffmpeg -re
+// in Opus, AAC, MP2 and AC-3 to the broker, which transcodes the last three;
+// a pion viewer of each on a whep-node. Each beep's first Opus packet must
+// reach the viewer within 20 ms of its flash's keyframe: browsers time
+// their lip sync from when the sender sends (RTCP sender reports), so audio
+// sent late is played late. ffmpeg's MPEG-TS muxer sends about 350 ms of
+// AAC, MP2 or AC-3 in one PES, up to 590 ms after the video of the same
+// instant: the ingest holds the video until its audio has arrived, and the
+// whep-node sends the derived Opus of such a PES evenly, at its media time,
+// with the video (before: the audio reached the viewer 330 to 590 ms after
+// its video).
+func TestTranscodedAVSentTogether(t *testing.T) {
+	checkLeaks(t)
+	stack, ctx := startE2EStack(t)
+	streams := []string{"opus", "aac", "mp2", "ac3"}
+	for _, s := range streams {
+		stack.ingest(t, "sync"+s, "sync_"+s+".ts", false)
+	}
+	got := map[string]*arrivals{}
+	var wg sync.WaitGroup
+	for _, s := range streams {
+		stack.waitLive(t, ctx, "sync"+s)
+		a := &arrivals{}
+		got[s] = a
+		pc := piontest.RecvOnly(t, nil, webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio)
+		t.Cleanup(func() { _ = pc.GracefulClose(); wg.Wait() })
+		a.record(pc, &wg)
+		var resp *http.Response
+		var answer string
+		whepWait(t, ctx, "sync"+s+" to be playable with audio", func() bool {
+			resp, answer = whepPost(t, ctx, stack.nodeURL+"/whep/sync"+s, piontest.Offer(t, pc))
+			return resp.StatusCode == http.StatusCreated
+		})
+		piontest.Answer(t, pc, answer)
+	}
+	// 20 s of fixture: wait for 8 beeps past the first 2 s of each.
+	waitCtx, cancel := context.WithTimeout(ctx, 40*time.Second)
+	defer cancel()
+	for _, s := range streams {
+		a := got[s]
+		whepWait(t, waitCtx, "8 beeps of sync"+s, func() bool {
+			if n := len(a.offsets(2 * time.Second)); n >= 8 {
+				return true
+			}
+			a.mu.Lock()
+			defer a.mu.Unlock()
+			t.Logf("sync%s: %d Opus packets, %d keyframes", s, len(a.opusAt), len(a.keyframes))
+			return false
+		})
+	}
+	for _, s := range streams {
+		offs := got[s].offsets(2 * time.Second)
+		med := median(offs)
+		t.Logf("FIGURE av_sent_offset_ms{codec=%s}=%.1f (beep's first Opus packet - its keyframe, at the viewer: %.1f)", s, med, offs)
+		if math.Abs(med) > 20 {
+			t.Errorf("%s: the beeps reach the viewer %.1f ms after their flashes (median), want within 20 ms", s, med)
+		}
+	}
+}
