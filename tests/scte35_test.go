@@ -146,8 +146,25 @@ func TestSCTE35CuesReachViewer(t *testing.T) {
 			}
 		}()
 	})
-	// Frame 0 is published (the stream is live: the POST is answered), the
-	// rest waits for the gate.
+	// Frame 0 is published (the ingest holds it up to a second for its
+	// audio, which the gate keeps back: wait for it on the bus), the rest
+	// waits for the gate.
+	key := make(chan struct{})
+	var once sync.Once
+	sub, err := bus.Subscribe(ctx, connect(), "scte", bus.SubscribeOptions{FromSeq: 1}, func(m bus.Message) {
+		if m.IsFrame() && m.Frame.Key {
+			once.Do(func() { close(key) })
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-key:
+	case <-ctx.Done():
+		t.Fatal("frame 0 never reached the bus")
+	}
+	sub.Close()
 	resp, _ := whepPlay(t, ctx, url, "scte", c)
 	location := resp.Header.Get("Location")
 	cues := openEventStream(t, ctx, url, location, `["scte35"]`)

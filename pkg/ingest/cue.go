@@ -9,6 +9,10 @@ import (
 // a cue before its first access unit has no frames to apply to and is
 // dropped.
 func (h *frameForwarder) Cue(c tsframes.Cue) error {
+	if h.il != nil {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+	}
 	if h.pub == nil {
 		h.s.log.Debug("SCTE-35 cue before the first access unit: dropped", "pts", c.PTS, "command", c.Command.String())
 		return nil

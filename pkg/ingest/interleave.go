@@ -127,3 +127,57 @@ func (il *interleaver) drop(n int) {
 	clear(il.held[k:])
 	il.held = il.held[:k]
 }
+
+// untilLate returns how long until the oldest frame held reaches maxHold;
+// false when none is held.
+func (il *interleaver) untilLate(now time.Time) (time.Duration, bool) {
+	if len(il.held) == 0 {
+		return 0, false
+	}
+	return max(il.held[0].at.Add(maxHold).Sub(now), 0), true
+}
+
+// armLocked makes the timer publish the held frames that the source's
+// next frame would otherwise have to release: a source that pauses must
+// not keep its last video, nor a stream's first keyframe, waiting. h.mu is
+// held.
+func (h *frameForwarder) armLocked() {
+	d, ok := h.il.untilLate(time.Now())
+	if !ok || h.ilDone {
+		return
+	}
+	if h.ilTimer == nil {
+		h.ilTimer = time.AfterFunc(d, h.onLate)
+		return
+	}
+	h.ilTimer.Reset(d)
+}
+
+// onLate publishes the frames held past maxHold.
+func (h *frameForwarder) onLate() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.ilDone || h.pub == nil {
+		return
+	}
+	_ = h.publishAll(h.il.release(time.Now(), h.out[:0]))
+	h.armLocked()
+}
+
+// flush stops the timer and publishes the frames the interleaver still
+// holds (the source ended), unless the publication was stopped.
+func (h *frameForwarder) flush() {
+	if h.il == nil {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.ilDone = true
+	if h.ilTimer != nil {
+		h.ilTimer.Stop()
+	}
+	if h.ctx.Err() != nil || h.fatal != nil {
+		return
+	}
+	_ = h.publishAll(h.il.flush(h.out[:0]))
+}

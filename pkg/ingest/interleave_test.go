@@ -1,10 +1,12 @@
 package ingest
 
 import (
+	"io"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/whepcast/whepcast/internal/tstest"
 	"github.com/whepcast/whepcast/pkg/tsframes"
 )
 
@@ -195,4 +197,53 @@ func TestInterleaverBoundsHeldFrames(t *testing.T) {
 	if out+len(il.held) != 1000 {
 		t.Fatalf("%d out + %d held, want 1000", out, len(il.held))
 	}
+}
+
+// TestInterleaverPublishesWhenTheSourcePauses: a source sends av.ts up to
+// its second video frame, before any audio, then pauses: the video it
+// held waiting for audio is published maxHold after it arrived, without
+// waiting for the source's next bytes; the rest follows when it resumes.
+func TestInterleaverPublishesWhenTheSourcePauses(t *testing.T) {
+	data := tstest.Read(t, "av.ts")
+	const prefix = 5828 // frames 0 and 1 of the video (the first audio PES starts at 6580)
+	f := newFakeFactory()
+	ps, _ := newTestPublications(t, f)
+	r, w := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		_, err := ps.Ingest(t.Context(), "cam1", Source{Kind: "test", Body: r, Interrupt: func() { r.CloseWithError(io.ErrClosedPipe) }})
+		done <- err
+	}()
+	sent := time.Now()
+	if _, err := w.Write(data[:prefix]); err != nil {
+		t.Fatal(err)
+	}
+	p := f.nextPub(t)
+	deadline := time.After(testDeadline)
+	for {
+		_, frames, _, _ := p.snapshot()
+		if len(frames) > 0 {
+			if !frames[0].Key || frames[0].PTS != 126585 {
+				t.Fatalf("first frame published: %+v, want the keyframe at PTS 126585", frames[0])
+			}
+			if held := time.Since(sent); held < maxHold-50*time.Millisecond {
+				t.Fatalf("the keyframe was published %v after it arrived, want it held about %v for its audio", held, maxHold)
+			}
+			break
+		}
+		select {
+		case <-p.got:
+		case <-deadline:
+			t.Fatal("the held keyframe was not published while the source paused")
+		}
+	}
+	if _, err := w.Write(data[prefix:]); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	_, frames, _, _ := p.snapshot()
+	tstest.SameFramesPerTrack(t, frames, tstest.Demux(t, data).Frames)
 }

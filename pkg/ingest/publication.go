@@ -260,14 +260,21 @@ type frameForwarder struct {
 	fatal   error                  // ends the publication: ErrLive, ErrPublisher, ...
 	pending *tsframes.Announcement // announcement to publish (again)
 	// il, for an MPEG-TS source, holds video back until its audio has
-	// arrived; nil for sources that deliver frames interleaved.
-	il  *interleaver
-	out []tsframes.Frame // scratch: the frames il releases
+	// arrived; nil for sources that deliver frames interleaved. Its frames
+	// are published by the demux loop and, when the source pauses, by
+	// ilTimer: mu serializes them (see interleave.go).
+	il      *interleaver
+	out     []tsframes.Frame // scratch: the frames il releases
+	mu      sync.Mutex
+	ilTimer *time.Timer
+	ilDone  bool // no more timer publishing: the publication is closing
 }
 
 func (h *frameForwarder) Tracks(a tsframes.Announcement) error {
 	h.s.log.Info("tracks", "tracks", a.Tracks)
 	if h.il != nil {
+		h.mu.Lock()
+		defer h.mu.Unlock()
 		// The frames held belong to the previous announcement.
 		if err := h.publishAll(h.il.announce(a, time.Now(), h.out[:0])); err != nil {
 			return err
@@ -307,6 +314,10 @@ func (h *frameForwarder) announce(a tsframes.Announcement) error {
 }
 
 func (h *frameForwarder) Frame(f tsframes.Frame) error {
+	if h.il != nil {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+	}
 	if h.pub == nil {
 		if err := h.goLive(); err != nil {
 			return err
@@ -321,7 +332,9 @@ func (h *frameForwarder) Frame(f tsframes.Frame) error {
 	if h.il == nil {
 		return h.publish(f)
 	}
-	return h.publishAll(h.il.frame(f, time.Now(), h.out[:0]))
+	err := h.publishAll(h.il.frame(f, time.Now(), h.out[:0]))
+	h.armLocked()
+	return err
 }
 
 // publishAll publishes frames in order; it stops at an error that ends the
@@ -347,15 +360,6 @@ func (h *frameForwarder) publish(f tsframes.Frame) error {
 		}
 	}
 	return h.check(h.pub.Publish(h.ctx, f))
-}
-
-// flush publishes the frames the interleaver still holds (the source
-// ended), unless the publication was stopped.
-func (h *frameForwarder) flush() {
-	if h.il == nil || h.ctx.Err() != nil || h.fatal != nil {
-		return
-	}
-	_ = h.publishAll(h.il.flush(h.out[:0]))
 }
 
 // check decides whether a publish error ends the publication: a closed
