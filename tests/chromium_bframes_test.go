@@ -137,8 +137,8 @@ func TestE2EPlaysBFrames(t *testing.T) {
 	e := stack.catalogEntry(t, ctx, "bf")
 	v, _ := e.Tracks.Track(e.Tracks.Video)
 	src, _ := e.Tracks.Track(v.DerivedFrom)
-	if v.DerivedFrom == 0 || v.Codec != "H264" || !src.BFrames {
-		t.Errorf("catalog: video %+v from %+v, want a derived H.264 track from a source with b_frames", v, src)
+	if v.DerivedFrom == 0 || v.Codec != "H264" || !src.BFrames || !strings.HasPrefix(v.ProfileLevelID, "42") {
+		t.Errorf("catalog: video %+v from %+v, want a derived H.264 track (baseline profile-level-id) from a source with b_frames", v, src)
 	}
 	if err := waitJS(page, 10*time.Second, `(whepcast.notes || []).includes('B-frames: re-encoded') &&
 		document.getElementById('o-notes').textContent.includes('B-frames: re-encoded')`); err != nil {

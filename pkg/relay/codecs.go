@@ -125,9 +125,11 @@ func trackSetFor(ann bus.Announcement, c tsframes.Codec) trackSet {
 }
 
 // sameAs reports whether a viewer negotiated for s can keep playing a
-// stream that now sends o: same kinds and video codec, and the same H.264
-// profile (profile_idc and constraint flags; the level may differ, and an
-// unknown profile matches any) or H.265 profile-id and tier-flag.
+// stream that now sends o: same kinds and video codec, and for H.264 the
+// same profile (profile_idc and constraint flags; the level may differ, and
+// an unknown profile matches any) or o constrained baseline, which every
+// H.264 decoder decodes (a transcoding stage's rendition of a High source);
+// for H.265 the same profile-id and tier-flag.
 func (s trackSet) sameAs(o trackSet) bool {
 	if s.video != o.video || s.audio != o.audio || s.codec != o.codec {
 		return false
@@ -139,8 +141,12 @@ func (s trackSet) sameAs(o trackSet) bool {
 	if s.profile == "" || o.profile == "" {
 		return true
 	}
-	return s.profile[:4] == o.profile[:4]
+	return s.profile[:4] == o.profile[:4] || o.profile[:4] == constrainedBaseline
 }
+
+// constrainedBaseline is the profile_idc and constraint flags of
+// constrained baseline in a normalized profile-level-id.
+const constrainedBaseline = "42e0"
 
 // learn fills in what s did not know yet of o (same tracks): the H.264
 // profile, the H.265 profile.

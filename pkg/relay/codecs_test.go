@@ -66,6 +66,11 @@ func TestTrackSet(t *testing.T) {
 			t.Errorf("%s: sameAs = %v, want %v (%s vs %s)", c.name, got, c.same, av, c.set)
 		}
 	}
+	// A viewer negotiated for High plays constrained baseline (a
+	// transcoding stage's rendition), not the other way round.
+	if hv := trackSetOf(ann(high, opusTrack)); !hv.sameAs(av) || av.sameAs(hv) {
+		t.Errorf("High viewer, constrained baseline stream: %v (want true); constrained baseline viewer, High stream: %v (want false)", hv.sameAs(av), av.sameAs(hv))
+	}
 	if s := trackSetOf(ann(h264Track, aacTrack)); !s.video || s.audio || s.String() != "H264/42e00d" {
 		t.Errorf("H264+AAC: %+v %s", s, s)
 	}

@@ -396,6 +396,14 @@ func (h *hub) announce(epoch uint64, ann bus.Announcement) {
 		h.set.learn(set)
 		return
 	}
+	if h.set.sameAs(set) {
+		// Every viewer plays what the stream now sends (its H.264 is
+		// constrained baseline): the next ones negotiate that, the
+		// current ones go on without waiting for a keyframe.
+		h.log.Info("tracks profile changed", "epoch", epoch, "from", h.set.String(), "to", set.String())
+		h.set = set
+		return
+	}
 	h.log.Info("tracks changed", "epoch", epoch, "from", h.set.String(), "to", set.String())
 	h.set = set
 	h.cache.reset()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -286,6 +287,50 @@ func TestTracksChangedEndsViewer(t *testing.T) {
 	pkts := waitFrames(t, rec, len(srcV), 0)
 	video, _ := splitKinds(pkts)
 	checkVideo(t, srcV, depacketizeH264(t, video))
+}
+
+// TestConstrainedBaselineKeepsViewers: a stream announced as H.264 High
+// whose announcement turns to constrained baseline (a transcoding stage's
+// rendition, once its SPS is known) keeps the viewer that negotiated
+// High, which gets every video frame without a break; a viewer of the new
+// announcement plays too.
+func TestConstrainedBaselineKeepsViewers(t *testing.T) {
+	checkLeaks(t)
+	msgs := messages("p", 1, readFixture(t, "av.ts"))
+	withProfile := func(plid string) bus.Message {
+		a := firstAnnouncement(t, msgs)
+		a.Tracks = slices.Clone(a.Tracks)
+		for i := range a.Tracks {
+			if a.Tracks[i].Codec == tsframes.CodecH264 {
+				a.Tracks[i].ProfileLevelID = plid
+			}
+		}
+		return bus.Message{Epoch: 1, Tracks: &a}
+	}
+	high, cbp := withProfile("640028"), withProfile("42c01e")
+	frames := slices.DeleteFunc(slices.Clone(msgs), func(m bus.Message) bool { return m.Tracks != nil })
+	r, b := newTestRelay(t, Config{ViewerQueue: 1024}, nil)
+	v, rec := join(t, r, *high.Tracks)
+	v.Start()
+	b.send("p", high)
+	b.send("p", frames[:50]...)
+	b.send("p", cbp)
+	fresh, freshRec := join(t, r, *cbp.Tracks)
+	fresh.Start()
+	b.send("p", frames[50:]...)
+	srcV, _ := framesOfMsgs(msgs)
+	video, _ := splitKinds(waitFrames(t, rec, len(srcV), 0))
+	checkVideo(t, srcV, depacketizeH264(t, video))
+	if n := len(freshRec.waitFor(t, 10*time.Second, "a packet", func(p []sent) bool { return len(p) > 0 })); n == 0 {
+		t.Fatal("the viewer of the new announcement got nothing")
+	}
+	for _, x := range []*Viewer{v, fresh} {
+		select {
+		case <-x.Done():
+			t.Fatalf("viewer ended: %v", x.Err())
+		default:
+		}
+	}
 }
 
 func TestViewerWaitsForNewerTracks(t *testing.T) {
