@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -41,17 +42,23 @@ var errStalled = errors.New("transcoder stalled")
 // the smallest probe (so the first output is not held back) and its
 // timestamps kept; Opus in MPEG-TS on stdout, one packet per PES, flushed
 // at once.
-func ffmpegArgs(bitrate int) []string {
-	return []string{
+func ffmpegArgs(bitrate, channels int) []string {
+	// ffmpeg upmixes mono to stereo 3 dB down in each channel: a mono
+	// source (when the announcement says so) is copied to both at its level.
+	var upmix []string
+	if channels == 1 {
+		upmix = []string{"-af", "pan=stereo|c0=c0|c1=c0"}
+	}
+	return slices.Concat([]string{
 		"-hide_banner", "-nostats", "-loglevel", "error",
 		"-copyts", "-probesize", "32", "-analyzeduration", "0",
 		"-f", "mpegts", "-i", "pipe:0",
-		"-map", "0:a:0", "-vn", "-sn", "-dn",
+		"-map", "0:a:0", "-vn", "-sn", "-dn"}, upmix, []string{
 		"-c:a", "libopus", "-b:a", strconv.Itoa(bitrate), "-ar", "48000", "-ac", "2", "-frame_duration", "20",
 		"-f", "mpegts", "-muxdelay", "0", "-muxpreload", "0", "-avoid_negative_ts", "disabled",
 		"-pes_payload_size", "0", "-flush_packets", "1",
 		"pipe:1",
-	}
+	})
 }
 
 // childIO is the state shared by one child's goroutines.

@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"sync"
 	"syscall"
 	"testing"
@@ -411,11 +412,19 @@ func checkTranscodedBeep(t *testing.T, name string, want tsframes.Codec, rate in
 }
 
 // TestTranscodeKeepsTone: a 440 Hz tone keeps its frequency and its level
-// (within 1 dB) through AAC -> Opus.
+// (within 1 dB; measured as mono, the channels averaged) through AAC ->
+// Opus, from a stereo source and from a mono one (copied to both channels
+// at its level).
 func TestTranscodeKeepsTone(t *testing.T) {
+	for _, ch := range []int{2, 1} {
+		t.Run(fmt.Sprintf("%dch", ch), func(t *testing.T) { checkKeepsTone(t, ch) })
+	}
+}
+
+func checkKeepsTone(t *testing.T, channels int) {
 	ts := newTestStage(t, Config{})
 	data := ffmpegFixture(t, "tone.ts", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=3",
-		"-af", "volume=2", "-c:a", "aac", "-b:a", "128k", "-ac", "2")
+		"-af", "volume=2", "-c:a", "aac", "-b:a", "128k", "-ac", strconv.Itoa(channels))
 	pub := ts.open(t, "tone", 1)
 	c := collectOpus(t, ts.nc, "tone")
 	src := feed(t, pub, data, false, nil)

@@ -43,7 +43,7 @@ func (j *job) childArgs() []string {
 	if j.src.Kind == tsframes.KindVideo {
 		return videoArgs(j.bitrate)
 	}
-	return ffmpegArgs(j.stage.cfg.AudioBitrate)
+	return ffmpegArgs(j.stage.cfg.AudioBitrate, j.src.Channels)
 }
 
 // tsVideoStreamID is the PES stream id of video.
