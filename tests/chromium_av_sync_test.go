@@ -142,7 +142,7 @@ func measureAVSync(t *testing.T, ctx context.Context, stack *e2eStack, page cont
 }
 
 // avSteadyFrom is the first event of the steady state: those before are the
-// start of playback, where Chromium's own lip sync is still at work (it
+// start of playback (10 events are measured per stream), where Chromium's own lip sync is still at work (it
 // needs two sender reports per track, then corrects at most 80 ms a second,
 // and not at all under 30 ms) and where a join's GOP replay leaves the
 // audio of any stream, the reference's too, up to a few hundred ms late.
@@ -174,8 +174,8 @@ func TestChromiumAVSync(t *testing.T) {
 			checkLeaks(t)
 			stack, ctx := startE2EStack(t)
 			page := e2eBrowser(t, ctx)
-			refAll := measureAVSync(t, ctx, stack, page, "ref", "sync_opus.ts", 12)
-			gotAll := measureAVSync(t, ctx, stack, page, codec, "sync_"+codec+".ts", 12)
+			refAll := measureAVSync(t, ctx, stack, page, "ref", "sync_opus.ts", 10)
+			gotAll := measureAVSync(t, ctx, stack, page, codec, "sync_"+codec+".ts", 10)
 			ref, got := median(refAll[avSteadyFrom:]), median(gotAll[avSteadyFrom:])
 			t.Logf("FIGURE chromium_av_offset_ms{codec=%s}=%.1f reference_opus=%.1f difference=%.1f start_difference=%.1f (load %s)",
 				codec, got, ref, got-ref, median(gotAll[:avSteadyFrom])-median(refAll[:avSteadyFrom]), e2eLoadAverage())

@@ -8,8 +8,11 @@ import (
 // Smoothing bounds. A stream is smoothed while its frames' lateness (store
 // time minus media time) spreads over more than smoothMinSpread: bursts, not
 // the jitter of an even stream. A frame is never held more than
-// smoothMaxDelay: a stream that would need more runs ahead of real time (a
-// file pushed at full speed), and is passed as it comes. The largest
+// smoothMaxDelay: the anchor stops that far above the least lateness (a
+// frame later than that, a transcoder's first output or a stall, goes as it
+// comes), and a stream whose frames would need more, being early, runs
+// ahead of real time (a file pushed at full speed) and is passed as it
+// comes. The largest
 // lateness (the anchor) rises at once and steps down only after a
 // smoothWindow in which it stayed smoothStep lower: sending faster or slower
 // than real time, even by 1 %, makes a browser's audio and video drift
@@ -47,14 +50,20 @@ type smoother struct {
 	anchor  time.Duration // the largest lateness
 	floor   time.Duration // the least lateness of this window and the last
 	transit time.Duration // the least transit of this window and the last
-	win     lateWindow    // this window
+	// vlo and vhi are the extremes of the video's lateness in this window
+	// and the last (vSeen: there was video).
+	vlo, vhi time.Duration
+	vSeen    bool
+	win      lateWindow // this window
 }
 
 // lateWindow is what the frames stored within one smoothWindow showed.
 type lateWindow struct {
-	start    time.Duration // store time
-	min, max time.Duration // lateness
-	transit  time.Duration // the least
+	start      time.Duration // store time
+	min, max   time.Duration // lateness
+	transit    time.Duration // the least
+	vmin, vmax time.Duration // the video's lateness (video: there was some)
+	video      bool
 }
 
 type smoothed struct {
@@ -79,16 +88,16 @@ func (s *smoother) push(f *frame, media, stored int64, recv time.Duration, recvW
 	st := time.Duration(stored)
 	late := st - time.Duration(media)*time.Second/videoClockRate
 	transit := time.Duration(recvWall - stored)
-	s.observe(st, late, transit)
+	s.observe(st, late, transit, f.video)
 	due := recv
-	if s.anchor-s.floor > smoothMinSpread {
+	if s.bursty() {
 		due = recv + (s.anchor - late) + (s.transit - transit)
 	}
 	if due-recv > smoothMaxDelay {
 		// Ahead of real time: deliver what waits and start again.
 		s.flushLocked()
 		s.started = false
-		s.observe(st, late, transit)
+		s.observe(st, late, transit, f.video)
 		due = recv
 	}
 	k := 0
@@ -110,12 +119,26 @@ func (s *smoother) push(f *frame, media, stored int64, recv time.Duration, recvW
 	}
 }
 
+// bursty reports whether the stream comes in bursts: its video's lateness
+// spreads over more than smoothMinSpread (the ingest releases an MPEG-TS
+// source's video with the audio PES that covers it); without video, all
+// frames' lateness. Audio in bursts beside video that comes evenly (AAC over
+// RTMP through a stage whose output is bursty) is not evened out: holding
+// the video for it would only delay the picture.
+func (s *smoother) bursty() bool {
+	if s.vSeen {
+		return s.vhi-s.vlo > smoothMinSpread
+	}
+	return s.anchor-s.floor > smoothMinSpread
+}
+
 // observe takes the lateness and transit of a frame stored at stored.
-func (s *smoother) observe(stored, late, transit time.Duration) {
+func (s *smoother) observe(stored, late, transit time.Duration, video bool) {
 	if !s.started {
 		s.started = true
 		s.anchor, s.floor, s.transit = late, late, transit
-		s.win = lateWindow{start: stored, min: late, max: late, transit: transit}
+		s.vlo, s.vhi, s.vSeen = late, late, video
+		s.win = lateWindow{start: stored, min: late, max: late, transit: transit, vmin: late, vmax: late, video: video}
 		return
 	}
 	if stored-s.win.start >= smoothWindow {
@@ -123,11 +146,26 @@ func (s *smoother) observe(stored, late, transit time.Duration) {
 			s.anchor = s.win.max
 		}
 		s.floor, s.transit = s.win.min, s.win.transit
-		s.win = lateWindow{start: stored, min: late, max: late, transit: transit}
+		s.vlo, s.vhi, s.vSeen = s.win.vmin, s.win.vmax, s.win.video
+		s.win = lateWindow{start: stored, min: late, max: late, transit: transit, vmin: late, vmax: late}
+	}
+	if video {
+		if !s.win.video {
+			s.win.vmin, s.win.vmax, s.win.video = late, late, true
+		}
+		s.win.vmin, s.win.vmax = min(s.win.vmin, late), max(s.win.vmax, late)
+		if !s.vSeen {
+			s.vlo, s.vhi, s.vSeen = late, late, true
+		}
+		s.vlo, s.vhi = min(s.vlo, late), max(s.vhi, late)
 	}
 	s.win.min, s.win.max = min(s.win.min, late), max(s.win.max, late)
 	s.win.transit = min(s.win.transit, transit)
-	s.anchor = max(s.anchor, late)
+	if late-s.floor <= smoothMaxDelay {
+		// A frame later than that (a transcoder's first output, a
+		// stall) is not a burst to even out: it goes as it comes.
+		s.anchor = max(s.anchor, late)
+	}
 	s.floor = min(s.floor, late)
 	s.transit = min(s.transit, transit)
 }
