@@ -142,10 +142,11 @@ func measureAVSync(t *testing.T, ctx context.Context, stack *e2eStack, page cont
 }
 
 // avSteadyFrom is the first event of the steady state: those before are the
-// start of playback (10 events are measured per stream), where Chromium's own lip sync is still at work (it
-// needs two sender reports per track, then corrects at most 80 ms a second,
-// and not at all under 30 ms) and where a join's GOP replay leaves the
-// audio of any stream, the reference's too, up to a few hundred ms late.
+// start of playback (10 events are measured per stream), where Chromium's
+// own lip sync is still at work (it needs two sender reports per track,
+// then corrects at most 80 ms a second, and not at all under 30 ms) and
+// where a join's GOP replay leaves the audio of any stream, the
+// reference's too, up to a few hundred ms late.
 const avSteadyFrom = 5
 
 // TestChromiumAVSync: the sync fixtures (a flash and a beep together at

@@ -136,14 +136,7 @@ func SameFramesPerTrack(t testing.TB, got, want []tsframes.Frame) {
 	if len(got) != len(want) {
 		t.Fatalf("got %d frames, want %d", len(got), len(want))
 	}
-	byPID := func(frames []tsframes.Frame) map[uint16][]tsframes.Frame {
-		m := make(map[uint16][]tsframes.Frame)
-		for _, f := range frames {
-			m[f.PID] = append(m[f.PID], f)
-		}
-		return m
-	}
-	g, w := byPID(got), byPID(want)
+	g, w := ByPID(got), ByPID(want)
 	for pid, wf := range w {
 		gf := g[pid]
 		if len(gf) != len(wf) {
@@ -157,4 +150,13 @@ func SameFramesPerTrack(t testing.TB, got, want []tsframes.Frame) {
 			}
 		}
 	}
+}
+
+// ByPID splits frames by track (PID), each in its order.
+func ByPID(frames []tsframes.Frame) map[uint16][]tsframes.Frame {
+	m := make(map[uint16][]tsframes.Frame)
+	for _, f := range frames {
+		m[f.PID] = append(m[f.PID], f)
+	}
+	return m
 }

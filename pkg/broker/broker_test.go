@@ -146,14 +146,7 @@ func sameFrames(t *testing.T, got, want []tsframes.Frame) {
 // (the input has not all come through yet).
 func sameFramesPrefix(t *testing.T, got, want []tsframes.Frame) {
 	t.Helper()
-	byPID := func(frames []tsframes.Frame) map[uint16][]tsframes.Frame {
-		m := map[uint16][]tsframes.Frame{}
-		for _, f := range frames {
-			m[f.PID] = append(m[f.PID], f)
-		}
-		return m
-	}
-	gt, wt := byPID(got), byPID(want)
+	gt, wt := tstest.ByPID(got), tstest.ByPID(want)
 	for pid, gf := range gt {
 		wf := wt[pid]
 		if len(gf) > len(wf) {
