@@ -89,6 +89,35 @@ func run(ctx context.Context, ln net.Listener, nconf natsconn.Config, cfg config
 	return serveErr
 }
 
+// Backoff of the catalog's first load.
+const (
+	catalogRetryMin = 250 * time.Millisecond
+	catalogRetryMax = 2 * time.Second
+)
+
+// watchCatalog loads the catalog, retrying with backoff until it succeeds or
+// ctx ends: a JetStream cluster electing its meta leader, or a server whose
+// JetStream is not enabled yet, answers no API request for seconds, and a
+// node started then waits for it (not ready) rather than exit.
+func watchCatalog(ctx context.Context, nc *nats.Conn, logger *slog.Logger) (*bus.Watcher, error) {
+	backoff := catalogRetryMin
+	for {
+		w, err := bus.WatchCatalog(ctx, nc, logger)
+		if err == nil {
+			return w, nil
+		}
+		logger.Warn("catalog not available; retrying", "err", err, "retry_in", backoff)
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, err
+		case <-t.C:
+		}
+		backoff = min(2*backoff, catalogRetryMax)
+	}
+}
+
 // shutdownWHEP stops ws taking sessions and waits until it has none left,
 // at most limit (0: no wait).
 func shutdownWHEP(ws *whep.Server, limit time.Duration, logger *slog.Logger) {
@@ -135,8 +164,12 @@ func serve(ctx context.Context, ln net.Listener, srv *httpServer, nc *nats.Conn,
 			return fmt.Errorf("node: metrics: %w", err)
 		}
 	}
-	watcher, err := bus.WatchCatalog(ctx, nc, logger.With("component", "catalog"))
+	watcher, err := watchCatalog(ctx, nc, logger.With("component", "catalog"))
 	if err != nil {
+		if ctx.Err() != nil {
+			logger.Info("stopped before the catalog was loaded", "err", err)
+			return nil
+		}
 		return fmt.Errorf("node: catalog: %w", err)
 	}
 	defer watcher.Close()

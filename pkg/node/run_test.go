@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	natsserver "github.com/nats-io/nats-server/v2/server"
+
 	"github.com/whepcast/whepcast/embedded"
 	"github.com/whepcast/whepcast/internal/logtest"
 	"github.com/whepcast/whepcast/internal/natstest"
@@ -122,4 +124,65 @@ func TestRunEnds(t *testing.T) {
 			t.Fatal("run did not return")
 		}
 	})
+}
+
+// TestRunWaitsForJetStream connects a node to a NATS server whose JetStream
+// is not enabled yet (as a cluster electing its meta leader answers no
+// JetStream request): the node retries loading the catalog, is not ready
+// meanwhile, and serves once JetStream answers.
+func TestRunWaitsForJetStream(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, NoSigs: true, NoLog: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns.Start()
+	defer func() {
+		ns.Shutdown()
+		ns.WaitForShutdown()
+	}()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats-server not ready")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := logtest.NewWatch()
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	done := make(chan error, 1)
+	go func() {
+		done <- run(runCtx, ln, natsconn.Config{URL: ns.ClientURL()}, config.WHEP{ICEUDPAddr: "127.0.0.1:0", WaitTimeout: time.Second}, slog.New(logs))
+	}()
+	base := "http://" + ln.Addr().String()
+
+	logs.Wait(t, ctx, "catalog not available; retrying")
+	logs.Wait(t, ctx, "catalog not available; retrying")
+	if code, _ := get(t, ctx, base+"/readyz"); code != 503 {
+		t.Errorf("/readyz without JetStream = %d, want 503", code)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("run returned %v without JetStream, want it to wait", err)
+	default:
+	}
+
+	if err := ns.EnableJetStream(&natsserver.JetStreamConfig{StoreDir: t.TempDir()}); err != nil {
+		t.Fatal(err)
+	}
+	logs.Wait(t, ctx, "whep-node serving")
+	if code, body := get(t, ctx, base+"/readyz"); code != 200 || body != "ready\n" {
+		t.Errorf("/readyz once JetStream answers = %d %q", code, body)
+	}
+	stop()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("run = %v", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("run did not return")
+	}
 }
