@@ -308,8 +308,15 @@ func (h *hub) handle(m bus.Message) {
 		if epoch == 0 {
 			epoch = m.Tracks.Epoch
 		}
-		h.flushSmoothed()
-		h.smoothing = needsSmoothing(*m.Tracks)
+		smoothing := needsSmoothing(*m.Tracks)
+		if smoothing != h.smoothing || h.announcementChanges(epoch, *m.Tracks) {
+			// The frames held precede the change. Not on the
+			// announcement the ingest repeats before each keyframe:
+			// releasing the held frames early each second made a gap
+			// of the smoother's hold before every keyframe.
+			h.flushSmoothed()
+		}
+		h.smoothing = smoothing
 		h.announce(epoch, *m.Tracks)
 	}
 	switch {
@@ -355,6 +362,17 @@ func (h *hub) handle(m bus.Message) {
 		media = m.Frame.DTS // in decode order, as sent
 	}
 	h.smooth.push(f, media, f.stored, recv, h.clock.Add(recv).UnixNano())
+}
+
+// announcementChanges reports whether ann, of epoch, changes what the hub
+// sends: a new epoch or other tracks (a repeated announcement does not).
+// Called from the bus handler, the only goroutine that sets h.set.
+func (h *hub) announcementChanges(epoch uint64, ann bus.Announcement) bool {
+	if h.epochKnown && epoch != h.epoch {
+		return true
+	}
+	set := trackSetFor(ann, h.cfg.videoCodec)
+	return !set.sameAs(h.set) || !h.set.sameAs(set)
 }
 
 // needsSmoothing reports whether the frames of a stream with the tracks of

@@ -1,8 +1,12 @@
 package relay
 
 import (
+	"slices"
 	"testing"
 	"time"
+
+	"github.com/whepcast/whepcast/pkg/bus"
+	"github.com/whepcast/whepcast/pkg/tsframes"
 )
 
 // smoothInput is a frame reaching the hub at ms (and stored then).
@@ -199,4 +203,91 @@ func TestSmootherPassesEvenVideo(t *testing.T) {
 			t.Fatalf("video=%v of %d ms, come at %d ms, left at %d ms", o.in.video, o.in.media/90, o.in.ms, o.ms)
 		}
 	}
+}
+
+// TestRepeatedAnnouncementKeepsHeldFrames: the ingest repeats a stream's
+// announcement before each keyframe. A stream with derived audio whose video
+// came in a burst is evened out, and the frames held stay held over the
+// repeated announcement: they leave at their media time, not all at once
+// (which made a gap of the whole hold before every keyframe). An
+// announcement that changes the tracks releases them at once.
+func TestRepeatedAnnouncementKeepsHeldFrames(t *testing.T) {
+	checkLeaks(t)
+	msgs := messages("s", 1, readFixture(t, "av.ts"))
+	ann := firstAnnouncement(t, msgs)
+	ann.Tracks = slices.Clone(ann.Tracks)
+	for i := range ann.Tracks {
+		if ann.Tracks[i].PID == ann.Audio {
+			ann.Tracks[i].DerivedFrom = 0x1f00 // the Opus of a transcoding stage
+		}
+	}
+	if !needsSmoothing(ann) {
+		t.Fatal("a stream with derived audio is not smoothed")
+	}
+	var burst []bus.Message
+	for _, m := range msgs {
+		if m.Tracks == nil && m.Frame.Codec == tsframes.CodecH264 && (len(burst) > 0 || m.Frame.Key) && len(burst) < 21 {
+			burst = append(burst, m)
+		}
+	}
+	span := time.Duration(burst[20].Frame.PTS-burst[0].Frame.PTS) * time.Second / 90000
+	r, b := newTestRelay(t, Config{}, nil)
+	v, rec := join(t, r, ann)
+	v.Start()
+	annMsg := bus.Message{Epoch: 1, Tracks: &ann}
+	b.send("s", annMsg)
+	// The 21 frames were all stored just now: the first is span late
+	// when the last is on time.
+	at := time.Now()
+	for i := range burst {
+		burst[i].Published = at.Add(-5 * time.Millisecond)
+	}
+	b.send("s", burst...)
+	b.send("s", annMsg)
+	got := rec.waitFor(t, 5*time.Second, "21 video frames", func(p []sent) bool { return markers(p) >= 21 })
+	last := got[len(got)-1].at.Sub(at)
+	t.Logf("21 frames over %v of media: the last left %v after the burst", span, last)
+	if last < span-100*time.Millisecond {
+		t.Fatalf("the last frame of the burst left %v after it, want about %v (its media time)", last, span)
+	}
+
+	// The tracks change (audio only): what is held goes first, at once.
+	var h *hub
+	r.mu.Lock()
+	for _, x := range r.hubs {
+		h = x
+	}
+	r.mu.Unlock()
+	held := func() int {
+		h.smooth.mu.Lock()
+		defer h.smooth.mu.Unlock()
+		return len(h.smooth.queues[0]) + len(h.smooth.queues[1])
+	}
+	at = time.Now()
+	for i := range burst {
+		burst[i].Published = at.Add(-5 * time.Millisecond)
+		burst[i].Frame.PTS += int64(span/time.Millisecond*90) + 3000
+	}
+	b.send("s", burst...)
+	if held() == 0 {
+		t.Fatal("no frame of the second burst held")
+	}
+	audioOnly := ann
+	audioOnly.Tracks = slices.DeleteFunc(slices.Clone(ann.Tracks), func(tr tsframes.Track) bool { return tr.PID == ann.Video })
+	audioOnly.Video = 0
+	b.send("s", bus.Message{Epoch: 1, Tracks: &audioOnly})
+	if n := held(); n != 0 {
+		t.Fatalf("%d frames still held after the tracks changed, want none", n)
+	}
+}
+
+// markers counts the packets that end a video frame.
+func markers(p []sent) int {
+	n := 0
+	for _, s := range p {
+		if s.hdr.SSRC == ssrcVideo && s.hdr.Marker {
+			n++
+		}
+	}
+	return n
 }

@@ -144,6 +144,7 @@ type fakeViewer struct {
 	startOnce  sync.Once
 	started    chan struct{}
 	closeOnce  sync.Once
+	closing    bool // Close has begun: Start and BindSenders add nothing
 	endOnce    sync.Once
 	quit       chan struct{} // Close
 	done       chan struct{} // ended or closed
@@ -171,6 +172,9 @@ func (v *fakeViewer) AudioTrack() webrtc.TrackLocal {
 func (v *fakeViewer) BindSenders(video, audio *webrtc.RTPSender) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
+	if v.closing {
+		return
+	}
 	for _, s := range []*webrtc.RTPSender{video, audio} {
 		if s != nil {
 			v.bound++
@@ -194,7 +198,14 @@ func (v *fakeViewer) SetBatcher(b relay.Batcher) {
 	v.batcher = b
 }
 
+// Start starts sending unless Close has begun: the real viewer serializes
+// them too (a WaitGroup must not be added to while Close waits on it).
 func (v *fakeViewer) Start() {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.closing {
+		return
+	}
 	v.startOnce.Do(func() {
 		close(v.started)
 		v.wg.Add(1)
@@ -269,6 +280,9 @@ func (v *fakeViewer) Stats() relay.ViewerStats {
 
 func (v *fakeViewer) Close() {
 	v.closeOnce.Do(func() {
+		v.mu.Lock()
+		v.closing = true
+		v.mu.Unlock()
 		close(v.quit)
 		v.wg.Wait()
 		v.mu.Lock()
