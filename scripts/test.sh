@@ -80,7 +80,7 @@ trap 'rm -f "$fuzz_log"' EXIT
 for target in FuzzDemuxer:./pkg/tsframes/ FuzzSCTE35:./pkg/tsframes/ FuzzParse:./pkg/sdpfrag/ \
               FuzzDecoder:./pkg/bus/ FuzzPacketizeH264:./pkg/relay/ FuzzPacketizeH265:./pkg/relay/ \
               FuzzParseStreamID:./pkg/ingest/srt/ FuzzAccessUnit:./pkg/ingest/rtmp/ FuzzChunkGuard:./pkg/ingest/rtmp/ \
-              FuzzH264Depacketizer:./pkg/ingest/whip/; do
+              FuzzH264Depacketizer:./pkg/ingest/whip/ FuzzLATMChannels:./pkg/transcode/; do
   name=${target%%:*} pkg=${target#*:}
   echo "test.sh: fuzzing $name ($pkg) for $fuzztime"
   go test -run '^$' -fuzz "^$name\$" -fuzztime "$fuzztime" -fuzzminimizetime 100x "$pkg" 2>&1 | tee "$fuzz_log"

@@ -120,7 +120,9 @@ func measureAVSync(t *testing.T, ctx context.Context, stack *e2eStack, page cont
 	if _, err := evalJS[bool](page, syncProbeJS); err != nil {
 		t.Fatalf("starting the probe: %v", err)
 	}
-	cond := fmt.Sprintf(`window.syncProbe.beeps.length >= %d && window.syncProbe.flashes.length >= %d`, want+1, want+1)
+	// The first event may be cut by the start of the probe, and the last
+	// beep may come after the probe's last flash: two more than wanted.
+	cond := fmt.Sprintf(`window.syncProbe.beeps.length >= %d && window.syncProbe.flashes.length >= %d`, want+2, want+2)
 	err := waitJS(page, 25*time.Second, cond)
 	ev, evErr := evalJS[syncEvents](page, `window.syncProbe`)
 	if evErr != nil {
@@ -161,12 +163,17 @@ const avSteadyFrom = 5
 // The issue asks for that difference to be within 20 ms. The ingest holds
 // an MPEG-TS source's video until its audio has arrived (pkg/ingest,
 // interleave.go) and the whep-node sends a stream with derived audio evenly
-// (pkg/relay, smoother.go); before, Chromium presented the transcoded audio
-// 410 to 480 ms late. What remains (docs/transcoding.md) is within the
-// browser's own spread between two plays of the same Opus stream: the test
-// logs the figures and fails past avSyncRegression, so that the gap cannot
-// come back unseen; WHEPCAST_AV_SYNC_STRICT=1 enforces the 20 ms bound.
-const avSyncRegression = 300.0 // ms
+// from its first frame (pkg/relay, smoother.go); before, Chromium presented
+// the transcoded audio 410 to 480 ms late, and later, while the node still
+// sent the first audio of a stream early, then paused it, MP2's up to
+// 157 ms. What remains (docs/transcoding.md) is within the browser's own
+// spread between two plays of the same Opus stream (whose 100 ms bursts
+// make its own offset vary from 46 to 143 ms between runs). The test logs
+// the figures and fails when the transcoded stream's own steady offset
+// passes avSyncRegression (it was 186 to 246 ms for MP2 then, 37 to 67 ms
+// for all three now), so that a gap cannot come back unseen;
+// WHEPCAST_AV_SYNC_STRICT=1 enforces the 20 ms bound on the difference.
+const avSyncRegression = 150.0 // ms
 
 func TestChromiumAVSync(t *testing.T) {
 	strict := os.Getenv("WHEPCAST_AV_SYNC_STRICT") == "1"
@@ -180,15 +187,16 @@ func TestChromiumAVSync(t *testing.T) {
 			ref, got := median(refAll[avSteadyFrom:]), median(gotAll[avSteadyFrom:])
 			t.Logf("FIGURE chromium_av_offset_ms{codec=%s}=%.1f reference_opus=%.1f difference=%.1f start_difference=%.1f (load %s)",
 				codec, got, ref, got-ref, median(gotAll[:avSteadyFrom])-median(refAll[:avSteadyFrom]), e2eLoadAverage())
+			if math.Abs(got) > avSyncRegression {
+				t.Errorf("%s: steady A/V offset %.1f ms (the Opus reference: %.1f ms), past the regression bound of %.0f ms",
+					codec, got, ref, avSyncRegression)
+			}
 			if d := got - ref; math.Abs(d) > 20 {
 				msg := fmt.Sprintf("%s: steady A/V offset %.1f ms against %.1f ms for the same stream in Opus: %.1f ms apart, want within 20 ms",
 					codec, got, ref, d)
-				switch {
-				case strict:
+				if strict {
 					t.Error(msg)
-				case math.Abs(d) > avSyncRegression:
-					t.Errorf("%s; and past the regression bound of %.0f ms", msg, avSyncRegression)
-				default:
+				} else {
 					t.Log("known gap (WHEPCAST_AV_SYNC_STRICT=1 fails on it): " + msg)
 				}
 			}

@@ -135,6 +135,7 @@ func newHub(cfg hubConfig, ann bus.Announcement, catState string) *hub {
 	if !cfg.shifted {
 		h.smooth = newSmoother(h.deliver)
 		h.smoothing = needsSmoothing(ann)
+		h.smooth.expectVideo = h.set.video
 	}
 	if catState == bus.StateEnded {
 		h.wake <- struct{}{}
@@ -318,6 +319,9 @@ func (h *hub) handle(m bus.Message) {
 		}
 		h.smoothing = smoothing
 		h.announce(epoch, *m.Tracks)
+		if h.smooth != nil {
+			h.smooth.setExpectVideo(h.set.video)
+		}
 	}
 	switch {
 	case !h.epochKnown:

@@ -17,11 +17,21 @@ import (
 // smoothWindow in which it stayed smoothStep lower: sending faster or slower
 // than real time, even by 1 %, makes a browser's audio and video drift
 // apart, and a pause makes its audio jitter buffer grow for many seconds.
+//
+// Until smoothDecideFrames video frames have been seen, whether the video
+// comes in bursts is not known yet: frames are held to the largest video
+// lateness so far (the first frame of a burst is the latest). A stream that
+// has video holds its audio until its first video frame (at most
+// smoothMaxDelay): the audio of a starting MPEG-TS source comes first, less
+// late than the video released after it, and sending it at once, then
+// holding it when the video raised the anchor, left a gap that made the
+// browser's audio jitter buffer grow for the rest of the session.
 const (
-	smoothMinSpread = 150 * time.Millisecond
-	smoothMaxDelay  = 800 * time.Millisecond
-	smoothWindow    = 10 * time.Second
-	smoothStep      = 50 * time.Millisecond
+	smoothMinSpread    = 150 * time.Millisecond
+	smoothMaxDelay     = 800 * time.Millisecond
+	smoothWindow       = 10 * time.Second
+	smoothStep         = 50 * time.Millisecond
+	smoothDecideFrames = 6
 )
 
 // smoother evens out the delivery of a live stream whose frames reach the
@@ -46,6 +56,11 @@ type smoother struct {
 	queues [2][]smoothed // video, audio
 	wake   chan struct{}
 
+	// expectVideo: the stream has video (its audio waits for the first
+	// video frame, in pending).
+	expectVideo bool
+	pending     []pendingFrame
+
 	started bool
 	anchor  time.Duration // the largest lateness
 	floor   time.Duration // the least lateness of this window and the last
@@ -54,7 +69,14 @@ type smoother struct {
 	// and the last (vSeen: there was video).
 	vlo, vhi time.Duration
 	vSeen    bool
+	vFrames  int        // video frames seen since the start, up to smoothDecideFrames
 	win      lateWindow // this window
+}
+
+// pendingFrame is an audio frame waiting for the stream's first video frame.
+type pendingFrame struct {
+	f                   *frame
+	recv, late, transit time.Duration
 }
 
 // lateWindow is what the frames stored within one smoothWindow showed.
@@ -75,6 +97,16 @@ func newSmoother(deliver func(*frame)) *smoother {
 	return &smoother{deliver: deliver, wake: make(chan struct{}, 1)}
 }
 
+// setExpectVideo tells whether the stream has video.
+func (s *smoother) setExpectVideo(video bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.expectVideo = video
+	if !video {
+		s.schedulePendingLocked()
+	}
+}
+
 // push takes f, with media time media (90 kHz, unwrapped), which JetStream
 // stored at stored (wall clock, Unix ns; 0 when unknown) and which reached
 // the hub at recv (hub clock; wall clock recvWall). It delivers f now or
@@ -89,10 +121,15 @@ func (s *smoother) push(f *frame, media, stored int64, recv time.Duration, recvW
 	late := st - time.Duration(media)*time.Second/videoClockRate
 	transit := time.Duration(recvWall - stored)
 	s.observe(st, late, transit, f.video)
-	due := recv
-	if s.bursty() {
-		due = recv + (s.anchor - late) + (s.transit - transit)
+	if !f.video && s.expectVideo && !s.vSeen {
+		s.pending = append(s.pending, pendingFrame{f: f, recv: recv, late: late, transit: transit})
+		s.releaseLocked(recv)
+		return
 	}
+	if f.video {
+		s.schedulePendingLocked()
+	}
+	due := s.dueLocked(recv, late, transit)
 	if due-recv > smoothMaxDelay {
 		// Ahead of real time: deliver what waits and start again.
 		s.flushLocked()
@@ -100,6 +137,25 @@ func (s *smoother) push(f *frame, media, stored int64, recv time.Duration, recvW
 		s.observe(st, late, transit, f.video)
 		due = recv
 	}
+	s.enqueueLocked(f, due, recv)
+}
+
+// dueLocked returns when a frame of lateness late and transit, which reached
+// the hub at recv, is due.
+func (s *smoother) dueLocked(recv, late, transit time.Duration) time.Duration {
+	anchor := s.anchor
+	switch {
+	case s.vSeen && s.vFrames < smoothDecideFrames:
+		anchor = s.vhi // not decided yet: to the latest video
+	case !s.bursty():
+		return recv
+	}
+	return recv + (anchor - late) + (s.transit - transit)
+}
+
+// enqueueLocked delivers f now when it is due and nothing of its kind
+// waits, or queues it.
+func (s *smoother) enqueueLocked(f *frame, due, now time.Duration) {
 	k := 0
 	if !f.video {
 		k = 1
@@ -107,8 +163,8 @@ func (s *smoother) push(f *frame, media, stored int64, recv time.Duration, recvW
 	if q := s.queues[k]; len(q) > 0 {
 		due = max(due, q[len(q)-1].due) // each kind in its order
 	}
-	s.releaseLocked(recv)
-	if due <= recv && len(s.queues[k]) == 0 {
+	s.releaseLocked(now)
+	if due <= now && len(s.queues[k]) == 0 {
 		s.deliver(f)
 		return
 	}
@@ -116,6 +172,21 @@ func (s *smoother) push(f *frame, media, stored int64, recv time.Duration, recvW
 	select {
 	case s.wake <- struct{}{}:
 	default:
+	}
+}
+
+// schedulePendingLocked gives the audio frames waiting for the first video
+// frame their due times (those past are delivered now).
+func (s *smoother) schedulePendingLocked() {
+	if len(s.pending) == 0 {
+		return
+	}
+	p := s.pending
+	s.pending = nil
+	now := p[len(p)-1].recv
+	for i := range p {
+		s.enqueueLocked(p[i].f, s.dueLocked(p[i].recv, p[i].late, p[i].transit), now)
+		p[i] = pendingFrame{}
 	}
 }
 
@@ -138,6 +209,10 @@ func (s *smoother) observe(stored, late, transit time.Duration, video bool) {
 		s.started = true
 		s.anchor, s.floor, s.transit = late, late, transit
 		s.vlo, s.vhi, s.vSeen = late, late, video
+		s.vFrames = 0
+		if video {
+			s.vFrames = 1
+		}
 		s.win = lateWindow{start: stored, min: late, max: late, transit: transit, vmin: late, vmax: late, video: video}
 		return
 	}
@@ -150,6 +225,7 @@ func (s *smoother) observe(stored, late, transit time.Duration, video bool) {
 		s.win = lateWindow{start: stored, min: late, max: late, transit: transit, vmin: late, vmax: late}
 	}
 	if video {
+		s.vFrames = min(s.vFrames+1, smoothDecideFrames)
 		if !s.win.video {
 			s.win.vmin, s.win.vmax, s.win.video = late, late, true
 		}
@@ -172,6 +248,9 @@ func (s *smoother) observe(stored, late, transit time.Duration, video bool) {
 
 // releaseLocked delivers, in due order, the queued frames due by now.
 func (s *smoother) releaseLocked(now time.Duration) {
+	if len(s.pending) > 0 && now-s.pending[0].recv > smoothMaxDelay {
+		s.schedulePendingLocked() // no video came
+	}
 	for {
 		k := s.nextLocked()
 		if k < 0 || s.queues[k][0].due > now {
@@ -190,6 +269,11 @@ func (s *smoother) flush() {
 }
 
 func (s *smoother) flushLocked() {
+	for i, p := range s.pending {
+		s.deliver(p.f)
+		s.pending[i] = pendingFrame{}
+	}
+	s.pending = nil
 	for k := s.nextLocked(); k >= 0; k = s.nextLocked() {
 		s.popLocked(k)
 	}
@@ -228,6 +312,11 @@ func (s *smoother) run(done <-chan struct{}, clock time.Time) {
 		wait := time.Duration(-1)
 		if k := s.nextLocked(); k >= 0 {
 			wait = s.queues[k][0].due - time.Since(clock)
+		}
+		if len(s.pending) > 0 {
+			if w := s.pending[0].recv + smoothMaxDelay + time.Millisecond - time.Since(clock); wait < 0 || w < wait {
+				wait = max(w, 0)
+			}
 		}
 		s.mu.Unlock()
 		var timer <-chan time.Time

@@ -29,6 +29,7 @@ func simulateSmoother(in []smoothInput) []smoothOutput {
 	now := 0
 	byFrame := map[*frame]smoothInput{}
 	s := newSmoother(func(f *frame) { out = append(out, smoothOutput{byFrame[f], now}) })
+	s.expectVideo = slices.ContainsFunc(in, func(x smoothInput) bool { return x.video })
 	base := time.Unix(1000, 0).UnixNano()
 	i := 0
 	end := in[len(in)-1].ms + 2000
@@ -110,6 +111,43 @@ func TestSmootherEvensOutBursts(t *testing.T) {
 	}
 	if lo < 345 || hi > 355 {
 		t.Fatalf("delivered %d ms after the media time, want the bursts' 350", lo)
+	}
+}
+
+// TestSmootherStartsAudioWithVideo: an MPEG-TS source with AAC starting.
+// Its audio comes first, in PES of 350 ms that arrive once complete; its
+// first video burst comes 250 ms after the audio of the same time (the
+// ingest holds the video until the audio that covers it has come), later
+// ones with that audio. Every frame leaves at its media time plus one
+// delay, the first audio frame too: the audio waits for the first video
+// frame instead of leaving at once and stalling when the video raised the
+// delay (a gap a browser's audio jitter buffer never forgets).
+func TestSmootherStartsAudioWithVideo(t *testing.T) {
+	var in []smoothInput
+	for pes := 350; pes <= 5000; pes += 350 {
+		for a := pes - 350; a < pes; a += 20 {
+			in = append(in, smoothInput{false, int64(a) * 90, pes + 20})
+		}
+		at := pes + 20
+		if pes == 350 {
+			at += 250
+		}
+		for v := pes - 350; v < pes; v++ {
+			if v*30%1000 < 30 {
+				in = append(in, smoothInput{true, int64(v) * 90, at})
+			}
+		}
+	}
+	slices.SortStableFunc(in, func(a, b smoothInput) int { return a.ms - b.ms })
+	out := simulateSmoother(in)
+	checkOrder(t, in, out)
+	lo, hi := 1<<30, -1<<30
+	for _, o := range out {
+		d := o.ms - int(o.in.media/90)
+		lo, hi = min(lo, d), max(hi, d)
+	}
+	if hi-lo > 1 {
+		t.Fatalf("delivery minus media time spreads over %d..%d ms from the start, want one value", lo, hi)
 	}
 }
 

@@ -123,6 +123,13 @@ func toSource(out, lastIn int64) int64 {
 
 // runChild runs one ffmpeg child until it ends, stalls or ctx is done.
 func (j *job) runChild(ctx context.Context, tp *bus.TrackPublisher) error {
+	if j.needsLATMChannels() {
+		j.learnLATMChannels(ctx)
+		j.latmSearched = true
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
 	cctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	cmd := exec.CommandContext(cctx, j.stage.ffmpeg, j.childArgs()...)
@@ -225,21 +232,28 @@ func (j *job) feed(ctx context.Context, w io.Writer, cio *childIO) error {
 		return err
 	}
 	keySeen := false
+	first := j.first
+	j.first = nil
 	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case f := <-j.in:
-			if ok, err := j.feedFrame(tw, f, &keySeen); err != nil {
-				return err
-			} else if !ok {
-				continue
+		var f tsframes.Frame
+		if len(first) > 0 {
+			f, first = first[0], first[1:]
+		} else {
+			select {
+			case <-ctx.Done():
+				return nil
+			case f = <-j.in:
 			}
-			if err := bw.Flush(); err != nil {
-				return err
-			}
-			cio.wrote(f.PTS, time.Now())
 		}
+		if ok, err := j.feedFrame(tw, f, &keySeen); err != nil {
+			return err
+		} else if !ok {
+			continue
+		}
+		if err := bw.Flush(); err != nil {
+			return err
+		}
+		cio.wrote(f.PTS, time.Now())
 	}
 }
 

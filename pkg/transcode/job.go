@@ -47,6 +47,13 @@ type job struct {
 	children atomic.Int64 // children started (for tests)
 	pid      atomic.Int64 // the running child's process id, 0 when none
 
+	// channels is the source's channel count learnt from its first frames
+	// (AAC LATM, see learnLATMChannels), first the frames read for it,
+	// which the next child is fed first; owned by run.
+	channels     int
+	first        []tsframes.Frame
+	latmSearched bool
+
 	// outProfile is the H.264 profile-level-id of a video re-encode's
 	// output, from its SPS (video.go); nil until the first one.
 	outProfile atomic.Pointer[string]

@@ -43,7 +43,11 @@ func (j *job) childArgs() []string {
 	if j.src.Kind == tsframes.KindVideo {
 		return videoArgs(j.bitrate)
 	}
-	return ffmpegArgs(j.stage.cfg.AudioBitrate, j.src.Channels)
+	channels := j.src.Channels
+	if channels == 0 {
+		channels = j.channels
+	}
+	return ffmpegArgs(j.stage.cfg.AudioBitrate, channels)
 }
 
 // tsVideoStreamID is the PES stream id of video.
