@@ -10,6 +10,7 @@ import (
 
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
+	"github.com/whepcast/whepcast/internal/piontest"
 )
 
 // rtpPacket is what an rtpViewer keeps of each RTP packet.
@@ -58,28 +59,17 @@ func newRTPViewerWith(t *testing.T, tune func(*webrtc.SettingEngine)) *rtpViewer
 		_ = c.pc.Close()
 		v.wg.Wait()
 	})
-	c.pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+	piontest.ReadRTP(c.pc, &v.wg, func(tr *webrtc.TrackRemote, p *rtp.Packet, at time.Time) {
 		mime := tr.Codec().MimeType
 		c.mu.Lock()
 		c.tracks[mime] = true
 		c.mu.Unlock()
-		v.wg.Add(1)
-		go func() {
-			defer v.wg.Done()
-			for {
-				p, _, err := tr.ReadRTP()
-				if err != nil {
-					return
-				}
-				v.add(mime, p)
-			}
-		}()
+		v.add(mime, p, at)
 	})
 	return v
 }
 
-func (v *rtpViewer) add(mime string, p *rtp.Packet) {
-	now := time.Now()
+func (v *rtpViewer) add(mime string, p *rtp.Packet, now time.Time) {
 	r := rtpPacket{at: now, ssrc: p.SSRC, seq: p.SequenceNumber, ts: p.Timestamp, marker: p.Marker}
 	v.mu.Lock()
 	if mime == mimeH264 {

@@ -11,8 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 
+	"github.com/whepcast/whepcast/internal/piontest"
 	"github.com/whepcast/whepcast/internal/tstest"
 	"github.com/whepcast/whepcast/pkg/bus"
 	"github.com/whepcast/whepcast/pkg/config"
@@ -131,20 +133,14 @@ func TestSCTE35CuesReachViewer(t *testing.T) {
 	var mu sync.Mutex
 	var frames []uint32 // RTP timestamps of the video frames, in arrival order
 	var frameAt []time.Time
-	c.pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
-		go func() {
-			for {
-				p, _, err := tr.ReadRTP()
-				if err != nil {
-					return
-				}
-				if tr.Kind() == webrtc.RTPCodecTypeVideo && p.Marker {
-					mu.Lock()
-					frames, frameAt = append(frames, p.Timestamp), append(frameAt, time.Now())
-					mu.Unlock()
-				}
-			}
-		}()
+	var readers sync.WaitGroup
+	t.Cleanup(func() { _ = c.pc.Close(); readers.Wait() })
+	piontest.ReadRTP(c.pc, &readers, func(tr *webrtc.TrackRemote, p *rtp.Packet, at time.Time) {
+		if tr.Kind() == webrtc.RTPCodecTypeVideo && p.Marker {
+			mu.Lock()
+			frames, frameAt = append(frames, p.Timestamp), append(frameAt, at)
+			mu.Unlock()
+		}
 	})
 	// Frame 0 is published (the ingest holds it up to a second for its
 	// audio, which the gate keeps back: wait for it on the bus), the rest

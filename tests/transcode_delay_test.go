@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -221,24 +222,13 @@ func TestTranscodeAddedDelay(t *testing.T) {
 	for _, p := range probes {
 		pc := piontest.RecvOnly(t, nil, webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio)
 		t.Cleanup(func() { _ = pc.GracefulClose(); wg.Wait() })
-		pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for {
-					pkt, _, err := tr.ReadRTP()
-					if err != nil {
-						return
-					}
-					if tr.Kind() != webrtc.RTPCodecTypeAudio {
-						continue
-					}
-					now := time.Now()
-					p.mu.Lock()
-					p.rtpSize, p.rtpAt = append(p.rtpSize, len(pkt.Payload)), append(p.rtpAt, now)
-					p.mu.Unlock()
-				}
-			}()
+		piontest.ReadRTP(pc, &wg, func(tr *webrtc.TrackRemote, pkt *rtp.Packet, now time.Time) {
+			if tr.Kind() != webrtc.RTPCodecTypeAudio {
+				return
+			}
+			p.mu.Lock()
+			p.rtpSize, p.rtpAt = append(p.rtpSize, len(pkt.Payload)), append(p.rtpAt, now)
+			p.mu.Unlock()
 		})
 		var resp *http.Response
 		var answer string

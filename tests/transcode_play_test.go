@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -137,24 +138,14 @@ func TestTranscodedAudioPlays(t *testing.T) {
 	pc := piontest.RecvOnly(t, nil, webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio)
 	var wg sync.WaitGroup
 	t.Cleanup(func() { _ = pc.GracefulClose(); wg.Wait() })
-	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				p, _, err := tr.ReadRTP()
-				if err != nil {
-					return
-				}
-				rec.mu.Lock()
-				if tr.Kind() == webrtc.RTPCodecTypeAudio {
-					rec.ts, rec.seq = append(rec.ts, p.Timestamp), append(rec.seq, p.SequenceNumber)
-				} else {
-					rec.video++
-				}
-				rec.mu.Unlock()
-			}
-		}()
+	piontest.ReadRTP(pc, &wg, func(tr *webrtc.TrackRemote, p *rtp.Packet, _ time.Time) {
+		rec.mu.Lock()
+		defer rec.mu.Unlock()
+		if tr.Kind() == webrtc.RTPCodecTypeAudio {
+			rec.ts, rec.seq = append(rec.ts, p.Timestamp), append(rec.seq, p.SequenceNumber)
+		} else {
+			rec.video++
+		}
 	})
 	// The stream is announced (with its derived track) once published.
 	var resp *http.Response

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 	"go.uber.org/goleak"
 
@@ -250,23 +251,12 @@ func newWHEPClientWith(t *testing.T, tune func(*webrtc.SettingEngine), kinds ...
 			once2.Do(func() { close(c.closed) })
 		}
 	})
-	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+	piontest.ReadRTP(pc, &wg, func(tr *webrtc.TrackRemote, _ *rtp.Packet, _ time.Time) {
 		mime := tr.Codec().MimeType
 		c.mu.Lock()
 		c.tracks[mime] = true
+		c.packets[mime]++
 		c.mu.Unlock()
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				if _, _, err := tr.ReadRTP(); err != nil {
-					return
-				}
-				c.mu.Lock()
-				c.packets[mime]++
-				c.mu.Unlock()
-			}
-		}()
 	})
 	return c
 }

@@ -6,10 +6,12 @@ package piontest
 
 import (
 	"net"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/pion/ice/v4"
+	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -86,4 +88,24 @@ func Answer(t testing.TB, pc *webrtc.PeerConnection, sdp string) {
 	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: sdp}); err != nil {
 		t.Fatalf("SetRemoteDescription(answer): %v\n%s", err, sdp)
 	}
+}
+
+// ReadRTP reads every RTP packet of each track pc receives, in a goroutine
+// per track counted in wg, and gives it to fn with the track and the time it
+// was read, until the track ends (pc closed). fn is called from those
+// goroutines: it must be safe for concurrent use.
+func ReadRTP(pc *webrtc.PeerConnection, wg *sync.WaitGroup, fn func(tr *webrtc.TrackRemote, p *rtp.Packet, at time.Time)) {
+	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				p, _, err := tr.ReadRTP()
+				if err != nil {
+					return
+				}
+				fn(tr, p, time.Now())
+			}
+		}()
+	})
 }

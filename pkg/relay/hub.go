@@ -58,6 +58,12 @@ type hub struct {
 	// the bus handler) tells whether the current tracks need it.
 	smooth    *smoother
 	smoothing bool
+	// smoothDone and smoothStopped end and follow the smoother's
+	// goroutine, which the bus handler starts with the first frame the
+	// smoother takes (nil before); smoothEnded: run has stopped it.
+	smoothMu                  sync.Mutex
+	smoothDone, smoothStopped chan struct{}
+	smoothEnded               bool
 
 	mu sync.Mutex
 	// set is written by the bus handler under mu (so the handler reads it
@@ -170,17 +176,7 @@ func (h *hub) run(ctx context.Context) {
 	}
 	h.cfg.subscribed(1)
 	defer h.cfg.subscribed(-1)
-	if h.smooth != nil {
-		smoothDone, smoothStopped := make(chan struct{}), make(chan struct{})
-		go func() {
-			defer close(smoothStopped)
-			h.smooth.run(smoothDone, h.clock)
-		}()
-		defer func() { // after the subscription's handler has returned
-			close(smoothDone)
-			<-smoothStopped
-		}()
-	}
+	defer h.stopSmoother() // after the subscription's handler has returned
 	defer sub.Close()
 	defer func() {
 		// Shut down (last viewer closed, relay closed): a viewer that
@@ -365,6 +361,7 @@ func (h *hub) handle(m bus.Message) {
 	if f.video && m.Frame.DTS != 0 {
 		media = m.Frame.DTS // in decode order, as sent
 	}
+	h.startSmoother()
 	h.smooth.push(f, media, f.stored, recv, h.clock.Add(recv).UnixNano())
 }
 
@@ -377,6 +374,35 @@ func (h *hub) announcementChanges(epoch uint64, ann bus.Announcement) bool {
 	}
 	set := trackSetFor(ann, h.cfg.videoCodec)
 	return !set.sameAs(h.set) || !h.set.sameAs(set)
+}
+
+// startSmoother starts the smoother's goroutine, once: with the first frame
+// it takes, since most streams never need it.
+func (h *hub) startSmoother() {
+	h.smoothMu.Lock()
+	defer h.smoothMu.Unlock()
+	if h.smoothStopped != nil || h.smoothEnded {
+		return
+	}
+	done, stopped := make(chan struct{}), make(chan struct{})
+	h.smoothDone, h.smoothStopped = done, stopped
+	go func() {
+		defer close(stopped)
+		h.smooth.run(done, h.clock)
+	}()
+}
+
+// stopSmoother stops the smoother's goroutine, if it was started, and
+// waits for it.
+func (h *hub) stopSmoother() {
+	h.smoothMu.Lock()
+	h.smoothEnded = true
+	done, stopped := h.smoothDone, h.smoothStopped
+	h.smoothMu.Unlock()
+	if stopped != nil {
+		close(done)
+		<-stopped
+	}
 }
 
 // needsSmoothing reports whether the frames of a stream with the tracks of

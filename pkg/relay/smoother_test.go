@@ -282,7 +282,7 @@ func TestRepeatedAnnouncementKeepsHeldFrames(t *testing.T) {
 	}
 	b.send("s", burst...)
 	b.send("s", annMsg)
-	got := rec.waitFor(t, 5*time.Second, "21 video frames", func(p []sent) bool { return markers(p) >= 21 })
+	got := rec.waitFor(t, 5*time.Second, "21 video frames", func(p []sent) bool { return countMarkers(p) >= 21 })
 	last := got[len(got)-1].at.Sub(at)
 	t.Logf("21 frames over %v of media: the last left %v after the burst", span, last)
 	if last < span-100*time.Millisecond {
@@ -290,12 +290,7 @@ func TestRepeatedAnnouncementKeepsHeldFrames(t *testing.T) {
 	}
 
 	// The tracks change (audio only): what is held goes first, at once.
-	var h *hub
-	r.mu.Lock()
-	for _, x := range r.hubs {
-		h = x
-	}
-	r.mu.Unlock()
+	h := onlyHub(t, r)
 	held := func() int {
 		h.smooth.mu.Lock()
 		defer h.smooth.mu.Unlock()
@@ -319,13 +314,55 @@ func TestRepeatedAnnouncementKeepsHeldFrames(t *testing.T) {
 	}
 }
 
-// markers counts the packets that end a video frame.
-func markers(p []sent) int {
-	n := 0
-	for _, s := range p {
-		if s.hdr.SSRC == ssrcVideo && s.hdr.Marker {
-			n++
+// TestSmootherGoroutineOnlyWhenNeeded: a hub starts the smoother's
+// goroutine with the first frame the smoother takes, so a stream whose
+// audio is not derived (most) has none; one with derived audio has it.
+func TestSmootherGoroutineOnlyWhenNeeded(t *testing.T) {
+	checkLeaks(t)
+	msgs := messages("s", 1, readFixture(t, "av.ts"))
+	plain := firstAnnouncement(t, msgs)
+	derived := plain
+	derived.Tracks = slices.Clone(plain.Tracks)
+	for i := range derived.Tracks {
+		if derived.Tracks[i].PID == derived.Audio {
+			derived.Tracks[i].DerivedFrom = 0x1f00
 		}
 	}
-	return n
+	for _, c := range []struct {
+		ann  bus.Announcement
+		want bool
+	}{{plain, false}, {derived, true}} {
+		r, b := newTestRelay(t, Config{}, nil)
+		v, _ := join(t, r, c.ann)
+		v.Start()
+		b.send("s", bus.Message{Epoch: 1, Tracks: &c.ann})
+		for _, m := range msgs[:60] {
+			if m.Tracks == nil {
+				b.send("s", m)
+			}
+		}
+		h := onlyHub(t, r)
+		h.smoothMu.Lock()
+		started := h.smoothStopped != nil
+		h.smoothMu.Unlock()
+		if started != c.want {
+			t.Fatalf("derived audio %v: smoother goroutine started %v, want %v", c.want, started, c.want)
+		}
+		v.Close()
+		r.Close()
+	}
+}
+
+// onlyHub returns the one shared hub of r.
+func onlyHub(t *testing.T, r *Relay) *hub {
+	t.Helper()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.hubs) != 1 {
+		t.Fatalf("%d hubs, want 1", len(r.hubs))
+	}
+	for _, h := range r.hubs {
+		return h
+	}
+	return nil
 }

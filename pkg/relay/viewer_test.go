@@ -79,6 +79,11 @@ func TestViewerGetsEveryFrame(t *testing.T) {
 					t.Fatalf("video packet ssrc %x, %d bytes", p.hdr.SSRC, len(p.payload))
 				}
 			}
+			// The counters follow the writes of the last packets.
+			eventually(t, 5*time.Second, "the frame counters", func() bool {
+				st := v.Stats()
+				return st.Video.Frames == uint64(len(srcV)) && st.Audio.Frames == uint64(len(srcA))
+			})
 			st := v.Stats()
 			if st.Video.Frames != uint64(len(srcV)) || st.Audio.Frames != uint64(len(srcA)) ||
 				st.Video.Packets != uint64(len(video)) || st.Video.Drops != 0 || st.TimeToFirstFrame <= 0 {
