@@ -83,10 +83,17 @@ const demuxTimeout = 20 * time.Second
 // that is no frame or no announcement.
 func Demux(t testing.TB, data []byte) *Demuxed {
 	t.Helper()
+	return DemuxWith(t, data, tsframes.Options{})
+}
+
+// DemuxWith is Demux with the demuxer's options opts (SourceAudio: the
+// audio WebRTC cannot carry too, as the ingest reads it).
+func DemuxWith(t testing.TB, data []byte, opts tsframes.Options) *Demuxed {
+	t.Helper()
 	var d Demuxed
 	ctx, cancel := context.WithTimeout(t.Context(), demuxTimeout)
 	defer cancel()
-	if err := tsframes.NewDemuxer(bytes.NewReader(data), tsframes.Options{}).Run(ctx, &d); err != nil {
+	if err := tsframes.NewDemuxer(bytes.NewReader(data), opts).Run(ctx, &d); err != nil {
 		t.Fatal(err)
 	}
 	if len(d.Frames) == 0 || len(d.Announcements) == 0 {

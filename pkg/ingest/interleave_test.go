@@ -199,13 +199,17 @@ func TestInterleaverBoundsHeldFrames(t *testing.T) {
 	}
 }
 
-// TestInterleaverPublishesWhenTheSourcePauses: a source sends av.ts up to
-// its second video frame, before any audio, then pauses: the video it
-// held waiting for audio is published maxHold after it arrived, without
-// waiting for the source's next bytes; the rest follows when it resumes.
+// TestInterleaverPublishesWhenTheSourcePauses: a source sends aac.ts up to
+// its second audio PES, then pauses: the video past the first PES's audio
+// (PTS 126000 to 154800), which it held waiting for audio, is published
+// maxHold after it arrived, without waiting for the source's next bytes;
+// the rest follows when it resumes.
 func TestInterleaverPublishesWhenTheSourcePauses(t *testing.T) {
-	data := tstest.Read(t, "av.ts")
-	const prefix = 5828 // frames 0 and 1 of the video (the first audio PES starts at 6580)
+	data := tstest.Read(t, "aac.ts")
+	const (
+		prefix    = 30832  // up to the second audio PES
+		firstHeld = 157920 // the first video PTS past the first PES's audio
+	)
 	f := newFakeFactory()
 	ps, _ := newTestPublications(t, f)
 	r, w := io.Pipe()
@@ -220,21 +224,28 @@ func TestInterleaverPublishesWhenTheSourcePauses(t *testing.T) {
 	}
 	p := f.nextPub(t)
 	deadline := time.After(testDeadline)
-	for {
+	for published := false; !published; {
 		_, frames, _, _ := p.snapshot()
-		if len(frames) > 0 {
-			if !frames[0].Key || frames[0].PTS != 126585 {
-				t.Fatalf("first frame published: %+v, want the keyframe at PTS 126585", frames[0])
+		for _, fr := range frames {
+			if fr.Kind != tsframes.KindVideo || fr.PTS < firstHeld {
+				continue
+			}
+			if fr.PTS != firstHeld {
+				t.Fatalf("video at PTS %d published before the one at %d", fr.PTS, firstHeld)
 			}
 			if held := time.Since(sent); held < maxHold-50*time.Millisecond {
-				t.Fatalf("the keyframe was published %v after it arrived, want it held about %v for its audio", held, maxHold)
+				t.Fatalf("the video at PTS %d was published %v after it arrived, want it held about %v for its audio", fr.PTS, held, maxHold)
 			}
+			published = true
+			break
+		}
+		if published {
 			break
 		}
 		select {
 		case <-p.got:
 		case <-deadline:
-			t.Fatal("the held keyframe was not published while the source paused")
+			t.Fatal("the held video was not published while the source paused")
 		}
 	}
 	if _, err := w.Write(data[prefix:]); err != nil {
@@ -245,5 +256,5 @@ func TestInterleaverPublishesWhenTheSourcePauses(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, frames, _, _ := p.snapshot()
-	tstest.SameFramesPerTrack(t, frames, tstest.Demux(t, data).Frames)
+	tstest.SameFramesPerTrack(t, frames, tstest.DemuxWith(t, data, tsframes.Options{SourceAudio: true}).Frames)
 }

@@ -2,9 +2,7 @@ package transcode
 
 import (
 	"bytes"
-	"context"
 	"testing"
-	"time"
 
 	"github.com/whepcast/whepcast/internal/tstest"
 	"github.com/whepcast/whepcast/pkg/tsframes"
@@ -14,12 +12,7 @@ import (
 // testdata/latm.ts (stereo AAC in LATM/LOAS): the first PES has it, every
 // one that has a config says 2, and input that is no LOAS gives 0.
 func TestLATMChannels(t *testing.T) {
-	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
-	defer cancel()
-	var d tstest.Demuxed
-	if err := tsframes.NewDemuxer(bytes.NewReader(tstest.Read(t, "latm.ts")), tsframes.Options{SourceAudio: true}).Run(ctx, &d); err != nil {
-		t.Fatal(err)
-	}
+	d := tstest.DemuxWith(t, tstest.Read(t, "latm.ts"), tsframes.Options{SourceAudio: true})
 	var latm []tsframes.Frame
 	for _, f := range d.Frames {
 		if f.Codec == tsframes.CodecAACLATM {
