@@ -31,6 +31,21 @@ func freePort(t *testing.T) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
+// stopRun ends a node's run (stop cancels its context) and fails unless it
+// returns nil (on done) before ctx ends.
+func stopRun(t *testing.T, ctx context.Context, stop context.CancelFunc, done <-chan error) {
+	t.Helper()
+	stop()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("run = %v, want nil", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("run did not return")
+	}
+}
+
 // TestRunWaitsForNATS starts a node before its NATS server: it serves HTTP
 // at once, /healthz 200 and /readyz 503, retries, and is ready once the
 // server is up.
@@ -69,15 +84,7 @@ func TestRunWaitsForNATS(t *testing.T) {
 	if code, body := get(t, ctx, base+"/readyz"); code != 200 || body != "ready\n" {
 		t.Errorf("/readyz once connected = %d %q", code, body)
 	}
-	stop()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("run = %v", err)
-		}
-	case <-ctx.Done():
-		t.Fatal("run did not return")
-	}
+	stopRun(t, ctx, stop, done)
 }
 
 // TestRunEnds checks the ways a node that has no NATS connection ends: at
@@ -114,15 +121,7 @@ func TestRunEnds(t *testing.T) {
 			done <- run(runCtx, ln, natsconn.Config{URL: url, RetryWait: 20 * time.Millisecond}, cfg, slog.New(logs))
 		}()
 		logs.Wait(t, ctx, "NATS not reachable; retrying")
-		stop()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Fatalf("run = %v, want nil", err)
-			}
-		case <-ctx.Done():
-			t.Fatal("run did not return")
-		}
+		stopRun(t, ctx, stop, done)
 	})
 }
 
@@ -176,13 +175,5 @@ func TestRunWaitsForJetStream(t *testing.T) {
 	if code, body := get(t, ctx, base+"/readyz"); code != 200 || body != "ready\n" {
 		t.Errorf("/readyz once JetStream answers = %d %q", code, body)
 	}
-	stop()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("run = %v", err)
-		}
-	case <-ctx.Done():
-		t.Fatal("run did not return")
-	}
+	stopRun(t, ctx, stop, done)
 }

@@ -36,22 +36,10 @@ func latmChannels(data []byte) int {
 		for _, p := range e.StreamMuxConfig.Programs {
 			for _, l := range p.Layers {
 				if asc := l.AudioSpecificConfig; asc != nil {
-					return aacConfigChannels(asc.ChannelConfig)
+					return tsframes.AACChannels(asc.ChannelConfig)
 				}
 			}
 		}
-	}
-	return 0
-}
-
-// aacConfigChannels is the channel count of an MPEG-4 audio
-// channel_configuration, 0 when a PCE defines it or it is reserved.
-func aacConfigChannels(conf uint8) int {
-	switch {
-	case conf >= 1 && conf <= 6:
-		return int(conf)
-	case conf == 7:
-		return 8
 	}
 	return 0
 }

@@ -30,7 +30,7 @@ func trackOf(t *mpegts.Track) Track {
 	case *codecs.MPEG4Audio:
 		tr.Kind, tr.Codec = KindAudio, CodecAAC
 		tr.SampleRate = c.SampleRate
-		tr.Channels = aacChannels(c.ChannelConfig)
+		tr.Channels = AACChannels(c.ChannelConfig)
 	case *codecs.MPEG4AudioLATM:
 		// Sample rate and channels are in the LATM StreamMuxConfig, which
 		// the PMT does not carry: left unknown.
@@ -51,9 +51,10 @@ func trackOf(t *mpegts.Track) Track {
 	return tr
 }
 
-// aacChannels is the channel count of an MPEG-4 audio channel_configuration
-// (ISO 14496-3 table 1.19), 0 when a PCE defines it or it is reserved.
-func aacChannels(conf uint8) int {
+// AACChannels is the channel count of an MPEG-4 audio
+// channel_configuration (ISO 14496-3 table 1.19), 0 when a PCE defines it or
+// it is reserved.
+func AACChannels(conf uint8) int {
 	switch {
 	case conf >= 1 && conf <= 6:
 		return int(conf)

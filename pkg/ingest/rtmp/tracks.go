@@ -43,7 +43,7 @@ func trackOf(pid uint16, t *gortmplib.Track) tsframes.Track {
 		tr.Codec = tsframes.CodecAAC
 		if c.Config != nil {
 			tr.SampleRate = c.Config.SampleRate
-			tr.Channels = aacChannels(c.Config.ChannelConfig)
+			tr.Channels = tsframes.AACChannels(c.Config.ChannelConfig)
 		}
 	case *codecs.MPEG1Audio:
 		tr.Codec = tsframes.CodecMPEGAudio
@@ -51,16 +51,4 @@ func trackOf(pid uint16, t *gortmplib.Track) tsframes.Track {
 		tr.Codec, tr.SampleRate, tr.Channels = tsframes.CodecAC3, c.SampleRate, c.ChannelCount
 	}
 	return tr
-}
-
-// aacChannels is the channel count of an MPEG-4 audio channel_configuration,
-// 0 when a PCE defines it or it is reserved.
-func aacChannels(conf uint8) int {
-	switch {
-	case conf >= 1 && conf <= 6:
-		return int(conf)
-	case conf == 7:
-		return 8
-	}
-	return 0
 }
