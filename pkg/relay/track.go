@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 
 	"github.com/pion/webrtc/v4"
+	"github.com/whepcast/whepcast/pkg/fmtp"
 )
 
 // binding is what a PeerConnection told a track when it bound it.
@@ -93,7 +94,7 @@ func (t *track) Kind() webrtc.RTPCodecType { return t.kind }
 // want's profile (first two bytes of profile-level-id) is preferred.
 func matchCodec(want webrtc.RTPCodecCapability, negotiated []webrtc.RTPCodecParameters) (webrtc.RTPCodecParameters, bool) {
 	var fallback *webrtc.RTPCodecParameters
-	wantProfile := fmtpParam(want.SDPFmtpLine, "profile-level-id")
+	wantProfile := fmtp.Param(want.SDPFmtpLine, "profile-level-id")
 	for i := range negotiated {
 		c := &negotiated[i]
 		if !strings.EqualFold(c.MimeType, want.MimeType) || c.ClockRate != want.ClockRate {
@@ -102,10 +103,10 @@ func matchCodec(want webrtc.RTPCodecCapability, negotiated []webrtc.RTPCodecPara
 		if !strings.EqualFold(want.MimeType, webrtc.MimeTypeH264) {
 			return *c, true
 		}
-		if fmtpParam(c.SDPFmtpLine, "packetization-mode") != "1" {
+		if fmtp.Param(c.SDPFmtpLine, "packetization-mode") != "1" {
 			continue
 		}
-		p := fmtpParam(c.SDPFmtpLine, "profile-level-id")
+		p := fmtp.Param(c.SDPFmtpLine, "profile-level-id")
 		if len(p) >= 4 && len(wantProfile) >= 4 && strings.EqualFold(p[:4], wantProfile[:4]) {
 			return *c, true
 		}
@@ -124,20 +125,9 @@ func matchCodec(want webrtc.RTPCodecCapability, negotiated []webrtc.RTPCodecPara
 func rtxPayloadType(apt webrtc.PayloadType, negotiated []webrtc.RTPCodecParameters) (webrtc.PayloadType, bool) {
 	want := strconv.Itoa(int(apt))
 	for _, c := range negotiated {
-		if strings.EqualFold(c.MimeType, webrtc.MimeTypeRTX) && fmtpParam(c.SDPFmtpLine, "apt") == want {
+		if strings.EqualFold(c.MimeType, webrtc.MimeTypeRTX) && fmtp.Param(c.SDPFmtpLine, "apt") == want {
 			return c.PayloadType, true
 		}
 	}
 	return 0, false
-}
-
-// fmtpParam returns the value of key in an SDP fmtp line ("" if absent).
-func fmtpParam(line, key string) string {
-	for _, kv := range strings.Split(line, ";") {
-		k, v, ok := strings.Cut(strings.TrimSpace(kv), "=")
-		if ok && strings.EqualFold(k, key) {
-			return v
-		}
-	}
-	return ""
 }

@@ -1,6 +1,7 @@
 package whep
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"strconv"
@@ -9,6 +10,7 @@ import (
 	"github.com/pion/sdp/v3"
 
 	"github.com/whepcast/whepcast/pkg/bus"
+	"github.com/whepcast/whepcast/pkg/fmtp"
 	"github.com/whepcast/whepcast/pkg/relay"
 	"github.com/whepcast/whepcast/pkg/tsframes"
 )
@@ -152,33 +154,17 @@ func section(mid string, md *sdp.MediaDescription) *offerSection {
 		if a.Key != "fmtp" {
 			continue
 		}
-		if h264[pt] {
-			for _, p := range strings.Split(rest, ";") {
-				if strings.TrimSpace(p) == "packetization-mode=1" {
-					s.h264Mode1 = true
-				}
-			}
+		if h264[pt] && fmtp.Param(rest, "packetization-mode") == "1" {
+			s.h264Mode1 = true
 		}
 		if _, ok := h265[pt]; ok {
 			h265[pt] = rest
 		}
 	}
-	for _, fmtp := range h265 {
-		s.h265 = append(s.h265, fmtpValue(fmtp, "profile-id", "1")+"/"+fmtpValue(fmtp, "tier-flag", "0"))
+	for _, params := range h265 {
+		s.h265 = append(s.h265, cmp.Or(fmtp.Param(params, "profile-id"), "1")+"/"+cmp.Or(fmtp.Param(params, "tier-flag"), "0"))
 	}
 	return s
-}
-
-// fmtpValue returns the value of key in the parameters of an fmtp
-// attribute, def when absent.
-func fmtpValue(fmtp, key, def string) string {
-	for _, p := range strings.Split(fmtp, ";") {
-		k, v, ok := strings.Cut(strings.TrimSpace(p), "=")
-		if ok && strings.EqualFold(k, key) {
-			return strings.TrimSpace(v)
-		}
-	}
-	return def
 }
 
 // acceptsH265 reports whether the section has an H265 format for t: same

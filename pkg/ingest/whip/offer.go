@@ -7,6 +7,7 @@ import (
 
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
+	"github.com/whepcast/whepcast/pkg/fmtp"
 )
 
 // codecChoice is the codec of one offered section that a publication
@@ -65,16 +66,16 @@ func parseOffer(body []byte) (offer, error) {
 				return offer{}, fmt.Errorf("%w: %s section %d: payload type %q", errBadOffer, kind, i+1, f)
 			}
 			name, params := rtpmap(md, f)
-			fmtp, _ := fmtpOf(md, f)
+			fp, _ := fmtpOf(md, f)
 			switch {
 			case kind == "video" && strings.EqualFold(name, "H264/90000"):
-				if fmtpParam(fmtp, "packetization-mode") != "1" {
-					names = append(names, "H264 packetization-mode="+or(fmtpParam(fmtp, "packetization-mode"), "0"))
+				if fmtp.Param(fp, "packetization-mode") != "1" {
+					names = append(names, "H264 packetization-mode="+or(fmtp.Param(fp, "packetization-mode"), "0"))
 					continue
 				}
 				if o.video == nil {
-					o.video = &codecChoice{pt: uint8(pt), fmtp: fmtp}
-					o.profileLevelID = strings.ToLower(fmtpParam(fmtp, "profile-level-id"))
+					o.video = &codecChoice{pt: uint8(pt), fmtp: fp}
+					o.profileLevelID = strings.ToLower(fmtp.Param(fp, "profile-level-id"))
 				}
 			case kind == "audio" && strings.EqualFold(name, "opus/48000"):
 				if o.audio == nil {
@@ -82,7 +83,7 @@ func parseOffer(body []byte) (offer, error) {
 					if params == "1" {
 						ch = 1
 					}
-					o.audio = &codecChoice{pt: uint8(pt), fmtp: fmtp, channels: ch}
+					o.audio = &codecChoice{pt: uint8(pt), fmtp: fp, channels: ch}
 				}
 			case name == "":
 				names = append(names, "payload type "+f)
@@ -150,17 +151,6 @@ func fmtpOf(md *sdp.MediaDescription, pt string) (string, bool) {
 		}
 	}
 	return "", false
-}
-
-// fmtpParam returns the value of key in an fmtp parameter list.
-func fmtpParam(fmtp, key string) string {
-	for _, kv := range strings.Split(fmtp, ";") {
-		k, v, _ := strings.Cut(strings.TrimSpace(kv), "=")
-		if strings.EqualFold(k, key) {
-			return strings.TrimSpace(v)
-		}
-	}
-	return ""
 }
 
 func or(s, def string) string {
