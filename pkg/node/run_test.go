@@ -31,6 +31,25 @@ func freePort(t *testing.T) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
+// startRun runs a node with nconf on a new listener until ctx ends or stop
+// is called; it returns the node's base URL, its logs and the channel run's
+// result arrives on.
+func startRun(t *testing.T, ctx context.Context, nconf natsconn.Config) (base string, logs *logtest.Watch, stop context.CancelFunc, done chan error) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs = logtest.NewWatch()
+	runCtx, stop := context.WithCancel(ctx)
+	t.Cleanup(stop)
+	done = make(chan error, 1)
+	go func() {
+		done <- run(runCtx, ln, nconf, config.WHEP{ICEUDPAddr: "127.0.0.1:0", WaitTimeout: time.Second}, slog.New(logs))
+	}()
+	return "http://" + ln.Addr().String(), logs, stop, done
+}
+
 // stopRun ends a node's run (stop cancels its context) and fails unless it
 // returns nil (on done) before ctx ends.
 func stopRun(t *testing.T, ctx context.Context, stop context.CancelFunc, done <-chan error) {
@@ -53,19 +72,7 @@ func TestRunWaitsForNATS(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	port := freePort(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	logs := logtest.NewWatch()
-	runCtx, stop := context.WithCancel(ctx)
-	defer stop()
-	done := make(chan error, 1)
-	go func() {
-		done <- run(runCtx, ln, natsconn.Config{URL: "nats://127.0.0.1:" + strconv.Itoa(port), RetryWait: 20 * time.Millisecond, MaxRetryWait: 100 * time.Millisecond},
-			config.WHEP{ICEUDPAddr: "127.0.0.1:0", WaitTimeout: time.Second}, slog.New(logs))
-	}()
-	base := "http://" + ln.Addr().String()
+	base, logs, stop, done := startRun(t, ctx, natsconn.Config{URL: "nats://127.0.0.1:" + strconv.Itoa(port), RetryWait: 20 * time.Millisecond, MaxRetryWait: 100 * time.Millisecond})
 
 	// Two failed attempts: the node is waiting, not gone.
 	logs.Wait(t, ctx, "NATS not reachable; retrying")
@@ -144,18 +151,7 @@ func TestRunWaitsForJetStream(t *testing.T) {
 	if !ns.ReadyForConnections(10 * time.Second) {
 		t.Fatal("nats-server not ready")
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	logs := logtest.NewWatch()
-	runCtx, stop := context.WithCancel(ctx)
-	defer stop()
-	done := make(chan error, 1)
-	go func() {
-		done <- run(runCtx, ln, natsconn.Config{URL: ns.ClientURL()}, config.WHEP{ICEUDPAddr: "127.0.0.1:0", WaitTimeout: time.Second}, slog.New(logs))
-	}()
-	base := "http://" + ln.Addr().String()
+	base, logs, stop, done := startRun(t, ctx, natsconn.Config{URL: ns.ClientURL()})
 
 	logs.Wait(t, ctx, "catalog not available; retrying")
 	logs.Wait(t, ctx, "catalog not available; retrying")
