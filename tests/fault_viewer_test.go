@@ -10,6 +10,7 @@ import (
 
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
+
 	"github.com/whepcast/whepcast/internal/piontest"
 )
 

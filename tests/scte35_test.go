@@ -142,9 +142,9 @@ func TestSCTE35CuesReachViewer(t *testing.T) {
 			mu.Unlock()
 		}
 	})
-	// Frame 0 is published (the ingest holds it up to a second for its
-	// audio, which the gate keeps back: wait for it on the bus), the rest
-	// waits for the gate.
+	// Frame 0 is published (wait for it on the bus: an ingest that held
+	// video for audio the gate keeps back would publish it later), the
+	// rest waits for the gate.
 	key := make(chan struct{})
 	var once sync.Once
 	sub, err := bus.Subscribe(ctx, connect(), "scte", bus.SubscribeOptions{FromSeq: 1}, func(m bus.Message) {

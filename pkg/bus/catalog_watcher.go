@@ -44,6 +44,29 @@ type watchSub struct {
 	ch chan CatalogEntry
 }
 
+// WaitCatalog is WatchCatalog retried with backoff (retryMin to retryMax)
+// until it succeeds or ctx ends, when it returns the last error: a
+// JetStream cluster electing its meta leader, or a server whose JetStream is
+// not enabled yet, answers no API request for seconds, and a process started
+// then waits for it rather than fail.
+func WaitCatalog(ctx context.Context, nc *nats.Conn, logger *slog.Logger) (*Watcher, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	backoff := retryMin
+	for {
+		w, err := WatchCatalog(ctx, nc, logger)
+		if err == nil || nc == nil {
+			return w, err
+		}
+		logger.Warn("catalog not available; retrying", "err", err, "retry_in", backoff)
+		if !sleepCtx(ctx, backoff) {
+			return nil, err
+		}
+		backoff = min(2*backoff, retryMax)
+	}
+}
+
 // WatchCatalog opens the catalog (creating the bucket with one replica if it
 // is missing), loads it and keeps watching it until Close. ctx bounds the
 // initial load.

@@ -5,7 +5,9 @@
 // node on a connection and a listener it is given, which the broker uses for
 // its in-process WHEP.
 // Run serves HTTP at once and waits for NATS (retrying with backoff): until
-// it is connected, /healthz answers 200 and every other request 503.
+// it is connected, /healthz answers 200 and every other request 503. A node
+// then waits for JetStream to answer (the catalog's first load, retried with
+// backoff: bus.WaitCatalog) before it serves.
 //
 // When its context ends a node drains: POSTs get 503, /readyz fails and every
 // session is told to reconnect elsewhere; the node shuts down once no
@@ -89,35 +91,6 @@ func run(ctx context.Context, ln net.Listener, nconf natsconn.Config, cfg config
 	return serveErr
 }
 
-// Backoff of the catalog's first load.
-const (
-	catalogRetryMin = 250 * time.Millisecond
-	catalogRetryMax = 2 * time.Second
-)
-
-// watchCatalog loads the catalog, retrying with backoff until it succeeds or
-// ctx ends: a JetStream cluster electing its meta leader, or a server whose
-// JetStream is not enabled yet, answers no API request for seconds, and a
-// node started then waits for it (not ready) rather than exit.
-func watchCatalog(ctx context.Context, nc *nats.Conn, logger *slog.Logger) (*bus.Watcher, error) {
-	backoff := catalogRetryMin
-	for {
-		w, err := bus.WatchCatalog(ctx, nc, logger)
-		if err == nil {
-			return w, nil
-		}
-		logger.Warn("catalog not available; retrying", "err", err, "retry_in", backoff)
-		t := time.NewTimer(backoff)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil, err
-		case <-t.C:
-		}
-		backoff = min(2*backoff, catalogRetryMax)
-	}
-}
-
 // shutdownWHEP stops ws taking sessions and waits until it has none left,
 // at most limit (0: no wait).
 func shutdownWHEP(ws *whep.Server, limit time.Duration, logger *slog.Logger) {
@@ -164,7 +137,7 @@ func serve(ctx context.Context, ln net.Listener, srv *httpServer, nc *nats.Conn,
 			return fmt.Errorf("node: metrics: %w", err)
 		}
 	}
-	watcher, err := watchCatalog(ctx, nc, logger.With("component", "catalog"))
+	watcher, err := bus.WaitCatalog(ctx, nc, logger.With("component", "catalog"))
 	if err != nil {
 		if ctx.Err() != nil {
 			logger.Info("stopped before the catalog was loaded", "err", err)

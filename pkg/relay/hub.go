@@ -305,8 +305,9 @@ func (h *hub) handle(m bus.Message) {
 		if epoch == 0 {
 			epoch = m.Tracks.Epoch
 		}
+		set := trackSetFor(*m.Tracks, h.cfg.videoCodec)
 		smoothing := needsSmoothing(*m.Tracks)
-		if smoothing != h.smoothing || h.announcementChanges(epoch, *m.Tracks) {
+		if smoothing != h.smoothing || h.announcementChanges(epoch, set) {
 			// The frames held precede the change. Not on the
 			// announcement the ingest repeats before each keyframe:
 			// releasing the held frames early each second made a gap
@@ -314,7 +315,7 @@ func (h *hub) handle(m bus.Message) {
 			h.flushSmoothed()
 		}
 		h.smoothing = smoothing
-		h.announce(epoch, *m.Tracks)
+		h.announce(epoch, set)
 		if h.smooth != nil {
 			h.smooth.setExpectVideo(h.set.video)
 		}
@@ -365,14 +366,14 @@ func (h *hub) handle(m bus.Message) {
 	h.smooth.push(f, media, f.stored, recv, h.clock.Add(recv).UnixNano())
 }
 
-// announcementChanges reports whether ann, of epoch, changes what the hub
-// sends: a new epoch or other tracks (a repeated announcement does not).
-// Called from the bus handler, the only goroutine that sets h.set.
-func (h *hub) announcementChanges(epoch uint64, ann bus.Announcement) bool {
+// announcementChanges reports whether an announcement of epoch with the
+// tracks set changes what the hub sends: a new epoch or other tracks (a
+// repeated announcement does not). Called from the bus handler, the only
+// goroutine that sets h.set.
+func (h *hub) announcementChanges(epoch uint64, set trackSet) bool {
 	if h.epochKnown && epoch != h.epoch {
 		return true
 	}
-	set := trackSetFor(ann, h.cfg.videoCodec)
 	return !set.sameAs(h.set) || !h.set.sameAs(set)
 }
 
@@ -433,10 +434,10 @@ func (h *hub) deliver(f *frame) {
 	h.publish(f)
 }
 
-// announce applies an announcement: the same track set keeps the viewers,
-// another one ends those that negotiated the old one.
-func (h *hub) announce(epoch uint64, ann bus.Announcement) {
-	set := trackSetFor(ann, h.cfg.videoCodec)
+// announce applies an announcement of epoch with the tracks set: the same
+// track set keeps the viewers, another one ends those that negotiated the
+// old one.
+func (h *hub) announce(epoch uint64, set trackSet) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.setEpoch = epoch

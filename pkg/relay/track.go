@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 
 	"github.com/pion/webrtc/v4"
+
 	"github.com/whepcast/whepcast/pkg/fmtp"
 )
 

@@ -125,7 +125,6 @@ func toSource(out, lastIn int64) int64 {
 func (j *job) runChild(ctx context.Context, tp *bus.TrackPublisher) error {
 	if j.needsLATMChannels() {
 		j.learnLATMChannels(ctx)
-		j.latmSearched = true
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}

@@ -51,6 +51,7 @@ func latmChannels(data []byte) int {
 // does not carry it), and a mono source must be known as such to keep its
 // level in stereo (ffmpegArgs).
 func (j *job) learnLATMChannels(ctx context.Context) {
+	j.latmSearched = true
 	timer := time.NewTimer(latmSearchWait)
 	defer timer.Stop()
 	for len(j.first) < latmSearchFrames {
@@ -72,7 +73,7 @@ func (j *job) learnLATMChannels(ctx context.Context) {
 }
 
 // needsLATMChannels reports whether the job's child must wait for the
-// source's LATM configuration.
+// source's LATM configuration: not searched for yet (once per job).
 func (j *job) needsLATMChannels() bool {
-	return j.src.Codec == tsframes.CodecAACLATM && j.src.Channels == 0 && j.channels == 0 && !j.latmSearched
+	return j.src.Codec == tsframes.CodecAACLATM && j.src.Channels == 0 && !j.latmSearched
 }

@@ -1,6 +1,7 @@
 package transcode
 
 import (
+	"cmp"
 	"strconv"
 	"time"
 
@@ -43,11 +44,7 @@ func (j *job) childArgs() []string {
 	if j.src.Kind == tsframes.KindVideo {
 		return videoArgs(j.bitrate)
 	}
-	channels := j.src.Channels
-	if channels == 0 {
-		channels = j.channels
-	}
-	return ffmpegArgs(j.stage.cfg.AudioBitrate, channels)
+	return ffmpegArgs(j.stage.cfg.AudioBitrate, cmp.Or(j.src.Channels, j.channels))
 }
 
 // tsVideoStreamID is the PES stream id of video.

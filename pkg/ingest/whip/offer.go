@@ -1,12 +1,14 @@
 package whip
 
 import (
+	"cmp"
 	"fmt"
 	"strconv"
 	"strings"
 
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
+
 	"github.com/whepcast/whepcast/pkg/fmtp"
 )
 
@@ -70,7 +72,7 @@ func parseOffer(body []byte) (offer, error) {
 			switch {
 			case kind == "video" && strings.EqualFold(name, "H264/90000"):
 				if fmtp.Param(fp, "packetization-mode") != "1" {
-					names = append(names, "H264 packetization-mode="+or(fmtp.Param(fp, "packetization-mode"), "0"))
+					names = append(names, "H264 packetization-mode="+cmp.Or(fmtp.Param(fp, "packetization-mode"), "0"))
 					continue
 				}
 				if o.video == nil {
@@ -151,13 +153,6 @@ func fmtpOf(md *sdp.MediaDescription, pt string) (string, bool) {
 		}
 	}
 	return "", false
-}
-
-func or(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }
 
 func dedup(names []string) []string {
