@@ -343,8 +343,8 @@ func TestUDPGSOCanBeTurnedOff(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%v %v: %v", tc.args, tc.env, err)
 		}
-		if n.WHEP.UDPGSO != tc.want {
-			t.Errorf("%v %v: UDPGSO = %v, want %v", tc.args, tc.env, n.WHEP.UDPGSO, tc.want)
+		if n.WHEP.UDPGSO != tc.want || n.WHEP.Relay().AudioGroupPadding != tc.want {
+			t.Errorf("%v %v: UDPGSO = %v, relay's AudioGroupPadding %v, want %v", tc.args, tc.env, n.WHEP.UDPGSO, n.WHEP.Relay().AudioGroupPadding, tc.want)
 		}
 	}
 }

@@ -81,7 +81,7 @@ func whepOptions() []option {
 	return []option{
 		{key: "whep.ice-udp-addr", flag: "ice-udp-addr", kind: kindString, def: whep.DefaultICEUDPAddr, usage: "UDP address shared by all WebRTC sessions"},
 		{key: "whep.ice-tcp-addr", flag: "ice-tcp-addr", kind: kindString, def: "", usage: "TCP address for ICE-TCP (off when empty)"},
-		{key: "whep.udp-gso", flag: "udp-gso", kind: kindBool, def: whep.DefaultUDPGSO, usage: "send each video frame to a viewer with one system call (Linux UDP GSO; falls back by itself)"},
+		{key: "whep.udp-gso", flag: "udp-gso", kind: kindBool, def: whep.DefaultUDPGSO, usage: "send each video frame, and each group of audio packets (padded to one size), to a viewer with one system call (Linux UDP GSO; falls back by itself)"},
 		{key: "whep.direct-srtp", flag: "direct-srtp", kind: kindBool, def: whep.DefaultDirectSRTP, usage: "encrypt media with SRTP here and write it straight to the UDP batch, past pion's per-packet write path (pion keeps ICE, DTLS, RTCP)"},
 		{key: "whep.ice-disconnected-timeout", flag: "ice-disconnected-timeout", kind: kindDuration, def: whep.DefaultICEDisconnectedTimeout, usage: "silence from a viewer after which its connection is disconnected (media stops)"},
 		{key: "whep.ice-failed-timeout", flag: "ice-failed-timeout", kind: kindDuration, def: whep.DefaultICEFailedTimeout, usage: "further silence after which the session is closed and its resources freed"},

@@ -40,7 +40,8 @@ type WHEP struct {
 	ICEUDPAddr string `mapstructure:"ice-udp-addr"`
 	// ICETCPAddr enables ICE-TCP on this address when set.
 	ICETCPAddr string `mapstructure:"ice-tcp-addr"`
-	// UDPGSO sends the packets of a video frame to a viewer with one
+	// UDPGSO sends the packets of a video frame, and the audio packets
+	// that arrive together (padded to one size), to a viewer with one
 	// system call (Linux UDP segmentation offload; default true).
 	UDPGSO bool `mapstructure:"udp-gso"`
 	// DirectSRTP encrypts media with SRTP in whepcast and writes it

@@ -38,5 +38,7 @@ func (w WHEP) Relay() relay.Config {
 	return relay.Config{
 		Start:      relay.StartMode(w.Start),
 		ReplayRate: w.ReplayRate,
+		// Padding only pays where the packets leave in GSO sends.
+		AudioGroupPadding: w.UDPGSO,
 	}
 }

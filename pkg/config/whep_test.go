@@ -77,7 +77,7 @@ func TestWHEPDefaultsAreWHEPs(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("defaults\n got %+v\nwant %+v", got, want)
 	}
-	if r, want := n.WHEP.Relay(), (relay.Config{Start: relay.StartGOP, ReplayRate: relay.DefaultReplayRate}); !reflect.DeepEqual(r, want) {
+	if r, want := n.WHEP.Relay(), (relay.Config{Start: relay.StartGOP, ReplayRate: relay.DefaultReplayRate, AudioGroupPadding: whep.DefaultUDPGSO}); !reflect.DeepEqual(r, want) {
 		t.Fatalf("relay defaults\n got %+v\nwant %+v", r, want)
 	}
 }

@@ -6,8 +6,11 @@ import "time"
 // viewer: a viewer only rewrites the header fields that are its own (SSRC,
 // payload type, sequence number and timestamp offsets).
 type packet struct {
-	seq     uint64 // extended stream sequence number of its track
-	marker  bool
+	seq    uint64 // extended stream sequence number of its track
+	marker bool
+	// padding: payload ends with RTP padding (its last byte counts it),
+	// sent with the header's P bit.
+	padding bool
 	payload []byte
 	frame   *frame
 }
@@ -26,6 +29,9 @@ type frame struct {
 	gopIndex int
 	bytes    int // payload bytes of all packets
 	pkts     []packet
+	// next is the following frame of an audio group (audio_group.go),
+	// queued to the viewers with this one; nil otherwise.
+	next *frame
 
 	// recv is when the frame's bus message reached the hub, since the
 	// hub's clock base (monotonic).
@@ -53,6 +59,16 @@ func newFrame(video, key bool, ts uint32, gopIndex int, firstSeq uint64, payload
 		f.pkts[len(f.pkts)-1].marker = true
 	}
 	return f
+}
+
+// count is how many frames f stands for in a viewer's queue: itself and
+// the frames of its audio group after it.
+func (f *frame) count() int {
+	n := 0
+	for ; f != nil; f = f.next {
+		n++
+	}
+	return n
 }
 
 // lastSeq is the stream sequence number of the frame's last packet.

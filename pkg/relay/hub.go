@@ -50,6 +50,8 @@ type hub struct {
 	nextVideo    uint64
 	nextAudio    uint64
 	badFrames    uint64
+	// group is the audio group being assembled (audio_group.go).
+	group []*frame
 
 	videoBuf *retransmitBuffer
 	audioBuf *retransmitBuffer
@@ -110,6 +112,9 @@ type hubConfig struct {
 	lost func(*hub)
 	// keyframes asks the publisher for a keyframe (nil: never).
 	keyframes *keyframeRequester
+	// padAudio pads the packets of an audio group to one size (see
+	// padGroup): Config.AudioGroupPadding.
+	padAudio bool
 	// videoCodec is the video codec the hub sends (H.264 or H.265; ""
 	// picks H.264 when the stream has it, see trackSetFor); the stream's
 	// frames of another video codec are left to another hub.
@@ -300,6 +305,11 @@ func (h *hub) catalog(e bus.CatalogEntry) {
 func (h *hub) handle(m bus.Message) {
 	// The start of the bus-to-RTP delay (see ViewerStats.BusToRTP).
 	recv := time.Since(h.clock)
+	if len(h.group) > 0 && (m.Tracks != nil || m.Cue != nil || m.Frame.Codec != tsframes.CodecOpus) {
+		// Not the rest of the group (whose last packet always comes):
+		// what was assembled goes first.
+		h.deliverGroup(h.closeGroup())
+	}
 	epoch := m.Epoch
 	if m.Tracks != nil {
 		if epoch == 0 {
@@ -355,6 +365,12 @@ func (h *hub) handle(m bus.Message) {
 		f.stored = m.Published.UnixNano()
 	}
 	if h.smooth == nil || !h.smoothing {
+		if !f.video && (m.Frame.More || len(h.group) > 0) {
+			if first := h.addToGroup(f, m.Frame.More); first != nil {
+				h.deliverGroup(first)
+			}
+			return
+		}
 		h.deliver(f)
 		return
 	}
@@ -432,6 +448,15 @@ func (h *hub) deliver(f *frame) {
 		h.audioBuf.put(f)
 	}
 	h.publish(f)
+}
+
+// deliverGroup keeps the frames of the audio group that starts with first
+// for retransmissions and publishes the group to the viewers as one item.
+func (h *hub) deliverGroup(first *frame) {
+	for f := first; f != nil; f = f.next {
+		h.audioBuf.put(f)
+	}
+	h.publish(first)
 }
 
 // announce applies an announcement of epoch with the tracks set: the same

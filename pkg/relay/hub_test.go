@@ -141,6 +141,8 @@ func TestSlowViewerDropsToNextKeyframe(t *testing.T) {
 	slow, slowRec := join(t, r, ann)
 	gate := make(chan struct{})
 	slowRec.gate = gate
+	openGate := sync.OnceFunc(func() { close(gate) })
+	t.Cleanup(openGate) // before the viewers' Close, should the test fail
 	fast.Start()
 	slow.Start()
 	// Pace the feed by the fast viewer: it never falls behind, the slow
@@ -148,7 +150,7 @@ func TestSlowViewerDropsToNextKeyframe(t *testing.T) {
 	sentV, sentA := 0, 0
 	for i, m := range msgs {
 		if i == len(msgs)/3 {
-			close(gate) // the slow viewer catches up
+			openGate() // the slow viewer catches up
 		}
 		b.send("s", m)
 		if m.Tracks != nil {
@@ -158,6 +160,9 @@ func TestSlowViewerDropsToNextKeyframe(t *testing.T) {
 			sentV++
 		} else {
 			sentA++
+		}
+		if m.Frame.More {
+			continue // the rest of its audio group comes with the next messages
 		}
 		waitFrames(t, fastRec, sentV, sentA)
 	}

@@ -112,6 +112,12 @@ type Config struct {
 	// EndGrace is how long a stream the catalog says ended keeps its viewers
 	// (default 5 s).
 	EndGrace time.Duration
+	// AudioGroupPadding pads the Opus packets that arrive together (one
+	// bus message) to one size with RTP padding, so that a viewer's
+	// Batcher sends them in one GSO send (see audio_group.go). It costs
+	// the padding bytes (a few percent of the audio) and pays only with a
+	// Batcher that uses GSO.
+	AudioGroupPadding bool
 }
 
 // subscription is what a hub needs of a bus subscription.
@@ -422,6 +428,7 @@ func (r *Relay) hubConfig() hubConfig {
 		subscribed:        func(delta int) { r.subs.Add(int64(delta)) },
 		lost:              r.forget,
 		keyframes:         r.keyframes,
+		padAudio:          r.cfg.AudioGroupPadding,
 	}
 }
 

@@ -202,6 +202,7 @@ func (w *trackWriter) write(f *frame) bool {
 		p := &f.pkts[i]
 		h.SequenceNumber = uint16(p.seq) + off
 		h.Marker = p.marker
+		h.Padding = p.padding
 		if _, err := b.writer.WriteRTP(h, p.payload); err != nil {
 			w.writeErrs.Add(1)
 			continue
@@ -316,6 +317,7 @@ func (w *trackWriter) retransmit(seq uint16, now int64, gap time.Duration) bool 
 	h.Version = 2
 	h.Timestamp = w.viewerTS(p.frame)
 	h.Marker = p.marker
+	h.Padding = p.padding
 	h.Extension = false
 	h.Extensions = h.Extensions[:0]
 	var err error

@@ -240,7 +240,7 @@ func (v *Viewer) offerLocked(f *frame) {
 			v.needKey, v.overflow = false, false
 		}
 	default:
-		w.drops.Add(1)
+		w.drops.Add(uint64(f.count()))
 		if f.video {
 			v.needKey, v.overflow = true, true
 		}
@@ -368,22 +368,32 @@ func (v *Viewer) catchUp(replay []*frame) bool {
 	return true
 }
 
-// writeLive writes a frame of the live feed and records its delays when it
-// is sampled.
+// writeLive writes a frame of the live feed (with the rest of its audio
+// group) and records the delays of those sampled.
 func (v *Viewer) writeLive(f *frame) {
-	if v.writeFrame(f) && f.sampled {
-		v.observeDelay(f)
+	if !v.writeFrame(f) {
+		return
+	}
+	for ; f != nil; f = f.next {
+		if f.sampled {
+			v.observeDelay(f)
+		}
 	}
 }
 
-// writeFrame writes f; it returns false when the track is not bound.
+// writeFrame writes f, and the frames of its audio group after it, in one
+// batch; it returns false when the track is not bound.
 func (v *Viewer) writeFrame(f *frame) bool {
 	w := v.audio
 	if f.video {
 		w = v.video
 	}
-	batched := v.batch != nil && len(f.pkts) > 1 && v.batch.Begin()
+	batched := v.batch != nil && (len(f.pkts) > 1 || f.next != nil) && v.batch.Begin()
 	ok := w.write(f)
+	for ok && f.next != nil {
+		f = f.next
+		ok = w.write(f)
+	}
 	if batched {
 		v.batch.Flush()
 	}

@@ -204,6 +204,8 @@ func (b *spanBatcher) Flush() {
 	b.spans = append(b.spans, len(b.rec.snapshot())-b.start)
 }
 
+// TestViewerBatchesMultiPacketFrames: each video frame of several packets,
+// and each group of audio packets that arrived together, is one batch.
 func TestViewerBatchesMultiPacketFrames(t *testing.T) {
 	checkLeaks(t)
 	events := readFixture(t, "av.ts")
@@ -217,11 +219,29 @@ func TestViewerBatchesMultiPacketFrames(t *testing.T) {
 	srcV, srcA := framesOf(events)
 	pkts := waitFrames(t, rec, len(srcV), len(srcA))
 	v.Close() // the writer is done with the batcher
-	video, _ := splitKinds(pkts)
-	var want []int // packets of each multi-packet video frame, in order
-	for i := 0; i < len(video); {
+	// Each packet's unit: its video frame (timestamp), or the audio group
+	// (a muxer's PES, bus message) of its source frame.
+	type unit struct {
+		video bool
+		id    uint32
+	}
+	units := make([]unit, len(pkts))
+	group, ia := uint32(0), 0
+	for i, p := range pkts {
+		if p.hdr.PayloadType == fakePTVideo {
+			units[i] = unit{true, p.hdr.Timestamp}
+			continue
+		}
+		units[i] = unit{false, group}
+		if !srcA[ia].More {
+			group++
+		}
+		ia++
+	}
+	var want []int // packets of each multi-packet frame or audio group, in order
+	for i := 0; i < len(units); {
 		j := i
-		for j < len(video) && video[j].hdr.Timestamp == video[i].hdr.Timestamp {
+		for j < len(units) && units[j] == units[i] {
 			j++
 		}
 		if j-i > 1 {
@@ -233,6 +253,6 @@ func TestViewerBatchesMultiPacketFrames(t *testing.T) {
 		t.Fatalf("batcher misused: %q, open %v", sb.bad, sb.open)
 	}
 	if len(want) == 0 || !slices.Equal(sb.spans, want) {
-		t.Fatalf("batches of %v packets, want one per multi-packet frame: %v", sb.spans, want)
+		t.Fatalf("batches of %v packets, want one per multi-packet frame and audio group: %v", sb.spans, want)
 	}
 }

@@ -18,6 +18,7 @@ func BenchmarkFrame(b *testing.B) {
 	}{
 		{"1slice", sizes(8, 1200, 517)},
 		{"2slices", append(sizes(3, 1200, 700), sizes(3, 1200, 650)...)},
+		{"audio5", sizes(5, 190)},
 	} {
 		benchmarkFrame(b, shape.name, datagrams(shape.sizes...))
 	}
