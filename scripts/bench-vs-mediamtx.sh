@@ -12,7 +12,9 @@
 # files are generated upstream; placeholders do for WebRTC). Needs ffmpeg.
 # Everything listens on 127.0.0.1; every process started here is stopped on
 # exit. WHEPCAST_BENCH_FILE: a TS file to use instead of the generated
-# 640x360 H.264 (2 s GOP) + Opus one at about 2 Mb/s.
+# 640x360 H.264 (2 s GOP) + Opus one at about 2 Mb/s. WHEPCAST_NODE_FLAGS:
+# more flags for the whep-node (e.g. --debug-addr 127.0.0.1:6061, to take
+# a CPU profile during whepcast's rounds).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -46,7 +48,7 @@ fi
   --storage memory --udp-ingest bench=127.0.0.1:19000 --log-level warn &
 pids+=($!); broker=$!
 "$work/whep-node" --nats-url nats://127.0.0.1:14222 --http-addr 127.0.0.1:18889 \
-  --ice-udp-addr 127.0.0.1:18189 --log-level warn &
+  --ice-udp-addr 127.0.0.1:18189 --log-level warn ${WHEPCAST_NODE_FLAGS:-} &
 pids+=($!); node=$!
 
 # MediaMTX: one path pulled from MPEG-TS over UDP, WebRTC on loopback only.
