@@ -185,3 +185,29 @@ func TestPaddedAudioGroupsReachPionIntact(t *testing.T) {
 			sends, gso, datagrams, after, groups, grouped)
 	}
 }
+
+// TestAudioGroupWithoutItsLastPacket: a group whose last packet the hub
+// does not forward (empty) still goes out at once, not with the next group.
+func TestAudioGroupWithoutItsLastPacket(t *testing.T) {
+	checkLeaks(t)
+	msgs, payloads := groupedAudio(t, "s1", 3, 3)
+	msgs[3].Frame.Data = nil // the first group's last packet
+	r, b := newTestRelay(t, Config{AudioGroupPadding: true}, nil)
+	v, rec := join(t, r, firstAnnouncement(t, msgs))
+	v.Start()
+	b.send("s1", msgs[:4]...) // the first group only
+	got := rec.waitCount(t, 2)
+	for i, p := range got {
+		payload := p.payload
+		if p.hdr.Padding {
+			payload = payload[:len(payload)-int(payload[len(payload)-1])]
+		}
+		if !bytes.Equal(payload, payloads[i]) {
+			t.Fatalf("packet %d: %d bytes, want the source's %d", i, len(payload), len(payloads[i]))
+		}
+	}
+	b.send("s1", msgs[4:]...)
+	if got := rec.waitCount(t, 5); len(got) != 5 {
+		t.Fatalf("%d packets, want 5", len(got))
+	}
+}

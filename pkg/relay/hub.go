@@ -355,6 +355,10 @@ func (h *hub) handle(m bus.Message) {
 		f = h.onAudio(fr)
 	}
 	if f == nil {
+		if !m.Frame.More && len(h.group) > 0 {
+			// The group's last packet is not forwarded: the rest goes now.
+			h.deliverGroup(h.closeGroup())
+		}
 		return
 	}
 	f.recv = recv
