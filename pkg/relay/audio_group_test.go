@@ -107,14 +107,8 @@ func TestViewerSendsAudioGroupInOneBatch(t *testing.T) {
 	}
 	// Every packet as the source had it, in order, 20 ms apart; within a
 	// group all but the last of one size on the wire.
+	checkUnpadded(t, pkts, payloads)
 	for i, p := range pkts {
-		payload := p.payload
-		if p.hdr.Padding {
-			payload = payload[:len(payload)-int(payload[len(payload)-1])]
-		}
-		if !bytes.Equal(payload, payloads[i]) {
-			t.Fatalf("packet %d: %d bytes after padding, want the source's %d", i, len(payload), len(payloads[i]))
-		}
 		if i > 0 {
 			if d := p.hdr.Timestamp - pkts[i-1].hdr.Timestamp; d != 960 {
 				t.Fatalf("packet %d: timestamp step %d, want 960", i, d)
@@ -196,18 +190,24 @@ func TestAudioGroupWithoutItsLastPacket(t *testing.T) {
 	v, rec := join(t, r, firstAnnouncement(t, msgs))
 	v.Start()
 	b.send("s1", msgs[:4]...) // the first group only
-	got := rec.waitCount(t, 2)
-	for i, p := range got {
+	checkUnpadded(t, rec.waitCount(t, 2), payloads[:2])
+	b.send("s1", msgs[4:]...)
+	if got := rec.waitCount(t, 5); len(got) != 5 {
+		t.Fatalf("%d packets, want 5", len(got))
+	}
+}
+
+// checkUnpadded checks that the payloads of pkts, without their RTP
+// padding, are want, in order.
+func checkUnpadded(t *testing.T, pkts []sent, want [][]byte) {
+	t.Helper()
+	for i, p := range pkts[:len(want)] {
 		payload := p.payload
 		if p.hdr.Padding {
 			payload = payload[:len(payload)-int(payload[len(payload)-1])]
 		}
-		if !bytes.Equal(payload, payloads[i]) {
-			t.Fatalf("packet %d: %d bytes, want the source's %d", i, len(payload), len(payloads[i]))
+		if !bytes.Equal(payload, want[i]) {
+			t.Fatalf("packet %d: %d bytes without the padding, want the source's %d", i, len(payload), len(want[i]))
 		}
-	}
-	b.send("s1", msgs[4:]...)
-	if got := rec.waitCount(t, 5); len(got) != 5 {
-		t.Fatalf("%d packets, want 5", len(got))
 	}
 }
