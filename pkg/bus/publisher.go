@@ -205,7 +205,9 @@ func NewPublisher(ctx context.Context, nc *nats.Conn, name string, cfg Publisher
 	if err != nil {
 		return nil, err
 	}
-	p.window = newSendWindow(p.js, cfg.MaxInFlight, p.onAck, p.onAckErr)
+	if p.window, err = newSendWindow(nc, cfg.MaxInFlight, p.onAck, p.onAckErr); err != nil {
+		return nil, fmt.Errorf("bus: new publisher %q: %w", name, err)
+	}
 	p.catalog = &catalogRefresher{
 		catalog:     cat,
 		stream:      name,

@@ -64,12 +64,11 @@ func NewTrackPublisher(nc *nats.Conn, name string, epoch uint64) (*TrackPublishe
 	enc := newEncoder(subj, epoch)
 	enc.derived = true
 	p := &TrackPublisher{enc: enc, name: name, maxData: partSize(nc.MaxPayload())}
-	// The connection's shared publishing context (send_window.go).
-	js, err := asyncJetStream(nc)
+	w, err := newSendWindow(nc, trackMaxInFlight, func(*nats.Msg) {}, func(*nats.Msg, error) { p.errs.Add(1) })
 	if err != nil {
 		return nil, fmt.Errorf("bus: new track publisher %q: %w", name, err)
 	}
-	p.window = newSendWindow(js, trackMaxInFlight, func(*nats.Msg) {}, func(*nats.Msg, error) { p.errs.Add(1) })
+	p.window = w
 	return p, nil
 }
 
