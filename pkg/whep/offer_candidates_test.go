@@ -30,13 +30,13 @@ func TestRejectedFirstSectionUsesBundleCandidates(t *testing.T) {
 	if len(list) != 1 {
 		t.Fatalf("%d sessions, want 1", len(list))
 	}
-	ports := map[int32]bool{}
-	for _, s := range list[0].pc.GetStats() {
-		if c, ok := s.(webrtc.ICECandidateStats); ok && c.Type == webrtc.StatsTypeRemoteCandidate {
-			ports[c.Port] = true
+	// pion's ICE agent adds a remote candidate in its own goroutine.
+	waitFor(t, ctx, "the audio section's candidate (port 40002) on the server", func() bool {
+		for _, s := range list[0].pc.GetStats() {
+			if c, ok := s.(webrtc.ICECandidateStats); ok && c.Type == webrtc.StatsTypeRemoteCandidate && c.Port == 40002 {
+				return true
+			}
 		}
-	}
-	if !ports[40002] {
-		t.Errorf("remote candidates on ports %v, want the audio section's 40002", ports)
-	}
+		return false
+	})
 }

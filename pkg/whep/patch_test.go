@@ -213,20 +213,29 @@ func TestTrickleUnknownMid(t *testing.T) {
 			if ss == nil {
 				t.Fatal("no session")
 			}
-			host := 0
-			for _, st := range ss.pc.GetStats() {
-				if cs, ok := st.(webrtc.ICECandidateStats); ok && cs.Type == webrtc.StatsTypeRemoteCandidate &&
-					cs.CandidateType == webrtc.ICECandidateTypeHost {
-					host++
-				}
-			}
 			want := 0 // the RTP component's host candidates (rtcp-mux: component 2 is not used)
 			for _, cand := range f.Media[0].Candidates {
 				if cand.Component == 1 && cand.Type == "host" {
 					want++
 				}
 			}
-			if want == 0 || host != want {
+			if want == 0 {
+				t.Fatalf("no host candidate trickled: %s", frag)
+			}
+			// pion's ICE agent adds a remote candidate in its own goroutine,
+			// after AddICECandidate returned.
+			host := 0
+			waitFor(t, ctx, "the trickled host candidates on the server", func() bool {
+				host = 0
+				for _, st := range ss.pc.GetStats() {
+					if cs, ok := st.(webrtc.ICECandidateStats); ok && cs.Type == webrtc.StatsTypeRemoteCandidate &&
+						cs.CandidateType == webrtc.ICECandidateTypeHost {
+						host++
+					}
+				}
+				return host >= want
+			})
+			if host != want {
 				t.Fatalf("server has %d host remote candidates, want the %d trickled: %s", host, want, frag)
 			}
 			c.setAnswer(t, body)
