@@ -1,11 +1,11 @@
 package natstest
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	natsserver "github.com/nats-io/nats-server/v2/server"
 	"io"
 	"net/http"
 	"os"
@@ -17,6 +17,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	natsserver "github.com/nats-io/nats-server/v2/server"
 )
 
 // pollInterval is how often readiness is polled (through the servers'
@@ -44,6 +46,7 @@ type server struct {
 	mu       sync.Mutex
 	cmd      *exec.Cmd
 	ns       *natsserver.Server // in-process, instead of cmd
+	logger   *fileLogger        // ns's
 	exited   chan struct{}      // closed when cmd (ns) has exited
 	exitErr  error
 	stopping bool
@@ -57,6 +60,25 @@ type server struct {
 // restarts. Child processes get a parent-death signal on Linux, so they die
 // with the test process. On error every server that was started is killed.
 func Start(ctx context.Context, cfg Config) (*Cluster, error) {
+	for attempt := 1; ; attempt++ {
+		c, err := start(ctx, cfg)
+		if err == nil || attempt == startAttempts || !portTaken(err) || ctx.Err() != nil {
+			return c, err
+		}
+		// A port picked free was taken before a server listened on it:
+		// again, from clean directories, with other ports.
+		for i := range cmp.Or(cfg.Servers, DefaultServers) {
+			if rerr := os.RemoveAll(filepath.Join(cfg.Dir, serverName(i))); rerr != nil {
+				return nil, errors.Join(err, rerr)
+			}
+		}
+	}
+}
+
+// startAttempts bounds Start's attempts when a port it picked is taken.
+const startAttempts = 3
+
+func start(ctx context.Context, cfg Config) (*Cluster, error) {
 	if cfg.Binary == "" && !cfg.InProcess || cfg.Dir == "" {
 		return nil, fmt.Errorf("%w: Dir, and Binary unless InProcess, are required", ErrInvalidConfig)
 	}
@@ -139,17 +161,23 @@ func (s *server) startInProcess() error {
 		return fmt.Errorf("natstest: %s configuration: %w", serverName(s.i), err)
 	}
 	opts.NoSigs = true
-	opts.LogFile = s.logPath
 	ns, err := natsserver.NewServer(opts)
 	if err != nil {
 		return fmt.Errorf("natstest: starting %s: %w", serverName(s.i), err)
 	}
-	ns.ConfigureLogger()
+	logger, err := newFileLogger(s.logPath, opts.Debug, opts.Trace)
+	if err != nil {
+		ns.Shutdown()
+		return err
+	}
+	logger.shutdown = ns.Shutdown
+	ns.SetLoggerV2(logger, opts.Debug, opts.Trace, false)
 	go ns.Start()
 	exited := make(chan struct{})
-	s.ns, s.exited, s.stopping = ns, exited, false
+	s.ns, s.logger, s.exited, s.stopping = ns, logger, exited, false
 	go func() {
 		ns.WaitForShutdown()
+		logger.close()
 		close(exited)
 	}()
 	return nil
@@ -387,6 +415,9 @@ func (c *Cluster) readiness(ctx context.Context) error {
 func (s *server) exitError() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.exitErr == nil && s.logger != nil {
+		return s.logger.fatalErr() // in process: what stopped it
+	}
 	return s.exitErr
 }
 
