@@ -96,7 +96,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("embedded nats: new server: %w", err)
 	}
-	sl := newServerLogger(logger)
+	sl := NewServerLogger(logger, nil)
 	srv.SetLoggerV2(sl, logger.Enabled(context.Background(), slog.LevelDebug), false, false)
 
 	// Start runs the start-up synchronously (JetStream included) and starts
@@ -105,7 +105,7 @@ func Start(ctx context.Context, cfg Config) (*Server, error) {
 	srv.Start()
 
 	for {
-		if err := sl.fatal(); err != nil {
+		if err := sl.Fatal(); err != nil {
 			srv.Shutdown()
 			srv.WaitForShutdown()
 			return nil, fmt.Errorf("embedded nats: start: %w", err)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"os/exec"
@@ -19,6 +20,8 @@ import (
 	"time"
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
+
+	"github.com/whepcast/whepcast/embedded"
 )
 
 // pollInterval is how often readiness is polled (through the servers'
@@ -45,9 +48,9 @@ type server struct {
 	logPath  string
 	mu       sync.Mutex
 	cmd      *exec.Cmd
-	ns       *natsserver.Server // in-process, instead of cmd
-	logger   *fileLogger        // ns's
-	exited   chan struct{}      // closed when cmd (ns) has exited
+	ns       *natsserver.Server     // in-process, instead of cmd
+	logger   *embedded.ServerLogger // ns's
+	exited   chan struct{}          // closed when cmd (ns) has exited
 	exitErr  error
 	stopping bool
 }
@@ -100,12 +103,16 @@ func start(ctx context.Context, cfg Config) (*Cluster, error) {
 	if cfg.JWT && (cfg.Auth.enabled() || cfg.System.User != "") {
 		return nil, fmt.Errorf("%w: JWT mode excludes Auth and System", ErrInvalidConfig)
 	}
+	pick := cfg.pickPort
+	if pick == nil {
+		pick = freePort
+	}
 	c := &Cluster{cfg: cfg, http: &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}}
 	for range cfg.Servers {
 		var p ports
 		var err error
 		for _, dst := range []*int{&p.client, &p.cluster, &p.monitor} {
-			if *dst, err = freePort(); err != nil {
+			if *dst, err = pick(); err != nil {
 				return nil, err
 			}
 		}
@@ -165,22 +172,33 @@ func (s *server) startInProcess() error {
 	if err != nil {
 		return fmt.Errorf("natstest: starting %s: %w", serverName(s.i), err)
 	}
-	logger, err := newFileLogger(s.logPath, opts.Debug, opts.Trace)
+	// Not nats-server's own file logger (ConfigureLogger): its Fatalf
+	// calls os.Exit(1), which ended the whole test binary without a word
+	// on its output (a listen port taken between freePort and the
+	// server's start did that). A fatal error shuts this server down, and
+	// readiness reports it with the log's tail.
+	logf, err := os.OpenFile(s.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		ns.Shutdown()
-		return err
+		return fmt.Errorf("natstest: %w", err)
 	}
-	logger.shutdown = ns.Shutdown
+	logger := embedded.NewServerLogger(slog.New(slog.NewTextHandler(logf, &slog.HandlerOptions{Level: slog.LevelDebug})), ns.Shutdown)
 	ns.SetLoggerV2(logger, opts.Debug, opts.Trace, false)
 	go ns.Start()
 	exited := make(chan struct{})
 	s.ns, s.logger, s.exited, s.stopping = ns, logger, exited, false
 	go func() {
 		ns.WaitForShutdown()
-		logger.close()
+		logf.Close()
 		close(exited)
 	}()
 	return nil
+}
+
+// portTaken reports whether err is a server's failure to listen on a port
+// another process took.
+func portTaken(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "address already in use")
 }
 
 func (s *server) start(binary string) error {
@@ -416,7 +434,7 @@ func (s *server) exitError() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.exitErr == nil && s.logger != nil {
-		return s.logger.fatalErr() // in process: what stopped it
+		return s.logger.Fatal() // in process: what stopped it
 	}
 	return s.exitErr
 }

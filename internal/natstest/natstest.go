@@ -68,6 +68,10 @@ type Config struct {
 	// mints users of these accounts as credentials files; a client without
 	// credentials is refused. It excludes Auth and System; TLS may be added.
 	JWT bool
+
+	// pickPort picks each free port (default freePort; tests give taken
+	// ones).
+	pickPort func() (int, error)
 }
 
 // System account and application account names, when Config.System or
