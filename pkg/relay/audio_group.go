@@ -1,7 +1,5 @@
 package relay
 
-import "github.com/whepcast/whepcast/pkg/bus"
-
 // Audio groups. Muxers put several Opus packets in one PES (ffmpeg: five,
 // 100 ms), the bus stores them as one message, and they reach the hub
 // together (tsframes.Frame.More on all but the last). The hub queues such a
@@ -18,34 +16,26 @@ import "github.com/whepcast/whepcast/pkg/bus"
 // counts the padding bytes, itself included (RFC 3550, section 5.1).
 const maxRTPPadding = 255
 
-// addToGroup adds f, an audio frame, to the group being assembled; more
-// tells that another packet of its bus message follows. It returns the
-// complete group's first frame, or nil while the group is open.
-func (h *hub) addToGroup(f *frame, more bool) *frame {
-	h.group = append(h.group, f)
-	if more && len(h.group) < bus.MaxAudioGroup {
-		return nil
-	}
-	return h.closeGroup()
-}
-
-// closeGroup links the frames of the open group (nil when none): padded
-// to one size when the hub pads, each with next set to the one after it.
-func (h *hub) closeGroup() *frame {
-	if len(h.group) == 0 {
-		return nil
-	}
+// flushGroup delivers the audio group being assembled, if any: padded to
+// one size when the hub pads, linked by next, kept for retransmissions and
+// published to the viewers as one item.
+func (h *hub) flushGroup() {
 	g := h.group
+	if len(g) == 0 {
+		return
+	}
 	if h.cfg.padAudio {
 		padGroup(g)
 	}
-	for i := range len(g) - 1 {
-		g[i].next = g[i+1]
+	for i, f := range g {
+		if i+1 < len(g) {
+			f.next = g[i+1]
+		}
+		h.audioBuf.put(f)
 	}
-	first := g[0]
+	h.publish(g[0])
 	clear(h.group)
 	h.group = h.group[:0]
-	return first
 }
 
 // padGroup pads the packets of an audio group with RTP padding so that a

@@ -305,10 +305,10 @@ func (h *hub) catalog(e bus.CatalogEntry) {
 func (h *hub) handle(m bus.Message) {
 	// The start of the bus-to-RTP delay (see ViewerStats.BusToRTP).
 	recv := time.Since(h.clock)
-	if len(h.group) > 0 && (m.Tracks != nil || m.Cue != nil || m.Frame.Codec != tsframes.CodecOpus) {
-		// Not the rest of the group (whose last packet always comes):
-		// what was assembled goes first.
-		h.deliverGroup(h.closeGroup())
+	if m.Tracks != nil || m.Cue != nil || m.Frame.Codec != tsframes.CodecOpus {
+		// Not the rest of an audio group (whose last packet always
+		// comes): what was assembled goes first.
+		h.flushGroup()
 	}
 	epoch := m.Epoch
 	if m.Tracks != nil {
@@ -355,9 +355,9 @@ func (h *hub) handle(m bus.Message) {
 		f = h.onAudio(fr)
 	}
 	if f == nil {
-		if !m.Frame.More && len(h.group) > 0 {
+		if !m.Frame.More {
 			// The group's last packet is not forwarded: the rest goes now.
-			h.deliverGroup(h.closeGroup())
+			h.flushGroup()
 		}
 		return
 	}
@@ -370,8 +370,9 @@ func (h *hub) handle(m bus.Message) {
 	}
 	if h.smooth == nil || !h.smoothing {
 		if !f.video && (m.Frame.More || len(h.group) > 0) {
-			if first := h.addToGroup(f, m.Frame.More); first != nil {
-				h.deliverGroup(first)
+			h.group = append(h.group, f)
+			if !m.Frame.More || len(h.group) == bus.MaxAudioGroup {
+				h.flushGroup()
 			}
 			return
 		}
@@ -452,15 +453,6 @@ func (h *hub) deliver(f *frame) {
 		h.audioBuf.put(f)
 	}
 	h.publish(f)
-}
-
-// deliverGroup keeps the frames of the audio group that starts with first
-// for retransmissions and publishes the group to the viewers as one item.
-func (h *hub) deliverGroup(first *frame) {
-	for f := first; f != nil; f = f.next {
-		h.audioBuf.put(f)
-	}
-	h.publish(first)
 }
 
 // announce applies an announcement of epoch with the tracks set: the same
