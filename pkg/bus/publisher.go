@@ -194,7 +194,9 @@ func NewPublisher(ctx context.Context, nc *nats.Conn, name string, cfg Publisher
 		enc:    newEncoder(subj, epoch),
 		logger: cfg.Logger.With("stream", name, "epoch", epoch),
 	}
-	p.js, err = asyncJetStream(nc)
+	// Synchronous requests only (set-up, announcements): the window
+	// publishes the media (send_window.go).
+	p.js, err = jetstream.New(nc)
 	if err != nil {
 		return nil, fmt.Errorf("bus: new publisher %q: %w", name, err)
 	}

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"strconv"
 	"strings"
 	"sync"
@@ -15,51 +14,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
-
-// One JetStream context per connection serves the publishers' synchronous
-// requests (stream and catalog set-up, announcements); a context per
-// publisher would cost one per publication for nothing.
-var asyncContexts = struct {
-	mu sync.Mutex
-	m  map[*nats.Conn]jetstream.JetStream
-}{m: map[*nats.Conn]jetstream.JetStream{}}
-
-// asyncJetStream returns the connection's shared JetStream context, created
-// on first use and forgotten when the connection closes.
-func asyncJetStream(nc *nats.Conn) (jetstream.JetStream, error) {
-	asyncContexts.mu.Lock()
-	defer asyncContexts.mu.Unlock()
-	if js, ok := asyncContexts.m[nc]; ok {
-		return js, nil
-	}
-	if nc.IsClosed() {
-		return nil, nats.ErrConnectionClosed
-	}
-	js, err := jetstream.New(nc,
-		// Nothing is published asynchronously through it (see sendWindow);
-		// should it be, it must never stall one stream for another's.
-		jetstream.WithPublishAsyncMaxPending(math.MaxInt32),
-		jetstream.WithPublishAsyncTimeout(AckTimeout),
-	)
-	if err != nil {
-		return nil, err
-	}
-	closed := nc.StatusChanged(nats.CLOSED)
-	asyncContexts.m[nc] = js
-	go func() {
-		// Ends when the connection closes (CLOSED, or the listener closed).
-		<-closed
-		asyncContexts.mu.Lock()
-		delete(asyncContexts.m, nc)
-		asyncContexts.mu.Unlock()
-		nc.RemoveStatusListener(closed)
-	}()
-	if nc.IsClosed() {
-		// Closed before the listener was registered: it will hear nothing.
-		nc.RemoveStatusListener(closed)
-	}
-	return js, nil
-}
 
 // errAbandoned is the error of a message given up by sendWindow.abandon.
 var errAbandoned = errors.New("abandoned in flight: JetStream acknowledged nothing within the stall timeout")
@@ -85,9 +39,9 @@ const ackCheck = time.Second
 type sendWindow struct {
 	nc      *nats.Conn
 	sub     *nats.Subscription
-	prefix  string         // the reply subjects' prefix, "INBOX."
-	slots   chan struct{}  // one per message in flight
-	pending chan *inFlight // to the ack reader, in publishing order
+	prefix  string           // the reply subjects' prefix: the window's inbox and "."
+	slots   chan struct{}    // one per message in flight
+	pending chan *pendingMsg // to the ack reader, in publishing order
 	onAck   func(m *nats.Msg)
 	onErr   func(m *nats.Msg, err error)
 	timeout time.Duration // AckTimeout (lowered by tests)
@@ -96,13 +50,13 @@ type sendWindow struct {
 	watched chan struct{} // the status watcher ended
 
 	mu   sync.Mutex
-	cut  *cutPoint            // cut for the messages sent before it
-	byID map[uint64]*inFlight // the messages awaiting their acknowledgement
-	next uint64               // the number of the next message
+	cut  *cutPoint              // cut for the messages sent before it
+	byID map[uint64]*pendingMsg // the messages awaiting their acknowledgement
+	next uint64                 // the number of the next message
 }
 
-// inFlight is a message awaiting its acknowledgement, or abandon's marker.
-type inFlight struct {
+// pendingMsg is a message awaiting its acknowledgement, or abandon's marker.
+type pendingMsg struct {
 	msg  *nats.Msg
 	id   uint64
 	sent time.Time
@@ -137,14 +91,14 @@ func newSendWindowTimeout(nc *nats.Conn, size int, onAck func(*nats.Msg), onErr 
 		nc:      nc,
 		prefix:  nc.NewInbox() + ".",
 		slots:   make(chan struct{}, size),
-		pending: make(chan *inFlight, size+1), // + abandon's marker
+		pending: make(chan *pendingMsg, size+1), // + abandon's marker
 		onAck:   onAck,
 		onErr:   onErr,
 		timeout: timeout,
 		done:    make(chan struct{}),
 		watched: make(chan struct{}),
 		cut:     newCutPoint(),
-		byID:    make(map[uint64]*inFlight, size),
+		byID:    make(map[uint64]*pendingMsg, size),
 	}
 	sub, err := nc.Subscribe(w.prefix+"*", w.onReply)
 	if err != nil {
@@ -189,7 +143,7 @@ func (w *sendWindow) publish(m *nats.Msg, deadline time.Time) error {
 			return fmt.Errorf("no room in the in-flight window for %v: %w", wait.Round(time.Millisecond), jetstream.ErrTooManyStalledMsgs)
 		}
 	}
-	f := &inFlight{msg: m, res: make(chan error, 1), sent: time.Now()}
+	f := &pendingMsg{msg: m, res: make(chan error, 1), sent: time.Now()}
 	w.mu.Lock()
 	f.id, f.cut = w.next, w.cut
 	w.next++
@@ -266,7 +220,7 @@ func (w *sendWindow) inFlight() int { return len(w.slots) }
 func (w *sendWindow) abandon() {
 	w.cutInFlight(errAbandoned)
 	reached := make(chan struct{})
-	w.pending <- &inFlight{reached: reached}
+	w.pending <- &pendingMsg{reached: reached}
 	<-reached
 }
 
@@ -323,7 +277,7 @@ func (w *sendWindow) readAcks(check time.Duration) {
 }
 
 // wait returns f's outcome: nil when acknowledged.
-func (w *sendWindow) wait(f *inFlight, tick <-chan time.Time) error {
+func (w *sendWindow) wait(f *pendingMsg, tick <-chan time.Time) error {
 	for {
 		select {
 		case err := <-f.res:
